@@ -1,0 +1,46 @@
+/**
+ * Change events: what the realtime bridge publishes on `<p>.events.*` and what every gateway
+ * relays over SSE. `id` is the change-journal id (monotonic), the SSE `id:` field.
+ */
+import Type, { type Static } from 'typebox';
+import { EmailStatusSchema, MessageStatusSchema } from './status.js';
+import { UUID_PATTERN } from './identity.js';
+
+const Uuid = Type.String({ pattern: UUID_PATTERN });
+const Action = Type.Union([Type.Literal('INSERT'), Type.Literal('UPDATE'), Type.Literal('DELETE')]);
+export type ChangeAction = Static<typeof Action>;
+
+export const MessageUpdateEvent = Type.Object({
+  type: Type.Literal('message_update'),
+  conversation_id: Uuid,
+  action: Action,
+  message_id: Uuid,
+  status: MessageStatusSchema,
+  timestamp: Type.String({ format: 'date-time' }),
+});
+export type MessageUpdateEvent = Static<typeof MessageUpdateEvent>;
+
+export const EmailUpdateEvent = Type.Object({
+  type: Type.Literal('email_update'),
+  action: Action,
+  email_id: Uuid,
+  status: EmailStatusSchema,
+  timestamp: Type.String({ format: 'date-time' }),
+});
+export type EmailUpdateEvent = Static<typeof EmailUpdateEvent>;
+
+export const ConnectedEvent = Type.Object({ type: Type.Literal('connected'), client_id: Type.String() });
+export type ConnectedEvent = Static<typeof ConnectedEvent>;
+
+/** Tells a client its Last-Event-ID cannot be resumed (too old, or not ours): refetch. */
+export const ResetEvent = Type.Object({ type: Type.Literal('reset'), reason: Type.String() });
+export type ResetEvent = Static<typeof ResetEvent>;
+
+/** The envelope on the bus: journal id (decimal string: bigint-safe) + the event. */
+export const BusChangeEvent = Type.Object({
+  id: Type.String({ pattern: '^[0-9]+$' }),
+  event: Type.Union([MessageUpdateEvent, EmailUpdateEvent]),
+});
+export type BusChangeEvent = Static<typeof BusChangeEvent>;
+
+export const SSE_EVENT_NAMES = ['connected', 'message_update', 'email_update', 'keepalive', 'reset'] as const;

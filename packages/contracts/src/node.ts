@@ -1,0 +1,2 @@
+export * from './index.js';
+export { conversationIdFor } from './conversation-id.js';

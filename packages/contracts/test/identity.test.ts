@@ -1,0 +1,44 @@
+import t from 'tap';
+import { checkParticipant, conversationKey, isE164, natsNames, normaliseParticipant } from '../src/index.js';
+import { conversationIdFor } from '../src/node.js';
+import { createHash } from 'node:crypto';
+
+t.test('E.164 validation: "+" then 8-15 digits, no spaces', async (t) => {
+  for (const ok of ['+15551234567', '+447700900123', '+12345678', '+123456789012345']) t.ok(isE164(ok), ok);
+  for (const bad of ['12345', '+1 555 0100', '+1234567', '+1234567890123456', '+0123456789', '15551234567', '+1555123456a']) t.notOk(isE164(bad), bad);
+});
+
+t.test('participants: names trimmed, 1-100 chars, no control characters; "+" means a phone number', async (t) => {
+  t.same(checkParticipant('  Alice  '), { ok: true, value: 'Alice', kind: 'name' });
+  t.same(checkParticipant('+15551234567'), { ok: true, value: '+15551234567', kind: 'phone' });
+  t.match(checkParticipant('+1 555'), { ok: false, reason: /E\.164/ });
+  t.match(checkParticipant('   '), { ok: false, reason: /empty/ });
+  t.match(checkParticipant('a'.repeat(101)), { ok: false, reason: /100/ });
+  t.ok(checkParticipant('é'.repeat(100)).ok, '100 characters, not bytes');
+  t.match(checkParticipant('Bob\r\nBcc: x'), { ok: false, reason: /control/ });
+  t.match(checkParticipant('Bob\u0000'), { ok: false, reason: /control/ });
+});
+
+t.test('conversation id is the same in either order and follows the contract recipe', async (t) => {
+  const a = conversationIdFor('+15551234567', 'Alice');
+  t.equal(a, conversationIdFor('  alice ', '+15551234567'));
+  t.match(a, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  const hex = createHash('sha256').update('+15551234567|alice').digest('hex');
+  t.equal(a.replace(/-/g, ''), hex.slice(0, 32));
+  t.not(conversationIdFor('+15551234567', 'Bob'), a);
+});
+
+t.test('names normalise with NFC and lower case; numbers stay as they are', async (t) => {
+  t.equal(normaliseParticipant('Ze\u0301'), 'z\u00e9');
+  t.equal(conversationKey('ZE\u0301', 'me'), conversationKey('zé', 'ME'));
+  t.equal(normaliseParticipant('+15551234567'), '+15551234567');
+});
+
+t.test('NATS names follow the prefix: streams upper, subjects lower', async (t) => {
+  const n = natsNames('T1');
+  t.same(n.streams, { jobs: 'T1_JOBS', events: 'T1_EVENTS', dlq: 'T1_DLQ' });
+  t.equal(n.subjects.smsJob, 't1.jobs.sms');
+  t.equal(n.subjects.eventFor('messages'), 't1.events.messages');
+  t.equal(natsNames().streams.jobs, 'HATCH_JOBS');
+  t.throws(() => natsNames('bad prefix'));
+});

@@ -1,0 +1,13 @@
+export { createDb, isConnectionError, type Database, type Db, type Executor, type CreateDbOptions } from './client.js';
+export { migrate, readMigrations, ensureDatabase, defaultMigrationsDir, quoteIdent, MigrationError, type MigrateResult } from './migrate.js';
+// jsonb columns take JS values as they are (postgres.js serialises them by the column type);
+// a JSON.stringify'd string would be stored as a JSON string.
+export type { DB, Json } from './generated.js';
+export * from './queries/conversations.js';
+export * from './queries/messages.js';
+export * from './queries/emails.js';
+export * from './queries/outbox.js';
+export * from './queries/status-events.js';
+export * from './queries/opt-outs.js';
+export * from './queries/idempotency-keys.js';
+export * from './queries/message-status.js';

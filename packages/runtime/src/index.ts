@@ -1,0 +1,7 @@
+export { connectBus, withTimeout, type Bus, type ConnectBusOptions } from './bus.js';
+export { onShutdown, type ShutdownOptions } from './shutdown.js';
+export { createMetricsRegistry } from './metrics.js';
+export { startHealthServer, runReadiness, type HealthServer, type HealthServerOptions, type ReadinessCheck, type ReadinessReport } from './health.js';
+export { runWorkerProcess, type WorkerProcessDeps, type WorkerProcessOptions, type RunningWorker } from './worker-process.js';
+export { ensureStreams, streamConfigs, isNotFound, type StreamLimits } from './streams.js';
+export { startJobConsumer, ensureConsumer, type JobOutcome, type JobContext, type JobConsumer, type JobConsumerOptions } from './job-consumer.js';

@@ -1,0 +1,200 @@
+/**
+ * The job-consumer machinery shared by sms-sender and email-sender (one mechanism, two
+ * channels). A durable pull consumer with explicit acks; bounded concurrency; the handler
+ * decides (`JobOutcome`), this loop maps the decision onto the bus:
+ *   ack   → ack()                                   (done, or nothing left to do)
+ *   retry → nak(delay)                              (JetStream redelivers after the delay)
+ *   fail  → ack()                                   (a permanent outcome the handler recorded)
+ *   dead  → copy to the dead-letter stream, term()  (poison, or attempts exhausted)
+ * A job that does not decode is dead-lettered at once and never blocks the others. On the last
+ * allowed delivery a `retry` becomes `exhausted` (the handler records the failure) then dead.
+ * The dead letter is copied BEFORE term(): under work-queue retention a termed message may be
+ * gone before anyone reads it (reliability.md §1.5).
+ */
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders, nanos } from '@nats-io/transport-node';
+import type { TSchema, Static } from 'typebox';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { ContractError, decode, JOB_HEADERS } from '@hatch/contracts';
+import type { Logger } from '@hatch/log';
+import type { Bus } from './bus.js';
+import { isNotFound } from './streams.js';
+
+export type JobOutcome =
+  | { kind: 'ack'; note?: string }
+  | { kind: 'retry'; delayMs: number; reason: string }
+  | { kind: 'fail'; code: string; reason: string }
+  | { kind: 'dead'; code: string; reason: string };
+
+export interface JobContext {
+  /** 1 for the first delivery */
+  deliveryCount: number;
+  /** true on the last delivery the consumer allows */
+  lastAttempt: boolean;
+  /** tells JetStream the job is still being worked on (resets AckWait) */
+  working(): void;
+  log: Logger;
+}
+
+export interface JobConsumerOptions<S extends TSchema> {
+  bus: Bus;
+  log: Logger;
+  registry: Registry;
+  /** label for metrics and logs: sms, email */
+  kind: 'sms' | 'email';
+  stream: string;
+  durable: string;
+  subject: string;
+  dlqSubject: string;
+  schema: S;
+  concurrency: number;
+  ackWaitMs: number;
+  maxDeliver: number;
+  handle(job: Static<S>, ctx: JobContext): Promise<JobOutcome>;
+  /** attempts exhausted on a retryable error: record the final failure (then the job is dead-lettered) */
+  onExhausted(job: Static<S>, reason: string): Promise<void>;
+}
+
+export interface JobConsumer {
+  stop(): Promise<void>;
+  /** jobs being handled right now */
+  inFlight(): number;
+}
+
+/** Creates the durable consumer, or updates it to this configuration. */
+export async function ensureConsumer(bus: Bus, o: { stream: string; durable: string; subject: string; ackWaitMs: number; maxDeliver: number; maxAckPending: number }): Promise<void> {
+  const config = {
+    durable_name: o.durable,
+    filter_subject: o.subject,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(o.ackWaitMs),
+    // The worker dead-letters on its own last attempt; the server's limit sits above it so a
+    // job whose worker crashed on that attempt is still delivered once more to be recorded.
+    max_deliver: o.maxDeliver + 2,
+    max_ack_pending: o.maxAckPending,
+  };
+  try {
+    await bus.jsm.consumers.info(o.stream, o.durable);
+    await bus.jsm.consumers.update(o.stream, o.durable, config);
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await bus.jsm.consumers.add(o.stream, config);
+  }
+}
+
+export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<S>): Promise<JobConsumer> {
+  const log = o.log.child({ component: `${o.kind}-jobs` });
+  const outcomes = new Counter({ name: `hatch_${o.kind}_jobs_total`, help: `${o.kind} jobs by outcome`, labelNames: ['outcome'], registers: [o.registry] });
+  const inFlightGauge = new Gauge({ name: `hatch_${o.kind}_jobs_in_flight`, help: `${o.kind} jobs being handled`, registers: [o.registry] });
+  await ensureConsumer(o.bus, { stream: o.stream, durable: o.durable, subject: o.subject, ackWaitMs: o.ackWaitMs, maxDeliver: o.maxDeliver, maxAckPending: Math.max(o.concurrency * 4, 16) });
+  const consumer = await o.bus.js.consumers.get(o.stream, o.durable);
+
+  let inFlight = 0;
+  let stopped = false;
+  const idle: Array<() => void> = [];
+  const slotFreed: Array<() => void> = [];
+  const release = () => {
+    inFlight--;
+    inFlightGauge.set(inFlight);
+    slotFreed.shift()?.();
+    if (inFlight === 0) while (idle.length) idle.shift()?.();
+  };
+
+  async function deadLetter(m: JsMsg, code: string, reason: string): Promise<boolean> {
+    const h = natsHeaders();
+    for (const [k, v] of m.headers ?? []) for (const x of v) h.append(k, x);
+    h.set(JOB_HEADERS.deadReason, code);
+    h.set(JOB_HEADERS.deadDetail, reason.slice(0, 500).replace(/[\r\n]+/g, ' '));
+    h.set(JOB_HEADERS.originalSubject, m.subject);
+    h.set(JOB_HEADERS.deliveries, String(m.info.deliveryCount));
+    try {
+      await o.bus.js.publish(o.dlqSubject, m.data, { headers: h, timeout: 5000 });
+      m.term(code);
+      return true;
+    } catch (err) {
+      log.error({ err: { message: (err as Error).message }, seq: m.seq }, 'could not dead-letter a job; it will be redelivered');
+      m.nak(5000);
+      return false;
+    }
+  }
+
+  async function process(m: JsMsg): Promise<void> {
+    const deliveryCount = m.info.deliveryCount;
+    let job: Static<S>;
+    try {
+      job = decode(o.schema, m.data);
+    } catch (err) {
+      const reason = err instanceof ContractError ? err.message : String(err);
+      log.error({ seq: m.seq, reason }, 'poison job: dead-lettered without processing');
+      if (await deadLetter(m, 'POISON', reason)) outcomes.inc({ outcome: 'poison' });
+      return;
+    }
+    const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(o.ackWaitMs / 3)));
+    const lastAttempt = deliveryCount >= o.maxDeliver;
+    try {
+      const outcome = await o.handle(job, { deliveryCount, lastAttempt, working: () => m.working(), log });
+      switch (outcome.kind) {
+        case 'ack':
+        case 'fail':
+          m.ack();
+          outcomes.inc({ outcome: outcome.kind });
+          return;
+        case 'dead':
+          if (await deadLetter(m, outcome.code, outcome.reason)) outcomes.inc({ outcome: 'dead' });
+          return;
+        case 'retry':
+          if (lastAttempt) {
+            await o.onExhausted(job, outcome.reason);
+            if (await deadLetter(m, 'MAX_DELIVERIES', outcome.reason)) outcomes.inc({ outcome: 'exhausted' });
+            return;
+          }
+          m.nak(outcome.delayMs);
+          outcomes.inc({ outcome: 'retry' });
+          return;
+      }
+    } catch (err) {
+      // An error the handler did not classify (database down, a bug): retry later, never ack.
+      log.warn({ err: { message: (err as Error).message }, seq: m.seq, deliveryCount }, 'job handler failed; retrying later');
+      m.nak(Math.min(30_000, 1000 * 2 ** Math.min(deliveryCount, 5)));
+      outcomes.inc({ outcome: 'error' });
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  let messages: ConsumerMessages | undefined;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        messages = await consumer.consume({ max_messages: o.concurrency });
+        for await (const m of messages) {
+          if (stopped) {
+            m.nak(); // not started: let another worker take it now
+            continue;
+          }
+          inFlight++;
+          inFlightGauge.set(inFlight);
+          void process(m).finally(release);
+          if (inFlight >= o.concurrency) await new Promise<void>((r) => slotFreed.push(r));
+        }
+      } catch (err) {
+        if (stopped) break;
+        log.warn({ err: { message: (err as Error).message } }, 'consume loop interrupted; restarting');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  })();
+
+  log.info({ stream: o.stream, durable: o.durable, concurrency: o.concurrency, maxDeliver: o.maxDeliver }, 'consuming jobs');
+  return {
+    inFlight: () => inFlight,
+    async stop() {
+      stopped = true;
+      await messages?.close().catch(() => {});
+      while (slotFreed.length) slotFreed.shift()?.();
+      if (inFlight > 0) await new Promise<void>((r) => idle.push(r));
+      await loop.catch(() => {});
+    },
+  };
+}

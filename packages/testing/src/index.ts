@@ -1,0 +1,27 @@
+export { waitFor, waitForValue, type WaitOptions } from './wait.js';
+export {
+  createTestDb,
+  createEmptyDatabase,
+  ensureTemplate,
+  dropTemplate,
+  dropRunDatabases,
+  testAdminUrl,
+  testRunId,
+  urlForDatabase,
+  TEST_DB_PREFIX,
+  type TestDb,
+  type Teardownable,
+} from './db.js';
+export { testNats, testNatsUrl, deleteStreamsWithPrefix, type TestNats } from './nats.js';
+export { spawnService, REPO_ROOT, type ServiceProcess } from './process.js';
+export {
+  freePort,
+  processGone,
+  spawnNats,
+  spawnPostgres,
+  type SpawnedNats,
+  type SpawnedPostgres,
+  type SpawnNatsOptions,
+  type SpawnPostgresOptions,
+  type PostgresStopMode,
+} from './spawn.js';
