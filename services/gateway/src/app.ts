@@ -1,0 +1,102 @@
+/**
+ * build(deps): the gateway's behaviour as a Fastify instance (never listens; main.ts does).
+ * Routes are registered by hand so every path can be grepped.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import { natsNames } from '@hatch/contracts';
+import type { Registry } from 'prom-client';
+import type { Logger } from '@hatch/log';
+import { purgeExpiredIdempotencyKeys, type Db } from '@hatch/db';
+import type { Bus } from '@hatch/runtime';
+import type { GatewayConfig } from './config.js';
+import { registerErrorHandling } from './errors.js';
+import { registerAuth } from './auth.js';
+import { typeboxValidatorCompiler } from './validation.js';
+import { healthRoutes } from './routes/health.js';
+import { sessionRoutes } from './routes/session.js';
+import { messageRoutes } from './routes/messages.js';
+import { twilioWebhooks } from './webhooks/twilio.js';
+import { registerIdempotency } from './idempotency.js';
+import { HttpError } from './errors.js';
+import { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
+
+export interface GatewayDeps {
+  config: GatewayConfig;
+  log: Logger;
+  db: Db;
+  bus: Bus;
+  registry: Registry;
+}
+
+export interface BuildOptions {
+  outbox?: OutboxRelayOptions;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    outbox: OutboxRelay;
+  }
+}
+
+/** Request bodies above this are 413 (contract: 64 KiB; attachments get their own limit later). */
+export const BODY_LIMIT_BYTES = 64 * 1024;
+
+export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT_BYTES,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+    requestIdHeader: 'x-request-id',
+  });
+  app.setValidatorCompiler(typeboxValidatorCompiler);
+  // JSON only: a text/plain body is 415, not parsed (contract), and a cross-site form cannot
+  // post JSON without a CORS preflight, which keeps cookie-authenticated POSTs CSRF-safe.
+  app.removeContentTypeParser('text/plain');
+  registerErrorHandling(app);
+  await app.register(helmet, { global: true, contentSecurityPolicy: false });
+  registerAuth(app, deps.config.HATCH_API_TOKEN);
+  // Per credential (the principal auth found), per replica; /healthz, webhooks and the UI are not limited.
+  await app.register(rateLimit, {
+    global: true,
+    hook: 'preHandler',
+    max: deps.config.HATCH_RATE_LIMIT_PER_MINUTE,
+    timeWindow: 60_000,
+    keyGenerator: (req) => req.principal ?? req.ip,
+    allowList: (req) => !req.url.startsWith('/api/'),
+    errorResponseBuilder: (_req, ctx) =>
+      new HttpError('RATE_LIMITED', `rate limit of ${ctx.max} requests per minute exceeded; retry in ${Math.ceil(ctx.ttl / 1000)} s`, {
+        headers: { 'retry-after': String(Math.ceil(ctx.ttl / 1000)) },
+      }),
+  });
+  registerIdempotency(app, deps.db);
+  const names = natsNames(deps.config.HATCH_NATS_PREFIX);
+  const relay = startOutboxRelay({ db: deps.db, bus: deps.bus, names, log: deps.log, registry: deps.registry }, opts.outbox);
+  app.decorate('outbox', relay);
+  // Expired idempotency keys go in bounded batches (keys are kept 24 h).
+  const purge = setInterval(() => {
+    purgeExpiredIdempotencyKeys(deps.db.db).catch((err: unknown) => deps.log.warn({ err: { message: (err as Error).message } }, 'idempotency purge failed'));
+  }, 10 * 60_000);
+  purge.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(purge);
+    await relay.stop();
+  });
+
+  healthRoutes(app, {
+    registry: deps.registry,
+    checks: {
+      database: async () => {
+        await deps.db.sql`SELECT 1`;
+      },
+      nats: () => deps.bus.ping(),
+    },
+  });
+  sessionRoutes(app, { apiToken: deps.config.HATCH_API_TOKEN, secureCookies: deps.config.PUBLIC_URL.startsWith('https://') });
+  messageRoutes(app, { db: deps.db, relay, smsFrom: deps.config.TWILIO_PHONE_NUMBER, chatFrom: deps.config.HATCH_SENDER_NAME });
+  twilioWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, publicUrl: deps.config.PUBLIC_URL, authToken: deps.config.TWILIO_AUTH_TOKEN });
+  return app;
+}

@@ -1,0 +1,162 @@
+/**
+ * The outbox relay (design rule 1). A message's outbox row is committed with the message; right
+ * after the commit the request hands the row here (`kick`) and returns 202 without waiting for
+ * NATS. The relay publishes it to JetStream with Nats-Msg-Id = the row's dedupe id and deletes
+ * the row once JetStream acknowledged it. Rows that never made it (NATS down, gateway killed,
+ * queue full) are found by the sweeper, which every replica runs: it locks due rows with
+ * FOR UPDATE SKIP LOCKED so replicas share the work, re-publishes them (JetStream drops a
+ * duplicate inside its window; past it the worker's claim keeps it to one send) and backs off
+ * rows that keep failing.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { encode, EmailJob, SmsJob, type NatsNames } from '@hatch/contracts';
+import { claimDueOutbox, deferOutbox, deleteOutbox, type Db, type OutboxRow } from '@hatch/db';
+import type { Logger } from '@hatch/log';
+import type { Bus } from '@hatch/runtime';
+
+export interface OutboxRelayOptions {
+  sweepIntervalMs?: number;
+  /** a row younger than this is left to the immediate path */
+  graceMs?: number;
+  batchSize?: number;
+  /** rows waiting for the immediate path; past it they wait for the sweeper (bounded memory) */
+  maxPending?: number;
+  publishTimeoutMs?: number;
+}
+
+export interface OutboxRelay {
+  /** hand over rows just committed */
+  kick(rows: OutboxRow[]): void;
+  /** one sweep now (tests; also what the timer runs) */
+  sweepOnce(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export interface OutboxRelayDeps {
+  db: Db;
+  bus: Bus;
+  names: NatsNames;
+  log: Logger;
+  registry: Registry;
+}
+
+export function jobFor(row: Pick<OutboxRow, 'kind' | 'entity_id'>, names: NatsNames): { subject: string; payload: Uint8Array } {
+  const enqueued_at = new Date().toISOString();
+  if (row.kind === 'sms') return { subject: names.subjects.smsJob, payload: encode(SmsJob, { v: 1, message_id: row.entity_id, enqueued_at }) };
+  return { subject: names.subjects.emailJob, payload: encode(EmailJob, { v: 1, email_id: row.entity_id, enqueued_at }) };
+}
+
+export function startOutboxRelay(deps: OutboxRelayDeps, opts: OutboxRelayOptions = {}): OutboxRelay {
+  const log = deps.log.child({ component: 'outbox' });
+  const sweepIntervalMs = opts.sweepIntervalMs ?? 1000;
+  const graceMs = opts.graceMs ?? 5000;
+  const batchSize = opts.batchSize ?? 100;
+  const maxPending = opts.maxPending ?? 10_000;
+  const publishTimeoutMs = opts.publishTimeoutMs ?? 3000;
+
+  const published = new Counter({ name: 'hatch_outbox_published_total', help: 'outbox rows acknowledged by JetStream', labelNames: ['path'], registers: [deps.registry] });
+  const failures = new Counter({ name: 'hatch_outbox_publish_failures_total', help: 'outbox publishes that failed (left for the sweeper)', registers: [deps.registry] });
+  const pendingGauge = new Gauge({ name: 'hatch_outbox_pending', help: 'rows waiting for the immediate publish path', registers: [deps.registry] });
+
+  const pending: OutboxRow[] = [];
+  let draining: Promise<void> | undefined;
+  let sweeping: Promise<number> | undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  async function publish(row: OutboxRow): Promise<boolean> {
+    const { subject, payload } = jobFor(row, deps.names);
+    try {
+      const ack = await deps.bus.js.publish(subject, payload, { msgID: row.dedupe_id, timeout: publishTimeoutMs, retries: 0 });
+      if (ack.duplicate) log.debug({ dedupeId: row.dedupe_id }, 'duplicate publish dropped by JetStream');
+      return true;
+    } catch (err) {
+      failures.inc();
+      log.warn({ err: { message: (err as Error).message }, dedupeId: row.dedupe_id }, 'outbox publish failed; the sweeper will retry');
+      return false;
+    }
+  }
+
+  async function drain(): Promise<void> {
+    while (pending.length > 0 && !stopped) {
+      const batch = pending.splice(0, batchSize);
+      pendingGauge.set(pending.length);
+      const results = await Promise.all(batch.map((r) => publish(r)));
+      const acked = batch.filter((_, i) => results[i]).map((r) => r.id);
+      if (acked.length) {
+        try {
+          await deleteOutbox(deps.db.db, acked);
+          published.inc({ path: 'immediate' }, acked.length);
+        } catch (err) {
+          // rows stay; the sweeper re-publishes them and JetStream drops the duplicates
+          log.warn({ err: { message: (err as Error).message } }, 'could not delete published outbox rows');
+        }
+      }
+    }
+  }
+
+  function kick(rows: OutboxRow[]): void {
+    if (stopped) return;
+    const room = maxPending - pending.length;
+    if (room < rows.length) log.warn({ dropped: rows.length - Math.max(room, 0) }, 'outbox queue full; the sweeper will publish the rest');
+    pending.push(...rows.slice(0, Math.max(room, 0)));
+    pendingGauge.set(pending.length);
+    draining ??= drain().finally(() => {
+      draining = undefined;
+      if (pending.length && !stopped) kick([]);
+    });
+  }
+
+  async function sweep(): Promise<number> {
+    return deps.db.db.transaction().execute(async (tx) => {
+      const rows = await claimDueOutbox(tx, { limit: batchSize, olderThanMs: graceMs });
+      if (rows.length === 0) return 0;
+      const results = await Promise.all(rows.map((r) => publish(r)));
+      const acked = rows.filter((_, i) => results[i]).map((r) => r.id);
+      await deleteOutbox(tx, acked);
+      for (const [i, r] of rows.entries()) {
+        if (!results[i]) await deferOutbox(tx, r.id, Math.min(30_000, 500 * 2 ** Math.min(r.publish_attempts, 6)), 'publish failed');
+      }
+      if (acked.length) {
+        published.inc({ path: 'sweep' }, acked.length);
+        log.info({ republished: acked.length, failed: rows.length - acked.length }, 'outbox sweep re-published rows');
+      }
+      return acked.length;
+    });
+  }
+
+  function sweepOnce(): Promise<number> {
+    sweeping ??= sweep()
+      .catch((err: unknown) => {
+        log.warn({ err: { message: (err as Error).message } }, 'outbox sweep failed');
+        return 0;
+      })
+      .finally(() => {
+        sweeping = undefined;
+      });
+    return sweeping;
+  }
+
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      void sweepOnce().then(async (n) => {
+        // a full batch means more are due: keep going without waiting a whole interval
+        if (n >= batchSize && !stopped) await sweepOnce();
+        schedule();
+      });
+    }, sweepIntervalMs);
+    timer.unref();
+  };
+  schedule();
+
+  return {
+    kick,
+    sweepOnce,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await Promise.allSettled([draining, sweeping]);
+    },
+  };
+}

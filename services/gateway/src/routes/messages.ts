@@ -1,0 +1,207 @@
+/**
+ * Messaging API (contract "HTTP API"): send an SMS or a chat message, list conversations and
+ * messages, a message with its delivery timeline, retry a failed SMS.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import {
+  checkParticipant,
+  countSmsSegments,
+  ConversationPage,
+  ErrorBody,
+  isUuid,
+  MessagePage,
+  MessageWithTimeline,
+  PageQuery,
+  RetryResponse,
+  SendMessageBody,
+  SendMessageResponse,
+  SMS_BODY_MAX,
+  type Conversation,
+  type ErrorDetail,
+} from '@hatch/contracts';
+import { conversationIdFor } from '@hatch/contracts/node';
+import {
+  findConversation,
+  findMessage,
+  findOptOut,
+  findTimeline,
+  insertMessage,
+  insertOutbox,
+  insertStatusEvent,
+  listConversationMessages,
+  listConversations,
+  updateMessage,
+  upsertConversationForMessage,
+  type Db,
+  type MessageRow,
+} from '@hatch/db';
+import { HttpError } from '../errors.js';
+import { completeIdempotency } from '../idempotency.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import { toApiMessage, toTimelineEntry } from '../present.js';
+import type { OutboxRelay } from '../outbox-relay.js';
+
+export interface MessageRouteDeps {
+  db: Db;
+  relay: OutboxRelay;
+  /** SMS sender number (TWILIO_PHONE_NUMBER) when configured */
+  smsFrom?: string;
+  /** chat sender when `from` is not given (HATCH_SENDER_NAME) */
+  chatFrom: string;
+}
+
+const IdParam = Type.Object({ id: Type.String({ maxLength: 64 }) });
+
+// Line feeds and tabs are text; every other control character (and CR: CRLF is refused
+// anywhere, contract) is not.
+// eslint-disable-next-line no-control-regex
+const BODY_FORBIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f]/;
+
+function invalid(field: string, message: string): HttpError {
+  return new HttpError('INVALID_REQUEST', `${field} ${message}`, { details: [{ field, message }] });
+}
+
+function parseId(raw: string, what: string): string {
+  if (!isUuid(raw)) throw invalid('params.id', `must be a ${what} id (a UUID)`);
+  return raw.toLowerCase();
+}
+
+export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): void {
+  const { db } = deps;
+
+  app.post<{ Body: SendMessageBody }>(
+    '/api/send_message',
+    { schema: { body: SendMessageBody, response: { 202: SendMessageResponse, '4xx': ErrorBody } }, config: { idempotent: true } },
+    async (req, reply) => {
+      const problems: ErrorDetail[] = [];
+      const to = checkParticipant(req.body.to);
+      if (!to.ok) problems.push({ field: 'body.to', message: to.reason });
+      const body = req.body.body;
+      if (BODY_FORBIDDEN.test(body)) problems.push({ field: 'body.body', message: 'must not contain control characters (CR or CRLF included)' });
+      if ([...body].length > SMS_BODY_MAX) problems.push({ field: 'body.body', message: `must be at most ${SMS_BODY_MAX} characters` });
+      const channel = to.ok && to.kind === 'phone' ? 'sms' : 'chat';
+      let from: string | undefined;
+      if (req.body.from !== undefined) {
+        const f = checkParticipant(req.body.from);
+        if (!f.ok) problems.push({ field: 'body.from', message: f.reason });
+        else if (channel === 'sms' && f.kind !== 'phone') problems.push({ field: 'body.from', message: 'must be an E.164 phone number to send an SMS' });
+        else from = f.value;
+      } else if (channel === 'sms') {
+        if (deps.smsFrom) from = deps.smsFrom;
+        else problems.push({ field: 'body.from', message: 'is required: no TWILIO_PHONE_NUMBER is configured' });
+      } else from = deps.chatFrom;
+      if (problems.length || !to.ok || !from) {
+        const first = problems[0] as ErrorDetail;
+        throw new HttpError('INVALID_REQUEST', `${first.field} ${first.message}`, { details: problems });
+      }
+      if (channel === 'sms' && (await findOptOut(db.db, to.value))) {
+        throw new HttpError('RECIPIENT_OPTED_OUT', `${to.value} has opted out of messages (texted STOP); they must text START first`, {
+          details: [{ field: 'body.to', message: 'has opted out' }],
+        });
+      }
+      const id = randomUUID();
+      const conversationId = conversationIdFor(from, to.value);
+      const status = channel === 'sms' ? 'queued' : 'stored';
+      const response = { success: true as const, message_id: id, conversation_id: conversationId, status: status as 'queued' | 'stored' };
+      const outbox = await db.db.transaction().execute(async (tx) => {
+        const participants = [from, to.value].sort() as [string, string];
+        await upsertConversationForMessage(tx, { id: conversationId, participants, channel, messageId: id });
+        await insertMessage(tx, {
+          id,
+          conversation_id: conversationId,
+          from_contact: from,
+          to_contact: to.value,
+          body,
+          channel,
+          direction: 'outbound',
+          status,
+          segments: channel === 'sms' ? countSmsSegments(body).segments : null,
+        });
+        await insertStatusEvent(tx, { message_id: id, status, source: 'api' });
+        const row = channel === 'sms' ? await insertOutbox(tx, { kind: 'sms', entity_id: id, dedupe_id: id }) : undefined;
+        await completeIdempotency(tx, req.idempotency, 202, response);
+        return row;
+      });
+      if (outbox) deps.relay.kick([outbox]);
+      return reply.code(202).send(response);
+    },
+  );
+
+  app.get<{ Querystring: PageQuery }>(
+    '/api/conversations',
+    { schema: { querystring: PageQuery, response: { 200: ConversationPage } } },
+    async (req) => {
+      const limit = req.query.limit ?? 50;
+      const rows = await listConversations(db.db, { limit: limit + 1, before: decodeCursor(req.query.before) });
+      const page = rows.slice(0, limit);
+      const lastIds = page.map((c) => c.last_message_id).filter((x): x is string => x !== null);
+      const lasts = lastIds.length ? await db.db.selectFrom('messages').selectAll().where('id', 'in', lastIds).execute() : [];
+      const byId = new Map<string, MessageRow>(lasts.map((m) => [m.id, m]));
+      const conversations: Conversation[] = page.map((c) => {
+        const last = c.last_message_id ? byId.get(c.last_message_id) : undefined;
+        return {
+          conversation_id: c.id,
+          participants: c.participants,
+          channel: c.channel,
+          last_message: last ? toApiMessage(last) : null,
+          message_count: c.message_count,
+          updated_at: c.last_message_at.toISOString(),
+        };
+      });
+      const tail = page[page.length - 1];
+      return { conversations, next_cursor: rows.length > limit && tail ? encodeCursor({ at: tail.last_message_at, id: tail.id }) : null };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: PageQuery }>(
+    '/api/conversation/:id/messages',
+    { schema: { params: IdParam, querystring: PageQuery, response: { 200: MessagePage } } },
+    async (req) => {
+      const id = parseId(req.params.id, 'conversation');
+      const limit = req.query.limit ?? 50;
+      const before = decodeCursor(req.query.before);
+      if (!(await findConversation(db.db, id))) throw new HttpError('NOT_FOUND', 'no such conversation');
+      const rows = await listConversationMessages(db.db, id, { limit: limit + 1, before });
+      const page = rows.slice(0, limit);
+      const tail = page[page.length - 1];
+      return { messages: page.map(toApiMessage), next_cursor: rows.length > limit && tail ? encodeCursor({ at: tail.created_at, id: tail.id }) : null };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/api/messages/:id',
+    { schema: { params: IdParam, response: { 200: MessageWithTimeline } } },
+    async (req) => {
+      const id = parseId(req.params.id, 'message');
+      const m = await findMessage(db.db, id);
+      if (!m) throw new HttpError('NOT_FOUND', 'no such message');
+      const timeline = await findTimeline(db.db, { messageId: id });
+      return { message: toApiMessage(m), timeline: timeline.map(toTimelineEntry) };
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/api/messages/:id/retry',
+    { schema: { params: IdParam, response: { 202: RetryResponse } }, config: { idempotent: true } },
+    async (req, reply) => {
+      const id = parseId(req.params.id, 'message');
+      const outbox = await db.db.transaction().execute(async (tx) => {
+        const m = await tx.selectFrom('messages').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+        if (!m) throw new HttpError('NOT_FOUND', 'no such message');
+        if (m.channel !== 'sms' || m.status !== 'failed') {
+          throw new HttpError('NOT_RETRYABLE', `only a failed SMS can be retried (this one is ${m.channel === 'sms' ? m.status : 'a chat message'})`);
+        }
+        await updateMessage(tx, id, { status: 'queued', error_code: null, error_message: null, claimed_at: null });
+        await insertStatusEvent(tx, { message_id: id, status: 'queued', source: 'retry', detail: m.error_code ? `after ${m.error_code}` : null });
+        // A new Nats-Msg-Id: the first job's id may still sit in JetStream's dedupe window.
+        const row = await insertOutbox(tx, { kind: 'sms', entity_id: id, dedupe_id: `${id}:retry:${m.attempts}:${Date.now()}` });
+        await completeIdempotency(tx, req.idempotency, 202, { success: true, message_id: id, status: 'queued' });
+        return row;
+      });
+      deps.relay.kick([outbox]);
+      return reply.code(202).send({ success: true, message_id: id, status: 'queued' });
+    },
+  );
+}

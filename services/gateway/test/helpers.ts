@@ -1,0 +1,41 @@
+/** Test helpers: a real gateway app (build) on a fresh database and real NATS. */
+import type { FastifyInstance } from 'fastify';
+import { createLogger } from '@hatch/log';
+import { connectBus, createMetricsRegistry, ensureStreams, type Bus } from '@hatch/runtime';
+import { createTestDb, testNats, type Teardownable, type TestDb, type TestNats } from '@hatch/testing';
+import { build, type BuildOptions } from '../src/app.js';
+import { parseGatewayConfig, type GatewayConfig } from '../src/config.js';
+
+export const TEST_TOKEN = 'test-token-0123456789abcdef';
+
+export interface TestGateway {
+  app: FastifyInstance;
+  config: GatewayConfig;
+  db: TestDb;
+  bus: Bus;
+  auth: { authorization: string };
+  names: TestNats['names'];
+}
+
+export async function testGateway(t: Teardownable, env: Record<string, string> = {}, opts: { natsUrl?: string; build?: BuildOptions } = {}): Promise<TestGateway> {
+  const db = await createTestDb(t);
+  const nats = testNats(t, { url: opts.natsUrl });
+  const config = parseGatewayConfig({
+    DATABASE_URL: db.url,
+    NATS_URL: nats.url,
+    HATCH_API_TOKEN: TEST_TOKEN,
+    HATCH_NATS_PREFIX: nats.prefix,
+    PUBLIC_URL: 'https://hatch.example.test',
+    LOG_LEVEL: 'silent',
+    ...env,
+  });
+  const log = createLogger({ service: 'gateway', level: config.LOG_LEVEL, pretty: false });
+  const bus = await connectBus({ url: config.NATS_URL, name: 'gateway-test', log });
+  await ensureStreams(bus.jsm, nats.names);
+  const app = await build({ config, log, db, bus, registry: createMetricsRegistry('gateway') }, opts.build);
+  t.teardown(async () => {
+    await app.close();
+    await bus.close(1000);
+  });
+  return { app, config, db, bus, names: nats.names, auth: { authorization: `Bearer ${TEST_TOKEN}` } };
+}

@@ -1,0 +1,13 @@
+/**
+ * @hatch/provider-emulator: Twilio Messages API + SendGrid v3 mail send stand-ins for
+ * development and tests. Production code of the other services never imports this package;
+ * they only know a base URL (TWILIO_API_URL / SENDGRID_API_URL).
+ */
+export { startEmulator, DEFAULTS, type Emulator, type EmulatorOptions } from './emulator.js';
+export { buildApp, type App, type AppDeps } from './app.js';
+export { EmulatorConfig, emulatorOptions, parseEmulatorConfig, parseFaultsEnv } from './config.js';
+export { FaultSpec, parseFaultSpec, FaultError, type Fault, type FaultKind, type DeliveryOutcome, type Provider, type AppliedFault } from './faults.js';
+export { twilioSignature, createSendGridSigner, formBody, type SendGridSigner, type FormParams } from './signing.js';
+export { messageResource, twilioError, TWILIO_BODY_MAX, type MessageRecord, type CallbackRecord, type InboundRecord, type InboundPlay, type InboundResult, type TwilioErrorBody } from './twilio.js';
+export { validateMailSend, MAX_RECIPIENTS, type EmailRecord, type SendGridEvent, type SendGridError, type WebhookBatchRecord } from './sendgrid.js';
+export type { WebhookResult } from './webhook-client.js';

@@ -1,0 +1,152 @@
+/**
+ * handleSmsJob: what to do with one SMS job, decided against PostgreSQL (the source of truth),
+ * never against the bus. Twilio's POST is not idempotent (reliability.md §4.5), so:
+ * - a message is CLAIMED (queued → sending, conditional update) before Twilio is called: a
+ *   redelivered or duplicated job finds nothing to claim and never calls Twilio again;
+ * - a message found `sending` is either being sent by a live worker right now (leave it: retry
+ *   later) or was left by a crash or an unknown outcome: it is RECONCILED — looked up at Twilio
+ *   (a status callback may already have recorded its SID; else the provider's recent messages to
+ *   that number are searched for this body since the claim) — and only resent when Twilio has no
+ *   trace of it. The window left: Twilio accepted the message but the lookup does not see it yet
+ *   (its list is eventually consistent); that is logged as a resend after reconciliation.
+ */
+import { applyMessageStatus, claimMessageForSending, findMessage, findMessageByProviderSid, insertOptOut, insertStatusEvent, markOutcomeUnknown, reclaimStaleSending, releaseClaim, type Db, type MessageRow } from '@hatch/db';
+import type { SmsJob } from '@hatch/contracts';
+import type { JobContext, JobOutcome } from '@hatch/runtime';
+import { classifyTwilioError, type ProviderMessage, type TwilioPort } from './twilio-client.js';
+
+export interface SmsJobDeps {
+  db: Db;
+  twilio: TwilioPort;
+  /** PUBLIC_URL/webhooks/twilio/status?mid=<id>: our id rides along so callbacks find the row */
+  statusCallbackUrl(messageId: string): string;
+  /** a `sending` claim older than this belongs to a dead worker */
+  staleClaimMs: number;
+  /** retry delay when nothing better is known: base * 2^(attempt-1), capped */
+  backoff(deliveryCount: number): number;
+}
+
+/** Twilio's code for a recipient who replied STOP. */
+export const TWILIO_UNSUBSCRIBED = '21610';
+
+export function backoffFor(baseMs: number, maxMs: number) {
+  return (deliveryCount: number) => Math.min(maxMs, baseMs * 2 ** Math.max(0, deliveryCount - 1));
+}
+
+export async function handleSmsJob(job: SmsJob, ctx: JobContext, deps: SmsJobDeps): Promise<JobOutcome> {
+  const m = await findMessage(deps.db.db, job.message_id);
+  if (!m) return { kind: 'ack', note: 'no such message' };
+  if (m.channel !== 'sms' || m.direction !== 'outbound') return { kind: 'ack', note: 'not an outbound SMS' };
+
+  if (m.status === 'queued') {
+    const claimed = await deps.db.db.transaction().execute(async (tx) => {
+      const row = await claimMessageForSending(tx, m.id);
+      if (row) await insertStatusEvent(tx, { message_id: m.id, status: 'sending', source: 'worker', detail: `attempt ${row.attempts}` });
+      return row;
+    });
+    if (claimed) return send(claimed, ctx, deps);
+    return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'claimed by another worker' };
+  }
+  if (m.status === 'sending') {
+    const liveClaim = m.claimed_at !== null && Date.now() - m.claimed_at.getTime() < deps.staleClaimMs;
+    if (liveClaim) return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'another worker is sending it' };
+    const taken = await reclaimStaleSending(deps.db.db, m.id, new Date(Date.now() - deps.staleClaimMs));
+    if (!taken) return { kind: 'retry', delayMs: deps.backoff(ctx.deliveryCount), reason: 'reclaimed by another worker' };
+    return reconcile(taken, ctx, deps);
+  }
+  // sent, delivered, undelivered, failed: a duplicate or late job; nothing to do.
+  return { kind: 'ack', note: `already ${m.status}` };
+}
+
+async function reconcile(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<JobOutcome> {
+  if (m.provider_sid) {
+    // A status callback already told us Twilio has it.
+    await recordSent(deps, m, m.provider_sid, null, 'reconciled: provider SID known from a callback');
+    return { kind: 'ack', note: 'reconciled from callback' };
+  }
+  let found: ProviderMessage | undefined;
+  try {
+    const since = new Date(m.created_at.getTime() - 60_000);
+    const recent = await deps.twilio.findRecent({ to: m.to_contact, from: m.from_contact, since });
+    for (const p of recent) {
+      if (p.body !== m.body) continue;
+      const owner = await findMessageByProviderSid(deps.db.db, p.sid);
+      if (!owner || owner.id === m.id) {
+        found = p;
+        break;
+      }
+    }
+  } catch (err) {
+    const f = classifyTwilioError(err);
+    await markOutcomeUnknown(deps.db.db, m.id);
+    ctx.log.warn({ messageId: m.id, code: f.code }, 'reconciliation lookup failed; will try again');
+    return { kind: 'retry', delayMs: f.kind === 'rate_limited' && f.retryAfterMs ? f.retryAfterMs : deps.backoff(ctx.deliveryCount), reason: `lookup failed: ${f.code}` };
+  }
+  if (found) {
+    ctx.log.info({ messageId: m.id, sid: found.sid }, 'reconciled: Twilio already had the message; not resending');
+    await recordSent(deps, m, found.sid, null, 'reconciled: found at Twilio');
+    return { kind: 'ack', note: 'reconciled' };
+  }
+  ctx.log.warn({ messageId: m.id, attempt: m.attempts }, 'reconciled: Twilio has no trace of the message; sending it');
+  return send(m, ctx, deps);
+}
+
+async function recordSent(deps: SmsJobDeps, m: MessageRow, sid: string, segments: number | null, detail: string | null): Promise<void> {
+  await deps.db.db.transaction().execute((tx) =>
+    applyMessageStatus(tx, m.id, { status: 'sent', source: 'worker', detail: detail ?? sid, onMove: { claimed_at: null }, always: { provider_sid: sid, segments } }),
+  );
+}
+
+async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<JobOutcome> {
+  let sent;
+  try {
+    ctx.working();
+    sent = await deps.twilio.create({ to: m.to_contact, from: m.from_contact, body: m.body, statusCallback: deps.statusCallbackUrl(m.id) });
+  } catch (err) {
+    const f = classifyTwilioError(err);
+    switch (f.kind) {
+      case 'rate_limited': {
+        const delayMs = Math.max(f.retryAfterMs ?? 0, deps.backoff(ctx.deliveryCount));
+        await deps.db.db.transaction().execute(async (tx) => {
+          await releaseClaim(tx, m.id);
+          await insertStatusEvent(tx, { message_id: m.id, status: 'queued', source: 'worker', provider_code: f.code, detail: `rate limited; retrying in ${Math.ceil(delayMs / 1000)} s` });
+        });
+        return { kind: 'retry', delayMs, reason: `rate limited (${f.code})` };
+      }
+      case 'not_sent': {
+        ctx.log.error({ messageId: m.id, code: f.code }, `Twilio refused the request before sending: ${f.message}`);
+        await deps.db.db.transaction().execute(async (tx) => {
+          await releaseClaim(tx, m.id);
+          await insertStatusEvent(tx, { message_id: m.id, status: 'queued', source: 'worker', provider_code: f.code, detail: f.message.slice(0, 300) });
+        });
+        return { kind: 'retry', delayMs: f.delayMs, reason: `not sent (${f.code})` };
+      }
+      case 'unknown': {
+        ctx.log.warn({ messageId: m.id, code: f.code }, 'Twilio outcome unknown; the next attempt reconciles before any resend');
+        await deps.db.db.transaction().execute(async (tx) => {
+          await markOutcomeUnknown(tx, m.id);
+          await insertStatusEvent(tx, { message_id: m.id, status: 'sending', source: 'worker', provider_code: f.code, detail: 'outcome unknown; reconciling' });
+        });
+        return { kind: 'retry', delayMs: deps.backoff(ctx.deliveryCount), reason: `outcome unknown (${f.code})` };
+      }
+      case 'permanent': {
+        await deps.db.db.transaction().execute(async (tx) => {
+          await applyMessageStatus(tx, m.id, { status: 'failed', source: 'worker', providerCode: f.code, detail: f.message.slice(0, 300), onMove: { error_code: f.code, error_message: f.message.slice(0, 500), claimed_at: null } });
+          if (f.code === TWILIO_UNSUBSCRIBED) await insertOptOut(tx, { phone: m.to_contact, reason: f.code, source: 'provider' });
+        });
+        ctx.log.info({ messageId: m.id, code: f.code }, 'SMS refused by Twilio (permanent)');
+        return { kind: 'fail', code: f.code, reason: f.message };
+      }
+    }
+  }
+  await recordSent(deps, m, sent.sid, sent.numSegments, null);
+  ctx.log.info({ messageId: m.id, sid: sent.sid }, 'sms sent');
+  return { kind: 'ack' };
+}
+
+/** Attempts exhausted: the message fails with MAX_DELIVERIES (the job goes to the dead-letter stream). */
+export async function failExhausted(db: Db, messageId: string, reason: string): Promise<void> {
+  await db.db.transaction().execute((tx) =>
+    applyMessageStatus(tx, messageId, { status: 'failed', source: 'worker', providerCode: 'MAX_DELIVERIES', detail: reason.slice(0, 300), onMove: { error_code: 'MAX_DELIVERIES', error_message: `gave up after the maximum number of attempts: ${reason}`.slice(0, 500), claimed_at: null } }),
+  );
+}

@@ -1,0 +1,48 @@
+/** startSmsWorker: the SMS job consumer (shared machinery in @hatch/runtime) around handleSmsJob. */
+import { natsNames, SmsJob } from '@hatch/contracts';
+import type { Db } from '@hatch/db';
+import type { Logger } from '@hatch/log';
+import { ensureStreams, startJobConsumer, type Bus } from '@hatch/runtime';
+import type { Registry } from 'prom-client';
+import { backoffFor, failExhausted, handleSmsJob } from './handle-sms-job.js';
+import type { TwilioPort } from './twilio-client.js';
+
+export interface SmsWorkerOptions {
+  natsPrefix: string;
+  publicUrl: string;
+  concurrency: number;
+  ackWaitMs: number;
+  maxDeliver: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export async function startSmsWorker(deps: { db: Db; bus: Bus; log: Logger; registry: Registry; twilio: TwilioPort }, opts: SmsWorkerOptions): Promise<{ stop(): Promise<void> }> {
+  const names = natsNames(opts.natsPrefix);
+  await ensureStreams(deps.bus.jsm, names);
+  const callbackBase = `${opts.publicUrl.replace(/\/+$/, '')}/webhooks/twilio/status`;
+  const handlerDeps = {
+    db: deps.db,
+    twilio: deps.twilio,
+    statusCallbackUrl: (id: string) => `${callbackBase}?mid=${id}`,
+    // A live claim outlasts one provider call (AckWait, kept alive by working()).
+    staleClaimMs: opts.ackWaitMs,
+    backoff: backoffFor(opts.backoffBaseMs, opts.backoffMaxMs),
+  };
+  return startJobConsumer({
+    bus: deps.bus,
+    log: deps.log,
+    registry: deps.registry,
+    kind: 'sms',
+    stream: names.streams.jobs,
+    durable: names.consumers.smsSender,
+    subject: names.subjects.smsJob,
+    dlqSubject: names.subjects.dlqFor('sms'),
+    schema: SmsJob,
+    concurrency: opts.concurrency,
+    ackWaitMs: opts.ackWaitMs,
+    maxDeliver: opts.maxDeliver,
+    handle: (job, ctx) => handleSmsJob(job, ctx, handlerDeps),
+    onExhausted: (job, reason) => failExhausted(deps.db, job.message_id, reason),
+  });
+}

@@ -1,0 +1,498 @@
+#!/usr/bin/env bash
+# Hatch setup (contract.md "Commands"): from a fresh clone to a running Hatch.
+#
+#   ./setup.sh [--yes] [--no-start]   checks Node and pnpm, installs dependencies, finds PostgreSQL
+#                                     and NATS, writes .env and .secrets/, applies migrations, starts
+#                                     every service in the background, prints the login link
+#   ./setup.sh stop                   stops what setup started
+#
+# --yes, or no terminal: every default, no question. Re-running is safe: an existing .env and the
+# API token are kept; running services are restarted so they pick up changes.
+#
+# PostgreSQL and NATS, first that works: what .env / the environment configures → local servers
+# answering on 127.0.0.1:5432 / :4222 → `docker compose up -d postgres nats` when a Docker engine
+# runs → an error saying what to install.
+#
+# Providers: without TWILIO_* / SENDGRID_* credentials the provider emulator stands in (development);
+# its credentials are in scripts/dev-providers.mjs and `pnpm start` hands them to the services.
+
+# Single-quoted strings below are node / bash programs: their $ are theirs to expand.
+# shellcheck disable=SC2016
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+cd "$ROOT"
+
+PNPM_VERSION=10.34.9
+NODE_MAJOR_MIN=20
+HATCH_DIR="$ROOT/.hatch"
+LOG_DIR="$HATCH_DIR/logs"
+PID_FILE="$HATCH_DIR/hatch.pid"
+STARTED_FILE="$HATCH_DIR/started-by-setup" # what setup started besides the services
+SETUP_LOG="$LOG_DIR/setup.log"
+SECRETS_DIR="$ROOT/.secrets"
+TOKEN_FILE="$SECRETS_DIR/hatch_api_token"
+PG_PASSWORD_FILE="$SECRETS_DIR/postgres_password"
+ENV_FILE="$ROOT/.env"
+READY_TIMEOUT=60
+STOP_TIMEOUT=15 # the runner's own bound is 10 s
+TOTAL_STEPS=6
+
+# ------------------------------------------------------------------------------------------------
+# output
+
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  C_BOLD=$'\e[1m' C_DIM=$'\e[2m' C_RED=$'\e[31m' C_GREEN=$'\e[32m' C_YELLOW=$'\e[33m' C_CYAN=$'\e[36m' C_OFF=$'\e[0m'
+else
+  C_BOLD='' C_DIM='' C_RED='' C_GREEN='' C_YELLOW='' C_CYAN='' C_OFF=''
+fi
+STEP=0
+step() {
+  STEP=$((STEP + 1))
+  printf '%s[%d/%d]%s %s%s%s\n' "$C_CYAN" "$STEP" "$TOTAL_STEPS" "$C_OFF" "$C_BOLD" "$*" "$C_OFF"
+}
+ok() { printf '      %sok%s %s\n' "$C_GREEN" "$C_OFF" "$*"; }
+note() { printf '      %s%s%s\n' "$C_DIM" "$*" "$C_OFF"; }
+warn() { printf '      %swarning:%s %s\n' "$C_YELLOW" "$C_OFF" "$*" >&2; }
+die() {
+  printf '%ssetup: %s%s\n' "$C_RED" "$*" "$C_OFF" >&2
+  exit 1
+}
+
+usage() {
+  cat <<'EOF'
+usage: ./setup.sh [--yes] [--no-start]    set up and start Hatch
+       ./setup.sh stop                    stop what setup started
+
+  --yes, -y     take every default, ask nothing (also without a terminal)
+  --no-start    stop after the migrations
+EOF
+}
+
+# ------------------------------------------------------------------------------------------------
+# arguments
+
+YES=0
+NO_START=0
+CMD=setup
+for arg in "$@"; do
+  case "$arg" in
+    --yes | -y) YES=1 ;;
+    --no-start) NO_START=1 ;;
+    stop) CMD=stop ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *)
+      printf 'setup: unknown argument: %s\n' "$arg" >&2
+      usage >&2
+      exit 2
+      ;;
+  esac
+done
+INTERACTIVE=0
+if [ "$YES" = 0 ] && [ -t 0 ] && [ -t 1 ]; then INTERACTIVE=1; fi
+
+# confirm QUESTION [y|n]: the default without a terminal or with --yes
+confirm() {
+  local question=$1 default=${2:-y} reply hint='[Y/n]'
+  if [ "$INTERACTIVE" = 0 ]; then
+    [ "$default" = y ]
+    return
+  fi
+  [ "$default" = y ] || hint='[y/N]'
+  read -r -p "      $question $hint " reply || reply=''
+  case "${reply:-$default}" in
+    [Yy]*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+
+port_open() { # host port
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"' "$1" "$2" 2>/dev/null
+}
+
+wait_port() { # host port seconds
+  local deadline=$((SECONDS + $3))
+  until port_open "$1" "$2"; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+}
+
+nats_has_jetstream() { # host port: the server's INFO line says "jetstream":true
+  local info
+  info=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$0/$1"; IFS= read -r line <&3; printf "%s" "$line"' "$1" "$2" 2>/dev/null) || return 1
+  [[ "$info" == INFO* && "$info" == *'"jetstream":true'* ]]
+}
+
+is_local_host() { [[ "$1" == 127.0.0.1 || "$1" == localhost || "$1" == ::1 ]]; }
+
+# url_host_port URL DEFAULT_PORT → "host port" (first server of a comma-separated NATS list)
+url_host_port() {
+  node -e '
+    const u = new URL(process.argv[1].split(",")[0].trim());
+    process.stdout.write(`${u.hostname.replace(/^\[|\]$/g, "")} ${u.port || process.argv[2]}`);
+  ' "$1" "$2" 2>/dev/null
+}
+
+http_ok() { # url
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS -m 3 -o /dev/null "$1" 2>/dev/null
+  else
+    node -e 'fetch(process.argv[1], { signal: AbortSignal.timeout(3000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$1"
+  fi
+}
+
+random_hex() {
+  if command -v openssl >/dev/null 2>&1; then
+    openssl rand -hex 32
+  else
+    node -e 'process.stdout.write(require("node:crypto").randomBytes(32).toString("hex") + "\n")'
+  fi
+}
+
+# Exports the settings of .env the environment does not already have, parsed by the same code
+# as `pnpm start` (scripts/start.mjs), so both read .env alike.
+load_env() {
+  [ -f "$ENV_FILE" ] || return 0
+  local out kv
+  out=$(mktemp)
+  if ! node --input-type=module -e '
+    import { withDotenv } from "./scripts/start.mjs";
+    const merged = withDotenv(process.env, process.argv[1]);
+    for (const [k, v] of Object.entries(merged)) if (process.env[k] === undefined) process.stdout.write(`${k}=${v}\0`);
+  ' "$ENV_FILE" >"$out"; then
+    rm -f "$out"
+    die "cannot read $ENV_FILE"
+  fi
+  while IFS= read -r -d '' kv; do export "${kv?}"; done <"$out"
+  rm -f "$out"
+}
+
+runner_pid() { # the pid of the `pnpm start` runner setup started, if it still runs
+  local pid
+  [ -f "$PID_FILE" ] || return 1
+  pid=$(head -n 1 "$PID_FILE" 2>/dev/null) || return 1
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  # the pid file may be stale and the number reused: only our runner counts
+  ps -p "$pid" -o args= 2>/dev/null | grep -q 'scripts/start.mjs' || return 1
+  printf '%s\n' "$pid"
+}
+
+stop_services() {
+  local pid deadline
+  pid=$(runner_pid) || return 0
+  printf '      stopping Hatch (pid %s) ' "$pid"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + STOP_TIMEOUT))
+  while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    printf '%sstill running after %s s: killing%s\n' "$C_YELLOW" "$STOP_TIMEOUT" "$C_OFF"
+    # setsid made the runner a process group leader: its services are in its group
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  else
+    printf '%sstopped%s\n' "$C_GREEN" "$C_OFF"
+  fi
+  rm -f "$PID_FILE"
+}
+
+# ------------------------------------------------------------------------------------------------
+# ./setup.sh stop
+
+if [ "$CMD" = stop ]; then
+  if runner_pid >/dev/null; then stop_services; else printf 'Hatch is not running (no %s)\n' "${PID_FILE#"$ROOT"/}"; fi
+  if [ -f "$STARTED_FILE" ] && grep -q '^docker-compose ' "$STARTED_FILE"; then
+    read -r -a compose_services <<<"$(sed -n 's/^docker-compose //p' "$STARTED_FILE" | tr '\n' ' ')"
+    printf '      stopping %s (docker compose)\n' "${compose_services[*]}"
+    docker compose stop "${compose_services[@]}" >/dev/null
+    rm -f "$STARTED_FILE"
+  fi
+  exit 0
+fi
+
+mkdir -p "$LOG_DIR"
+: >"$SETUP_LOG"
+
+# ------------------------------------------------------------------------------------------------
+step "Prerequisites"
+
+if ! command -v node >/dev/null 2>&1; then
+  die "Node.js $NODE_MAJOR_MIN or newer is required and was not found. Install it from https://nodejs.org/en/download (or your package manager: e.g. 'apt-get install nodejs' on Debian 13, NodeSource or nvm elsewhere), then run ./setup.sh again."
+fi
+node_version=$(node -p 'process.versions.node')
+if [ "${node_version%%.*}" -lt "$NODE_MAJOR_MIN" ]; then
+  die "Node.js $NODE_MAJOR_MIN or newer is required; found $node_version ($(command -v node)). Upgrade it (https://nodejs.org/en/download, nvm, or your package manager) and run ./setup.sh again."
+fi
+ok "Node.js $node_version"
+
+# Asked outside the repository: pnpm 10 would otherwise try to switch to the pinned version itself,
+# which fails on registries without signatures (conventions.md).
+pnpm_version=$( (cd / && pnpm -v) 2>/dev/null || true)
+if [ "$pnpm_version" != "$PNPM_VERSION" ]; then
+  if [ -n "$pnpm_version" ]; then
+    note "pnpm $pnpm_version found; Hatch pins $PNPM_VERSION"
+  fi
+  confirm "Install pnpm $PNPM_VERSION globally with npm?" y || die "pnpm $PNPM_VERSION is required: npm i -g pnpm@$PNPM_VERSION"
+  command -v npm >/dev/null 2>&1 || die "npm (it comes with Node.js) is needed to install pnpm $PNPM_VERSION"
+  if ! npm i -g "pnpm@$PNPM_VERSION" >>"$SETUP_LOG" 2>&1; then
+    die "could not install pnpm: 'npm i -g pnpm@$PNPM_VERSION' failed (see ${SETUP_LOG#"$ROOT"/}; it may need sudo)"
+  fi
+  hash -r
+  pnpm_version=$( (cd / && pnpm -v) 2>/dev/null || true)
+  [ "$pnpm_version" = "$PNPM_VERSION" ] || die "pnpm $PNPM_VERSION was installed but '$(command -v pnpm || echo pnpm)' reports '${pnpm_version:-nothing}': check PATH"
+fi
+ok "pnpm $pnpm_version"
+
+# ------------------------------------------------------------------------------------------------
+step "Dependencies"
+
+note "pnpm install --frozen-lockfile (log: ${SETUP_LOG#"$ROOT"/})"
+if ! pnpm install --frozen-lockfile >>"$SETUP_LOG" 2>&1; then
+  tail -n 20 "$SETUP_LOG" >&2
+  die "pnpm install failed (full log: ${SETUP_LOG#"$ROOT"/})"
+fi
+ok "dependencies installed"
+
+# ------------------------------------------------------------------------------------------------
+step "PostgreSQL and NATS"
+
+if [ -f "$ENV_FILE" ]; then
+  if confirm "Keep the existing configuration (.env)?" y; then
+    note "keeping .env"
+  else
+    backup="$HATCH_DIR/env.bak.$(date +%Y%m%d%H%M%S)" # under .hatch/: ignored by git
+    mv "$ENV_FILE" "$backup"
+    note "moved the old .env to ${backup#"$ROOT"/}"
+  fi
+fi
+load_env
+
+need_docker=()
+PG_FROM=''   # configured | local | docker
+NATS_FROM='' # configured | local | docker
+
+# PostgreSQL: the configured one, if any
+pg_host='' pg_port=''
+if [ -n "${DATABASE_URL:-}" ] || [ -n "${DATABASE_URL_FILE:-}" ]; then
+  if [ -n "${DATABASE_URL:-}" ]; then db_url=$DATABASE_URL; else db_url=$(cat "$DATABASE_URL_FILE" 2>/dev/null) || die "DATABASE_URL_FILE: cannot read $DATABASE_URL_FILE"; fi
+  [[ "$db_url" =~ ^postgres(ql)?:// ]] || die "DATABASE_URL must be a postgres:// URL (check .env or the environment)"
+  read -r pg_host pg_port <<<"$(url_host_port "$db_url" 5432)" || true
+  [ -n "$pg_host" ] || die "DATABASE_URL is malformed (check .env or the environment)"
+  pg_what="DATABASE_URL"
+elif [ -n "${POSTGRES_HOST:-}" ]; then
+  pg_host=$POSTGRES_HOST pg_port=${POSTGRES_PORT:-5432} pg_what="POSTGRES_HOST/POSTGRES_PORT"
+fi
+if [ -n "$pg_host" ]; then
+  if port_open "$pg_host" "$pg_port"; then
+    PG_FROM=configured
+    ok "PostgreSQL at $pg_host:$pg_port ($pg_what)"
+  elif is_local_host "$pg_host" && [ "$pg_port" = 5432 ]; then
+    note "PostgreSQL at $pg_host:$pg_port ($pg_what) does not answer; trying to start one"
+    need_docker+=(postgres)
+    PG_FROM=configured
+  else
+    die "PostgreSQL at $pg_host:$pg_port ($pg_what) does not answer: start it or fix $pg_what in .env / the environment"
+  fi
+elif port_open 127.0.0.1 5432; then
+  PG_FROM=local
+  ok "PostgreSQL answering on 127.0.0.1:5432"
+else
+  need_docker+=(postgres)
+  PG_FROM=docker
+fi
+
+# NATS (with JetStream): the configured one, if any
+nats_url=${NATS_URL:-}
+if [ -n "$nats_url" ]; then
+  read -r nats_host nats_port <<<"$(url_host_port "$nats_url" 4222)" || true
+  [ -n "${nats_host:-}" ] || die "NATS_URL is malformed (check .env or the environment)"
+  if port_open "$nats_host" "$nats_port"; then
+    nats_has_jetstream "$nats_host" "$nats_port" || die "NATS at $nats_host:$nats_port (NATS_URL) runs without JetStream: start nats-server with -js"
+    NATS_FROM=configured
+    ok "NATS with JetStream at $nats_host:$nats_port (NATS_URL)"
+  elif is_local_host "$nats_host" && [ "$nats_port" = 4222 ]; then
+    note "NATS at $nats_host:$nats_port (NATS_URL) does not answer; trying to start one"
+    need_docker+=(nats)
+    NATS_FROM=configured
+  else
+    die "NATS at $nats_host:$nats_port (NATS_URL) does not answer: start it or fix NATS_URL in .env / the environment"
+  fi
+elif port_open 127.0.0.1 4222; then
+  nats_has_jetstream 127.0.0.1 4222 || die "the NATS server on 127.0.0.1:4222 runs without JetStream: restart it with -js (or set NATS_URL)"
+  NATS_FROM=local
+  ok "NATS with JetStream answering on 127.0.0.1:4222"
+else
+  need_docker+=(nats)
+  NATS_FROM=docker
+fi
+
+if [ "${#need_docker[@]}" -gt 0 ]; then
+  if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
+    missing=()
+    for s in "${need_docker[@]}"; do
+      case "$s" in
+        postgres) missing+=("PostgreSQL 15+ on 127.0.0.1:5432 (Debian/Ubuntu: apt-get install postgresql; or set DATABASE_URL)") ;;
+        nats) missing+=("NATS with JetStream on 127.0.0.1:4222 (Debian/Ubuntu: apt-get install nats-server, run 'nats-server -js'; or set NATS_URL)") ;;
+      esac
+    done
+    what=PostgreSQL
+    if [ "${#need_docker[@]}" = 2 ]; then what='PostgreSQL and NATS'; elif [ "${need_docker[0]}" = nats ]; then what=NATS; fi
+    die "$what not found and no Docker engine running. Install Docker (./setup.sh then starts them with docker compose) or provide $(printf '%s; ' "${missing[@]}")then run ./setup.sh again."
+  fi
+  [ -f "$ROOT/docker-compose.yaml" ] || die "docker-compose.yaml is missing: cannot start ${need_docker[*]} with Docker"
+  confirm "Start ${need_docker[*]} with Docker Compose?" y || die "PostgreSQL and NATS are needed: start them yourself or set DATABASE_URL / NATS_URL in .env"
+  # The compose file reads the database password from this secret (never from .env).
+  mkdir -p "$SECRETS_DIR"
+  chmod 700 "$SECRETS_DIR"
+  if [ ! -s "$PG_PASSWORD_FILE" ]; then (umask 077 && random_hex >"$PG_PASSWORD_FILE"); fi
+  chmod 600 "$PG_PASSWORD_FILE"
+  note "docker compose up -d ${need_docker[*]}"
+  docker compose up -d "${need_docker[@]}" >>"$SETUP_LOG" 2>&1 || die "docker compose up -d ${need_docker[*]} failed (see ${SETUP_LOG#"$ROOT"/})"
+  for s in "${need_docker[@]}"; do
+    grep -qx "docker-compose $s" "$STARTED_FILE" 2>/dev/null || printf 'docker-compose %s\n' "$s" >>"$STARTED_FILE"
+  done
+  for s in "${need_docker[@]}"; do
+    case "$s" in
+      postgres) wait_port 127.0.0.1 5432 60 || die "PostgreSQL (docker compose) did not answer on 127.0.0.1:5432 within 60 s" ;;
+      nats) wait_port 127.0.0.1 4222 60 || die "NATS (docker compose) did not answer on 127.0.0.1:4222 within 60 s" ;;
+    esac
+    ok "$s started with Docker Compose"
+  done
+fi
+
+# ------------------------------------------------------------------------------------------------
+step "Configuration"
+
+mkdir -p "$SECRETS_DIR"
+chmod 700 "$SECRETS_DIR"
+if [ -s "$TOKEN_FILE" ]; then
+  ok "API token kept (${TOKEN_FILE#"$ROOT"/})"
+else
+  (umask 077 && random_hex >"$TOKEN_FILE.tmp" && mv "$TOKEN_FILE.tmp" "$TOKEN_FILE")
+  ok "API token generated (${TOKEN_FILE#"$ROOT"/})"
+fi
+find "$SECRETS_DIR" -maxdepth 1 -type f -exec chmod 600 {} +
+
+PORT_VALUE=${PORT:-5002}
+if [ ! -f "$ENV_FILE" ]; then
+  dev_help=$(node --input-type=module -e '
+    import { DEV_PROVIDERS as d } from "./scripts/dev-providers.mjs";
+    process.stdout.write(`port ${d.emulatorPort}, Twilio SID ${d.twilio.accountSid} from ${d.twilio.phoneNumber}, SendGrid from ${d.sendgrid.fromEmail}`);
+  ')
+  tmp_env=$(mktemp "$ROOT/.env.XXXXXX")
+  {
+    printf '# Hatch configuration, written by ./setup.sh on %s. No secrets here: they live in .secrets/.\n' "$(date -u +%Y-%m-%d)"
+    printf '# Edit freely (./setup.sh keeps this file); every variable is listed in .env.example.\n\n'
+    case "$PG_FROM" in
+      local) printf 'DATABASE_URL=postgres://postgres@127.0.0.1:5432/hatch\n' ;;
+      docker)
+        printf '# PostgreSQL from docker compose; the password is a secret file\n'
+        printf 'POSTGRES_HOST=127.0.0.1\nPOSTGRES_PORT=5432\nPOSTGRES_USER=postgres\nPOSTGRES_DB=hatch\n'
+        printf 'POSTGRES_PASSWORD_FILE=%s\n' "$PG_PASSWORD_FILE"
+        ;;
+      configured) printf '# DATABASE_URL / POSTGRES_* come from the environment setup ran in\n' ;;
+    esac
+    if [ "$NATS_FROM" = configured ]; then printf '# NATS_URL comes from the environment setup ran in\n'; else printf 'NATS_URL=nats://127.0.0.1:4222\n'; fi
+    printf 'HATCH_NATS_PREFIX=HATCH\nLOG_LEVEL=info\n\n'
+    printf 'PORT=%s\nPUBLIC_URL=http://localhost:%s\n' "$PORT_VALUE" "$PORT_VALUE"
+    printf '# An absolute path: it stays valid whatever directory a service runs in\n'
+    printf 'HATCH_API_TOKEN_FILE=%s\n\n' "$TOKEN_FILE"
+    printf '# Providers: unset, so `pnpm start` runs the provider emulator in their place\n'
+    printf '# (scripts/dev-providers.mjs: %s).\n' "$dev_help"
+    printf '# For real ones set TWILIO_ACCOUNT_SID, TWILIO_PHONE_NUMBER, SENDGRID_FROM_EMAIL here and\n'
+    printf '# TWILIO_AUTH_TOKEN_FILE / SENDGRID_API_KEY_FILE pointing to files in .secrets/ (mode 600).\n'
+  } >"$tmp_env"
+  chmod 644 "$tmp_env"
+  mv "$tmp_env" "$ENV_FILE"
+  ok ".env written"
+  load_env
+else
+  ok ".env kept"
+  # A moved checkout leaves an absolute token path behind: point it at this checkout's token.
+  env_token_file=$(sed -n 's/^HATCH_API_TOKEN_FILE=//p' "$ENV_FILE" | tail -n 1)
+  if [ -n "$env_token_file" ] && [ "${HATCH_API_TOKEN_FILE:-}" != "$TOKEN_FILE" ] && [ ! -f "${HATCH_API_TOKEN_FILE:-$env_token_file}" ]; then
+    tmp_env=$(mktemp "$ROOT/.env.XXXXXX")
+    awk -v p="$TOKEN_FILE" '/^HATCH_API_TOKEN_FILE=/ { print "HATCH_API_TOKEN_FILE=" p; next } { print }' "$ENV_FILE" >"$tmp_env"
+    chmod 644 "$tmp_env"
+    mv "$tmp_env" "$ENV_FILE"
+    export HATCH_API_TOKEN_FILE="$TOKEN_FILE"
+    warn "HATCH_API_TOKEN_FILE named a missing file (moved checkout?); .env now points to ${TOKEN_FILE#"$ROOT"/}"
+  fi
+  if [ -z "${HATCH_API_TOKEN:-}" ] && [ -z "${HATCH_API_TOKEN_FILE:-}" ]; then
+    printf '\n# added by ./setup.sh: the gateway needs an API token\nHATCH_API_TOKEN_FILE=%s\n' "$TOKEN_FILE" >>"$ENV_FILE"
+    export HATCH_API_TOKEN_FILE="$TOKEN_FILE"
+    note "added HATCH_API_TOKEN_FILE to .env"
+  fi
+fi
+ok ".secrets/ (700, files 600)"
+
+# ------------------------------------------------------------------------------------------------
+step "Migrations"
+
+if ! migrate_out=$(pnpm -s migrate 2>&1); then
+  printf '%s\n' "$migrate_out" >>"$SETUP_LOG"
+  reason=$(printf '%s\n' "$migrate_out" | grep -m 1 '^migrate: ' || printf '%s\n' "$migrate_out" | tail -n 1)
+  die "migrations failed: ${reason#migrate: }"
+fi
+printf '%s\n' "$migrate_out" >>"$SETUP_LOG"
+ok "$(printf '%s\n' "$migrate_out" | grep '^migrate: ' | tail -n 1 | sed 's/^migrate: //')"
+
+# ------------------------------------------------------------------------------------------------
+step "Start"
+
+if [ "$NO_START" = 1 ]; then
+  note "skipped (--no-start). Start everything with: pnpm start"
+  exit 0
+fi
+
+if runner_pid >/dev/null; then
+  note "Hatch is already running: restarting it so it picks up the configuration"
+  stop_services
+fi
+
+PORT_VALUE=${PORT:-5002}
+if port_open 127.0.0.1 "$PORT_VALUE"; then
+  die "port $PORT_VALUE is already in use by another program: stop it or set PORT in .env"
+fi
+
+HATCH_LOG="$LOG_DIR/hatch.log"
+printf '\n==== %s ./setup.sh starts Hatch ====\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$HATCH_LOG"
+rm -f "$PID_FILE"
+# What `pnpm start` runs, without pnpm in between so signals reach the runner directly. Its own
+# session: closing this terminal does not stop it, `./setup.sh stop` does.
+if command -v setsid >/dev/null 2>&1; then
+  HATCH_PID_FILE="$PID_FILE" setsid node scripts/start.mjs >>"$HATCH_LOG" 2>&1 </dev/null &
+else
+  HATCH_PID_FILE="$PID_FILE" nohup node scripts/start.mjs >>"$HATCH_LOG" 2>&1 </dev/null &
+fi
+launcher=$!
+
+note "waiting for http://127.0.0.1:$PORT_VALUE/readyz (up to $READY_TIMEOUT s; log: ${HATCH_LOG#"$ROOT"/})"
+deadline=$((SECONDS + READY_TIMEOUT))
+until http_ok "http://127.0.0.1:$PORT_VALUE/readyz"; do
+  if ! kill -0 "$launcher" 2>/dev/null && ! runner_pid >/dev/null; then
+    tail -n 25 "$HATCH_LOG" >&2
+    die "Hatch stopped during start (log above; full log: ${HATCH_LOG#"$ROOT"/})"
+  fi
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    tail -n 25 "$HATCH_LOG" >&2
+    die "Hatch was not ready within $READY_TIMEOUT s (it keeps running; ./setup.sh stop stops it; log: ${HATCH_LOG#"$ROOT"/})"
+  fi
+  sleep 0.5
+done
+ok "every service started (pid $(runner_pid || echo "$launcher"))"
+
+if [ -n "${HATCH_API_TOKEN:-}" ]; then token=$HATCH_API_TOKEN; else token=$(head -n 1 "${HATCH_API_TOKEN_FILE:-$TOKEN_FILE}"); fi
+printf '\n%sHatch is running.%s\n' "$C_BOLD$C_GREEN" "$C_OFF"
+printf '  Web:    http://localhost:%s\n' "$PORT_VALUE"
+printf '  Login:  %shttp://localhost:%s/#token=%s%s   (one click; the token is in %s)\n' "$C_BOLD" "$PORT_VALUE" "$token" "$C_OFF" "${TOKEN_FILE#"$ROOT"/}"
+printf '  Logs:   %s\n' "${HATCH_LOG#"$ROOT"/}"
+printf '  Stop:   ./setup.sh stop\n'
