@@ -17,7 +17,8 @@ export function onShutdown(stop: (signal: string) => Promise<void>, opts: Shutdo
   let started = false;
   const handler = (signal: string) => {
     if (started) {
-      opts.log.warn({ signal }, 'second signal during shutdown; still draining');
+      // a terminal's Ctrl+C reaches the runner and every child: a repeat is expected, not news
+      opts.log.debug({ signal }, 'second signal during shutdown; still draining');
       return;
     }
     started = true;

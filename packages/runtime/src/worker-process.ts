@@ -70,7 +70,7 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
       await db.close(3);
       await health.close();
     },
-    { log, timeoutMs: opts.shutdownTimeoutMs ?? 15_000 },
+    { log, timeoutMs: opts.shutdownTimeoutMs ?? 9_000 },
   );
   log.info({ healthPort: health.port }, `${opts.service} ready`);
 }

@@ -13,7 +13,7 @@ export const SmsSenderConfig = Type.Object({
   SMS_MAX_DELIVER: Type.Integer({ minimum: 1, maximum: 100, default: 8 }),
   SMS_BACKOFF_BASE_MS: Type.Integer({ minimum: 10, default: 2000 }),
   SMS_BACKOFF_MAX_MS: Type.Integer({ minimum: 100, default: 300_000 }),
-  TWILIO_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 15_000 }),
+  TWILIO_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 8_000 }),
 });
 export type SmsSenderConfig = Static<typeof SmsSenderConfig>;
 

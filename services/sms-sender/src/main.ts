@@ -15,7 +15,6 @@ await runWorkerProcess({
   natsUrl: config.NATS_URL,
   healthPort: config.HEALTH_PORT,
   // in-flight provider calls finish (bounded by the Twilio timeout) before the process exits
-  shutdownTimeoutMs: config.TWILIO_TIMEOUT_MS + 5000,
   start: (deps) =>
     startSmsWorker(
       { ...deps, twilio: createTwilioPort({ accountSid: config.TWILIO_ACCOUNT_SID, authToken: config.TWILIO_AUTH_TOKEN, apiUrl: config.TWILIO_API_URL, timeoutMs: config.TWILIO_TIMEOUT_MS }) },
