@@ -6,3 +6,4 @@ export * from './jobs.js';
 export * from './events.js';
 export * from './http.js';
 export * from './sms.js';
+export * from './email.js';

@@ -11,3 +11,5 @@ export * from './queries/status-events.js';
 export * from './queries/opt-outs.js';
 export * from './queries/idempotency-keys.js';
 export * from './queries/message-status.js';
+export * from './queries/send-claims.js';
+export * from './queries/email-status.js';

@@ -4,4 +4,4 @@ export { createMetricsRegistry } from './metrics.js';
 export { startHealthServer, runReadiness, type HealthServer, type HealthServerOptions, type ReadinessCheck, type ReadinessReport } from './health.js';
 export { runWorkerProcess, type WorkerProcessDeps, type WorkerProcessOptions, type RunningWorker } from './worker-process.js';
 export { ensureStreams, streamConfigs, isNotFound, type StreamLimits } from './streams.js';
-export { startJobConsumer, ensureConsumer, type JobOutcome, type JobContext, type JobConsumer, type JobConsumerOptions } from './job-consumer.js';
+export { startJobConsumer, ensureConsumer, backoffFor, type JobOutcome, type JobContext, type JobConsumer, type JobConsumerOptions } from './job-consumer.js';

@@ -198,3 +198,8 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
     },
   };
 }
+
+/** Retry delay when nothing better is known: base * 2^(delivery-1), capped (both channels). */
+export function backoffFor(baseMs: number, maxMs: number): (deliveryCount: number) => number {
+  return (deliveryCount: number) => Math.min(maxMs, baseMs * 2 ** Math.max(0, deliveryCount - 1));
+}

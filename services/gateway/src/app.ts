@@ -18,6 +18,8 @@ import { healthRoutes } from './routes/health.js';
 import { sessionRoutes } from './routes/session.js';
 import { messageRoutes } from './routes/messages.js';
 import { twilioWebhooks } from './webhooks/twilio.js';
+import { emailRoutes } from './routes/emails.js';
+import { sendgridWebhooks } from './webhooks/sendgrid.js';
 import { registerIdempotency } from './idempotency.js';
 import { HttpError } from './errors.js';
 import { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
@@ -98,5 +100,7 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   sessionRoutes(app, { apiToken: deps.config.HATCH_API_TOKEN, secureCookies: deps.config.PUBLIC_URL.startsWith('https://') });
   messageRoutes(app, { db: deps.db, relay, smsFrom: deps.config.TWILIO_PHONE_NUMBER, chatFrom: deps.config.HATCH_SENDER_NAME });
   twilioWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, publicUrl: deps.config.PUBLIC_URL, authToken: deps.config.TWILIO_AUTH_TOKEN });
+  emailRoutes(app, { db: deps.db, relay, fromEmail: deps.config.SENDGRID_FROM_EMAIL });
+  sendgridWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, publicKey: deps.config.SENDGRID_WEBHOOK_PUBLIC_KEY });
   return app;
 }

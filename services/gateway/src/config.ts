@@ -16,6 +16,7 @@ export const GatewayConfig = Type.Object({
   TWILIO_AUTH_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
   TWILIO_PHONE_NUMBER: Type.Optional(Type.String({ pattern: '^\\+[1-9][0-9]{7,14}$' })),
   SENDGRID_WEBHOOK_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  SENDGRID_FROM_EMAIL: Type.Optional(Type.String({ pattern: '^[^\\s@]+@[^\\s@]+$' })),
   LOG_LEVEL: LogLevel,
 });
 export type GatewayConfig = Static<typeof GatewayConfig> & { PUBLIC_URL: string };

@@ -1,6 +1,8 @@
 import type { Insertable, Selectable } from 'kysely';
+import { sql } from 'kysely';
 import type { Executor } from '../client.js';
 import type { EmailAttachments, Emails } from '../generated.js';
+import type { Keyset } from './messages.js';
 
 export type EmailRow = Selectable<Emails>;
 export type NewEmail = Insertable<Emails>;
@@ -28,4 +30,38 @@ export async function findEmailAttachments(ex: Executor, emailId: string): Promi
 export async function deleteEmailAttachments(ex: Executor, emailId: string): Promise<number> {
   const r = await ex.deleteFrom('email_attachments').where('email_id', '=', emailId).executeTakeFirst();
   return Number(r.numDeletedRows);
+}
+
+/** Emails newest first, strictly before the keyset (GET /api/emails). */
+export async function listEmails(ex: Executor, opts: { limit: number; before?: Keyset }): Promise<EmailRow[]> {
+  let q = ex.selectFrom('emails').selectAll();
+  if (opts.before) {
+    const b = opts.before;
+    q = q.where((eb) => eb.or([eb('created_at', '<', b.at), eb.and([eb('created_at', '=', b.at), eb('id', '<', b.id)])]));
+  }
+  return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(opts.limit).execute();
+}
+
+/** The email a SendGrid event's `sg_message_id` belongs to: it starts with the send's X-Message-Id. */
+export async function findEmailByProviderMessageId(ex: Executor, providerMessageId: string): Promise<EmailRow | undefined> {
+  return ex.selectFrom('emails').selectAll().where('provider_message_id', '=', providerMessageId).executeTakeFirst();
+}
+
+export async function findEmailForUpdate(ex: Executor, id: string): Promise<EmailRow | undefined> {
+  return ex.selectFrom('emails').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
+export async function updateEmail(ex: Executor, id: string, set: Partial<Omit<NewEmail, 'id'>>): Promise<EmailRow | undefined> {
+  return ex.updateTable('emails').set({ ...set, updated_at: new Date() }).where('id', '=', id).returningAll().executeTakeFirst();
+}
+
+/**
+ * Attachment content past its retention (emails that were never sent: failed, dead-lettered),
+ * in bounded batches. Sent emails lose theirs at once (deleteEmailAttachments).
+ */
+export async function purgeEmailAttachments(ex: Executor, olderThan: Date, batch = 100): Promise<number> {
+  const r = await sql`
+    WITH doomed AS (SELECT email_id, position FROM email_attachments WHERE created_at < ${olderThan} LIMIT ${batch})
+    DELETE FROM email_attachments a USING doomed d WHERE a.email_id = d.email_id AND a.position = d.position`.execute(ex);
+  return Number(r.numAffectedRows ?? 0n);
 }

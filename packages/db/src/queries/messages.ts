@@ -1,6 +1,7 @@
 import type { Insertable, Selectable } from 'kysely';
 import type { Executor } from '../client.js';
 import type { Messages } from '../generated.js';
+import { claimForSending, markSendOutcomeUnknown, reclaimStaleSend, releaseSendClaim } from './send-claims.js';
 
 export type MessageRow = Selectable<Messages>;
 export type NewMessage = Insertable<Messages>;
@@ -37,15 +38,10 @@ export async function listConversationMessages(ex: Executor, conversationId: str
  * Claims a queued message for one send attempt (queued → sending, attempt counted). Only one
  * caller can win: a redelivered or duplicated job finds nothing to claim. Twilio's POST is not
  * idempotent, so this conditional update is what keeps a message to one provider call.
+ * (The claim mechanism is shared with email: send-claims.ts.)
  */
 export async function claimMessageForSending(ex: Executor, id: string): Promise<MessageRow | undefined> {
-  return ex
-    .updateTable('messages')
-    .set((eb) => ({ status: 'sending', attempts: eb('attempts', '+', 1), claimed_at: new Date(), updated_at: new Date() }))
-    .where('id', '=', id)
-    .where('status', '=', 'queued')
-    .returningAll()
-    .executeTakeFirst();
+  return claimForSending(ex, 'messages', id);
 }
 
 /**
@@ -53,24 +49,17 @@ export async function claimMessageForSending(ex: Executor, id: string): Promise<
  * or stale (its worker died: claimed before `staleBefore`), for reconciliation.
  */
 export async function reclaimStaleSending(ex: Executor, id: string, staleBefore: Date): Promise<MessageRow | undefined> {
-  return ex
-    .updateTable('messages')
-    .set((eb) => ({ attempts: eb('attempts', '+', 1), claimed_at: new Date(), updated_at: new Date() }))
-    .where('id', '=', id)
-    .where('status', '=', 'sending')
-    .where((eb) => eb.or([eb('claimed_at', 'is', null), eb('claimed_at', '<', staleBefore)]))
-    .returningAll()
-    .executeTakeFirst();
+  return reclaimStaleSend(ex, 'messages', id, staleBefore);
 }
 
 /** Gives a claim back: the provider surely did not take the message (429, refused before sending). */
 export async function releaseClaim(ex: Executor, id: string): Promise<void> {
-  await ex.updateTable('messages').set({ status: 'queued', claimed_at: null, updated_at: new Date() }).where('id', '=', id).where('status', '=', 'sending').execute();
+  await releaseSendClaim(ex, 'messages', id);
 }
 
 /** The provider call's outcome is unknown (timeout, 5xx, reset): keep `sending`, drop the live claim so the next attempt reconciles first. */
 export async function markOutcomeUnknown(ex: Executor, id: string): Promise<void> {
-  await ex.updateTable('messages').set({ claimed_at: null, updated_at: new Date() }).where('id', '=', id).where('status', '=', 'sending').execute();
+  await markSendOutcomeUnknown(ex, 'messages', id);
 }
 
 /** Locks the row for a status decision in the caller's transaction. */

@@ -1,0 +1,194 @@
+/**
+ * handleEmailJob: what to do with one email job, decided against PostgreSQL (the source of
+ * truth), never against the bus; the email twin of handleSmsJob on the same machinery (send
+ * claims in @hatch/db send-claims.ts, the job loop in @hatch/runtime).
+ *
+ * - An email is CLAIMED (queued → sending, conditional update) before SendGrid is called: a
+ *   redelivered or duplicated job finds nothing to claim and never calls SendGrid again.
+ * - UNKNOWN OUTCOME POLICY (5xx, timeout, connection reset after the request left us).
+ *   SendGrid's mail send has no idempotency key and no API to ask "did you take this?"
+ *   (reliability.md §5.2), so the worker cannot reconcile by lookup as the SMS side does.
+ *   What it can do: every accepted send produces a `processed` (or `dropped`/`deferred`) event
+ *   within seconds, carrying our email id in custom_args, and the event webhook moves the email
+ *   out of `sending`. So after an unknown outcome the email stays `sending` with no live claim,
+ *   and the job waits EMAIL_UNKNOWN_OUTCOME_WAIT_MS (default 5 min) for that evidence:
+ *     - an event arrived (status moved on) → the email was taken: ack, never resend;
+ *     - no event within the wait → SendGrid almost surely did not take it: resend (logged at
+ *       warn as a resend after an unknown outcome).
+ *   The duplicate window left: SendGrid accepted the request AND its events could not reach us
+ *   for the whole wait (webhook down or not configured). We accept that over losing the email:
+ *   a rare duplicate email is more tolerable than a silently unsent one (reliability.md §3.3
+ *   "email can be at-least-once"); with the webhook down the wait can be raised.
+ * - 429 → the claim is given back (SendGrid did not take it) and the job retries after
+ *   X-RateLimit-Reset. 400/413 and other 4xx → failed at once with SendGrid's errors in
+ *   provider_response. 401/403 → failed, an error log and a metric, and every send pauses for
+ *   EMAIL_AUTH_PAUSE_MS (a key or account problem would otherwise burn the whole queue).
+ * - Attachment content is deleted in the same transaction that records `sent`.
+ */
+import {
+  applyEmailStatus,
+  claimForSending,
+  deleteEmailAttachments,
+  findEmail,
+  findEmailAttachments,
+  insertStatusEvent,
+  markSendOutcomeUnknown,
+  reclaimStaleSend,
+  releaseSendClaim,
+  updateEmail,
+  type Db,
+  type EmailRow,
+} from '@hatch/db';
+import type { EmailJob } from '@hatch/contracts';
+import type { JobContext, JobOutcome } from '@hatch/runtime';
+import { classifySendGridError, type SendGridPort } from './sendgrid-client.js';
+import { renderEmail } from './template.js';
+
+/** Shared by every handler of one worker: set when SendGrid refuses our credentials. */
+export interface SendPause {
+  until: number;
+}
+
+export interface EmailJobDeps {
+  db: Db;
+  sendgrid: SendGridPort;
+  fromEmail: string;
+  /** a `sending` claim older than this belongs to a dead worker */
+  staleClaimMs: number;
+  /** how long an unknown outcome waits for SendGrid's events before a resend */
+  unknownOutcomeWaitMs: number;
+  /** after a 401/403, every send waits this long */
+  authPauseMs: number;
+  pause: SendPause;
+  backoff(deliveryCount: number): number;
+  onAuthFailure?(code: string): void;
+}
+
+const TABLE = 'emails';
+
+export async function handleEmailJob(job: EmailJob, ctx: JobContext, deps: EmailJobDeps): Promise<JobOutcome> {
+  const e = await findEmail(deps.db.db, job.email_id);
+  if (!e) return { kind: 'ack', note: 'no such email' };
+  const now = Date.now();
+
+  if (e.status === 'queued') {
+    if (deps.pause.until > now) return { kind: 'retry', delayMs: deps.pause.until - now, reason: 'sending paused after a SendGrid authentication failure' };
+    const claimed = await deps.db.db.transaction().execute(async (tx) => {
+      const row = await claimForSending(tx, TABLE, e.id);
+      if (!row) return undefined;
+      await insertStatusEvent(tx, { email_id: e.id, status: 'sending', source: 'worker', detail: `attempt ${row.attempts}` });
+      return row.from_email === deps.fromEmail ? row : await updateEmail(tx, e.id, { from_email: deps.fromEmail });
+    });
+    if (claimed) return send(claimed, ctx, deps);
+    return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'claimed by another worker' };
+  }
+
+  if (e.status === 'sending') {
+    if (e.claimed_at !== null) {
+      if (now - e.claimed_at.getTime() < deps.staleClaimMs) return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'another worker is sending it' };
+      // Its worker died during the call: the outcome is unknown from now on.
+      await markSendOutcomeUnknown(deps.db.db, TABLE, e.id);
+      ctx.log.warn({ emailId: e.id }, 'email left sending by a dead worker; waiting for SendGrid events before any resend');
+      return { kind: 'retry', delayMs: deps.unknownOutcomeWaitMs, reason: 'outcome unknown (worker died)' };
+    }
+    const waited = now - e.updated_at.getTime();
+    if (waited < deps.unknownOutcomeWaitMs) {
+      return { kind: 'retry', delayMs: deps.unknownOutcomeWaitMs - waited, reason: 'outcome unknown; waiting for SendGrid events' };
+    }
+    const taken = await reclaimStaleSend(deps.db.db, TABLE, e.id, new Date(now - deps.staleClaimMs));
+    if (!taken) return { kind: 'retry', delayMs: deps.backoff(ctx.deliveryCount), reason: 'reclaimed by another worker' };
+    ctx.log.warn({ emailId: e.id, attempt: taken.attempts, waitedMs: waited }, 'no SendGrid event after an unknown outcome; resending');
+    return send(taken, ctx, deps);
+  }
+  // sent, deferred, delivered, bounced, dropped, failed: a duplicate or late job.
+  return { kind: 'ack', note: `already ${e.status}` };
+}
+
+async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<JobOutcome> {
+  const attachments = await findEmailAttachments(deps.db.db, e.id);
+  const { text, html } = renderEmail({ subject: e.subject, body: e.body, htmlContent: e.html_content });
+  let sent;
+  try {
+    ctx.working();
+    sent = await deps.sendgrid.send({
+      emailId: e.id,
+      from: deps.fromEmail,
+      to: e.to_email,
+      cc: e.cc,
+      bcc: e.bcc,
+      replyTo: e.reply_to,
+      subject: e.subject,
+      text,
+      html,
+      attachments: attachments.map((a) => ({ filename: a.filename, type: a.content_type, content: Buffer.from(a.content).toString('base64') })),
+    });
+  } catch (err) {
+    const f = classifySendGridError(err);
+    const event = (status: string, detail: string) => ({ email_id: e.id, status, source: 'worker', provider_code: f.code, detail: detail.slice(0, 300) });
+    switch (f.kind) {
+      case 'rate_limited':
+      case 'not_sent': {
+        const delayMs = f.kind === 'rate_limited' && f.retryAfterMs !== undefined ? f.retryAfterMs : deps.backoff(ctx.deliveryCount);
+        await deps.db.db.transaction().execute(async (tx) => {
+          await releaseSendClaim(tx, TABLE, e.id);
+          await insertStatusEvent(tx, event('queued', `${f.kind === 'rate_limited' ? 'rate limited' : 'not sent'}; retrying in ${Math.ceil(delayMs / 1000)} s`));
+        });
+        return { kind: 'retry', delayMs, reason: `${f.kind} (${f.code})` };
+      }
+      case 'unknown': {
+        ctx.log.warn({ emailId: e.id, code: f.code }, 'SendGrid outcome unknown; waiting for its events before any resend');
+        await deps.db.db.transaction().execute(async (tx) => {
+          await markSendOutcomeUnknown(tx, TABLE, e.id);
+          await insertStatusEvent(tx, event('sending', `outcome unknown (${f.message}); waiting for SendGrid events before any resend`));
+        });
+        return { kind: 'retry', delayMs: Math.max(deps.unknownOutcomeWaitMs, deps.backoff(ctx.deliveryCount)), reason: `outcome unknown (${f.code})` };
+      }
+      case 'auth':
+      case 'permanent': {
+        await deps.db.db.transaction().execute((tx) =>
+          applyEmailStatus(tx, e.id, {
+            status: 'failed',
+            source: 'worker',
+            providerCode: f.code,
+            detail: f.message.slice(0, 300),
+            onMove: { error_code: f.code, error_message: f.message.slice(0, 500), claimed_at: null, provider_response: f.response as never },
+          }),
+        );
+        if (f.kind === 'auth') {
+          deps.pause.until = Date.now() + deps.authPauseMs;
+          deps.onAuthFailure?.(f.code);
+          ctx.log.error({ emailId: e.id, code: f.code, pauseMs: deps.authPauseMs }, 'SendGrid refused our credentials or account (401/403): check SENDGRID_API_KEY and the sender identity; sending paused');
+        } else {
+          ctx.log.info({ emailId: e.id, code: f.code }, 'email refused by SendGrid (permanent)');
+        }
+        return { kind: 'fail', code: f.code, reason: f.message };
+      }
+    }
+  }
+  const response = { status: sent.statusCode, message_id: sent.messageId };
+  await deps.db.db.transaction().execute(async (tx) => {
+    await applyEmailStatus(tx, e.id, {
+      status: 'sent',
+      source: 'worker',
+      detail: sent.messageId,
+      onMove: { claimed_at: null },
+      always: { provider_message_id: sent.messageId, provider_response: response as never },
+    });
+    await deleteEmailAttachments(tx, e.id);
+  });
+  ctx.log.info({ emailId: e.id, messageId: sent.messageId }, 'email sent');
+  return { kind: 'ack' };
+}
+
+/** Attempts exhausted: the email fails with MAX_DELIVERIES (the job goes to the dead-letter stream). */
+export async function failEmailExhausted(db: Db, emailId: string, reason: string): Promise<void> {
+  await db.db.transaction().execute((tx) =>
+    applyEmailStatus(tx, emailId, {
+      status: 'failed',
+      source: 'worker',
+      providerCode: 'MAX_DELIVERIES',
+      detail: reason.slice(0, 300),
+      onMove: { error_code: 'MAX_DELIVERIES', error_message: `gave up after the maximum number of attempts: ${reason}`.slice(0, 500), claimed_at: null },
+    }),
+  );
+}

@@ -1,0 +1,130 @@
+/**
+ * Email API (contract "HTTP API", issue 7): send an email, list emails, one email with its
+ * delivery timeline. The route writes the email row, its attachment content (its own table,
+ * never the main row: deleted once sent or after retention), the first timeline row and the
+ * outbox row in one transaction, then hands the outbox row to the relay (design rule 1).
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import {
+  checkSendEmail,
+  EmailPage,
+  EmailWithTimeline,
+  ErrorBody,
+  isUuid,
+  PageQuery,
+  SEND_EMAIL_BODY_LIMIT_BYTES,
+  SendEmailBody,
+  SendEmailResponse,
+  type Email,
+  type ErrorDetail,
+} from '@hatch/contracts';
+import { findEmail, findTimeline, insertEmail, insertEmailAttachments, insertOutbox, insertStatusEvent, listEmails, type Db, type EmailRow } from '@hatch/db';
+import { HttpError } from '../errors.js';
+import { completeIdempotency } from '../idempotency.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
+import { toTimelineEntry } from '../present.js';
+import type { OutboxRelay } from '../outbox-relay.js';
+
+export interface EmailRouteDeps {
+  db: Db;
+  relay: OutboxRelay;
+  /** SENDGRID_FROM_EMAIL when the gateway knows it; the email-sender writes the one it sends from */
+  fromEmail?: string;
+}
+
+const IdParam = Type.Object({ id: Type.String({ maxLength: 64 }) });
+
+export function toApiEmail(e: EmailRow): Email {
+  return {
+    id: e.id,
+    to_email: e.to_email,
+    from_email: e.from_email,
+    subject: e.subject,
+    body: e.body,
+    html_content: e.html_content,
+    cc: e.cc,
+    bcc: e.bcc,
+    reply_to: e.reply_to,
+    attachments: (Array.isArray(e.attachments) ? e.attachments : []) as Email['attachments'],
+    status: e.status,
+    provider_message_id: e.provider_message_id,
+    provider_response: e.provider_response ?? null,
+    error_code: e.error_code,
+    error_message: e.error_message,
+    created_at: e.created_at.toISOString(),
+    updated_at: e.updated_at.toISOString(),
+  };
+}
+
+export function emailRoutes(app: FastifyInstance, deps: EmailRouteDeps): void {
+  const { db } = deps;
+
+  app.post<{ Body: SendEmailBody }>(
+    '/api/send_email',
+    {
+      // Attachments (≤ 20 MB decoded, base64 in JSON) need more than the global 64 KiB.
+      bodyLimit: SEND_EMAIL_BODY_LIMIT_BYTES,
+      schema: { body: SendEmailBody, response: { 202: SendEmailResponse, '4xx': ErrorBody } },
+      config: { idempotent: true },
+    },
+    async (req, reply) => {
+      const checked = checkSendEmail(req.body);
+      if (!checked.ok) {
+        const first = checked.details[0] as ErrorDetail;
+        throw new HttpError('INVALID_REQUEST', `${first.field} ${first.message}`, { details: checked.details });
+      }
+      const b = req.body;
+      const { to, cc, bcc, attachmentSizes } = checked.value;
+      const id = randomUUID();
+      const attachments = b.attachments ?? [];
+      const response = { success: true as const, email_id: id, status: 'queued' as const, message: 'Email queued for delivery' };
+      const outbox = await db.db.transaction().execute(async (tx) => {
+        await insertEmail(tx, {
+          id,
+          to_email: to,
+          from_email: deps.fromEmail ?? '',
+          subject: b.subject,
+          body: b.body,
+          html_content: b.html_content ?? null,
+          cc,
+          bcc,
+          reply_to: b.reply_to ?? null,
+          attachments: attachments.map((a, i) => ({ filename: a.filename, type: a.type.toLowerCase(), size: attachmentSizes[i] ?? 0 })) as never,
+          status: 'queued',
+        });
+        await insertEmailAttachments(
+          tx,
+          attachments.map((a, i) => ({ email_id: id, position: i, filename: a.filename, content_type: a.type.toLowerCase(), content: Buffer.from(a.content, 'base64') })),
+        );
+        await insertStatusEvent(tx, { email_id: id, status: 'queued', source: 'api' });
+        const row = await insertOutbox(tx, { kind: 'email', entity_id: id, dedupe_id: id });
+        await completeIdempotency(tx, req.idempotency, 202, response);
+        return row;
+      });
+      deps.relay.kick([outbox]);
+      req.log.info({ emailId: id, recipients: to.length + cc.length + bcc.length, attachments: attachments.length }, 'email queued');
+      return reply.code(202).send(response);
+    },
+  );
+
+  app.get<{ Querystring: PageQuery }>('/api/emails', { schema: { querystring: PageQuery, response: { 200: EmailPage } } }, async (req) => {
+    const limit = req.query.limit ?? 50;
+    const rows = await listEmails(db.db, { limit: limit + 1, before: decodeCursor(req.query.before) });
+    const page = rows.slice(0, limit);
+    const tail = page[page.length - 1];
+    return { emails: page.map(toApiEmail), next_cursor: rows.length > limit && tail ? encodeCursor({ at: tail.created_at, id: tail.id }) : null };
+  });
+
+  app.get<{ Params: { id: string } }>('/api/emails/:id', { schema: { params: IdParam, response: { 200: EmailWithTimeline } } }, async (req) => {
+    if (!isUuid(req.params.id)) {
+      throw new HttpError('INVALID_REQUEST', 'params.id must be an email id (a UUID)', { details: [{ field: 'params.id', message: 'must be an email id (a UUID)' }] });
+    }
+    const id = req.params.id.toLowerCase();
+    const e = await findEmail(db.db, id);
+    if (!e) throw new HttpError('NOT_FOUND', 'no such email');
+    const timeline = await findTimeline(db.db, { emailId: id });
+    return { email: toApiEmail(e), timeline: timeline.map(toTimelineEntry) };
+  });
+}
