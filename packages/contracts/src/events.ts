@@ -43,4 +43,16 @@ export const BusChangeEvent = Type.Object({
 });
 export type BusChangeEvent = Static<typeof BusChangeEvent>;
 
+/**
+ * The bridge's heartbeat on `<p>.events.heartbeat` every few seconds: proves the path
+ * bridge → NATS → gateway is alive, and `position` (every event with id <= position was
+ * published before it) lets a gateway know how far the stream is when nothing changes.
+ */
+export const BusHeartbeat = Type.Object({
+  type: Type.Literal('heartbeat'),
+  position: Type.String({ pattern: '^[0-9]+$' }),
+  at: Type.String({ format: 'date-time' }),
+});
+export type BusHeartbeat = Static<typeof BusHeartbeat>;
+
 export const SSE_EVENT_NAMES = ['connected', 'message_update', 'email_update', 'keepalive', 'reset'] as const;

@@ -37,6 +37,22 @@ export type MessageStatus = "delivered" | "failed" | "queued" | "received" | "se
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface BridgePositions {
+  last_id: Generated<Int8>;
+  name: string;
+  updated_at: Generated<Timestamp>;
+}
+
+export interface ChangeJournal {
+  action: string;
+  changed_at: Generated<Timestamp>;
+  conversation_id: string | null;
+  id: Generated<Int8>;
+  row_id: string;
+  status: string;
+  table_name: string;
+}
+
 export interface Conversations {
   channel: ConversationChannel;
   created_at: Generated<Timestamp>;
@@ -143,6 +159,8 @@ export interface StatusEvents {
 }
 
 export interface DB {
+  bridge_positions: BridgePositions;
+  change_journal: ChangeJournal;
   conversations: Conversations;
   email_attachments: EmailAttachments;
   emails: Emails;

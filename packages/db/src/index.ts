@@ -13,3 +13,4 @@ export * from './queries/idempotency-keys.js';
 export * from './queries/message-status.js';
 export * from './queries/send-claims.js';
 export * from './queries/email-status.js';
+export * from './queries/journal.js';
