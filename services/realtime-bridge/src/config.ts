@@ -3,7 +3,16 @@ import { envWithDatabaseUrl, loadConfig, loadConfigOrExit, workerSettings } from
 
 export const BridgeConfig = Type.Object({
   ...workerSettings(9103),
+  /** journal rows older than this (and already relayed) are deleted: the resume window */
   HATCH_EVENT_RETENTION_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 30, default: 24 }),
+  /** safety-net poll of the journal when no NOTIFY arrives (NOTIFY is only a wake-up) */
+  HATCH_BRIDGE_POLL_INTERVAL_MS: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000 }),
+  /** journal rows read and published per batch */
+  HATCH_BRIDGE_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 10_000, default: 500 }),
+  /** how often a standby tries to take the advisory lock (and the active one re-checks it) */
+  HATCH_BRIDGE_LOCK_RETRY_MS: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000 }),
+  /** heartbeat event through bridge → NATS → gateways */
+  HATCH_BRIDGE_HEARTBEAT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000 }),
 });
 export type BridgeConfig = Static<typeof BridgeConfig>;
 

@@ -1,7 +1,10 @@
-/** realtime-bridge: relays the change journal onto NATS (the relay loop arrives with issue 6). */
+/** realtime-bridge: relays the change journal onto NATS (one active replica; see bridge.ts). */
+import postgres from 'postgres';
+import { natsNames } from '@hatch/contracts';
 import { createLogger } from '@hatch/log';
-import { runWorkerProcess } from '@hatch/runtime';
+import { ensureStreams, runWorkerProcess } from '@hatch/runtime';
 import { loadBridgeConfig } from './config.js';
+import { startBridge } from './bridge.js';
 
 const config = loadBridgeConfig();
 const log = createLogger({ service: 'realtime-bridge', level: config.LOG_LEVEL });
@@ -12,5 +15,35 @@ await runWorkerProcess({
   poolMax: config.DATABASE_POOL_MAX,
   natsUrl: config.NATS_URL,
   healthPort: config.HEALTH_PORT,
-  start: async () => ({ stop: async () => {} }),
+  start: async (deps) => {
+    await ensureStreams(deps.bus.jsm, natsNames(config.HATCH_NATS_PREFIX));
+    const bridge = startBridge(
+      {
+        ...deps,
+        // Dedicated single connections (the lock's and LISTEN's): never recycled by the pool,
+        // since closing the lock's connection is what hands the lock to a standby.
+        openConnection: (purpose, hooks) =>
+          postgres(config.DATABASE_URL, {
+            max: 1,
+            idle_timeout: 0,
+            max_lifetime: null,
+            connect_timeout: 5,
+            keep_alive: 10,
+            connection: { application_name: `hatch-realtime-bridge-${purpose}` },
+            onnotice: () => {},
+            ...(hooks?.onnotify ? { onnotify: hooks.onnotify } : {}),
+            ...(hooks?.onclose ? { onclose: hooks.onclose } : {}),
+          } as postgres.Options<Record<string, never>>),
+      },
+      {
+        natsPrefix: config.HATCH_NATS_PREFIX,
+        batchSize: config.HATCH_BRIDGE_BATCH_SIZE,
+        pollIntervalMs: config.HATCH_BRIDGE_POLL_INTERVAL_MS,
+        lockRetryMs: config.HATCH_BRIDGE_LOCK_RETRY_MS,
+        heartbeatMs: config.HATCH_BRIDGE_HEARTBEAT_MS,
+        retentionMs: config.HATCH_EVENT_RETENTION_HOURS * 3600 * 1000,
+      },
+    );
+    return { stop: () => bridge.stop(), readyExtra: () => ({ role: bridge.role(), position: bridge.position() }) };
+  },
 });
