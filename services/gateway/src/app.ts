@@ -23,6 +23,7 @@ import { sendgridWebhooks } from './webhooks/sendgrid.js';
 import { registerIdempotency } from './idempotency.js';
 import { HttpError } from './errors.js';
 import { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
+import { webRoutes } from './web.js';
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -34,6 +35,8 @@ export interface GatewayDeps {
 
 export interface BuildOptions {
   outbox?: OutboxRelayOptions;
+  /** the built web UI (default: web/dist of this checkout) */
+  webRoot?: string;
 }
 
 declare module 'fastify' {
@@ -102,5 +105,6 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   twilioWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, publicUrl: deps.config.PUBLIC_URL, authToken: deps.config.TWILIO_AUTH_TOKEN });
   emailRoutes(app, { db: deps.db, relay, fromEmail: deps.config.SENDGRID_FROM_EMAIL });
   sendgridWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, publicKey: deps.config.SENDGRID_WEBHOOK_PUBLIC_KEY });
+  await webRoutes(app, { root: opts.webRoot });
   return app;
 }

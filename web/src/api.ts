@@ -1,0 +1,114 @@
+/**
+ * The gateway's HTTP API as the UI uses it (contract.md "HTTP API"). Types come from the shared
+ * contracts, so a changed response shape is a compile error here too. The session cookie rides
+ * along automatically (same origin); a 401 anywhere sends the window back to the login screen.
+ */
+import type {
+  ConversationPage,
+  Email,
+  ErrorBody,
+  ErrorDetail,
+  MessagePage,
+  MessageWithTimeline,
+  RetryResponse,
+  SendEmailBody,
+  SendEmailResponse,
+  SendMessageBody,
+  SendMessageResponse,
+  TimelineEntry,
+} from '@hatch/contracts';
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details: ErrorDetail[];
+  constructor(status: number, body: Partial<ErrorBody> | undefined) {
+    super(body?.error ?? (status === 0 ? 'Cannot reach Hatch: check your connection' : `Request failed (${status})`));
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = body?.code ?? (status === 0 ? 'NETWORK_ERROR' : 'HTTP_ERROR');
+    this.details = body?.details ?? [];
+  }
+  /** The first detail whose field ends with `.name` (e.g. `body.to` for `to`), else undefined. */
+  fieldMessage(name: string): string | undefined {
+    return this.details.find((d) => fieldOf(d.field) === name)?.message;
+  }
+}
+
+/** `body.cc.1` / `/cc/1` / `cc` → `cc`: the form field a detail belongs to. */
+export function fieldOf(path: string): string {
+  const parts = path.split(/[./]/).filter((p) => p && p !== 'body' && !/^\d+$/.test(p));
+  return parts[0] ?? '';
+}
+
+type Listener = () => void;
+const unauthorizedListeners = new Set<Listener>();
+export function onUnauthorized(fn: Listener): () => void {
+  unauthorizedListeners.add(fn);
+  return () => unauthorizedListeners.delete(fn);
+}
+
+/** An Idempotency-Key. crypto.randomUUID needs a secure context; getRandomValues does not. */
+export function newIdempotencyKey(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = ((b[6] ?? 0) & 0x0f) | 0x40;
+  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+async function request<T>(method: string, path: string, opts: { body?: unknown; idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  if (opts.idempotencyKey) headers['idempotency-key'] = opts.idempotencyKey;
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      credentials: 'same-origin',
+      signal: opts.signal,
+    });
+  } catch (err) {
+    if ((err as Error).name === 'AbortError') throw err;
+    throw new ApiError(0, undefined);
+  }
+  if (res.status === 204) return undefined as T;
+  let parsed: unknown;
+  try {
+    parsed = await res.json();
+  } catch {
+    parsed = undefined;
+  }
+  if (!res.ok) {
+    if (res.status === 401 && path !== '/api/session') for (const fn of unauthorizedListeners) fn();
+    throw new ApiError(res.status, parsed as Partial<ErrorBody> | undefined);
+  }
+  return parsed as T;
+}
+
+const page = (limit: number, before?: string | null) => `limit=${limit}${before ? `&before=${encodeURIComponent(before)}` : ''}`;
+
+export interface EmailPage {
+  emails: Email[];
+  next_cursor: string | null;
+}
+export interface EmailWithTimeline {
+  email: Email;
+  timeline: TimelineEntry[];
+}
+
+export const api = {
+  login: (token: string) => request<void>('POST', '/api/session', { body: { token } }),
+  logout: () => request<void>('DELETE', '/api/session'),
+  conversations: (limit: number, before?: string | null) => request<ConversationPage>('GET', `/api/conversations?${page(limit, before)}`),
+  messages: (conversationId: string, limit: number, before?: string | null) =>
+    request<MessagePage>('GET', `/api/conversation/${encodeURIComponent(conversationId)}/messages?${page(limit, before)}`),
+  message: (id: string) => request<MessageWithTimeline>('GET', `/api/messages/${encodeURIComponent(id)}`),
+  sendMessage: (body: SendMessageBody, idempotencyKey: string) => request<SendMessageResponse>('POST', '/api/send_message', { body, idempotencyKey }),
+  retry: (id: string, idempotencyKey: string) => request<RetryResponse>('POST', `/api/messages/${encodeURIComponent(id)}/retry`, { idempotencyKey }),
+  sendEmail: (body: SendEmailBody, idempotencyKey: string) => request<SendEmailResponse>('POST', '/api/send_email', { body, idempotencyKey }),
+  emails: (limit: number, before?: string | null) => request<EmailPage>('GET', `/api/emails?${page(limit, before)}`),
+  email: (id: string) => request<EmailWithTimeline>('GET', `/api/emails/${encodeURIComponent(id)}`),
+};

@@ -1,0 +1,87 @@
+/**
+ * One EventSource per window on /api/events (contract "Server-Sent Events"). The browser
+ * resumes by itself with Last-Event-ID after a dropped connection; when the stream is closed for
+ * good (an error status, a gateway restart that refused the reconnect) we open a new one with
+ * `?lastEventId=` (EventSource cannot set headers), so nothing sent meanwhile is missed. A
+ * `reset` event means the gap cannot be replayed: listeners refetch.
+ */
+import type { EmailUpdateEvent, MessageUpdateEvent } from '@hatch/contracts';
+
+export type LiveState = 'connecting' | 'live' | 'reconnecting';
+
+export interface LiveHandlers {
+  state(s: LiveState): void;
+  message(e: MessageUpdateEvent): void;
+  email(e: EmailUpdateEvent): void;
+  /** refetch everything: after `reset`, or after a reconnect that could not resume */
+  refetch(): void;
+}
+
+export function startLive(h: LiveHandlers): { stop(): void } {
+  let es: EventSource | undefined;
+  let lastId: string | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let attempt = 0;
+  let stopped = false;
+  let everOpen = false;
+
+  const remember = (e: MessageEvent) => {
+    if (e.lastEventId) lastId = e.lastEventId;
+  };
+  const parse = <T>(e: MessageEvent): T | undefined => {
+    try {
+      return JSON.parse(String(e.data)) as T;
+    } catch {
+      return undefined;
+    }
+  };
+
+  const connect = () => {
+    if (stopped) return;
+    h.state(everOpen ? 'reconnecting' : 'connecting');
+    const url = lastId ? `/api/events?lastEventId=${encodeURIComponent(lastId)}` : '/api/events';
+    const source = new EventSource(url, { withCredentials: true });
+    es = source;
+    source.onopen = () => {
+      attempt = 0;
+      // The first open of a window loads its data itself; a reopen without an id to resume from
+      // cannot know what it missed.
+      if (everOpen && !lastId) h.refetch();
+      everOpen = true;
+      h.state('live');
+    };
+    source.onerror = () => {
+      if (stopped) return;
+      h.state('reconnecting');
+      if (source.readyState === EventSource.CLOSED) {
+        source.close();
+        const delay = Math.min(15_000, 500 * 2 ** attempt++) * (0.75 + Math.random() * 0.5);
+        timer = setTimeout(connect, delay);
+      }
+    };
+    source.addEventListener('connected', (e) => remember(e as MessageEvent));
+    source.addEventListener('message_update', (e) => {
+      remember(e as MessageEvent);
+      const data = parse<MessageUpdateEvent>(e as MessageEvent);
+      if (data) h.message(data);
+    });
+    source.addEventListener('email_update', (e) => {
+      remember(e as MessageEvent);
+      const data = parse<EmailUpdateEvent>(e as MessageEvent);
+      if (data) h.email(data);
+    });
+    source.addEventListener('reset', (e) => {
+      remember(e as MessageEvent);
+      h.refetch();
+    });
+  };
+
+  connect();
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      es?.close();
+    },
+  };
+}
