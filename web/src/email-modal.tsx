@@ -4,7 +4,8 @@
  * down 5-4-3-2-1 and closes the dialog.
  */
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { EMAIL_LIMITS, type SendEmailBody } from '@hatch/contracts';
+import { asList, checkSendEmail, EMAIL_LIMITS, type SendEmailBody } from '@hatch/contracts';
+import type { ErrorDetail } from '@hatch/contracts';
 import { api, ApiError, fieldOf, newIdempotencyKey } from './api.js';
 import { IconClip } from './icons.js';
 
@@ -12,7 +13,6 @@ const FIELDS = ['to_email', 'cc', 'bcc', 'reply_to', 'subject', 'body', 'attachm
 type Field = (typeof FIELDS)[number];
 type Errors = Partial<Record<Field | 'form', string>>;
 
-const ADDRESS = /^[^\s@<>(),;:"[\]\\]+@[^\s@<>(),;:"[\]\\]+\.[^\s@<>(),;:"[\]\\]{2,}$/;
 export const COUNTDOWN_SECONDS = 5;
 
 export function splitAddresses(raw: string): string[] {
@@ -20,13 +20,6 @@ export function splitAddresses(raw: string): string[] {
     .split(/[,;\s]+/)
     .map((s) => s.trim())
     .filter(Boolean);
-}
-
-function addressProblem(list: string[], required: boolean): string | undefined {
-  if (list.length === 0) return required ? 'Add at least one recipient' : undefined;
-  if (list.length > EMAIL_LIMITS.recipientsMax) return `At most ${EMAIL_LIMITS.recipientsMax} addresses`;
-  const bad = list.find((a) => a.length > EMAIL_LIMITS.addressMax || !ADDRESS.test(a) || (a.split('@')[0] ?? '').length > EMAIL_LIMITS.localPartMax);
-  return bad ? `“${bad}” is not a valid email address` : undefined;
 }
 
 interface Attachment {
@@ -47,6 +40,27 @@ function readBase64(file: File): Promise<string> {
 
 const kib = (n: number) => (n < 1024 * 1024 ? `${Math.max(1, Math.round(n / 1024))} KB` : `${(n / 1024 / 1024).toFixed(1)} MB`);
 
+/** `body.cc.1: must be …` → errors.cc = `“b@x” must be …`: each problem by its field. */
+function detailsByField(details: ErrorDetail[], body: SendEmailBody): Errors {
+  const out: Errors = {};
+  for (const d of details) {
+    const f = fieldOf(d.field) as Field;
+    if (!(FIELDS as readonly string[]).includes(f) || out[f]) continue;
+    let text = d.message;
+    if (f === 'to_email' || f === 'cc' || f === 'bcc' || f === 'reply_to') {
+      const idx = /\.(\d+)$/.exec(d.field)?.[1];
+      const addr = asList(body[f])[idx === undefined ? 0 : Number(idx)];
+      if (addr && !/recipients/.test(text)) text = `“${addr}” ${text}`;
+    } else if (f === 'attachments') {
+      const idx = /attachments\.(\d+)/.exec(d.field)?.[1];
+      const a = idx === undefined ? undefined : body.attachments?.[Number(idx)];
+      if (a) text = `${a.filename}: ${text}`;
+    }
+    out[f] = text;
+  }
+  return out;
+}
+
 export function EmailModal({ onClose, onSent }: { onClose(): void; onSent(): void }) {
   const dialog = useRef<HTMLDialogElement>(null);
   const [v, setV] = useState({ to_email: '', cc: '', bcc: '', reply_to: '', subject: '', body: '' });
@@ -56,7 +70,8 @@ export function EmailModal({ onClose, onSent }: { onClose(): void; onSent(): voi
   const [sentTo, setSentTo] = useState<string | null>(null);
   const [left, setLeft] = useState(COUNTDOWN_SECONDS);
   const [showCopies, setShowCopies] = useState(false);
-  const key = useRef(newIdempotencyKey());
+  // One Idempotency-Key per draft: a resend of the same draft cannot send twice; an edited draft is a new send.
+  const key = useRef<{ key: string; draft: string } | null>(null);
   const inFlight = useRef(false);
 
   useEffect(() => {
@@ -94,54 +109,55 @@ export function EmailModal({ onClose, onSent }: { onClose(): void; onSent(): voi
     setErrors({ ...errors, attachments: problem });
   }
 
-  function validate(): Errors {
-    const e: Errors = {};
-    e.to_email = addressProblem(splitAddresses(v.to_email), true);
-    e.cc = addressProblem(splitAddresses(v.cc), false);
-    e.bcc = addressProblem(splitAddresses(v.bcc), false);
-    const reply = splitAddresses(v.reply_to);
-    e.reply_to = reply.length > 1 ? 'Only one reply-to address' : addressProblem(reply, false);
-    if (!v.subject.trim()) e.subject = 'Add a subject';
-    else if (v.subject.length > EMAIL_LIMITS.subjectMax) e.subject = `At most ${EMAIL_LIMITS.subjectMax} characters`;
-    if (!v.body.trim()) e.body = 'Write the email';
-    else if (new TextEncoder().encode(v.body).length > EMAIL_LIMITS.bodyMaxBytes) e.body = `At most ${kib(EMAIL_LIMITS.bodyMaxBytes)}`;
-    for (const k of Object.keys(e) as (keyof Errors)[]) if (!e[k]) delete e[k];
-    return e;
-  }
-
-  async function submit(ev: Event) {
-    ev.preventDefault();
-    if (inFlight.current || sentTo !== null) return;
-    const e = validate();
-    setErrors(e);
-    if (Object.keys(e).length) {
-      const first = FIELDS.find((f) => e[f]);
-      if (first) dialog.current?.querySelector<HTMLElement>(`[name="${first}"]`)?.focus();
-      return;
-    }
+  function draft(): SendEmailBody {
     const one = (list: string[]) => (list.length === 1 ? (list[0] as string) : list);
-    const to = splitAddresses(v.to_email);
-    const body: SendEmailBody = { to_email: one(to), subject: v.subject, body: v.body };
+    const body: SendEmailBody = { to_email: one(splitAddresses(v.to_email)), subject: v.subject, body: v.body };
     const cc = splitAddresses(v.cc);
     const bcc = splitAddresses(v.bcc);
     if (cc.length) body.cc = one(cc);
     if (bcc.length) body.bcc = one(bcc);
     if (v.reply_to.trim()) body.reply_to = v.reply_to.trim();
     if (files.length) body.attachments = files.map(({ filename, type, content }) => ({ filename, type, content }));
+    return body;
+  }
+
+  /** What the schema requires, then every rule the server checks, by the same function (checkSendEmail). */
+  function validate(body: SendEmailBody): Errors {
+    const e: Errors = {};
+    if (asList(body.to_email).length === 0) e.to_email = 'Add at least one recipient';
+    if (splitAddresses(v.reply_to).length > 1) e.reply_to = 'Only one reply-to address';
+    if (!v.subject.trim()) e.subject = 'Add a subject';
+    else if (v.subject.length > EMAIL_LIMITS.subjectMax) e.subject = `At most ${EMAIL_LIMITS.subjectMax} characters`;
+    if (!v.body.trim()) e.body = 'Write the email';
+    if (Object.keys(e).length) return e;
+    const checked = checkSendEmail(body);
+    return checked.ok ? {} : detailsByField(checked.details, body);
+  }
+
+  async function submit(ev: Event) {
+    ev.preventDefault();
+    if (inFlight.current || sentTo !== null) return;
+    const body = draft();
+    const e = validate(body);
+    setErrors(e);
+    if (Object.keys(e).length) {
+      if (e.cc || e.bcc || e.reply_to) setShowCopies(true);
+      const first = FIELDS.find((f) => e[f]);
+      if (first) dialog.current?.querySelector<HTMLElement>(`[name="${first}"]`)?.focus();
+      return;
+    }
+    const fingerprint = JSON.stringify(body);
+    if (!key.current || key.current.draft !== fingerprint) key.current = { key: newIdempotencyKey(), draft: fingerprint };
     inFlight.current = true;
     setSending(true);
     try {
-      await api.sendEmail(body, key.current);
-      setSentTo(to.join(', '));
+      await api.sendEmail(body, key.current.key);
+      setSentTo(asList(body.to_email).join(', '));
       setLeft(COUNTDOWN_SECONDS);
       onSent();
     } catch (err) {
       if (err instanceof ApiError) {
-        const byField: Errors = {};
-        for (const d of err.details) {
-          const f = fieldOf(d.field) as Field;
-          if ((FIELDS as readonly string[]).includes(f) && !byField[f]) byField[f] = d.message;
-        }
+        const byField = detailsByField(err.details, body);
         if (Object.keys(byField).length === 0) byField.form = err.message;
         if (byField.cc || byField.bcc) setShowCopies(true);
         setErrors(byField);

@@ -65,8 +65,8 @@ export async function newPage(ctx: BrowserContext): Promise<Watched> {
 }
 
 /** Signs in through the one-click `?token=` link and waits for the signed-in shell. */
-export async function signIn(page: Page, base: string, pathname = '/'): Promise<void> {
-  await page.goto(`${base}${pathname}?token=${encodeURIComponent(TEST_TOKEN)}`);
+export async function signIn(page: Page, base: string, pathname = '/', token = TEST_TOKEN): Promise<void> {
+  await page.goto(`${base}${pathname}?token=${encodeURIComponent(token)}`);
   await page.getByRole('heading', { name: 'Conversations' }).waitFor();
 }
 
