@@ -82,11 +82,8 @@ export function EmailModal({ onClose, onSent }: { onClose(): void; onSent(): voi
   // Success: 5-4-3-2-1, then close.
   useEffect(() => {
     if (sentTo === null) return;
-    if (left <= 0) {
-      onClose();
-      return;
-    }
-    const t = setTimeout(() => setLeft((n) => n - 1), 1000);
+    // "1" stays up for its full second, then the dialog closes (no "0" is ever shown).
+    const t = setTimeout(() => (left <= 1 ? onClose() : setLeft(left - 1)), 1000);
     return () => clearTimeout(t);
   }, [sentTo, left]);
 

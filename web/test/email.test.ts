@@ -1,0 +1,114 @@
+/**
+ * The Compose Email modal and the Emails view in a real browser against a real gateway: the
+ * same rules as the server (checkSendEmail) refuse a bad draft by its field without a request;
+ * a good one is sent once, confirmed with a 5-4-3-2-1 countdown and the dialog closes itself.
+ */
+import t from 'tap';
+import { launchBrowser, newPage, screenshot, signIn, startUiServer, type Watched } from './harness.js';
+
+const server = await startUiServer(t);
+const browser = await launchBrowser(t);
+const db = server.db.db;
+
+const pages: Watched[] = [];
+t.teardown(() => {
+  for (const w of pages) {
+    if (w.external.length) throw new Error(`external requests: ${w.external.join(', ')}`);
+    if (w.errors.length) throw new Error(`page errors: ${w.errors.join(' | ')}`);
+  }
+});
+
+t.test('the email modal validates by field, sends once, counts down 5-4-3-2-1 and closes; the Emails view lists it', async (t) => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  ctx.setDefaultTimeout(15_000);
+  t.teardown(() => ctx.close());
+  const w = await newPage(ctx);
+  pages.push(w);
+  const { page } = w;
+  const posts: (string | undefined)[] = [];
+  page.on('request', (r) => {
+    if (r.url().endsWith('/api/send_email')) posts.push(r.headers()['idempotency-key']);
+  });
+  await signIn(page, server.base);
+  await page.getByTestId('compose-email').click();
+  const modal = page.getByTestId('email-modal');
+  await modal.waitFor();
+
+  // Empty: every required field says what it needs; nothing is sent.
+  await page.getByTestId('email-send').click();
+  for (const f of ['to_email', 'subject', 'body']) await modal.getByTestId(`email-error-${f}`).waitFor();
+  t.equal(await page.locator('#email-to_email').evaluate((el) => el === document.activeElement), true, 'focus moves to the first bad field');
+
+  // Invalid and duplicate addresses: the server's own rules, by the field they belong to.
+  await page.locator('#email-to_email').fill('ada@example.com, not-an-address');
+  await page.locator('#email-subject').fill('Quarterly report');
+  await page.locator('#email-body').fill('Hello Ada,\n\nthe report is attached.\n');
+  await page.getByTestId('email-send').click();
+  t.match(await modal.getByTestId('email-error-to_email').textContent(), /not-an-address/);
+  await page.locator('#email-to_email').fill('ada@example.com');
+  await page.getByTestId('email-show-copies').click();
+  await page.locator('#email-cc').fill('grace@example.com, ADA@example.com');
+  await page.locator('#email-reply_to').fill('support@hatch.example.test');
+  await page.getByTestId('email-send').click();
+  t.match(await modal.getByTestId('email-error-cc').textContent(), /ADA@example\.com.*duplicates/);
+  t.equal(await modal.getByTestId('email-error-to_email').count(), 0, 'the fixed field is clear');
+  t.equal(posts.length, 0, 'no request for an invalid draft');
+  await page.locator('#email-cc').fill('grace@example.com');
+  await page.locator('input[name=attachments]').setInputFiles({ name: 'report.txt', mimeType: 'text/plain', buffer: Buffer.from('Q3: up and to the right\n') });
+  await modal.getByText('report.txt').waitFor();
+  await screenshot(page, 'email-modal');
+
+  // Record every countdown value the page shows, from the first render of the confirmation.
+  await page.evaluate(() => {
+    const seen: string[] = [];
+    (window as unknown as { __countdown: string[] }).__countdown = seen;
+    new MutationObserver(() => {
+      const v = document.querySelector('[data-testid=email-countdown]')?.textContent;
+      if (v && seen[seen.length - 1] !== v) seen.push(v);
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+  await page.getByTestId('email-send').dblclick();
+  await modal.getByTestId('email-success').waitFor();
+  t.match(await modal.getByTestId('email-success').textContent(), /ada@example\.com/);
+  await screenshot(page, 'email-sent-countdown');
+  const started = Date.now();
+  await modal.waitFor({ state: 'detached', timeout: 12_000 });
+  const elapsed = Date.now() - started;
+  const seen = await page.evaluate(() => (window as unknown as { __countdown: string[] }).__countdown);
+  t.same(seen, ['5', '4', '3', '2', '1'], 'counted down 5-4-3-2-1');
+  t.ok(elapsed >= 3000, `closed by itself after the countdown (${elapsed} ms after the confirmation showed)`);
+  t.ok(posts.length >= 1 && posts.every((k) => k && k === posts[0]), 'every request carried the same Idempotency-Key');
+
+  const rows = await db.selectFrom('emails').selectAll().where('subject', '=', 'Quarterly report').execute();
+  t.equal(rows.length, 1, 'one email stored for a double click');
+  t.same(rows[0]?.to_email, ['ada@example.com']);
+  t.same(rows[0]?.cc, ['grace@example.com']);
+  t.equal(rows[0]?.reply_to, 'support@hatch.example.test');
+  t.match(rows[0]?.attachments, [{ filename: 'report.txt', type: 'text/plain' }]);
+
+  await page.getByRole('link', { name: 'Emails' }).click();
+  const row = page.getByTestId('email-row').filter({ hasText: 'Quarterly report' });
+  await row.waitFor();
+  t.equal(await row.getByTestId('status').getAttribute('data-status'), rows[0]?.status);
+  await screenshot(page, 'emails-view');
+});
+
+t.test('Escape closes the email modal and keeps nothing sent', async (t) => {
+  const ctx = await browser.newContext({ viewport: { width: 375, height: 740 } });
+  ctx.setDefaultTimeout(15_000);
+  t.teardown(() => ctx.close());
+  const w = await newPage(ctx);
+  pages.push(w);
+  const { page } = w;
+  await signIn(page, server.base);
+  const before = (await db.selectFrom('emails').select('id').execute()).length;
+  await page.getByTestId('compose-email').click();
+  await page.locator('#email-to_email').fill('someone@example.com');
+  await page.locator('#email-subject').fill('never sent');
+  await screenshot(page, 'mobile-email-modal');
+  await page.keyboard.press('Escape');
+  await page.getByTestId('email-modal').waitFor({ state: 'detached' });
+  t.equal((await db.selectFrom('emails').select('id').execute()).length, before, 'nothing sent');
+  await page.getByTestId('compose-email').click();
+  t.equal(await page.locator('#email-subject').inputValue(), '', 'a new modal starts empty');
+});
