@@ -6,7 +6,12 @@
  */
 import t from 'tap';
 import type { BrowserContext, Page } from 'playwright-core';
-import { spawnService, type Teardownable } from '@hatch/testing';
+import type { FastifyInstance } from 'fastify';
+import { createLogger } from '@hatch/log';
+import { createMetricsRegistry } from '@hatch/runtime';
+import { freePort, spawnService, type Teardownable } from '@hatch/testing';
+import { build } from '../../services/gateway/src/app.js';
+import { parseGatewayConfig } from '../../services/gateway/src/config.js';
 import { pipeline, API_TOKEN } from '../../services/sms-sender/test/harness.js';
 import { ensureBuilt, launchBrowser, newPage, screenshot, signIn, type Watched } from './harness.js';
 
@@ -34,13 +39,13 @@ t.teardown(() => {
   }
 });
 
-async function window(t: Teardownable, width = 1280): Promise<Page> {
+async function window(t: Teardownable, width = 1280, url = base): Promise<Page> {
   const ctx: BrowserContext = await browser.newContext({ viewport: { width, height: 800 } });
   ctx.setDefaultTimeout(20_000);
   t.teardown(() => ctx.close());
   const w = await newPage(ctx);
   pages.push(w);
-  await signIn(w.page, base, '/', API_TOKEN);
+  await signIn(w.page, url, '/', API_TOKEN);
   await w.page.locator('[data-testid=live][data-state=live]').waitFor();
   // A marker that a reload would wipe: updates must arrive without one.
   await w.page.evaluate(() => ((window as unknown as { __noReload: boolean }).__noReload = true));
@@ -130,4 +135,48 @@ t.test('a failed SMS shows its error text live, and Retry sends it again to deli
   await bubble.locator('[data-testid=status][data-status=delivered]').waitFor();
   t.equal(await bubble.getByTestId('retry').count(), 0, 'no retry button once delivered');
   t.equal(await bubble.getByTestId('message-error').count(), 0, 'the error is gone');
+});
+
+t.test('after its gateway restarts, a window reconnects and shows the messages sent meanwhile, without a reload', async (t) => {
+  // A gateway of this test's own on a fixed port, so it can be stopped and started again; the
+  // pipeline's gateway stays up as the other replica that takes the sends meanwhile.
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const config = parseGatewayConfig({
+    DATABASE_URL: p.db.url,
+    NATS_URL: p.nats.url,
+    HATCH_API_TOKEN: API_TOKEN,
+    HATCH_NATS_PREFIX: p.nats.prefix,
+    PUBLIC_URL: url,
+    LOG_LEVEL: 'silent',
+    HATCH_SSE_RETRY_MS: '300',
+  });
+  const log = createLogger({ service: 'gateway', level: 'silent', pretty: false });
+  const start = async () => {
+    const app = await build({ config, log, db: p.db, bus: p.bus, registry: createMetricsRegistry('gateway') });
+    await app.listen({ port, host: '127.0.0.1' });
+    return app;
+  };
+  let app: FastifyInstance = await start();
+  t.teardown(() => app.close());
+
+  const first = await p.send('Linus', 'before the restart');
+  t.equal(first.status, 202);
+  const page = await window(t, 1280, url);
+  await page.goto(`${url}/c/${String(first.body.conversation_id)}`);
+  await page.getByTestId('message').filter({ hasText: 'before the restart' }).waitFor();
+  await page.locator('[data-testid=live][data-state=live]').waitFor();
+  await page.evaluate(() => ((window as unknown as { __noReload: boolean }).__noReload = true));
+
+  await app.close();
+  await page.locator('[data-testid=live][data-state=reconnecting]').waitFor();
+  await screenshot(page, 'reconnecting');
+  for (const body of ['sent while it was down', 'and one more']) t.equal((await p.send('Linus', body)).status, 202);
+  app = await start();
+
+  await page.getByTestId('message').filter({ hasText: 'and one more' }).waitFor();
+  await page.locator('[data-testid=live][data-state=live]').waitFor();
+  const bodies = await page.getByTestId('message-body').allTextContents();
+  t.same(bodies, ['before the restart', 'sent while it was down', 'and one more'], 'every message, in order, once');
+  t.ok(await notReloaded(page), 'no reload');
 });
