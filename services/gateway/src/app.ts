@@ -23,6 +23,7 @@ import { sendgridWebhooks } from './webhooks/sendgrid.js';
 import { registerIdempotency } from './idempotency.js';
 import { HttpError } from './errors.js';
 import { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
+import { registerRealtime } from './realtime/index.js';
 import { webRoutes } from './web.js';
 
 export interface GatewayDeps {
@@ -91,6 +92,7 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
     await relay.stop();
   });
 
+  const realtime = await registerRealtime(app, { db: deps.db, bus: deps.bus, log: deps.log, registry: deps.registry, names, config: deps.config });
   healthRoutes(app, {
     registry: deps.registry,
     checks: {
@@ -98,6 +100,7 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
         await deps.db.sql`SELECT 1`;
       },
       nats: () => deps.bus.ping(),
+      events: () => realtime.check(),
     },
   });
   sessionRoutes(app, { apiToken: deps.config.HATCH_API_TOKEN, secureCookies: deps.config.PUBLIC_URL.startsWith('https://') });

@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox';
 import { envWithDatabaseUrl, loadConfigOrExit, loadConfig, LogLevel } from '@hatch/config';
+import { realtimeSettings } from './realtime/config.js';
 
 export const GatewayConfig = Type.Object({
   PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 5002 }),
@@ -18,6 +19,7 @@ export const GatewayConfig = Type.Object({
   SENDGRID_WEBHOOK_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
   SENDGRID_FROM_EMAIL: Type.Optional(Type.String({ pattern: '^[^\\s@]+@[^\\s@]+$' })),
   LOG_LEVEL: LogLevel,
+  ...realtimeSettings,
 });
 export type GatewayConfig = Static<typeof GatewayConfig> & { PUBLIC_URL: string };
 

@@ -1,0 +1,132 @@
+/**
+ * GET /api/events[?conversation_id=][&lastEventId=]: Server-Sent Events (contract "Server-Sent
+ * Events", issue 6), through the official @fastify/sse plugin (headers text/event-stream,
+ * Cache-Control: no-cache, X-Accel-Buffering: no; heartbeat comments). The plugin's own
+ * `send()` awaits each write; frames here go through the hub's bounded, coalescing per-client
+ * queue instead, written to the same response.
+ *
+ * Every answer on this route is 200 (never 5xx): at the connection limit or while the events
+ * subscription is not up, the client gets a `retry:` hint and the stream ends.
+ */
+import type { FastifyInstance } from 'fastify';
+import { fastifySSE } from '@fastify/sse';
+import Type from 'typebox';
+import { ConnectedEvent, ResetEvent, UUID_PATTERN } from '@hatch/contracts';
+import { findJournalAfter, findOldestJournalId, journalRowToEvent, type Db } from '@hatch/db';
+import type { Logger } from '@hatch/log';
+import { formatControl, formatEvent, type HubClient, type RealtimeHub } from './hub.js';
+
+export interface EventsRouteOptions {
+  hub: RealtimeHub;
+  db: Db;
+  log: Logger;
+  heartbeatMs: number;
+  retryMs: number;
+  /** journal rows read per replay batch */
+  replayBatch?: number;
+  /** how long a new stream waits for the hub to know where the stream is */
+  syncTimeoutMs?: number;
+}
+
+const EventsQuery = Type.Object({
+  conversation_id: Type.Optional(Type.String({ pattern: UUID_PATTERN })),
+  lastEventId: Type.Optional(Type.String({ maxLength: 40 })),
+  lastEventID: Type.Optional(Type.String({ maxLength: 40 })),
+});
+
+const ID_RE = /^[0-9]{1,19}$/;
+
+export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions): Promise<void> {
+  const { hub } = opts;
+  const log = opts.log.child({ component: 'sse' });
+  // A replay batch must fit in the client's queue next to the live frames held meanwhile.
+  const replayBatch = Math.max(1, Math.min(opts.replayBatch ?? 500, Math.floor(hub.clientQueueMax / 2)));
+  await app.register(fastifySSE, { heartbeatInterval: opts.heartbeatMs });
+  const streams = new Map<HubClient, () => void>();
+
+  // Shutdown: end every stream so clients reconnect to another replica (with Last-Event-ID).
+  app.addHook('preClose', async () => {
+    hub.closeAll((c) => streams.get(c)?.());
+  });
+
+  app.get(
+    '/api/events',
+    { sse: 'only', schema: { querystring: EventsQuery } },
+    async (req, reply) => {
+      const q = req.query as { conversation_id?: string; lastEventId?: string; lastEventID?: string };
+      const headerId = req.headers['last-event-id'];
+      const lastEventId = (Array.isArray(headerId) ? headerId[0] : headerId) ?? q.lastEventId ?? q.lastEventID;
+      const refuse = (reason: string) => {
+        hub.metrics.rejected.inc({ reason });
+        reply.sse.sendHeaders(200);
+        reply.raw.write(`retry: ${opts.retryMs}\n: ${reason}\n\n`);
+      };
+      if (!(await hub.waitSynced(opts.syncTimeoutMs ?? 5000))) return refuse('events subscription not ready');
+      const client = hub.register(reply.raw, q.conversation_id, () => endStream());
+      if (!client) return refuse('too many connections');
+      reply.sse.keepAlive();
+      let ended = false;
+      const endStream = () => {
+        if (ended) return;
+        ended = true;
+        client.close();
+        streams.delete(client);
+        reply.sse.close();
+      };
+      streams.set(client, endStream);
+      reply.sse.onClose(() => {
+        client.close();
+        streams.delete(client);
+      });
+      reply.sse.sendHeaders(200);
+      // The hub's position now: everything up to it is history (replayed), everything after is live.
+      const seam = hub.lastId;
+      const connected: ConnectedEvent = { type: 'connected', client_id: client.id };
+      const reset = (reason: string) => {
+        hub.metrics.resets.inc({ reason });
+        const data: ResetEvent = { type: 'reset', reason };
+        client.enqueue(formatControl('reset', data, seam.toString()));
+        client.goLive();
+      };
+      client.enqueue(`retry: ${opts.retryMs}\n\n`);
+      if (lastEventId === undefined) {
+        // id = the seam: a reconnect from here resumes exactly after it.
+        client.enqueue(formatControl('connected', connected, seam.toString()));
+        client.goLive();
+        return;
+      }
+      client.enqueue(formatControl('connected', connected));
+      if (!ID_RE.test(lastEventId)) return reset('unknown_id');
+      const from = BigInt(lastEventId);
+      client.skipUpTo = from;
+      // Another replica may be a few ms ahead: wait briefly before calling the id unknown.
+      if (from > seam && !(await hub.waitForId(from, 2000))) return reset('unknown_id');
+      if (from >= seam) {
+        client.goLive();
+        return;
+      }
+      try {
+        const oldest = await findOldestJournalId(opts.db.db);
+        // Rows after the client's id were deleted by retention: it cannot be resumed exactly.
+        if (oldest === undefined || BigInt(oldest) > from + 1n) return reset('too_old');
+        hub.metrics.replays.inc();
+        let cursor = from;
+        while (!client.closed && cursor < seam) {
+          const rows = await findJournalAfter(opts.db.db, cursor.toString(), replayBatch, seam.toString());
+          if (rows.length === 0) break;
+          for (const row of rows) {
+            const frame = formatEvent(journalRowToEvent(row));
+            if (client.conversationId === undefined || frame.conversationId === client.conversationId) client.enqueue(frame.text);
+          }
+          cursor = BigInt(rows[rows.length - 1]?.id ?? seam.toString());
+          await client.drained(); // one batch in memory at a time
+        }
+        client.goLive();
+      } catch (err) {
+        // Headers are sent: no error status. End the stream; the client retries with its id.
+        log.warn({ err: { message: (err as Error).message }, lastEventId }, 'replay failed; ending the stream');
+        endStream();
+      }
+    },
+  );
+}

@@ -1,0 +1,390 @@
+/**
+ * The realtime hub: ONE JetStream subscription per gateway process (an ordered consumer on
+ * `<P>_EVENTS`) fanned out to every local SSE client, whatever their number.
+ *
+ * - `lastId` is the highest journal id this process has received: every change event with
+ *   id <= lastId has passed through the hub (the bridge publishes in journal order, and its
+ *   heartbeat's `position` is published after every event up to it). A resuming client is
+ *   replayed (Last-Event-ID, lastId] from the journal while the hub buffers its live events, then
+ *   switched to live: no gap, no duplicate at the seam.
+ * - The consumer starts at the stream's last message (or at the start of an empty stream), so
+ *   the first message tells where the stream is; until then the hub is not `synced`.
+ * - Bounded: each client has a queue of at most `clientQueueMax` frames; writes are coalesced per
+ *   client per tick (one socket write for every frame queued since the last one); while the
+ *   socket does not drain, frames queue; past the bound the client is cut off (it resumes with
+ *   Last-Event-ID) and counted. A client never grows the process's memory without bound.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Writable } from 'node:stream';
+import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { BusChangeEvent, BusHeartbeat, decode, type NatsNames } from '@hatch/contracts';
+import type { Logger } from '@hatch/log';
+import type { Bus } from '@hatch/runtime';
+
+export interface HubOptions {
+  names: NatsNames;
+  bus: Bus;
+  log: Logger;
+  registry: Registry;
+  clientQueueMax: number;
+  maxClients: number;
+}
+
+/** One formatted SSE frame and what a filter needs to know about it. */
+export interface Frame {
+  id: bigint;
+  text: string;
+  conversationId?: string;
+}
+
+export function formatEvent(env: BusChangeEvent): Frame {
+  return {
+    id: BigInt(env.id),
+    text: `id: ${env.id}\nevent: ${env.event.type}\ndata: ${JSON.stringify(env.event)}\n\n`,
+    conversationId: env.event.type === 'message_update' ? env.event.conversation_id : undefined,
+  };
+}
+
+export function formatControl(event: string, data: unknown, id?: string): string {
+  return `${id !== undefined ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+export class HubClient {
+  readonly id = randomUUID();
+  private queue: string[] = [];
+  /** live frames held back while the client is being replayed */
+  private held: Frame[] = [];
+  /** frames with an id up to this one were already seen by the client (resume) */
+  skipUpTo = -1n;
+  private replaying = true;
+  private scheduled = false;
+  private waitingDrain = false;
+  private drainWaiters: Array<() => void> = [];
+  closed = false;
+
+  constructor(
+    private readonly hub: RealtimeHub,
+    private readonly out: Writable,
+    readonly conversationId: string | undefined,
+    private readonly max: number,
+    private readonly onCut: () => void,
+  ) {}
+
+  /** frames queued and not yet handed to the socket (for tests and the bound) */
+  get queued(): number {
+    return this.queue.length + this.held.length;
+  }
+
+  /** A live frame from the hub. */
+  deliver(frame: Frame): void {
+    if (this.closed) return;
+    if (this.conversationId !== undefined && frame.conversationId !== this.conversationId) return;
+    if (frame.id <= this.skipUpTo) return;
+    if (this.replaying) {
+      if (this.queued >= this.max) return this.cut();
+      this.held.push(frame);
+      return;
+    }
+    this.enqueue(frame.text);
+  }
+
+  /** A frame of this client's own (connected, replay, reset): written in order with the rest. */
+  enqueue(text: string): void {
+    if (this.closed) return;
+    if (this.queued >= this.max) return this.cut();
+    this.queue.push(text);
+    this.schedule();
+  }
+
+  /** Replay done: the held live frames follow, then live. */
+  goLive(): void {
+    this.replaying = false;
+    const held = this.held;
+    this.held = [];
+    for (const f of held) if (f.id > this.skipUpTo) this.enqueue(f.text);
+  }
+
+  /** Resolves when everything queued so far was handed to the socket and it drained. */
+  drained(): Promise<void> {
+    if (this.closed || (this.queue.length === 0 && !this.waitingDrain && !this.scheduled)) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.waitingDrain) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.closed) return;
+    if (this.queue.length > 0) {
+      const chunk = this.queue.length === 1 ? (this.queue[0] as string) : this.queue.join('');
+      this.queue = [];
+      this.hub.countSent(1);
+      if (!this.out.write(chunk)) {
+        this.waitingDrain = true;
+        this.out.once('drain', () => {
+          this.waitingDrain = false;
+          if (this.queue.length > 0) this.schedule();
+          else this.releaseWaiters();
+        });
+        return;
+      }
+    }
+    this.releaseWaiters();
+  }
+
+  private releaseWaiters(): void {
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const f of w) f();
+  }
+
+  private cut(): void {
+    if (this.closed) return;
+    this.hub.countSlow();
+    this.close();
+    this.onCut();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue = [];
+    this.held = [];
+    this.releaseWaiters();
+    this.hub.remove(this);
+  }
+}
+
+export class RealtimeHub {
+  private readonly clients = new Set<HubClient>();
+  private readonly log: Logger;
+  private readonly m;
+  private messages: ConsumerMessages | undefined;
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private streamSeq = 0;
+  private syncWaiters: Array<() => void> = [];
+  private idWaiters = new Set<{ id: bigint; resolve: () => void }>();
+  /** highest journal id received (see header); valid once `synced` */
+  lastId = 0n;
+  synced = false;
+  lastHeartbeatAt: number | undefined;
+
+  constructor(private readonly opts: HubOptions) {
+    this.log = opts.log.child({ component: 'realtime-hub' });
+    const registers = [opts.registry];
+    const clients = this.clients;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read by a prom-client collect()
+    const self = this;
+    this.m = {
+      clients: new Gauge({
+        name: 'hatch_sse_clients',
+        help: 'connected SSE clients',
+        registers,
+        collect() {
+          this.set(clients.size);
+        },
+      }),
+      events: new Counter({ name: 'hatch_sse_events_received_total', help: 'change events received from NATS', registers }),
+      writes: new Counter({ name: 'hatch_sse_writes_total', help: 'coalesced socket writes to SSE clients', registers }),
+      slow: new Counter({ name: 'hatch_sse_slow_client_disconnects_total', help: 'SSE clients cut off for not keeping up', registers }),
+      replays: new Counter({ name: 'hatch_sse_replays_total', help: 'SSE resumes replayed from Last-Event-ID', registers }),
+      resets: new Counter({ name: 'hatch_sse_resets_total', help: 'reset events (Last-Event-ID not resumable)', labelNames: ['reason'], registers }),
+      rejected: new Counter({ name: 'hatch_sse_rejected_total', help: 'SSE connections refused (limit or not ready)', labelNames: ['reason'], registers }),
+      lag: new Histogram({
+        name: 'hatch_realtime_lag_seconds',
+        help: 'change time to fan-out in this gateway',
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+        registers,
+      }),
+      heartbeatAge: new Gauge({
+        name: 'hatch_realtime_heartbeat_age_seconds',
+        help: 'seconds since the last bridge heartbeat reached this gateway',
+        registers,
+        collect() {
+          const at = self.lastHeartbeatAt;
+          this.set(at === undefined ? -1 : (Date.now() - at) / 1000);
+        },
+      }),
+    };
+  }
+
+  get clientQueueMax(): number {
+    return this.opts.clientQueueMax;
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  get metrics() {
+    return this.m;
+  }
+
+  countSent(n: number): void {
+    this.m.writes.inc(n);
+  }
+
+  countSlow(): void {
+    this.m.slow.inc();
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** Every frame goes to `out`; `onCut` runs when the client is cut off for slowness. */
+  register(out: Writable, conversationId: string | undefined, onCut: () => void): HubClient | undefined {
+    if (this.clients.size >= this.opts.maxClients) {
+      this.m.rejected.inc({ reason: 'limit' });
+      return undefined;
+    }
+    const c = new HubClient(this, out, conversationId, this.opts.clientQueueMax, onCut);
+    this.clients.add(c);
+    return c;
+  }
+
+  remove(c: HubClient): void {
+    this.clients.delete(c);
+  }
+
+  /** Waits until the hub knows where the stream is (bounded). */
+  waitSynced(timeoutMs: number): Promise<boolean> {
+    if (this.synced) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.syncWaiters = this.syncWaiters.filter((w) => w !== done);
+        resolve(this.synced);
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.syncWaiters.push(done);
+    });
+  }
+
+  /** Waits until lastId >= id (a client may resume here with an id another replica saw first). */
+  waitForId(id: bigint, timeoutMs: number): Promise<boolean> {
+    if (this.lastId >= id) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const w = {
+        id,
+        resolve: () => {
+          clearTimeout(timer);
+          this.idWaiters.delete(w);
+          resolve(true);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.idWaiters.delete(w);
+        resolve(this.lastId >= id);
+      }, timeoutMs);
+      this.idWaiters.add(w);
+    });
+  }
+
+  /** Ends every stream (shutdown: clients reconnect to another replica). */
+  closeAll(end: (c: HubClient) => void): void {
+    for (const c of [...this.clients]) {
+      end(c);
+      c.close();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await this.messages?.close().catch(() => undefined);
+    await this.loop;
+  }
+
+  /** Throws unless the events subscription is up (gateway readiness). */
+  check(): Promise<void> {
+    if (!this.synced || !this.messages) return Promise.reject(new Error('events subscription not established'));
+    return Promise.resolve();
+  }
+
+  private markSynced(): void {
+    if (this.synced) return;
+    this.synced = true;
+    const w = this.syncWaiters;
+    this.syncWaiters = [];
+    for (const f of w) f();
+    this.log.info({ lastId: this.lastId.toString(), streamSeq: this.streamSeq }, 'events subscription synced');
+  }
+
+  private advance(id: bigint): void {
+    if (id <= this.lastId) return;
+    this.lastId = id;
+    for (const w of [...this.idWaiters]) if (w.id <= id) w.resolve();
+  }
+
+  private async run(): Promise<void> {
+    const { names, bus } = this.opts;
+    let backoff = 200;
+    while (!this.stopping) {
+      try {
+        let startSeq = this.streamSeq + 1;
+        if (this.streamSeq === 0) {
+          const info = await bus.jsm.streams.info(names.streams.events);
+          startSeq = info.state.last_seq > 0 ? info.state.last_seq : 0;
+        }
+        // No subject filter: the stream holds only events, and filter_subjects needs NATS 2.10.
+        const consumer = await bus.js.consumers.get(names.streams.events, {
+          ...(startSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All }),
+        });
+        const messages = await consumer.consume({ max_messages: 1000 });
+        this.messages = messages;
+        if (this.stopping) {
+          // stop() ran while the consumer was being created: it could not close this one
+          await messages.close().catch(() => undefined);
+          break;
+        }
+        if (startSeq === 0) this.markSynced(); // empty stream: nothing happened yet
+        backoff = 200;
+        for await (const msg of this.messages) {
+          this.streamSeq = msg.seq;
+          this.handle(msg.subject, msg.data);
+        }
+      } catch (err) {
+        if (this.stopping) break;
+        this.log.warn({ err: { message: (err as Error).message }, retryInMs: backoff }, 'events subscription failed; retrying');
+      }
+      this.messages = undefined;
+      if (this.stopping) break;
+      await new Promise((r) => setTimeout(r, backoff).unref());
+      backoff = Math.min(backoff * 2, 5000);
+    }
+  }
+
+  private handle(subject: string, data: Uint8Array): void {
+    try {
+      if (subject === this.opts.names.subjects.eventFor('heartbeat')) {
+        const hb = decode(BusHeartbeat, data);
+        this.lastHeartbeatAt = Date.now();
+        this.advance(BigInt(hb.position));
+        this.markSynced();
+        return;
+      }
+      const env = decode(BusChangeEvent, data);
+      const id = BigInt(env.id);
+      const fresh = id > this.lastId;
+      this.advance(id);
+      const wasSynced = this.synced;
+      this.markSynced();
+      // The first message after start is the stream's last one: it only tells where we are.
+      if (!fresh || !wasSynced) return;
+      this.m.events.inc();
+      this.m.lag.observe(Math.max(0, (Date.now() - Date.parse(env.event.timestamp)) / 1000));
+      const frame = formatEvent(env);
+      for (const c of this.clients) c.deliver(frame);
+    } catch (err) {
+      this.log.warn({ err: { message: (err as Error).message }, subject }, 'undecodable message on the events stream; ignored');
+    }
+  }
+}

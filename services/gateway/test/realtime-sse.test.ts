@@ -1,0 +1,247 @@
+/**
+ * GET /api/events end to end: real PostgreSQL, real NATS, the realtime-bridge as a real process,
+ * two gateway replicas (build() + listen on real ports), SSE clients over HTTP.
+ */
+import t from 'tap';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { createLogger } from '@hatch/log';
+import { connectBus, createMetricsRegistry, ensureStreams } from '@hatch/runtime';
+import { createTestDb, spawnNats, spawnService, testNats, waitFor, type TestDb, type Teardownable } from '@hatch/testing';
+import type { Db } from '@hatch/db';
+import { build } from '../src/app.js';
+import { parseGatewayConfig } from '../src/config.js';
+import { issueSession, SESSION_COOKIE } from '../src/auth.js';
+import { RealtimeHub } from '../src/realtime/hub.js';
+import { TEST_TOKEN } from './helpers.js';
+import { openSse, type SseClient } from './sse-client.js';
+
+const AUTH = { authorization: `Bearer ${TEST_TOKEN}` };
+const log = createLogger({ service: 'gateway', level: 'silent', pretty: false });
+
+interface Replica {
+  app: FastifyInstance;
+  url: string;
+}
+
+async function replica(t: Teardownable, db: TestDb, natsUrl: string, prefix: string, env: Record<string, string> = {}): Promise<Replica> {
+  const config = parseGatewayConfig({
+    DATABASE_URL: db.url,
+    NATS_URL: natsUrl,
+    HATCH_API_TOKEN: TEST_TOKEN,
+    HATCH_NATS_PREFIX: prefix,
+    LOG_LEVEL: 'silent',
+    HATCH_SSE_HEARTBEAT_MS: '300',
+    HATCH_SSE_RETRY_MS: '500',
+    ...env,
+  });
+  const bus = await connectBus({ url: natsUrl, name: 'gateway-sse-test', log });
+  await ensureStreams(bus.jsm, (await import('@hatch/contracts')).natsNames(prefix));
+  const app = await build({ config, log, db, bus, registry: createMetricsRegistry('gateway') });
+  let closed = false;
+  app.addHook('onClose', async () => {
+    closed = true;
+  });
+  t.teardown(async () => {
+    if (!closed) await app.close();
+    await bus.close(1000);
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
+}
+
+async function setup(t: Teardownable, opts: { natsUrl?: string; env?: Record<string, string> } = {}) {
+  const db = await createTestDb(t);
+  const nats = testNats(t, { url: opts.natsUrl });
+  const bridge = spawnService(t, 'realtime-bridge', {
+    DATABASE_URL: db.url,
+    NATS_URL: nats.url,
+    HATCH_NATS_PREFIX: nats.prefix,
+    HEALTH_PORT: '0',
+    LOG_LEVEL: 'info',
+    HATCH_BRIDGE_POLL_INTERVAL_MS: '200',
+    HATCH_BRIDGE_LOCK_RETRY_MS: '200',
+    HATCH_BRIDGE_HEARTBEAT_MS: '500',
+  });
+  await bridge.waitForLog((l) => l.msg === 'became the active bridge', 30_000);
+  const a = await replica(t, db, nats.url, nats.prefix, opts.env);
+  const b = await replica(t, db, nats.url, nats.prefix, opts.env);
+  return { db, nats, bridge, a, b };
+}
+
+async function conversation(db: Db): Promise<string> {
+  const id = randomUUID();
+  await db.db.insertInto('conversations').values({ id, participants: [`a-${id}`, `b-${id}`], channel: 'chat' }).execute();
+  return id;
+}
+
+async function write(db: Db, conv: string, n: number, per = 10): Promise<void> {
+  for (let done = 0; done < n; done += per) {
+    const rows = Array.from({ length: Math.min(per, n - done) }, (_, i) => ({
+      id: randomUUID(),
+      conversation_id: conv,
+      from_contact: 'me',
+      to_contact: 'you',
+      body: `m${done + i}`,
+      channel: 'chat' as const,
+      direction: 'outbound' as const,
+      status: 'stored' as const,
+    }));
+    await db.db.insertInto('messages').values(rows).execute();
+  }
+}
+
+const updates = (c: SseClient) => c.events.filter((e) => e.event === 'message_update' || e.event === 'email_update');
+const ids = (c: SseClient) => updates(c).map((e) => Number(e.id));
+async function journal(db: Db): Promise<number[]> {
+  return (await db.db.selectFrom('change_journal').select('id').orderBy('id').execute()).map((r) => Number(r.id));
+}
+
+t.test('two clients on two gateway replicas both receive every event, in order, once; headers, heartbeat, auth', async (t) => {
+  const { db, a, b } = await setup(t);
+  const conv = await conversation(db);
+  const unauth = await a.app.inject({ method: 'GET', url: '/api/events', headers: { accept: 'text/event-stream' } });
+  t.equal(unauth.statusCode, 401);
+  const c1 = await openSse(`${a.url}/api/events`, AUTH);
+  const c2 = await openSse(`${b.url}/api/events`, { cookie: `${SESSION_COOKIE}=${issueSession(TEST_TOKEN)}` });
+  for (const c of [c1, c2]) {
+    t.equal(c.status, 200);
+    t.match(c.headers['content-type'], /^text\/event-stream/);
+    t.equal(c.headers['cache-control'], 'no-cache');
+    t.equal(c.headers['x-accel-buffering'], 'no');
+    t.notOk(c.headers['content-encoding'], 'no compression');
+    await c.waitFor((x) => x.of('connected').length === 1, 10_000, 'connected event');
+    t.match(c.of('connected')[0], { type: 'connected', client_id: /^[0-9a-f-]{36}$/ });
+    t.equal(c.retry, 500, 'retry: hint');
+  }
+  await write(db, conv, 200);
+  const expected = await journal(db);
+  for (const c of [c1, c2]) await c.waitFor((x) => updates(x).length >= 200, 20_000, 'all 200 events');
+  t.same(ids(c1), expected, 'replica A: all, in order, once');
+  t.same(ids(c2), expected, 'replica B: all, in order, once');
+  t.match(c1.of('message_update')[0], { type: 'message_update', conversation_id: conv, action: 'INSERT', status: 'stored', message_id: /-/, timestamp: /T/ });
+  await c1.waitFor((x) => x.comments.includes('heartbeat'), 5000, 'heartbeat comment');
+  const ready = await a.app.inject({ method: 'GET', url: '/readyz' });
+  t.equal(ready.json().checks.events.ok, true, 'readiness includes the events subscription');
+  const metrics = (await a.app.inject({ method: 'GET', url: '/metrics' })).body;
+  t.match(metrics, /hatch_sse_clients\{[^}]*\} 1/);
+  c1.close();
+  c2.close();
+});
+
+t.test('T7: resume with Last-Event-ID on the other replica gets exactly the missed events in order, then live; ?lastEventId= too; ?conversation_id filters', async (t) => {
+  const { db, a, b } = await setup(t);
+  const conv = await conversation(db);
+  const other = await conversation(db);
+  const c1 = await openSse(`${a.url}/api/events`, AUTH);
+  const filtered = await openSse(`${b.url}/api/events?conversation_id=${other}`, AUTH);
+  await c1.waitFor((x) => x.of('connected').length === 1);
+  await filtered.waitFor((x) => x.of('connected').length === 1);
+  await write(db, conv, 100);
+  await c1.waitFor((x) => updates(x).length >= 100, 20_000);
+  const lastSeen = String(ids(c1).at(-1));
+  c1.close();
+  await write(db, conv, 50);
+  await write(db, other, 5, 1);
+  const all = await journal(db);
+  const missed = all.filter((id) => id > Number(lastSeen));
+  const r1 = await openSse(`${b.url}/api/events`, { ...AUTH, 'last-event-id': lastSeen });
+  const r2 = await openSse(`${a.url}/api/events?lastEventId=${lastSeen}`, AUTH);
+  for (const r of [r1, r2]) await r.waitFor((x) => updates(x).length >= 55, 20_000, 'replayed the missed events');
+  t.same(ids(r1), missed, 'replica B: exactly the missed ones, in order');
+  t.same(ids(r2), missed, '?lastEventId=: the same');
+  await write(db, conv, 3, 1);
+  const after = await journal(db);
+  for (const r of [r1, r2]) await r.waitFor((x) => updates(x).length >= 58, 10_000, 'then live');
+  t.same(ids(r1), after.filter((id) => id > Number(lastSeen)), 'no gap and no duplicate at the seam');
+  await filtered.waitFor((x) => updates(x).length >= 5, 10_000);
+  t.ok(filtered.of<{ conversation_id: string }>('message_update').every((e) => e.conversation_id === other), 'only its conversation');
+  t.equal(updates(filtered).length, 5);
+  for (const c of [r1, r2, filtered]) c.close();
+});
+
+t.test('unresumable ids get a reset event (200, never an error): garbage, unknown (future), too old', async (t) => {
+  const { db, a, b } = await setup(t);
+  const conv = await conversation(db);
+  await write(db, conv, 20);
+  const first = await openSse(`${a.url}/api/events`, AUTH);
+  await write(db, conv, 1);
+  // every event so far has reached the gateways: what follows the resets is only what is new
+  await first.waitFor((x) => ids(x).includes(21), 15_000);
+  first.close();
+  const garbage = await openSse(`${a.url}/api/events`, { ...AUTH, 'last-event-id': 'not-an-id' });
+  const future = await openSse(`${b.url}/api/events?lastEventId=99999999`, AUTH);
+  // retention took rows 1..10
+  await db.db.deleteFrom('change_journal').where('id', '<=', '10').execute();
+  const old = await openSse(`${b.url}/api/events`, { ...AUTH, 'last-event-id': '3' });
+  for (const [c, reason] of [[garbage, 'unknown_id'], [future, 'unknown_id'], [old, 'too_old']] as const) {
+    t.equal(c.status, 200);
+    await c.waitFor((x) => x.of('reset').length === 1, 10_000, `reset ${reason}`);
+    t.match(c.of('reset')[0], { type: 'reset', reason });
+    t.equal(updates(c).length, 0, 'nothing replayed');
+  }
+  await write(db, conv, 1);
+  await old.waitFor((x) => updates(x).length === 1, 10_000, 'live after the reset');
+  for (const c of [garbage, future, old]) c.close();
+});
+
+t.test('limits: past the connection limit a client gets 200 + retry: and the stream ends; shutdown ends every stream', async (t) => {
+  const { a } = await setup(t, { env: { HATCH_SSE_MAX_CLIENTS: '1' } });
+  const c1 = await openSse(`${a.url}/api/events`, AUTH);
+  await c1.waitFor((x) => x.of('connected').length === 1);
+  const c2 = await openSse(`${a.url}/api/events`, AUTH);
+  t.equal(c2.status, 200);
+  await c2.waitFor((x) => x.ended(), 5000, 'refused stream ends');
+  t.equal(c2.retry, 500);
+  await a.app.close();
+  await c1.waitFor((x) => x.ended(), 5000, 'preClose ended the stream');
+});
+
+t.test('slow client: a client whose socket does not drain is cut off at its queue bound, never beyond', async (t) => {
+  const db = await createTestDb(t);
+  const nats = testNats(t);
+  const bus = await connectBus({ url: nats.url, name: 'hub-test', log });
+  t.teardown(() => bus.close(1000));
+  await ensureStreams(bus.jsm, nats.names);
+  const hub = new RealtimeHub({ names: nats.names, bus, log, registry: createMetricsRegistry('gateway'), clientQueueMax: 10, maxClients: 10 });
+  hub.start();
+  t.teardown(() => hub.stop());
+  await hub.waitSynced(5000);
+  // A socket that accepts one write and never drains (a client that stopped reading).
+  const stuck = new Writable({ highWaterMark: 1, write: () => undefined });
+  let cut = false;
+  let maxQueued = 0;
+  const client = hub.register(stuck, undefined, () => (cut = true));
+  t.ok(client);
+  client?.goLive();
+  const conv = randomUUID();
+  for (let i = 1; i <= 30 && !cut; i++) {
+    const env = { id: String(i), event: { type: 'message_update', conversation_id: conv, action: 'INSERT', message_id: randomUUID(), status: 'stored', timestamp: new Date().toISOString() } };
+    await bus.js.publish(nats.names.subjects.eventFor('messages'), new TextEncoder().encode(JSON.stringify(env)));
+    await waitFor(() => hub.lastId >= BigInt(i), { timeoutMs: 5000 });
+    maxQueued = Math.max(maxQueued, client?.queued ?? 0);
+  }
+  t.ok(cut, 'cut off');
+  t.ok(maxQueued <= 10, `queue never above its bound (max ${maxQueued})`);
+  t.equal(hub.clientCount, 0, 'removed from the hub');
+  t.equal((await hub.metrics.slow.get()).values[0]?.value, 1, 'counted');
+  void db;
+});
+
+t.test('NATS restart: bridge and gateway resume; the client gets every event once, in order', async (t) => {
+  const server = await spawnNats(t);
+  const { db, a } = await setup(t, { natsUrl: server.url });
+  const conv = await conversation(db);
+  const c = await openSse(`${a.url}/api/events`, AUTH);
+  await c.waitFor((x) => x.of('connected').length === 1);
+  await write(db, conv, 30);
+  await c.waitFor((x) => updates(x).length >= 30, 15_000);
+  await server.restart();
+  await write(db, conv, 30);
+  const expected = await journal(db);
+  await c.waitFor((x) => updates(x).length >= 60, 30_000, 'events after the restart');
+  t.same(ids(c), expected);
+  c.close();
+});
