@@ -108,6 +108,6 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   twilioWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, publicUrl: deps.config.PUBLIC_URL, authToken: deps.config.TWILIO_AUTH_TOKEN });
   emailRoutes(app, { db: deps.db, relay, fromEmail: deps.config.SENDGRID_FROM_EMAIL });
   sendgridWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, publicKey: deps.config.SENDGRID_WEBHOOK_PUBLIC_KEY });
-  await webRoutes(app, { root: opts.webRoot });
+  await webRoutes(app, { root: opts.webRoot ?? deps.config.HATCH_WEB_DIR });
   return app;
 }

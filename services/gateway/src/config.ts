@@ -19,6 +19,8 @@ export const GatewayConfig = Type.Object({
   SENDGRID_WEBHOOK_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
   SENDGRID_FROM_EMAIL: Type.Optional(Type.String({ pattern: '^[^\\s@]+@[^\\s@]+$' })),
   LOG_LEVEL: LogLevel,
+  /** the built web UI to serve at / (default: web/dist of this checkout; the image sets /app/web) */
+  HATCH_WEB_DIR: Type.Optional(Type.String({ minLength: 1 })),
   ...realtimeSettings,
 });
 export type GatewayConfig = Static<typeof GatewayConfig> & { PUBLIC_URL: string };

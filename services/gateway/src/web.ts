@@ -27,7 +27,7 @@ Build it with <code>pnpm build</code> (or <code>pnpm --filter @hatch/web build</
 const RESERVED = /^\/(api|webhooks)(\/|$)|^\/(healthz|readyz|metrics)$/;
 
 export async function webRoutes(app: FastifyInstance, opts: { root?: string } = {}): Promise<void> {
-  const root = opts.root ?? DEFAULT_WEB_ROOT;
+  const root = path.resolve(opts.root ?? DEFAULT_WEB_ROOT);
   await app.register(fastifyStatic, { root, serve: false });
 
   const sendIndex = (reply: FastifyReply) => {
