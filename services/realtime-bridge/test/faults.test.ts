@@ -1,10 +1,12 @@
 /**
  * Bridge fault tests (reliability.md §9): kill -9 of the active bridge process (failover to a
- * standby process), T5 (its LISTEN and lock backends terminated mid-stream), NATS restart.
+ * standby process), T5 (its LISTEN and lock backends terminated mid-stream), NATS restart,
+ * PostgreSQL crash (down for a while, then back).
  * Each: every journal row ends up in the stream exactly once, in journal order.
  */
 import t from 'tap';
-import { createTestDb, spawnNats, spawnService, testNats, waitFor } from '@hatch/testing';
+import { createTestDb, spawnNats, spawnPostgres, spawnService, testNats, urlForDatabase, waitFor, type TestDb } from '@hatch/testing';
+import { createDb, defaultMigrationsDir, migrate } from '@hatch/db';
 import { connectBus } from '@hatch/runtime';
 import { assertStrictlyIncreasing, insertChats, journalIds, log, readStream, seedConversation, startTestBridge } from './harness.js';
 
@@ -95,4 +97,30 @@ t.test('NATS restart mid-stream: the bridge retries from its position; every eve
   await waitFor(() => b.bridge.position() === String(ids[ids.length - 1]), { timeoutMs: 30_000, message: 'caught up after the restart' });
   const got = (await readStream(b.bus, nats.names)).map((e) => Number(e.id));
   t.same(got, ids, 'all 200 exactly once, in order');
+});
+
+t.test('PostgreSQL crashes and stays down a while: the bridge steps down, retries, takes the lock again and relays everything once, in order', async (t) => {
+  const pg = await spawnPostgres(t);
+  const url = urlForDatabase(pg.url, 'hatch');
+  await migrate({ url, dir: defaultMigrationsDir() });
+  const handle = createDb(url, { max: 4, applicationName: 'hatch-test' });
+  t.teardown(() => handle.close(1));
+  const db: TestDb = { ...handle, url, name: 'hatch' };
+  const nats = testNats(t);
+  const conv = await seedConversation(db);
+  const b = await startTestBridge(t, db, nats.url, nats.names, { pollIntervalMs: 200, lockRetryMs: 200 });
+  await waitFor(() => b.bridge.role() === 'active');
+  await writer(db, conv, 50, 5);
+  await pg.stop('immediate');
+  // down long enough for the bridge to notice and keep failing (its reconnects are refused)
+  await waitFor(() => b.bridge.role() === 'standby', { timeoutMs: 15_000, message: 'bridge stepped down' });
+  await waitFor(async () => (await b.metric('hatch_bridge_takeovers_total')) >= 1 && b.bridge.role() === 'standby', { timeoutMs: 5000 });
+  await pg.start();
+  await writer(db, conv, 50, 5);
+  const ids = await journalIds(db);
+  t.equal(ids.length, 100);
+  await waitFor(() => b.bridge.role() === 'active' && b.bridge.position() === String(ids[ids.length - 1]), { timeoutMs: 30_000, message: 'caught up after the crash' });
+  const got = (await readStream(b.bus, nats.names)).map((e) => Number(e.id));
+  t.same(got, ids, 'all 100 exactly once, in order');
+  t.ok((await b.metric('hatch_bridge_takeovers_total')) >= 2, 'took the lock again after the restart');
 });
