@@ -10,7 +10,8 @@ import t from 'tap';
 import Fastify from 'fastify';
 import type { BrowserContext, Page } from 'playwright-core';
 import { countSmsSegments, SMS_BODY_MAX } from '@hatch/contracts';
-import { insertOptOut } from '@hatch/db';
+import { randomUUID } from 'node:crypto';
+import { insertMessage, insertOptOut, upsertConversationForMessage } from '@hatch/db';
 import { webRoutes } from '../../services/gateway/src/web.js';
 import { launchBrowser, newPage, screenshot, signIn, SMS_FROM, startUiServer, TEST_TOKEN, type Watched } from './harness.js';
 
@@ -278,4 +279,36 @@ t.test('375 px: one pane at a time, no horizontal overflow; screenshots of the l
   await page.getByRole('link', { name: 'Back to conversations' }).click();
   await list.waitFor();
   t.pass('back to the list');
+});
+
+t.test('the conversations list pages in as it scrolls (cursor pagination), most recent first', async (t) => {
+  // 45 older chat conversations, one message each, a minute apart.
+  const base0 = Date.now() - 86_400_000;
+  await db.transaction().execute(async (tx) => {
+    for (let i = 0; i < 45; i++) {
+      const id = randomUUID();
+      const messageId = randomUUID();
+      const at = new Date(base0 - i * 60_000);
+      const who = `Contact ${String(i).padStart(2, '0')}`;
+      await upsertConversationForMessage(tx, { id, participants: ['me', who.toLowerCase()], channel: 'chat', messageId, at });
+      await insertMessage(tx, { id: messageId, conversation_id: id, from_contact: 'me', to_contact: who, body: `note ${i}`, channel: 'chat', direction: 'outbound', status: 'stored', created_at: at, updated_at: at });
+    }
+  });
+  const total = Number((await db.selectFrom('conversations').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+  const ctx = await context(1280, 800);
+  t.teardown(() => ctx.close());
+  const w = await newPage(ctx);
+  pages.push(w);
+  const { page } = w;
+  await signIn(page, base);
+  const items = page.getByTestId('conversation-list').locator('a.conv');
+  await items.first().waitFor();
+  t.equal(await items.count(), 30, 'the first page');
+  await items.nth(29).scrollIntoViewIfNeeded();
+  await page.waitForFunction((n) => document.querySelectorAll('[data-testid=conversation-list] a.conv').length === n, total);
+  t.equal(await items.count(), total, 'every conversation after scrolling');
+  const names = await page.locator('[data-testid=conversation-list] .conv-name').allTextContents();
+  t.equal(names[names.length - 1], 'Contact 44', 'the oldest is last');
+  t.equal(new Set(names).size, names.length, 'no conversation twice');
+  t.equal(await page.getByRole('button', { name: 'Load more' }).count(), 0, 'nothing more to load');
 });
