@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { createLogger } from '@hatch/log';
 import { connectBus, createMetricsRegistry, ensureStreams } from '@hatch/runtime';
-import { createTestDb, spawnNats, spawnService, testNats, waitFor, type TestDb, type Teardownable } from '@hatch/testing';
+import { createTestDb, freePort, spawnNats, spawnService, testNats, waitFor, type TestDb, type Teardownable } from '@hatch/testing';
 import type { Db } from '@hatch/db';
 import { build } from '../src/app.js';
 import { parseGatewayConfig } from '../src/config.js';
@@ -93,6 +93,12 @@ async function write(db: Db, conv: string, n: number, per = 10): Promise<void> {
   }
 }
 
+// One bridge process and two replicas shared by the tests that need no special settings (each
+// uses its own conversation and only counts journal ids above where it started).
+let sharedSetup: ReturnType<typeof setup> | undefined;
+const shared = () => (sharedSetup ??= setup(t));
+const maxId = async (db: Db) => Number((await db.db.selectFrom('change_journal').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst())?.m ?? 0);
+
 const updates = (c: SseClient) => c.events.filter((e) => e.event === 'message_update' || e.event === 'email_update');
 const ids = (c: SseClient) => updates(c).map((e) => Number(e.id));
 async function journal(db: Db): Promise<number[]> {
@@ -100,8 +106,9 @@ async function journal(db: Db): Promise<number[]> {
 }
 
 t.test('two clients on two gateway replicas both receive every event, in order, once; headers, heartbeat, auth', async (t) => {
-  const { db, a, b } = await setup(t);
+  const { db, a, b } = await shared();
   const conv = await conversation(db);
+  const start = await maxId(db);
   const unauth = await a.app.inject({ method: 'GET', url: '/api/events', headers: { accept: 'text/event-stream' } });
   t.equal(unauth.statusCode, 401);
   const c1 = await openSse(`${a.url}/api/events`, AUTH);
@@ -117,7 +124,7 @@ t.test('two clients on two gateway replicas both receive every event, in order, 
     t.equal(c.retry, 500, 'retry: hint');
   }
   await write(db, conv, 200);
-  const expected = await journal(db);
+  const expected = (await journal(db)).filter((id) => id > start);
   for (const c of [c1, c2]) await c.waitFor((x) => updates(x).length >= 200, 20_000, 'all 200 events');
   t.same(ids(c1), expected, 'replica A: all, in order, once');
   t.same(ids(c2), expected, 'replica B: all, in order, once');
@@ -132,7 +139,7 @@ t.test('two clients on two gateway replicas both receive every event, in order, 
 });
 
 t.test('T7: resume with Last-Event-ID on the other replica gets exactly the missed events in order, then live; ?lastEventId= too; ?conversation_id filters', async (t) => {
-  const { db, a, b } = await setup(t);
+  const { db, a, b } = await shared();
   const conv = await conversation(db);
   const other = await conversation(db);
   const c1 = await openSse(`${a.url}/api/events`, AUTH);
@@ -244,4 +251,34 @@ t.test('NATS restart: bridge and gateway resume; the client gets every event onc
   await c.waitFor((x) => updates(x).length >= 60, 30_000, 'events after the restart');
   t.same(ids(c), expected);
   c.close();
+});
+
+t.test('T7: kill -9 of the replica a client streams from, mid-stream: it resumes on the other replica without loss or duplicate', async (t) => {
+  const { db, nats, b } = await shared();
+  const conv = await conversation(db);
+  const start = await maxId(db);
+  const port = await freePort();
+  const g = spawnService(t, 'gateway', {
+    DATABASE_URL: db.url,
+    NATS_URL: nats.url,
+    HATCH_NATS_PREFIX: nats.prefix,
+    HATCH_API_TOKEN: TEST_TOKEN,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+  });
+  await g.waitForLog((l) => l.msg === 'gateway ready', 30_000);
+  const c = await openSse(`http://127.0.0.1:${port}/api/events`, AUTH);
+  await c.waitFor((x) => x.of('connected').length === 1);
+  const writing = write(db, conv, 150, 5);
+  await c.waitFor((x) => updates(x).length >= 30, 20_000);
+  await g.kill9();
+  await c.waitFor((x) => x.ended(), 5000, 'stream cut by the kill');
+  const before = ids(c);
+  const r = await openSse(`${b.url}/api/events`, { ...AUTH, 'last-event-id': String(before.at(-1)) });
+  await writing;
+  const expected = (await journal(db)).filter((id) => id > start);
+  await r.waitFor((x) => before.length + updates(x).length >= expected.length, 20_000, 'resumed to the end');
+  t.same([...before, ...ids(r)], expected, 'every event once, in order, across the kill');
+  r.close();
 });

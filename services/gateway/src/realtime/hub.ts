@@ -170,6 +170,7 @@ export class RealtimeHub {
   private streamSeq = 0;
   private syncWaiters: Array<() => void> = [];
   private idWaiters = new Set<{ id: bigint; resolve: () => void }>();
+  private wakeBackoff: (() => void) | undefined;
   /** highest journal id received (see header); valid once `synced` */
   lastId = 0n;
   synced = false;
@@ -299,6 +300,7 @@ export class RealtimeHub {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.wakeBackoff?.();
     await this.messages?.close().catch(() => undefined);
     await this.loop;
   }
@@ -357,7 +359,14 @@ export class RealtimeHub {
       }
       this.messages = undefined;
       if (this.stopping) break;
-      await new Promise((r) => setTimeout(r, backoff).unref());
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, backoff);
+        this.wakeBackoff = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeBackoff = undefined;
       backoff = Math.min(backoff * 2, 5000);
     }
   }
