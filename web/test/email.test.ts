@@ -4,11 +4,28 @@
  * a good one is sent once, confirmed with a 5-4-3-2-1 countdown and the dialog closes itself.
  */
 import t from 'tap';
-import { launchBrowser, newPage, screenshot, signIn, startUiServer, type Watched } from './harness.js';
+import { spawnService } from '@hatch/testing';
+import { API_TOKEN, emailPipeline } from '../../services/email-sender/test/harness.js';
+import { ensureBuilt, launchBrowser, newPage, screenshot, signIn, type Watched } from './harness.js';
 
-const server = await startUiServer(t);
+// The email pipeline: gateway, email-sender (in process) and the SendGrid emulator behind the
+// real SDK, whose signed event webhooks move the status; the realtime bridge makes it live.
+ensureBuilt();
+const p = await emailPipeline(t);
+const bridge = spawnService(t, 'realtime-bridge', {
+  DATABASE_URL: p.db.url,
+  NATS_URL: p.nats.url,
+  HATCH_NATS_PREFIX: p.nats.prefix,
+  HEALTH_PORT: '0',
+  LOG_LEVEL: 'info',
+  HATCH_BRIDGE_POLL_INTERVAL_MS: '200',
+  HATCH_BRIDGE_LOCK_RETRY_MS: '200',
+});
+await bridge.waitForLog((l) => l.msg === 'became the active bridge', 30_000);
+await p.startWorker();
 const browser = await launchBrowser(t);
-const db = server.db.db;
+const server = { base: p.gatewayUrl };
+const db = p.db.db;
 
 const pages: Watched[] = [];
 t.teardown(() => {
@@ -18,7 +35,7 @@ t.teardown(() => {
   }
 });
 
-t.test('the email modal validates by field, sends once, counts down 5-4-3-2-1 and closes; the Emails view lists it', async (t) => {
+t.test('the email modal validates by field, sends once, counts down 5-4-3-2-1 and closes; the Emails view shows its status live', async (t) => {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   ctx.setDefaultTimeout(15_000);
   t.teardown(() => ctx.close());
@@ -29,7 +46,18 @@ t.test('the email modal validates by field, sends once, counts down 5-4-3-2-1 an
   page.on('request', (r) => {
     if (r.url().endsWith('/api/send_email')) posts.push(r.headers()['idempotency-key']);
   });
-  await signIn(page, server.base);
+  await signIn(page, server.base, '/', API_TOKEN);
+  // A second window on the Emails view, open before the send: the email must appear there live.
+  const ctx2 = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  ctx2.setDefaultTimeout(15_000);
+  t.teardown(() => ctx2.close());
+  const w2 = await newPage(ctx2);
+  pages.push(w2);
+  const other = w2.page;
+  await signIn(other, server.base, '/emails', API_TOKEN);
+  await other.locator('[data-testid=live][data-state=live]').waitFor();
+  await other.evaluate(() => ((window as unknown as { __noReload: boolean }).__noReload = true));
+  t.equal(await other.getByTestId('email-row').count(), 0, 'no emails yet');
   await page.getByTestId('compose-email').click();
   const modal = page.getByTestId('email-modal');
   await modal.waitFor();
@@ -86,11 +114,18 @@ t.test('the email modal validates by field, sends once, counts down 5-4-3-2-1 an
   t.equal(rows[0]?.reply_to, 'support@hatch.example.test');
   t.match(rows[0]?.attachments, [{ filename: 'report.txt', type: 'text/plain' }]);
 
+  // The other window: the email appeared in its Emails view and its badge followed the worker and
+  // the provider's events to delivered, without a reload.
+  const row = other.getByTestId('email-row').filter({ hasText: 'Quarterly report' });
+  await row.locator('[data-testid=status][data-status=delivered]').waitFor({ timeout: 30_000 });
+  const final = await db.selectFrom('emails').select(['status']).where('subject', '=', 'Quarterly report').executeTakeFirstOrThrow();
+  t.equal(final.status, 'delivered', 'the database agrees');
+  t.ok(await other.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload === true), 'no reload');
+  await row.locator('button.email-row').click();
+  await row.locator('.timeline li').first().waitFor();
+  await screenshot(other, 'emails-view');
   await page.getByRole('link', { name: 'Emails' }).click();
-  const row = page.getByTestId('email-row').filter({ hasText: 'Quarterly report' });
-  await row.waitFor();
-  t.equal(await row.getByTestId('status').getAttribute('data-status'), rows[0]?.status);
-  await screenshot(page, 'emails-view');
+  await page.getByTestId('email-row').filter({ hasText: 'Quarterly report' }).waitFor();
 });
 
 t.test('Escape closes the email modal and keeps nothing sent', async (t) => {
@@ -100,7 +135,7 @@ t.test('Escape closes the email modal and keeps nothing sent', async (t) => {
   const w = await newPage(ctx);
   pages.push(w);
   const { page } = w;
-  await signIn(page, server.base);
+  await signIn(page, server.base, '/', API_TOKEN);
   const before = (await db.selectFrom('emails').select('id').execute()).length;
   await page.getByTestId('compose-email').click();
   await page.locator('#email-to_email').fill('someone@example.com');
