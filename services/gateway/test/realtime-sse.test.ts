@@ -170,19 +170,21 @@ t.test('T7: resume with Last-Event-ID on the other replica gets exactly the miss
 });
 
 t.test('unresumable ids get a reset event (200, never an error): garbage, unknown (future), too old', async (t) => {
-  const { db, a, b } = await setup(t);
+  const { db, a, b } = await shared();
   const conv = await conversation(db);
+  const start = await maxId(db);
   await write(db, conv, 20);
   const first = await openSse(`${a.url}/api/events`, AUTH);
   await write(db, conv, 1);
+  const last = await maxId(db);
   // every event so far has reached the gateways: what follows the resets is only what is new
-  await first.waitFor((x) => ids(x).includes(21), 15_000);
+  await first.waitFor((x) => ids(x).includes(last), 15_000);
   first.close();
   const garbage = await openSse(`${a.url}/api/events`, { ...AUTH, 'last-event-id': 'not-an-id' });
   const future = await openSse(`${b.url}/api/events?lastEventId=99999999`, AUTH);
   // retention took rows 1..10
-  await db.db.deleteFrom('change_journal').where('id', '<=', '10').execute();
-  const old = await openSse(`${b.url}/api/events`, { ...AUTH, 'last-event-id': '3' });
+  await db.db.deleteFrom('change_journal').where('id', '<=', String(start + 10)).execute();
+  const old = await openSse(`${b.url}/api/events`, { ...AUTH, 'last-event-id': String(start + 3) });
   for (const [c, reason] of [[garbage, 'unknown_id'], [future, 'unknown_id'], [old, 'too_old']] as const) {
     t.equal(c.status, 200);
     await c.waitFor((x) => x.of('reset').length === 1, 10_000, `reset ${reason}`);
@@ -195,7 +197,8 @@ t.test('unresumable ids get a reset event (200, never an error): garbage, unknow
 });
 
 t.test('limits: past the connection limit a client gets 200 + retry: and the stream ends; shutdown ends every stream', async (t) => {
-  const { a } = await setup(t, { env: { HATCH_SSE_MAX_CLIENTS: '1' } });
+  const { db, nats } = await shared();
+  const a = await replica(t, db, nats.url, nats.prefix, { HATCH_SSE_MAX_CLIENTS: '1' });
   const c1 = await openSse(`${a.url}/api/events`, AUTH);
   await c1.waitFor((x) => x.of('connected').length === 1);
   const c2 = await openSse(`${a.url}/api/events`, AUTH);
