@@ -33,7 +33,10 @@
  * transaction that took its xid before a later-completing one can sit above it and be ignored.)
  * Cost: while a gap is open, relaying waits for the transaction that holds it (usually
  * milliseconds; a long write transaction delays realtime events, never loses them), and a gap
- * check takes one xid.
+ * check takes one xid. A gap that a commit fills needs no horizon (the re-read sees it); only an
+ * id that never commits (rollback) waits for the horizon, i.e. for every write transaction in
+ * the cluster older than H, so a long-running unrelated writer can delay events behind a
+ * rolled-back id (hatch_bridge_gap_waits_total counts these waits; a warning names one > 10 s).
  */
 import type postgres from 'postgres';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
