@@ -110,7 +110,10 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
     h.set(JOB_HEADERS.deliveries, String(m.info.deliveryCount));
     try {
       await o.bus.js.publish(o.dlqSubject, m.data, { headers: h, timeout: 5000 });
-      m.term(code);
+      // No reason argument: nats-server 2.9 does not parse `+TERM <reason>`, ignores it and
+      // redelivers the job after AckWait (poison jobs looped until max_deliver, then stayed in
+      // the work queue for good). The reason travels in the dead letter's headers instead.
+      m.term();
       return true;
     } catch (err) {
       log.error({ err: { message: (err as Error).message }, seq: m.seq }, 'could not dead-letter a job; it will be redelivered');

@@ -7,8 +7,9 @@
 import type { FastifyInstance } from 'fastify';
 import { startEmulator } from '@hatch/provider-emulator';
 import { createLogger } from '@hatch/log';
+import { createDb, defaultMigrationsDir, migrate } from '@hatch/db';
 import { connectBus, createMetricsRegistry, ensureStreams, type Bus } from '@hatch/runtime';
-import { createTestDb, freePort, spawnService, testNats, waitFor, type Teardownable, type TestDb, type TestNats, type ServiceProcess } from '@hatch/testing';
+import { createTestDb, freePort, spawnService, testNats, urlForDatabase, waitFor, type Teardownable, type TestDb, type TestNats, type ServiceProcess } from '@hatch/testing';
 import { build } from '../../gateway/src/app.js';
 import { parseGatewayConfig } from '../../gateway/src/config.js';
 import { startSmsWorker, type SmsWorkerOptions } from '../src/worker.js';
@@ -49,14 +50,33 @@ export const FAST: SmsWorkerOptions = {
   backoffMaxMs: 2000,
 };
 
-export async function pipeline(t: Teardownable, opts: { natsUrl?: string; callbackDelayMs?: number } = {}): Promise<Pipeline> {
-  const db = await createTestDb(t, { max: 10 });
+export interface PipelineOptions {
+  /** a NATS of the test's own (spawnNats) instead of the shared one */
+  natsUrl?: string;
+  /** a PostgreSQL server of the test's own (spawnPostgres): a `hatch` database is migrated on it */
+  postgresUrl?: string;
+  /** the emulator's delay before each status callback */
+  callbackDelayMs?: number;
+}
+
+/** A migrated `hatch` database on a server the test owns (fault tests stop and restart it). */
+async function ownDatabase(t: Teardownable, serverUrl: string): Promise<TestDb> {
+  const url = urlForDatabase(serverUrl, 'hatch');
+  await migrate({ url, dir: defaultMigrationsDir() });
+  const handle = createDb(url, { max: 10, applicationName: 'hatch-test', connectTimeoutSeconds: 2 });
+  t.teardown(() => handle.close(1));
+  return { ...handle, url, name: 'hatch' };
+}
+
+export async function pipeline(t: Teardownable, opts: PipelineOptions = {}): Promise<Pipeline> {
+  const db = opts.postgresUrl ? await ownDatabase(t, opts.postgresUrl) : await createTestDb(t, { max: 10 });
   const nats = testNats(t, { url: opts.natsUrl });
   const port = await freePort();
   const gatewayUrl = `http://127.0.0.1:${port}`;
   const emulator = await startEmulator({ port: 0, callbackDelayMs: opts.callbackDelayMs ?? 20, logger: createLogger({ service: 'emulator', level: 'silent' }) });
   t.teardown(() => emulator.stop());
-  const log = createLogger({ service: 'test', level: 'silent' });
+  // HATCH_TEST_LOG=warn shows the in-process gateway's and worker's logs when a test needs explaining
+  const log = createLogger({ service: 'test', level: (process.env.HATCH_TEST_LOG ?? 'silent') as 'silent' });
   const bus = await connectBus({ url: nats.url, name: 'pipeline-test', log });
   t.teardown(() => bus.close(1000));
   await ensureStreams(bus.jsm, nats.names);
