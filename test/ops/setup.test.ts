@@ -4,38 +4,14 @@
  * again, and a bad DATABASE_URL stops it with one clear line and exit 1. shellcheck-clean.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { createEmptyDatabase, REPO_ROOT, testNatsUrl, type Teardownable } from '@hatch/testing';
+import { createEmptyDatabase, REPO_ROOT, testNatsUrl } from '@hatch/testing';
 import { requireTool, run } from './tools.js';
+import { copyCheckout, mode, psql, setupEnv } from './setup-helpers.js';
 
-/** The checkout as a user has it (tracked and untracked files, not ignored ones), node_modules hard-linked. */
-async function copyCheckout(t: Teardownable): Promise<string> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hatch-setup-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const script = [
-    'set -e',
-    'git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d "" f; do [ -e "$f" ] && printf "%s\\0" "$f"; done | xargs -0 cp --parents -t "$DEST"',
-    'find . -name node_modules -type d -prune -not -path "./.git/*" | while read -r nm; do mkdir -p "$DEST/$(dirname "$nm")"; cp -al "$nm" "$DEST/$nm"; done',
-  ].join('\n');
-  const r = await run('bash', ['-c', script], { cwd: REPO_ROOT, env: { ...process.env, DEST: dir } });
-  if (r.code !== 0) throw new Error(`copying the checkout failed: ${r.stderr}`);
-  return dir;
-}
-
-function setupEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  // a clean environment, as on a user's machine: no test settings leak in
-  return { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...extra };
-}
-
-async function psql(url: string, query: string): Promise<string[]> {
-  const r = await run('psql', [url, '-XAtc', query]);
-  if (r.code !== 0) throw new Error(`psql: ${r.stderr}`);
-  return r.stdout.split('\n').filter(Boolean);
-}
-
-const mode = (p: string) => (fs.statSync(p).mode & 0o777).toString(8);
+// A whole setup (install, web UI build, migrations) takes about a minute on a loaded 2-core machine.
+t.setTimeout(420_000);
 
 t.test('setup.sh passes shellcheck', async (t) => {
   await requireTool('shellcheck');
