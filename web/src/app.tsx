@@ -95,6 +95,8 @@ export function App() {
       message: (event) => publish({ kind: 'message', event }),
       email: (event) => publish({ kind: 'email', event }),
       refetch: () => publish({ kind: 'refetch' }),
+      // EventSource hides the status; an API call tells a 401 (session over → login) apart.
+      refused: () => void api.conversations(1).catch(() => undefined),
     });
     return () => l.stop();
   }, [auth]);

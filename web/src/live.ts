@@ -15,6 +15,8 @@ export interface LiveHandlers {
   email(e: EmailUpdateEvent): void;
   /** refetch everything: after `reset`, or after a reconnect that could not resume */
   refetch(): void;
+  /** the stream was refused (an error status): e.g. check whether the session has ended */
+  refused(): void;
 }
 
 export function startLive(h: LiveHandlers): { stop(): void } {
@@ -55,6 +57,7 @@ export function startLive(h: LiveHandlers): { stop(): void } {
       h.state('reconnecting');
       if (source.readyState === EventSource.CLOSED) {
         source.close();
+        h.refused();
         const delay = Math.min(15_000, 500 * 2 ** attempt++) * (0.75 + Math.random() * 0.5);
         timer = setTimeout(connect, delay);
       }
