@@ -1,0 +1,78 @@
+/**
+ * The raw limit of P4: a bare node:http server that receives the same change events as the
+ * gateways (a core NATS subscription on `<p>.events.messages`, which sees every message the
+ * bridge publishes into the events stream) and writes the same SSE frames to the same clients,
+ * with the same per-client coalescing (one write per client per tick) and a bound (a client
+ * with more than 1 MiB unwritten is cut). No Fastify, no @fastify/sse, no JetStream consumer, no
+ * schema decode, no metrics: what is left is Node's own cost of the fan-out.
+ *
+ * Env: BENCH_BARE_PORT, NATS_URL, BENCH_SUBJECT. Prints {"bench":{"type":"ready"}}.
+ */
+import http from 'node:http';
+import { connect } from '@nats-io/transport-node';
+
+const port = Number(process.env.BENCH_BARE_PORT);
+const subject = process.env.BENCH_SUBJECT ?? 'hatch.events.messages';
+const MAX_PENDING = 1 << 20;
+
+interface Client {
+  res: http.ServerResponse;
+  queue: string[];
+  scheduled: boolean;
+}
+const clients = new Set<Client>();
+
+function flush(c: Client): void {
+  c.scheduled = false;
+  if (c.queue.length === 0) return;
+  const chunk = c.queue.length === 1 ? (c.queue[0] as string) : c.queue.join('');
+  c.queue = [];
+  c.res.write(chunk);
+}
+
+function deliver(text: string): void {
+  for (const c of clients) {
+    if (c.res.writableLength > MAX_PENDING) {
+      clients.delete(c);
+      c.res.destroy();
+      continue;
+    }
+    c.queue.push(text);
+    if (!c.scheduled) {
+      c.scheduled = true;
+      setImmediate(flush, c);
+    }
+  }
+}
+
+const server = http.createServer((req, res) => {
+  if (!req.url?.startsWith('/api/events')) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  res.write('retry: 3000\n\n');
+  const c: Client = { res, queue: [], scheduled: false };
+  clients.add(c);
+  res.on('close', () => clients.delete(c));
+});
+server.keepAliveTimeout = 0;
+server.maxConnections = 100_000;
+
+const nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', name: 'bench-bare-sse' });
+const decoder = new TextDecoder();
+nc.subscribe(subject, {
+  callback: (_err, msg) => {
+    try {
+      const env = JSON.parse(decoder.decode(msg.data)) as { id: string; event: { type: string } };
+      deliver(`id: ${env.id}\nevent: ${env.event.type}\ndata: ${JSON.stringify(env.event)}\n\n`);
+    } catch {
+      /* not an event */
+    }
+  },
+});
+server.listen(port, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ bench: { type: 'ready' } })}\n`));
+process.on('SIGTERM', () => {
+  for (const c of clients) c.res.destroy();
+  void nc.close().finally(() => process.exit(0));
+});
