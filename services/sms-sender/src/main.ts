@@ -14,7 +14,6 @@ await runWorkerProcess({
   poolMax: config.DATABASE_POOL_MAX,
   natsUrl: config.NATS_URL,
   healthPort: config.HEALTH_PORT,
-  // in-flight provider calls finish (bounded by the Twilio timeout) before the process exits
   start: (deps) =>
     startSmsWorker(
       { ...deps, twilio: createTwilioPort({ accountSid: config.TWILIO_ACCOUNT_SID, authToken: config.TWILIO_AUTH_TOKEN, apiUrl: config.TWILIO_API_URL, timeoutMs: config.TWILIO_TIMEOUT_MS }) },
