@@ -6,7 +6,7 @@
  */
 import type { Registry } from 'prom-client';
 import { createDb, type Db } from '@hatch/db';
-import type { Logger } from '@hatch/log';
+import { createLogger, type Logger } from '@hatch/log';
 import { connectBus, type Bus } from './bus.js';
 import { createMetricsRegistry } from './metrics.js';
 import { startHealthServer, type ReadinessCheck } from './health.js';
@@ -26,23 +26,29 @@ export interface RunningWorker {
   readyExtra?: () => Record<string, unknown>;
 }
 
+/** The settings every worker has (@hatch/config workerSettings), as its loaded config holds them. */
+export interface WorkerProcessSettings {
+  DATABASE_URL: string;
+  DATABASE_POOL_MAX: number;
+  NATS_URL: string;
+  HEALTH_PORT: number;
+  LOG_LEVEL: string;
+}
+
 export interface WorkerProcessOptions {
   service: string;
-  log: Logger;
-  databaseUrl: string;
-  poolMax: number;
-  natsUrl: string;
-  healthPort: number;
+  config: WorkerProcessSettings;
   shutdownTimeoutMs?: number;
   start(deps: WorkerProcessDeps): Promise<RunningWorker>;
 }
 
 export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void> {
-  const { log } = opts;
-  const db = createDb(opts.databaseUrl, { max: opts.poolMax, applicationName: `hatch-${opts.service}` });
+  const { config } = opts;
+  const log = createLogger({ service: opts.service, level: config.LOG_LEVEL });
+  const db = createDb(config.DATABASE_URL, { max: config.DATABASE_POOL_MAX, applicationName: `hatch-${opts.service}` });
   let bus: Bus;
   try {
-    bus = await connectBus({ url: opts.natsUrl, name: `hatch-${opts.service}`, log });
+    bus = await connectBus({ url: config.NATS_URL, name: `hatch-${opts.service}`, log });
   } catch (err) {
     log.fatal({ err: { message: (err as Error).message } }, 'cannot reach NATS at start');
     await db.close(1);
@@ -51,7 +57,7 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
   const registry = createMetricsRegistry(opts.service);
   const worker = await opts.start({ db, bus, registry, log });
   const health = await startHealthServer({
-    port: opts.healthPort,
+    port: config.HEALTH_PORT,
     registry,
     log,
     readyExtra: worker.readyExtra,

@@ -1,19 +1,13 @@
 /** email-sender: consumes email jobs and sends them through SendGrid's SDK. */
-import { createLogger } from '@hatch/log';
 import { runWorkerProcess } from '@hatch/runtime';
 import { loadEmailSenderConfig } from './config.js';
 import { createSendGridPort } from './sendgrid-client.js';
 import { startEmailWorker } from './worker.js';
 
 const config = loadEmailSenderConfig();
-const log = createLogger({ service: 'email-sender', level: config.LOG_LEVEL });
 await runWorkerProcess({
   service: 'email-sender',
-  log,
-  databaseUrl: config.DATABASE_URL,
-  poolMax: config.DATABASE_POOL_MAX,
-  natsUrl: config.NATS_URL,
-  healthPort: config.HEALTH_PORT,
+  config,
   start: (deps) =>
     startEmailWorker(
       { ...deps, sendgrid: createSendGridPort({ apiKey: config.SENDGRID_API_KEY, apiUrl: config.SENDGRID_API_URL, timeoutMs: config.SENDGRID_TIMEOUT_MS }) },

@@ -1,20 +1,14 @@
 /** realtime-bridge: relays the change journal onto NATS (one active replica; see bridge.ts). */
 import postgres from 'postgres';
 import { natsNames } from '@hatch/contracts';
-import { createLogger } from '@hatch/log';
 import { ensureStreams, runWorkerProcess } from '@hatch/runtime';
 import { loadBridgeConfig } from './config.js';
 import { startBridge } from './bridge.js';
 
 const config = loadBridgeConfig();
-const log = createLogger({ service: 'realtime-bridge', level: config.LOG_LEVEL });
 await runWorkerProcess({
   service: 'realtime-bridge',
-  log,
-  databaseUrl: config.DATABASE_URL,
-  poolMax: config.DATABASE_POOL_MAX,
-  natsUrl: config.NATS_URL,
-  healthPort: config.HEALTH_PORT,
+  config,
   start: async (deps) => {
     await ensureStreams(deps.bus.jsm, natsNames(config.HATCH_NATS_PREFIX));
     const bridge = startBridge(

@@ -1,19 +1,13 @@
 /** sms-sender: consumes SMS jobs and sends them through Twilio's SDK. */
-import { createLogger } from '@hatch/log';
 import { runWorkerProcess } from '@hatch/runtime';
 import { loadSmsSenderConfig } from './config.js';
 import { createTwilioPort } from './twilio-client.js';
 import { startSmsWorker } from './worker.js';
 
 const config = loadSmsSenderConfig();
-const log = createLogger({ service: 'sms-sender', level: config.LOG_LEVEL });
 await runWorkerProcess({
   service: 'sms-sender',
-  log,
-  databaseUrl: config.DATABASE_URL,
-  poolMax: config.DATABASE_POOL_MAX,
-  natsUrl: config.NATS_URL,
-  healthPort: config.HEALTH_PORT,
+  config,
   start: (deps) =>
     startSmsWorker(
       { ...deps, twilio: createTwilioPort({ accountSid: config.TWILIO_ACCOUNT_SID, authToken: config.TWILIO_AUTH_TOKEN, apiUrl: config.TWILIO_API_URL, timeoutMs: config.TWILIO_TIMEOUT_MS }) },
