@@ -70,6 +70,12 @@ function machine() {
   };
 }
 
+/** BENCH_CPU_PROF=gateway,realtime-bridge → those services run with --cpu-prof (profiles in bench/tmp/prof). */
+function profArgs(name: string): string[] {
+  const wanted = (process.env.BENCH_CPU_PROF ?? '').split(',');
+  return wanted.includes(name) ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench', 'tmp', 'prof')}`] : [];
+}
+
 async function main(): Promise<void> {
   const facts = { ...machine(), ...(await versions()) };
   log(`machine: ${facts.cpuCount} × ${facts.cpuModel}, Node ${facts.node}, PostgreSQL ${facts.postgres}, NATS ${facts.nats}, load ${facts.loadAvgAtStart.join(' ')}`);
@@ -82,8 +88,9 @@ async function main(): Promise<void> {
   const needStack = wanted.some((k) => k !== 'P7');
   const stackReady: Record<string, number> = {};
   if (needStack) {
-    const order: ServiceName[] = ['provider-emulator', 'realtime-bridge', 'gateway', 'sms-sender'];
-    const up = await Promise.allSettled(order.map((name) => startService(name, env, name === 'gateway' ? { nofile: 200_000 } : {})));
+    // sms-sender is started by P2 only: P1 measures intake, not intake plus the SMS pipeline.
+    const order: ServiceName[] = ['provider-emulator', 'realtime-bridge', 'gateway'];
+    const up = await Promise.allSettled(order.map((name) => startService(name, env, { ...(name === 'gateway' ? { nofile: 200_000 } : {}), nodeArgs: profArgs(name) })));
     up.forEach((r, i) => {
       const name = order[i] as string;
       if (r.status === 'fulfilled') {
@@ -98,7 +105,15 @@ async function main(): Promise<void> {
   const sql = postgres(db.url, { max: 16, onnotice: () => {} });
   const conversationId = '00000000-0000-4000-8000-0000000be7c1';
   await sql`INSERT INTO conversations (id, participants, channel) VALUES (${conversationId}, ${['bench', 'me']}, 'chat')`;
-  const ctx: Ctx = { quick: args.quick, runs: args.runs, seconds: args.quick ? 3 : 5, env, stack, sql, conversationId, log, detail: {} };
+  // CPU of PostgreSQL is counted for the backends of the bench database only (the server is shared).
+  const pgPids: number[] = [];
+  const pgTimer = setInterval(() => {
+    void sql<{ pid: number }[]>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`
+      .then((rows) => pgPids.splice(0, pgPids.length, ...rows.map((r) => r.pid)))
+      .catch(() => undefined);
+  }, 1000);
+  pgTimer.unref();
+  const ctx: Ctx = { profArgs, pgPids, quick: args.quick, runs: args.runs, seconds: args.quick ? 3 : 5, env, stack, sql, conversationId, log, detail: {} };
 
   const rows: Row[] = [];
   const details: Record<string, unknown> = {};
@@ -117,6 +132,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    clearInterval(pgTimer);
     await sql.end({ timeout: 5 });
   }
   const order = ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7'];

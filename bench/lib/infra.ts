@@ -84,21 +84,40 @@ export function pgbenchAvailable(): boolean {
  * pgbench-style single-row INSERT tps into `table` at `clients` concurrency for `seconds`
  * (pgbench -n -M prepared -j 2; synchronous_commit as the server has it).
  */
-export async function pgbenchInsert(url: string, table: string, clients: number, seconds: number): Promise<number> {
+const INSERT_SCRIPT = (table: string) =>
+  `\\set c random(1, 10000)\nINSERT INTO ${table} (conversation_id, to_contact, from_contact, body, status, direction) VALUES ` +
+  `(('00000000-0000-4000-8000-' || lpad(:c::text, 12, '0'))::uuid, '+15550001111', '+15005550006', ` +
+  `'Hello from the benchmark: a body of about a hundred characters, like a typical short text message.', 'queued', 'outbound');\n`;
+
+/**
+ * The statements of one accepted SMS send (services/gateway/src/routes/messages.ts), as pgbench
+ * sends them: BEGIN, conversation upsert, message insert (journal trigger + NOTIFY), status
+ * event, outbox row, COMMIT: six round trips, no Node. Isolates the cost of the transaction's
+ * shape from the cost of the gateway process.
+ */
+export const SEND_TX_SCRIPT = [
+  '\\set c random(1, 10000)',
+  'BEGIN;',
+  "INSERT INTO conversations (id, participants, channel, message_count) VALUES (('00000000-0000-4000-8000-' || lpad(:c::text, 12, '0'))::uuid, ARRAY['+15005550006', '+1555' || lpad(:c::text, 7, '0')], 'sms', 1) " +
+    'ON CONFLICT (id) DO UPDATE SET last_message_at = greatest(conversations.last_message_at, excluded.last_message_at), message_count = conversations.message_count + 1, updated_at = now();',
+  "INSERT INTO messages (id, conversation_id, from_contact, to_contact, body, channel, direction, status, segments) VALUES (gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(:c::text, 12, '0'))::uuid, '+15005550006', '+1555' || lpad(:c::text, 7, '0'), 'bench sms', 'sms', 'outbound', 'queued', 1) RETURNING id AS mid \\gset",
+  "INSERT INTO status_events (message_id, status, source) VALUES (:mid, 'queued', 'api');",
+  "INSERT INTO outbox (kind, entity_id, dedupe_id) VALUES ('sms', :mid, :mid);",
+  'COMMIT;',
+  '',
+].join('\n');
+
+/** pgbench -n -M <mode> -j 2 with a custom script; returns tps. */
+export async function pgbenchScript(url: string, scriptText: string, clients: number, seconds: number, mode: 'prepared' | 'simple' = 'prepared'): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hatch-bench-'));
-  const script = path.join(dir, 'insert.sql');
-  fs.writeFileSync(
-    script,
-    `\\set c random(1, 10000)\nINSERT INTO ${table} (conversation_id, to_contact, from_contact, body, status, direction) VALUES ` +
-      `(('00000000-0000-4000-8000-' || lpad(:c::text, 12, '0'))::uuid, '+15550001111', '+15005550006', ` +
-      `'Hello from the benchmark: a body of about a hundred characters, like a typical short text message.', 'queued', 'outbound');\n`,
-  );
+  const script = path.join(dir, 'script.sql');
+  fs.writeFileSync(script, scriptText);
   const u = new URL(url);
   try {
     const out = await new Promise<string>((resolve, reject) => {
       execFile(
         'pgbench',
-        ['-n', '-M', 'prepared', '-c', String(clients), '-j', String(Math.min(2, clients)), '-T', String(seconds), '-f', script,
+        ['-n', '-M', mode, '-c', String(clients), '-j', String(Math.min(2, clients)), '-T', String(seconds), '-f', script,
           '-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username) || 'postgres', u.pathname.slice(1)],
         { timeout: (seconds + 30) * 1000, maxBuffer: 1 << 20 },
         (err, stdout, stderr) => (err ? reject(new Error(`pgbench: ${err.message}\n${stderr}`)) : resolve(stdout)),
@@ -110,6 +129,14 @@ export async function pgbenchInsert(url: string, table: string, clients: number,
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * pgbench-style single-row INSERT tps into `table` at `clients` concurrency for `seconds`
+ * (pgbench -n -M prepared -j 2; synchronous_commit as the server has it).
+ */
+export function pgbenchInsert(url: string, table: string, clients: number, seconds: number): Promise<number> {
+  return pgbenchScript(url, INSERT_SCRIPT(table), clients, seconds);
 }
 
 /** Fallback when pgbench is not installed: the same insert from `clients` postgres.js connections. */
