@@ -67,7 +67,7 @@ export function spawnService(t: Teardownable, service: string, env: Record<strin
     pid: child.pid ?? -1,
     output: () => out,
     logs,
-    async waitForLog(match, timeoutMs = 20_000) {
+    async waitForLog(match, timeoutMs = 60_000) {
       let found: Record<string, unknown> | undefined;
       await waitFor(
         () => {
