@@ -21,9 +21,12 @@ t.test('T4: PostgreSQL restarted under load: 503 + Retry-After while down, no ac
 
   const outcomes: Outcome[] = [];
   let stop = false;
+  t.teardown(() => {
+    stop = true; // also when an assertion below throws: the load must not outlive the test
+  });
   let n = 0;
   const inflight = new Set<Promise<void>>();
-  // ~20 requests per second, each on its own (a slow answer does not slow the load down)
+  // ~10 requests per second, each on its own (a slow answer does not slow the load down)
   const load = (async () => {
     while (!stop) {
       const i = n++;
@@ -41,18 +44,18 @@ t.test('T4: PostgreSQL restarted under load: 503 + Retry-After while down, no ac
         });
       inflight.add(req);
       void req.finally(() => inflight.delete(req));
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 100));
     }
   })();
   const count = (status: number, after = 0) => outcomes.filter((o) => o.status === status && o.at >= after).length;
 
-  await waitFor(() => count(202) >= 20, { timeoutMs: 20_000, message: '20 sends accepted before the crash' });
+  await waitFor(() => count(202) >= 10, { timeoutMs: 60_000, message: '10 sends accepted before the crash' });
   await pg.stop('immediate');
   const downAt = Date.now();
-  await waitFor(() => count(503, downAt) >= 5, { timeoutMs: 20_000, message: 'the gateway answers 503 while PostgreSQL is down' });
+  await waitFor(() => count(503, downAt) >= 3, { timeoutMs: 30_000, message: 'the gateway answers 503 while PostgreSQL is down' });
   await pg.start();
   const upAt = Date.now();
-  await waitFor(() => count(202, upAt) >= 20, { timeoutMs: 30_000, message: 'sends are accepted again without a gateway restart' });
+  await waitFor(() => count(202, upAt) >= 10, { timeoutMs: 60_000, message: 'sends are accepted again without a gateway restart' });
   stop = true;
   await load;
   await Promise.all([...inflight]);
@@ -66,7 +69,7 @@ t.test('T4: PostgreSQL restarted under load: 503 + Retry-After while down, no ac
     t.match(body, { success: false, code: 'SERVICE_UNAVAILABLE', error: String });
     t.notMatch(o.text, /\bat .+:\d+:\d+|node_modules|postgres/i, 'no stack trace or driver detail');
   }
-  t.ok(count(503) >= 5, `${count(503)} answers were 503`);
+  t.ok(count(503) >= 3, `${count(503)} answers were 503`);
 
   const accepted = outcomes.filter((o) => o.status === 202).map((o) => (JSON.parse(o.text) as { message_id: string }).message_id);
   t.equal(new Set(accepted).size, accepted.length, 'one message per 202');
