@@ -3,7 +3,7 @@
  * decides the same way, with the same `checkParticipant`). The segment counter is the server's
  * own `countSmsSegments`, imported from @hatch/contracts, so the two cannot disagree.
  */
-import { useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { checkParticipant, countSmsSegments, looksLikePhoneNumber, SMS_BODY_MAX, type SendMessageResponse } from '@hatch/contracts';
 import { api, ApiError, newIdempotencyKey } from './api.js';
 import { IconSend } from './icons.js';
@@ -31,6 +31,13 @@ export function Composer(p: ComposerProps) {
   // One key per draft: resending the same draft after a lost answer cannot send it twice.
   const draftKey = useRef<{ key: string; to: string; body: string } | null>(null);
 
+  const toInput = useRef<HTMLInputElement>(null);
+  const bodyInput = useRef<HTMLTextAreaElement>(null);
+  // Preact has no mount-time autoFocus (the attribute only acts on page load): focus by hand.
+  useEffect(() => {
+    if (p.autoFocus) (p.to === undefined ? toInput.current : bodyInput.current)?.focus({ preventScroll: true });
+  }, []);
+
   const recipient = p.to ?? to;
   const isSms = looksLikePhoneNumber(recipient);
   const counter = useMemo(() => countSmsSegments(body), [body]);
@@ -56,6 +63,7 @@ export function Composer(p: ComposerProps) {
       setBody('');
       setErrors({});
       p.onSent(res, who.value);
+      bodyInput.current?.focus({ preventScroll: true });
     } catch (err) {
       if (err instanceof ApiError) {
         const toMsg = err.fieldMessage('to');
@@ -106,8 +114,8 @@ export function Composer(p: ComposerProps) {
               onInput={(e) => setTo((e.target as HTMLInputElement).value)}
               aria-invalid={errors.to ? 'true' : undefined}
               aria-describedby={errors.to ? 'composer-to-error' : 'composer-channel'}
-              disabled={sending}
-              autoFocus={p.autoFocus}
+              readOnly={sending}
+              ref={toInput}
             />
             <span id="composer-channel" class={`chip ${recipient.trim() ? (isSms ? 'chip-sms' : 'chip-chat') : 'chip-idle'}`} data-testid="composer-channel">
               {recipient.trim() ? (isSms ? 'SMS' : 'Chat') : '—'}
@@ -136,8 +144,10 @@ export function Composer(p: ComposerProps) {
           onKeyDown={onKeyDown}
           aria-invalid={errors.body ? 'true' : undefined}
           aria-describedby="composer-counter"
-          disabled={sending}
-          autoFocus={p.to !== undefined && p.autoFocus}
+          // Read-only, not disabled, while sending: a disabled field would lose the focus.
+          readOnly={sending}
+          aria-busy={sending}
+          ref={bodyInput}
         />
         <button type="submit" class="btn btn-primary send" disabled={sending} aria-label="Send" data-testid="send">
           <IconSend />

@@ -8,6 +8,9 @@ import { spawnService } from '@hatch/testing';
 import { API_TOKEN, emailPipeline } from '../../services/email-sender/test/harness.js';
 import { ensureBuilt, launchBrowser, newPage, screenshot, signIn, type Watched } from './harness.js';
 
+// A browser file runs a dozen page loads: on a loaded 2-core machine that can pass .taprc's 180 s.
+t.setTimeout(360_000);
+
 // The email pipeline: gateway, email-sender (in process) and the SendGrid emulator behind the
 // real SDK, whose signed event webhooks move the status; the realtime bridge makes it live.
 ensureBuilt();

@@ -15,6 +15,9 @@ import { parseGatewayConfig } from '../../services/gateway/src/config.js';
 import { pipeline, API_TOKEN } from '../../services/sms-sender/test/harness.js';
 import { ensureBuilt, launchBrowser, newPage, screenshot, signIn, type Watched } from './harness.js';
 
+// A browser file runs a dozen page loads: on a loaded 2-core machine that can pass .taprc's 180 s.
+t.setTimeout(360_000);
+
 ensureBuilt();
 const p = await pipeline(t);
 const bridge = spawnService(t, 'realtime-bridge', {

@@ -15,6 +15,9 @@ import { insertMessage, insertOptOut, upsertConversationForMessage } from '@hatc
 import { webRoutes } from '../../services/gateway/src/web.js';
 import { launchBrowser, newPage, screenshot, signIn, SMS_FROM, startUiServer, TEST_TOKEN, type Watched } from './harness.js';
 
+// A browser file runs a dozen page loads: on a loaded 2-core machine that can pass .taprc's 180 s.
+t.setTimeout(360_000);
+
 const server = await startUiServer(t);
 const browser = await launchBrowser(t);
 const { base } = server;
@@ -311,4 +314,34 @@ t.test('the conversations list pages in as it scrolls (cursor pagination), most 
   t.equal(names[names.length - 1], 'Contact 44', 'the oldest is last');
   t.equal(new Set(names).size, names.length, 'no conversation twice');
   t.equal(await page.getByRole('button', { name: 'Load more' }).count(), 0, 'nothing more to load');
+});
+
+t.test('keyboard only: Tab reaches the conversations, Enter opens one with the composer focused, Enter sends', async (t) => {
+  const ctx = await context();
+  t.teardown(() => ctx.close());
+  const w = await newPage(ctx);
+  pages.push(w);
+  const { page } = w;
+  await signIn(page, base);
+  await page.getByTestId('conversation-list').locator('a.conv').first().waitFor();
+  // Tab from the top of the page until a conversation has focus (a bounded number of stops).
+  let onConversation = false;
+  for (let i = 0; i < 12 && !onConversation; i++) {
+    await page.keyboard.press('Tab');
+    onConversation = await page.evaluate(() => document.activeElement?.matches('[data-testid=conversation-list] a.conv') ?? false);
+  }
+  t.ok(onConversation, 'a conversation is reachable with Tab');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/c\/[0-9a-f-]{36}$/);
+  await page.getByTestId('message').first().waitFor();
+  await page.waitForFunction(() => document.activeElement?.id === 'composer-body');
+  await page.keyboard.type('sent from the keyboard');
+  await page.keyboard.press('Enter');
+  await page.getByTestId('message').filter({ hasText: 'sent from the keyboard' }).waitFor();
+  t.equal((await messagesWithBody('sent from the keyboard')).length, 1);
+  // The focus stays in the composer across a send: the next message is typed straight away.
+  await page.keyboard.type('and straight on');
+  await page.keyboard.press('Enter');
+  await page.getByTestId('message').filter({ hasText: 'and straight on' }).waitFor();
+  t.equal((await messagesWithBody('and straight on')).length, 1);
 });
