@@ -51,15 +51,20 @@ export function App() {
     return page;
   }, []);
 
-  // Start: a one-click `?token=` link logs in and leaves the address bar clean; then probe the session.
+  // Start: a one-click link logs in and leaves the address bar clean; then probe the session.
+  // setup.sh prints `/#token=…` (a fragment never reaches a server, a proxy or an access log);
+  // `?token=` works too.
   useEffect(() => {
     void (async () => {
       const params = new URLSearchParams(location.search);
-      const token = params.get('token');
+      const hash = new URLSearchParams(location.hash.replace(/^#/, ''));
+      const token = hash.get('token') ?? params.get('token');
       if (token) {
         params.delete('token');
+        hash.delete('token');
         const qs = params.toString();
-        history.replaceState(null, '', location.pathname + (qs ? `?${qs}` : '') + location.hash);
+        const fragment = hash.toString();
+        history.replaceState(null, '', location.pathname + (qs ? `?${qs}` : '') + (fragment ? `#${fragment}` : ''));
         try {
           await api.login(token);
         } catch (err) {

@@ -122,6 +122,17 @@ t.test('the one-click ?token= link signs in and leaves no token in the address b
   t.equal(new URL(w.page.url()).pathname, '/emails', 'the path is kept');
 });
 
+t.test('the #token= link that setup.sh prints signs in and leaves no token in the address bar', async (t) => {
+  const ctx = await context();
+  t.teardown(() => ctx.close());
+  const w = await newPage(ctx);
+  pages.push(w);
+  await w.page.goto(`${base}/#token=${encodeURIComponent(TEST_TOKEN)}`);
+  await w.page.getByRole('heading', { name: 'Conversations' }).waitFor();
+  t.equal(new URL(w.page.url()).hash, '', 'token removed from the fragment');
+  t.ok((await ctx.cookies()).find((c) => c.name === 'hatch_session'), 'session cookie set');
+});
+
 t.test('the composer counts segments with the server function: GSM-7 160 / 161, UCS-2 with an emoji', async (t) => {
   const ctx = await context();
   t.teardown(() => ctx.close());
