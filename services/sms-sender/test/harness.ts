@@ -71,8 +71,8 @@ async function ownDatabase(t: Teardownable, serverUrl: string): Promise<TestDb> 
 export async function pipeline(t: Teardownable, opts: PipelineOptions = {}): Promise<Pipeline> {
   const db = opts.postgresUrl ? await ownDatabase(t, opts.postgresUrl) : await createTestDb(t, { max: 10 });
   const nats = testNats(t, { url: opts.natsUrl });
-  const port = await freePort();
-  const gatewayUrl = `http://127.0.0.1:${port}`;
+  let port = await freePort();
+  let gatewayUrl = `http://127.0.0.1:${port}`;
   const emulator = await startEmulator({ port: 0, callbackDelayMs: opts.callbackDelayMs ?? 20, logger: createLogger({ service: 'emulator', level: 'silent' }) });
   t.teardown(() => emulator.stop());
   // HATCH_TEST_LOG=warn shows the in-process gateway's and worker's logs when a test needs explaining
@@ -80,18 +80,38 @@ export async function pipeline(t: Teardownable, opts: PipelineOptions = {}): Pro
   const bus = await connectBus({ url: nats.url, name: 'pipeline-test', log });
   t.teardown(() => bus.close(1000));
   await ensureStreams(bus.jsm, nats.names);
-  const config = parseGatewayConfig({
-    DATABASE_URL: db.url,
-    NATS_URL: nats.url,
-    HATCH_API_TOKEN: API_TOKEN,
-    HATCH_NATS_PREFIX: nats.prefix,
-    PUBLIC_URL: gatewayUrl,
-    TWILIO_PHONE_NUMBER: emulator.twilio.phoneNumber,
-    TWILIO_AUTH_TOKEN: emulator.twilio.authToken,
-    LOG_LEVEL: 'silent',
-  });
-  const gateway = await build({ config, log, db, bus, registry: createMetricsRegistry('gateway') }, { outbox: { sweepIntervalMs: 200, graceMs: 500 } });
-  await gateway.listen({ port, host: '127.0.0.1' });
+  const buildGateway = async () => {
+    const config = parseGatewayConfig({
+      DATABASE_URL: db.url,
+      NATS_URL: nats.url,
+      HATCH_API_TOKEN: API_TOKEN,
+      HATCH_NATS_PREFIX: nats.prefix,
+      PUBLIC_URL: gatewayUrl,
+      TWILIO_PHONE_NUMBER: emulator.twilio.phoneNumber,
+      TWILIO_AUTH_TOKEN: emulator.twilio.authToken,
+      LOG_LEVEL: 'silent',
+    });
+    const gateway = await build({ config, log, db, bus, registry: createMetricsRegistry('gateway') }, { outbox: { sweepIntervalMs: 200, graceMs: 500 } });
+    try {
+      await gateway.listen({ port, host: '127.0.0.1' });
+    } catch (err) {
+      await gateway.close();
+      throw err;
+    }
+    return gateway;
+  };
+  let gateway!: FastifyInstance;
+  // PUBLIC_URL names the port, so a port taken between freePort() and listen() means a new gateway
+  for (let attempt = 1; ; attempt++) {
+    try {
+      gateway = await buildGateway();
+      break;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EADDRINUSE' || attempt >= 3) throw err;
+      port = await freePort();
+      gatewayUrl = `http://127.0.0.1:${port}`;
+    }
+  }
   t.teardown(() => gateway.close());
   const auth = { authorization: `Bearer ${API_TOKEN}` };
   const workerEnv = {
