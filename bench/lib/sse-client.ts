@@ -20,6 +20,11 @@ const N = Number(process.env.BENCH_SSE_N ?? 100);
 const ADDRS = (process.env.BENCH_SSE_LOCAL_ADDRS ?? '127.0.0.1').split(',');
 const LATENCY = process.env.BENCH_LATENCY === '1';
 const CONNECT_DEADLINE_MS = Number(process.env.BENCH_SSE_CONNECT_MS ?? 120_000);
+/**
+ * BENCH_SSE_RESUME=1: like EventSource, a stream the server ends (a client cut off as too slow)
+ * is reopened with Last-Event-ID, and only events with a higher id are counted (no double count).
+ */
+const RESUME = process.env.BENCH_SSE_RESUME === '1';
 
 const say = (m: unknown) => process.stdout.write(`${JSON.stringify({ bench: m })}\n`);
 // A client never outlives the bench for long (the parent kills its group; this is the backstop).
@@ -31,15 +36,35 @@ let hist = new Histogram();
 let open = 0;
 let closed = 0;
 let errors = 0;
+let resumes = 0;
+let stopping = false;
 let windowStart = performance.now();
 const sockets: net.Socket[] = [];
 const EV = 'event: message_update';
 const TS = '"timestamp":"';
-const request = `GET ${PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n${TOKEN ? `Authorization: Bearer ${TOKEN}\r\n` : ''}\r\n`;
+const request = (lastId?: string) =>
+  `GET ${PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n${TOKEN ? `Authorization: Bearer ${TOKEN}\r\n` : ''}` +
+  `${lastId ? `Last-Event-ID: ${lastId}\r\n` : ''}\r\n`;
 
-function scan(text: string, now: number): void {
+interface Conn {
+  /** highest event id seen (RESUME only) */
+  lastId: bigint;
+}
+
+function scan(text: string, now: number, conn: Conn): void {
   let i = text.indexOf(EV);
   while (i !== -1) {
+    if (RESUME) {
+      // the frame's `id: N` line is the one before its event line
+      const idAt = text.lastIndexOf('id: ', i);
+      const raw = idAt === -1 ? '' : text.slice(idAt + 4, text.indexOf('\n', idAt));
+      const id = /^[0-9]{1,19}$/.test(raw) ? BigInt(raw) : conn.lastId + 1n;
+      if (id <= conn.lastId) {
+        i = text.indexOf(EV, i + EV.length);
+        continue;
+      }
+      conn.lastId = id;
+    }
     events++;
     if (LATENCY) {
       const t = text.indexOf(TS, i);
@@ -52,14 +77,22 @@ function scan(text: string, now: number): void {
   }
 }
 
-function connectOne(k: number): Promise<boolean> {
+function connectOne(k: number, conn: Conn = { lastId: -1n }): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port: PORT, localAddress: ADDRS[k % ADDRS.length] });
     let ok = false;
     let buf = '';
+    // A connection the server never answers (listen backlog full under a connect storm) counts as
+    // failed after a bound instead of holding up the whole batch.
+    const timer = setTimeout(() => {
+      if (ok) return;
+      errors++;
+      s.destroy();
+      resolve(false);
+    }, 15_000);
     s.setEncoding('latin1');
     s.setNoDelay(true);
-    s.on('connect', () => s.write(request));
+    s.on('connect', () => s.write(request(conn.lastId >= 0n ? conn.lastId.toString() : undefined)));
     s.on('data', (chunk: string) => {
       const now = performance.timeOrigin + performance.now();
       bytes += chunk.length;
@@ -73,6 +106,7 @@ function connectOne(k: number): Promise<boolean> {
           return resolve(false);
         }
         open++;
+        clearTimeout(timer);
         resolve(true);
         chunk = buf;
         buf = '';
@@ -83,7 +117,7 @@ function connectOne(k: number): Promise<boolean> {
         if (buf.length > 1 << 20) buf = ''; // bounded: never seen, but never grows either
         return;
       }
-      scan(buf.slice(0, cut), now);
+      scan(buf.slice(0, cut), now, conn);
       buf = buf.slice(cut + 2);
     });
     s.on('error', () => {
@@ -91,9 +125,15 @@ function connectOne(k: number): Promise<boolean> {
       if (!ok) resolve(false);
     });
     s.on('close', () => {
+      const i = sockets.indexOf(s);
+      if (i >= 0) sockets.splice(i, 1);
       if (ok) {
         open--;
         closed++;
+        if (RESUME && !stopping) {
+          resumes++;
+          setTimeout(() => void connectOne(k, conn), 100);
+        }
       }
     });
     sockets.push(s);
@@ -119,11 +159,17 @@ process.on('SIGUSR1', () => {
 });
 process.on('SIGUSR2', () => {
   const seconds = (performance.now() - windowStart) / 1000;
-  say({ type: 'window', events, bytes, seconds, open, closed, errors, hist: LATENCY ? hist.toJSON() : undefined });
+  say({ type: 'window', events, bytes, seconds, open, closed, errors, resumes, hist: LATENCY ? hist.toJSON() : undefined });
 });
 process.on('SIGTERM', () => {
+  stopping = true;
   for (const s of sockets) s.destroy();
   process.exit(0);
+});
+
+process.on('uncaughtException', (err) => {
+  console.error('sse-client crashed:', err);
+  process.exit(1);
 });
 
 main().catch((err: unknown) => {
