@@ -27,5 +27,7 @@ export const JOB_HEADERS = {
   deadReason: 'Hatch-Dead-Reason',
   deadDetail: 'Hatch-Dead-Detail',
   originalSubject: 'Hatch-Original-Subject',
+  /** the job's own Nats-Msg-Id; the dead letter has its own (see the job consumer) */
+  originalMsgId: 'Hatch-Original-Msg-Id',
   deliveries: 'Hatch-Deliveries',
 } as const;

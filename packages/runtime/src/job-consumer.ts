@@ -108,6 +108,13 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
     h.set(JOB_HEADERS.deadDetail, reason.slice(0, 500).replace(/[\r\n]+/g, ' '));
     h.set(JOB_HEADERS.originalSubject, m.subject);
     h.set(JOB_HEADERS.deliveries, String(m.info.deliveryCount));
+    // Its own dedupe id: the copied one is the entity's, so a job re-queued (retry endpoint) and
+    // dead-lettered again within JetStream's duplicate window would be dropped as a duplicate.
+    // The job's stream sequence is unique per publish and the same if this very job is
+    // dead-lettered twice (a crash between publish and term).
+    const original = m.headers?.get(JOB_HEADERS.msgId);
+    if (original) h.set(JOB_HEADERS.originalMsgId, original);
+    h.set(JOB_HEADERS.msgId, `dlq:${m.info.stream}:${m.info.streamSequence}`);
     try {
       await o.bus.js.publish(o.dlqSubject, m.data, { headers: h, timeout: 5000 });
       // No reason argument: nats-server 2.9 does not parse `+TERM <reason>`, ignores it and

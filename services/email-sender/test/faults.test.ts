@@ -43,7 +43,7 @@ t.test('500 on every attempt: at most MaxDeliver calls, then failed MAX_DELIVERI
   const dead = await p.bus.jsm.streams.getMessage(p.nats.names.streams.dlq, { last_by_subj: p.nats.names.subjects.dlqFor('email') });
   t.ok(dead, 'a dead letter');
   t.equal(dead?.header.get(JOB_HEADERS.deadReason), 'MAX_DELIVERIES');
-  t.equal(dead?.header.get(JOB_HEADERS.msgId), id, 'with its original headers');
+  t.equal(dead?.header.get(JOB_HEADERS.originalMsgId), id, 'with its original Nats-Msg-Id');
   t.match(dead?.json(), { email_id: id });
   await p.waitForDrained();
 });

@@ -10,7 +10,7 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { encode, EmailJob, SmsJob, type NatsNames } from '@hatch/contracts';
-import { claimDueOutbox, deferOutbox, deleteOutbox, type Db, type OutboxRow } from '@hatch/db';
+import { claimDueOutbox, deferOutbox, deleteOutbox, requeueStalled, type Db, type OutboxRow } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import type { Bus } from '@hatch/runtime';
 
@@ -22,6 +22,10 @@ export interface OutboxRelayOptions {
   /** rows waiting for the immediate path; past it they wait for the sweeper (bounded memory) */
   maxPending?: number;
   publishTimeoutMs?: number;
+  /** an SMS / email with no progress for this long and no job gets a new one (requeueStalled) */
+  stalledAfterMs?: number;
+  /** how often to look for them */
+  stalledCheckMs?: number;
 }
 
 export interface OutboxRelay {
@@ -29,6 +33,8 @@ export interface OutboxRelay {
   kick(rows: OutboxRow[]): void;
   /** one sweep now (tests; also what the timer runs) */
   sweepOnce(): Promise<number>;
+  /** one look for stalled SMS / emails now (tests; also what its timer runs): how many re-queued */
+  requeueStalledOnce(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -53,9 +59,12 @@ export function startOutboxRelay(deps: OutboxRelayDeps, opts: OutboxRelayOptions
   const batchSize = opts.batchSize ?? 100;
   const maxPending = opts.maxPending ?? 10_000;
   const publishTimeoutMs = opts.publishTimeoutMs ?? 3000;
+  const stalledAfterMs = opts.stalledAfterMs ?? 10 * 60_000;
+  const stalledCheckMs = opts.stalledCheckMs ?? 60_000;
 
   const published = new Counter({ name: 'hatch_outbox_published_total', help: 'outbox rows acknowledged by JetStream', labelNames: ['path'], registers: [deps.registry] });
   const failures = new Counter({ name: 'hatch_outbox_publish_failures_total', help: 'outbox publishes that failed (left for the sweeper)', registers: [deps.registry] });
+  const requeued = new Counter({ name: 'hatch_outbox_requeued_stalled_total', help: 'SMS / emails found stalled with no job and queued again', registers: [deps.registry] });
   const pendingGauge = new Gauge({ name: 'hatch_outbox_pending', help: 'rows waiting for the immediate publish path', registers: [deps.registry] });
 
   const pending: OutboxRow[] = [];
@@ -137,6 +146,23 @@ export function startOutboxRelay(deps: OutboxRelayDeps, opts: OutboxRelayOptions
     return sweeping;
   }
 
+  async function requeueStalledOnce(): Promise<number> {
+    try {
+      const rows = await requeueStalled(deps.db.db, { staleMs: stalledAfterMs, limit: batchSize });
+      if (rows.length) {
+        requeued.inc(rows.length);
+        log.warn({ count: rows.length }, 'stalled SMS / emails with no job found: queued again');
+        kick(rows);
+      }
+      return rows.length;
+    } catch (err) {
+      log.warn({ err: { message: (err as Error).message } }, 'stalled-job check failed');
+      return 0;
+    }
+  }
+  const stalledTimer = setInterval(() => void requeueStalledOnce(), stalledCheckMs);
+  stalledTimer.unref();
+
   const schedule = () => {
     if (stopped) return;
     timer = setTimeout(() => {
@@ -153,9 +179,11 @@ export function startOutboxRelay(deps: OutboxRelayDeps, opts: OutboxRelayOptions
   return {
     kick,
     sweepOnce,
+    requeueStalledOnce,
     async stop() {
       stopped = true;
       clearTimeout(timer);
+      clearInterval(stalledTimer);
       await Promise.allSettled([draining, sweeping]);
     },
   };

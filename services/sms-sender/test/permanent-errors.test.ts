@@ -69,8 +69,9 @@ t.test('a poison job (does not decode) is dead-lettered at once while the other 
     t.equal(d.header.get(JOB_HEADERS.originalSubject), subject);
     t.ok(d.header.get(JOB_HEADERS.deadDetail).length > 0, 'says why');
   }
-  t.same(dead.map((d) => d?.header.get('Nats-Msg-Id')).sort(), ['poison-1', 'poison-2'], 'original headers kept');
-  t.equal(new TextDecoder().decode(dead.find((d) => d?.header.get('Nats-Msg-Id') === 'poison-1')?.data), '{"not": "a job', 'payload kept byte for byte');
+  t.same(dead.map((d) => d?.header.get(JOB_HEADERS.originalMsgId)).sort(), ['poison-1', 'poison-2'], 'original Nats-Msg-Id kept');
+  t.equal(new Set(dead.map((d) => d?.header.get(JOB_HEADERS.msgId))).size, 2, 'each dead letter has its own dedupe id');
+  t.equal(new TextDecoder().decode(dead.find((d) => d?.header.get(JOB_HEADERS.originalMsgId) === 'poison-1')?.data), '{"not": "a job', 'payload kept byte for byte');
   const jobs = p.nats.names.streams.jobs;
   // term() must really remove a dead job: nats-server 2.9 ignored `+TERM <reason>` and kept redelivering it.
   await waitFor(async () => (await p.bus.jsm.streams.info(jobs)).state.messages === 0, { message: 'nothing left in the work queue' });

@@ -85,7 +85,7 @@ t.test('a job that exhausts its deliveries is dead-lettered with its headers, th
   if (!dead) throw new Error('dead letter not found');
   t.equal(dead.subject, p.nats.names.subjects.dlqFor('sms'));
   t.equal(dead.header.get(JOB_HEADERS.deadReason), 'MAX_DELIVERIES');
-  t.equal(dead.header.get(JOB_HEADERS.msgId), id, 'original Nats-Msg-Id kept');
+  t.equal(dead.header.get(JOB_HEADERS.originalMsgId), id, 'original Nats-Msg-Id kept');
   t.equal(dead.header.get(JOB_HEADERS.originalSubject), p.nats.names.subjects.smsJob);
   t.equal(dead.header.get(JOB_HEADERS.deliveries), '3');
   t.match(dead.json(), { v: 1, message_id: id });

@@ -46,3 +46,44 @@ export async function deferOutbox(ex: Executor, id: string, delayMs: number, err
     .where('id', '=', id)
     .execute();
 }
+
+/**
+ * The rescue for jobs the bus gave up on (design rule 2: every crash recovered). A job that kept
+ * failing for reasons outside the provider (the database down longer than its delivery budget,
+ * a dead-letter publish that never happened) leaves its SMS or email `queued` or `sending` with
+ * no job anywhere. Every SMS / email that has made no progress for `staleMs` and has no outbox
+ * row gets a new one, and its `updated_at` is touched so that it is re-queued at most once per
+ * `staleMs` (a backlog does not multiply its jobs); the rows are returned for the relay to
+ * publish. A job for a message that is in fact still moving is harmless: the worker's claim
+ * lets one attempt call the provider, and a `sending` message is reconciled with the provider
+ * before anything is resent. Touching `updated_at` writes no change-journal row (the journal
+ * follows status and body).
+ */
+export async function requeueStalled(ex: Executor, opts: { staleMs: number; limit: number }): Promise<OutboxRow[]> {
+  const staleSecs = opts.staleMs / 1000;
+  const r = await sql<OutboxRow>`
+    WITH stalled AS (
+      SELECT s.kind, s.id FROM (
+        SELECT 'sms'::job_kind AS kind, m.id FROM messages m
+         WHERE m.status IN ('queued', 'sending') AND m.channel = 'sms' AND m.direction = 'outbound'
+           AND m.updated_at < now() - make_interval(secs => ${staleSecs})
+        UNION ALL
+        SELECT 'email'::job_kind AS kind, e.id FROM emails e
+         WHERE e.status IN ('queued', 'sending')
+           AND e.updated_at < now() - make_interval(secs => ${staleSecs})
+      ) s
+      WHERE NOT EXISTS (SELECT 1 FROM outbox o WHERE o.entity_id = s.id)
+      LIMIT ${opts.limit}
+    ),
+    touched_messages AS (
+      UPDATE messages SET updated_at = now() WHERE id IN (SELECT id FROM stalled WHERE kind = 'sms') RETURNING id
+    ),
+    touched_emails AS (
+      UPDATE emails SET updated_at = now() WHERE id IN (SELECT id FROM stalled WHERE kind = 'email') RETURNING id
+    )
+    INSERT INTO outbox (kind, entity_id, dedupe_id)
+    SELECT kind, id, id::text || ':stalled:' || (extract(epoch FROM now()) * 1000)::bigint::text FROM stalled
+    ON CONFLICT (dedupe_id) DO NOTHING
+    RETURNING *`.execute(ex);
+  return r.rows;
+}
