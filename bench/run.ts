@@ -31,7 +31,7 @@ async function cleanup(): Promise<void> {
   cleaning ??= (async () => {
     await stopAll().catch(() => killAllSync());
     killAllSync();
-    await deleteStreams(prefix).catch((err: Error) => log(`could not delete streams ${prefix}_*: ${err.message}`));
+    await deleteStreams(prefix).catch((err: Error) => log(`could not delete streams ${prefix}*: ${err.message}`));
     await db?.drop().catch((err: Error) => log(`could not drop ${db?.name}: ${err.message}`));
   })();
   return cleaning;

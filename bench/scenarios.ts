@@ -193,6 +193,8 @@ export async function p2(c: Ctx): Promise<ScenarioResult> {
   for (let i = 0; i < c.runs; i++) {
     const js = spawnTs('js-raw', 'bench/lib/js-raw.ts', [], { env: { NATS_URL, BENCH_PREFIX: `${c.env.prefix}R${i}`, BENCH_N: String(n) } });
     const jr = (await js.nextMessage(120_000)) as { rate: number; publishRate: number; consumed: number };
+    // it deletes its stream and exits by itself; a signal only if it does not within a bound
+    await Promise.race([js.exited, sleep(15_000)]);
     await js.stop();
     raw.push(jr.rate);
 

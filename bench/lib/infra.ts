@@ -173,7 +173,8 @@ export async function deleteStreams(prefix: string): Promise<string[]> {
     const jsm = await jetstreamManager(nc);
     const deleted: string[] = [];
     for await (const name of jsm.streams.names()) {
-      if (name.startsWith(`${prefix}_`)) {
+      // `<prefix>_*` (the stack), `<prefix>S_*` (P7's services), `<prefix>R<n>_RAW` (P2's raw limit)
+      if (name.startsWith(prefix)) {
         await jsm.streams.delete(name).catch(() => false);
         deleted.push(name);
       }
