@@ -102,6 +102,7 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
       nats: () => deps.bus.ping(),
       events: () => realtime.check(),
     },
+    extra: () => ({ realtime: realtime.lagReport() }),
   });
   sessionRoutes(app, { apiToken: deps.config.HATCH_API_TOKEN, secureCookies: deps.config.PUBLIC_URL.startsWith('https://') });
   messageRoutes(app, { db: deps.db, relay, smsFrom: deps.config.TWILIO_PHONE_NUMBER, chatFrom: deps.config.HATCH_SENDER_NAME });

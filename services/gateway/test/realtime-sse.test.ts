@@ -132,6 +132,9 @@ t.test('two clients on two gateway replicas both receive every event, in order, 
   await c1.waitFor((x) => x.comments.includes('heartbeat'), 5000, 'heartbeat comment');
   const ready = await a.app.inject({ method: 'GET', url: '/readyz' });
   t.equal(ready.json().checks.events.ok, true, 'readiness includes the events subscription');
+  const rt = ready.json().realtime;
+  t.ok(typeof rt.last_event_lag_ms === 'number' && rt.last_event_lag_ms >= 0, `readiness reports the realtime lag (${rt.last_event_lag_ms} ms)`);
+  t.equal(rt.position, String(expected[expected.length - 1]), 'and the journal position this gateway has reached');
   const metrics = (await a.app.inject({ method: 'GET', url: '/metrics' })).body;
   t.match(metrics, /hatch_sse_clients\{[^}]*\} 1/);
   c1.close();

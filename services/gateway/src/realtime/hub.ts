@@ -175,6 +175,7 @@ export class RealtimeHub {
   lastId = 0n;
   synced = false;
   lastHeartbeatAt: number | undefined;
+  private lastLagMs: number | undefined;
 
   constructor(private readonly opts: HubOptions) {
     this.log = opts.log.child({ component: 'realtime-hub' });
@@ -311,6 +312,15 @@ export class RealtimeHub {
     return Promise.resolve();
   }
 
+  /** For /readyz: commit → this gateway lag of the last event, and how old the bridge's last heartbeat is. */
+  lagReport(): { last_event_lag_ms: number | null; heartbeat_age_ms: number | null; position: string } {
+    return {
+      last_event_lag_ms: this.lastLagMs ?? null,
+      heartbeat_age_ms: this.lastHeartbeatAt === undefined ? null : Date.now() - this.lastHeartbeatAt,
+      position: this.lastId.toString(),
+    };
+  }
+
   private markSynced(): void {
     if (this.synced) return;
     this.synced = true;
@@ -389,7 +399,8 @@ export class RealtimeHub {
       // The first message after start is the stream's last one: it only tells where we are.
       if (!fresh || !wasSynced) return;
       this.m.events.inc();
-      this.m.lag.observe(Math.max(0, (Date.now() - Date.parse(env.event.timestamp)) / 1000));
+      this.lastLagMs = Math.max(0, Date.now() - Date.parse(env.event.timestamp));
+      this.m.lag.observe(this.lastLagMs / 1000);
       const frame = formatEvent(env);
       for (const c of this.clients) c.deliver(frame);
     } catch (err) {
