@@ -57,6 +57,8 @@ export interface PipelineOptions {
   postgresUrl?: string;
   /** the emulator's delay before each status callback */
   callbackDelayMs?: number;
+  /** the gateway's stalled-job rescue window (default: the production 10 min) */
+  stalledAfterMs?: number;
 }
 
 /** A migrated `hatch` database on a server the test owns (fault tests stop and restart it). */
@@ -91,7 +93,9 @@ export async function pipeline(t: Teardownable, opts: PipelineOptions = {}): Pro
       TWILIO_AUTH_TOKEN: emulator.twilio.authToken,
       LOG_LEVEL: 'silent',
     });
-    const gateway = await build({ config, log, db, bus, registry: createMetricsRegistry('gateway') }, { outbox: { sweepIntervalMs: 200, graceMs: 500 } });
+    const gateway = await build({ config, log, db, bus, registry: createMetricsRegistry('gateway') }, {
+      outbox: { sweepIntervalMs: 200, graceMs: 500, ...(opts.stalledAfterMs ? { stalledAfterMs: opts.stalledAfterMs, stalledCheckMs: Math.min(1000, opts.stalledAfterMs) } : {}) },
+    });
     try {
       await gateway.listen({ port, host: '127.0.0.1' });
     } catch (err) {
