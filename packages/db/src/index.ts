@@ -14,3 +14,4 @@ export * from './queries/message-status.js';
 export * from './queries/send-claims.js';
 export * from './queries/email-status.js';
 export * from './queries/journal.js';
+export * from './queries/accept-message.js';

@@ -23,17 +23,16 @@ import {
 } from '@hatch/contracts';
 import { conversationIdFor } from '@hatch/contracts/node';
 import {
+  acceptMessage,
   findConversation,
   findMessage,
   findOptOut,
   findTimeline,
-  insertMessage,
   insertOutbox,
   insertStatusEvent,
   listConversationMessages,
   listConversations,
   updateMessage,
-  upsertConversationForMessage,
   type Db,
   type MessageRow,
 } from '@hatch/db';
@@ -105,10 +104,8 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
       const conversationId = conversationIdFor(from, to.value);
       const status = channel === 'sms' ? 'queued' : 'stored';
       const response = { success: true as const, message_id: id, conversation_id: conversationId, status: status as 'queued' | 'stored' };
-      const outbox = await db.db.transaction().execute(async (tx) => {
-        const participants = [from, to.value].sort() as [string, string];
-        await upsertConversationForMessage(tx, { id: conversationId, participants, channel, messageId: id });
-        await insertMessage(tx, {
+      const outbox = await acceptMessage(db.db, {
+        message: {
           id,
           conversation_id: conversationId,
           from_contact: from,
@@ -118,12 +115,13 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
           direction: 'outbound',
           status,
           segments: channel === 'sms' ? countSmsSegments(body).segments : null,
-        });
-        await insertStatusEvent(tx, { message_id: id, status, source: 'api' });
-        const row = channel === 'sms' ? await insertOutbox(tx, { kind: 'sms', entity_id: id, dedupe_id: id }) : undefined;
-        await completeIdempotency(tx, req.idempotency, 202, response);
-        return row;
+        },
+        conversation: { participants: [from, to.value].sort() as [string, string], channel, at: new Date() },
+        source: 'api',
+        outbox: channel === 'sms',
+        idempotency: req.idempotency ? { scope: req.idempotency.scope, key: req.idempotency.key, status: 202, body: response } : undefined,
       });
+      if (req.idempotency) req.idempotency.completed = true;
       if (outbox) deps.relay.kick([outbox]);
       return reply.code(202).send(response);
     },
