@@ -10,10 +10,44 @@
  * - Wake-ups: LISTEN hatch_changes on a dedicated connection (re-issued after every reconnect,
  *   each followed by a catch-up), plus a poll every `pollIntervalMs` as a safety net. NOTIFY
  *   carries nothing: the journal is the transport, read after the persisted position.
- * - Publishing is sequential, each publish awaited: a pipelined batch whose middle publish
- *   failed while a later one was stored would put the stream out of order on retry. A publish
- *   repeated after a crash or failover (position not yet persisted) is dropped by JetStream's
- *   duplicate window (2 min), which is far longer than a takeover.
+ * - Publishing is PIPELINED and CHAINED (see below); a publish repeated after a crash or failover
+ *   (position not yet persisted) is dropped by JetStream's duplicate window (2 min), which is far
+ *   longer than a takeover.
+ *
+ * PIPELINED PUBLISHING WITHOUT REORDERING. Awaiting each publish caps the relay at one NATS round
+ * trip per event. A plain pipelined batch is unsafe: if publish i fails and i+1 is stored, the
+ * retry of i lands after i+1. So every publish but the first of a chain carries an expectation
+ * that the server checks before storing it, and that only holds if its predecessor was stored
+ * immediately before it: `Nats-Expected-Last-Msg-Id` = the previous row's msgID (the journal id).
+ * Row k is then stored only directly after row k-1; once one publish fails, every later one in
+ * flight fails too (its predecessor is not the stream's last message), so nothing can overtake
+ * the failed row. At most PUBLISH_WINDOW publishes are in flight; acks are consumed in order,
+ * `pos` advances over the contiguous acked prefix only and is persisted as before; on the first
+ * failure the bridge stops issuing, waits for what is in flight to settle, forgets the chain
+ * tip and takes the ordinary error/backoff path, re-reading from `pos`.
+ *   Why not `expect.lastSequence = lastSeq + k` (a count of sequences): a foreign message (a
+ * second bridge during a takeover, any other publisher on `<P>.events.>`) takes the sequence
+ * the failed row would have had, so the NEXT row's expected sequence exists and it is stored
+ * past the hole: verified on nats-server 2.9.10 (rows p1, p2, p3, p4 pipelined with an intruder
+ * after p1: p2 fails "wrong last sequence", p3 and p4 are stored). The msgID chain names the
+ * predecessor, so an intruder breaks it for every later row (test/jetstream-expectations.test.ts).
+ *   The chain tip (`tip`: the msgID this bridge last had acked) is unknown after a takeover and
+ * after any failure; then the next publish is sent WITHOUT expectation and awaited alone. That
+ * is safe only as the first publish of a pass, when every row up to `pos` is acked, which is the
+ * only place it happens. Heartbeats carry a unique msgID (`hb-<uuid>`) and are awaited between
+ * passes, so their ack moves the tip and the next pass pipelines from its first row. (A message
+ * without msgID makes the server's last msgID empty: it would break the chain.)
+ *   Duplicates: nats-server 2.9.10 checks the duplicate window BEFORE any expectation (a repeated
+ * msgID with a wrong expected last msgID or sequence is answered `duplicate: true` with the
+ * original's seq), and a duplicate does not change the stream's last msgID. A duplicate ack
+ * counts as relayed (the row is in the stream, as before), and its msgID becomes the tip only as
+ * a guess: the next row's expectation checks it, so a re-relay after a takeover whose rows are
+ * all duplicates pipelines, and the first new row is stored only if its predecessor is the
+ * stream's last. A failed expectation (`wrong last msg ID`, code 10070) is expected while two
+ * bridges overlap and is logged at info, and a pass that moved the position before it broke
+ * re-reads at once (no progress: the usual growing backoff); every other failure at warn, as
+ * before. Verified only on a single nats-server 2.9.10; on a replicated (R3) stream the leader
+ * checks the expectation when it applies each message, in proposal order (untested here).
  *
  * THE OUT-OF-ORDER COMMIT TRAP (design rule 3, reliability.md §2.4, test T6). Journal ids come
  * from a sequence, taken before commit: transaction A takes id N, B takes N+1 and commits first.
@@ -38,7 +72,9 @@
  * the cluster older than H, so a long-running unrelated writer can delay events behind a
  * rolled-back id (hatch_bridge_gap_waits_total counts these waits; a warning names one > 10 s).
  */
+import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
+import { JetStreamApiError, type PubAck } from '@nats-io/jetstream';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { BusChangeEvent, BusHeartbeat, encode, natsNames } from '@hatch/contracts';
 import { deleteOldJournalRows, findBridgePosition, findJournalAfter, journalRowToEvent, markBridgePosition, type Db, type JournalRow } from '@hatch/db';
@@ -94,6 +130,24 @@ const GAP_RECHECK_MS = 25;
 const GAP_WARN_MS = 10_000;
 const MAX_BACKOFF_MS = 5000;
 const RETENTION_MAX_BATCHES_PER_RUN = 20;
+/** Publishes in flight at most (design rule 4); each holds one encoded event. */
+const PUBLISH_WINDOW = 256;
+const PUBLISH_TIMEOUT_MS = 5000;
+/** JetStream API error codes of a failed publish expectation (another publisher got in between). */
+const WRONG_LAST_MSG_ID = 10070;
+const WRONG_LAST_SEQUENCE = 10071;
+
+/** A failed expectation: expected while two bridges overlap (a takeover), not a fault. */
+export function isChainBroken(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === WRONG_LAST_MSG_ID || err.code === WRONG_LAST_SEQUENCE);
+}
+
+type PublishOutcome = { ack: PubAck } | { err: unknown } | { skipped: true };
+
+interface InFlight {
+  row: JournalRow;
+  outcome: Promise<PublishOutcome>;
+}
 
 function createMetrics(registry: Registry) {
   return {
@@ -141,6 +195,9 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
   let lockPid: number | undefined;
   let listenConn: postgres.Sql | undefined;
   let listening = false;
+  // msgID of the message this bridge last had acked in the events stream (see the header comment);
+  // undefined = unknown: the next publish goes without expectation, awaited alone.
+  let tip: string | undefined;
 
   const wake = (reason: string) => {
     wakeReason = reason;
@@ -225,20 +282,73 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
     return BigInt(r?.x ?? '0') >= h;
   }
 
-  async function publish(row: JournalRow): Promise<void> {
+  /** Sends one row, chained to `tip` when known; the outcome never rejects. */
+  function send(row: JournalRow): Promise<PublishOutcome> {
     let data: Uint8Array;
     const env = journalRowToEvent(row);
     try {
       data = encode(BusChangeEvent, env);
     } catch (err) {
       // Cannot happen with the schema's enums; a row that cannot be encoded is logged and
-      // passed over rather than blocking every later change.
+      // passed over rather than blocking every later change (the chain tip stays as it is).
       log.error({ err, journalId: row.id }, 'journal row does not match the event contract; not relayed');
-      return;
+      return Promise.resolve({ skipped: true });
     }
-    await deps.bus.js.publish(names.subjects.eventFor(row.table_name as 'messages' | 'emails'), data, { msgID: env.id, timeout: 5000 });
-    m.relayed.inc({ table: row.table_name });
-    m.lag.observe(Math.max(0, (Date.now() - new Date(row.changed_at).getTime()) / 1000));
+    const expectLast = tip;
+    tip = env.id;
+    return deps.bus.js
+      .publish(names.subjects.eventFor(row.table_name as 'messages' | 'emails'), data, {
+        msgID: env.id,
+        timeout: PUBLISH_TIMEOUT_MS,
+        ...(expectLast !== undefined ? { expect: { lastMsgID: expectLast } } : {}),
+      })
+      .then(
+        (ack) => ({ ack }),
+        (err: unknown) => ({ err }),
+      );
+  }
+
+  /**
+   * Publishes `rows` (consecutive journal rows after `pos`) pipelined and chained, at most
+   * PUBLISH_WINDOW in flight; advances `pos` over the contiguous acked prefix. Throws the first
+   * failure after everything in flight has settled. Returns how many rows it relayed.
+   */
+  async function publishRows(rows: JournalRow[]): Promise<number> {
+    const inflight: InFlight[] = [];
+    let relayed = 0;
+    let failure: { err: unknown } | undefined;
+    const settleHead = async () => {
+      const f = inflight.shift() as InFlight;
+      const o = await f.outcome;
+      if (failure) return; // behind a failure nothing counts: it is re-read and re-published
+      if ('err' in o) {
+        failure = o;
+        tip = undefined;
+        return;
+      }
+      pos = BigInt(f.row.id);
+      if ('ack' in o) {
+        relayed++;
+        m.relayed.inc({ table: f.row.table_name });
+        m.lag.observe(Math.max(0, (Date.now() - new Date(f.row.changed_at).getTime()) / 1000));
+      }
+    };
+    for (const row of rows) {
+      if (stopping || role !== 'active' || failure) break;
+      if (tip === undefined) {
+        // Unchained: safe only with nothing in flight before it, i.e. every row up to pos acked.
+        while (inflight.length > 0) await settleHead();
+        if (failure) break;
+        inflight.push({ row, outcome: send(row) });
+        await settleHead();
+        continue;
+      }
+      inflight.push({ row, outcome: send(row) });
+      if (inflight.length >= PUBLISH_WINDOW) await settleHead();
+    }
+    while (inflight.length > 0) await settleHead();
+    if (failure) throw failure.err;
+    return relayed;
   }
 
   /** One read + publish pass. */
@@ -277,16 +387,12 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
       expected = id + 1n;
       if (gap && expected > gap.upTo) gap = undefined;
     }
+    const before = pos;
     let published = 0;
     try {
-      for (const row of out) {
-        if (stopping || role !== 'active') break;
-        await publish(row);
-        pos = BigInt(row.id);
-        published++;
-      }
+      published = await publishRows(out);
     } finally {
-      if (published > 0) {
+      if (pos !== before) {
         m.position.set(Number(pos));
         await markBridgePosition(db, name, pos.toString());
       }
@@ -297,7 +403,11 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
 
   async function heartbeat(): Promise<void> {
     const hb: BusHeartbeat = { type: 'heartbeat', position: pos.toString(), at: new Date().toISOString() };
-    await deps.bus.js.publish(names.subjects.eventFor('heartbeat'), encode(BusHeartbeat, hb), { timeout: 3000 });
+    // A msgID of its own keeps the chain (a message without one empties the stream's last msgID).
+    const msgID = `hb-${randomUUID()}`;
+    tip = undefined;
+    await deps.bus.js.publish(names.subjects.eventFor('heartbeat'), encode(BusHeartbeat, hb), { msgID, timeout: 3000 });
+    tip = msgID;
   }
 
   async function retention(): Promise<void> {
@@ -314,6 +424,7 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
     m.takeovers.inc();
     pos = BigInt(await findBridgePosition(db, name));
     gap = undefined;
+    tip = undefined;
     m.position.set(Number(pos));
     log.info({ position: pos.toString() }, 'became the active bridge');
     wakeReason = 'takeover';
@@ -332,6 +443,7 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
       }
       await ensureListening();
       pendingWake = false;
+      const passFrom = pos;
       try {
         const r = await relayStep();
         if (Date.now() - lastHeartbeat >= heartbeatMs) {
@@ -349,7 +461,17 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
         await pause(r === 'blocked' ? GAP_RECHECK_MS : Math.min(pollIntervalMs, lockRetryMs));
       } catch (err) {
         m.publishErrors.inc();
-        log.warn({ err: { message: (err as Error).message }, position: pos.toString(), retryInMs: backoff }, 'relay pass failed; retrying from the last position');
+        tip = undefined;
+        // A pass that moved the position before failing is not stuck: no growing backoff.
+        if (pos !== passFrom) backoff = 100;
+        if (isChainBroken(err)) {
+          // Another publisher got in between (a second bridge during a takeover): re-read at once
+          // if this pass made progress (it cannot spin without progress: then it backs off).
+          log.info({ err: { message: (err as Error).message }, position: pos.toString() }, 'another publisher got into the events stream; re-reading from the last position');
+          if (pos !== passFrom) continue;
+        } else {
+          log.warn({ err: { message: (err as Error).message }, position: pos.toString(), retryInMs: backoff }, 'relay pass failed; retrying from the last position');
+        }
         await pause(backoff);
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }
