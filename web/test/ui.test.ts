@@ -11,7 +11,7 @@ import Fastify from 'fastify';
 import type { BrowserContext, Page } from 'playwright-core';
 import { countSmsSegments, SMS_BODY_MAX } from '@hatch/contracts';
 import { randomUUID } from 'node:crypto';
-import { insertMessage, insertOptOut, upsertConversationForMessage } from '@hatch/db';
+import { acceptMessages, insertOptOut } from '@hatch/db';
 import { webRoutes } from '../../services/gateway/src/web.js';
 import { launchBrowser, newPage, screenshot, signIn, SMS_FROM, startUiServer, TEST_TOKEN, type Watched } from './harness.js';
 
@@ -304,8 +304,14 @@ t.test('the conversations list pages in as it scrolls (cursor pagination), most 
       const messageId = randomUUID();
       const at = new Date(base0 - i * 60_000);
       const who = `Contact ${String(i).padStart(2, '0')}`;
-      await upsertConversationForMessage(tx, { id, participants: ['me', who.toLowerCase()], channel: 'chat', messageId, at });
-      await insertMessage(tx, { id: messageId, conversation_id: id, from_contact: 'me', to_contact: who, body: `note ${i}`, channel: 'chat', direction: 'outbound', status: 'stored', created_at: at, updated_at: at });
+      await acceptMessages(tx, [
+        {
+          message: { id: messageId, conversation_id: id, from_contact: 'me', to_contact: who, body: `note ${i}`, channel: 'chat', direction: 'outbound', status: 'stored' },
+          conversation: { participants: ['me', who.toLowerCase()], channel: 'chat', at },
+          source: 'api',
+          outbox: false,
+        },
+      ]);
     }
   });
   const total = Number((await db.selectFrom('conversations').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);

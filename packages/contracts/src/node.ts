@@ -1,2 +1,3 @@
 export * from './index.js';
 export { conversationIdFor } from './conversation-id.js';
+export { newRecordId } from './record-id.js';

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { checkParticipant, conversationKey, isE164, natsNames, normaliseParticipant } from '../src/index.js';
-import { conversationIdFor } from '../src/node.js';
+import { checkParticipant, conversationKey, isE164, isUuid, natsNames, normaliseParticipant } from '../src/index.js';
+import { conversationIdFor, newRecordId } from '../src/node.js';
 import { createHash } from 'node:crypto';
 
 t.test('E.164 validation: "+" then 8-15 digits, no spaces', async (t) => {
@@ -41,4 +41,13 @@ t.test('NATS names follow the prefix: streams upper, subjects lower', async (t) 
   t.equal(n.subjects.eventFor('messages'), 't1.events.messages');
   t.equal(natsNames().streams.jobs, 'HATCH_JOBS');
   t.throws(() => natsNames('bad prefix'));
+});
+
+t.test('newRecordId: a UUIDv7 that isUuid accepts, ordered by time, unique', async (t) => {
+  const a = newRecordId(1_700_000_000_000);
+  t.match(a, /^018bcfe5-6800-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'timestamp, version 7, variant 10');
+  t.ok(isUuid(a));
+  const ids = Array.from({ length: 1000 }, (_, i) => newRecordId(1_700_000_000_000 + i));
+  t.same([...ids].sort(), ids, 'later milliseconds sort later');
+  t.equal(new Set(Array.from({ length: 1000 }, () => newRecordId(1_700_000_000_000))).size, 1000, 'random within one millisecond');
 });

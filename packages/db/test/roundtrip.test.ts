@@ -4,6 +4,7 @@ import { createTestDb } from '@hatch/testing';
 import { conversationIdFor } from '@hatch/contracts/node';
 import { EMAIL_STATUSES, MESSAGE_STATUSES } from '@hatch/contracts';
 import {
+  acceptMessages,
   claimDueOutbox,
   deleteEmailAttachments,
   deleteOptOut,
@@ -23,7 +24,6 @@ import {
   insertOptOut,
   insertOutbox,
   insertStatusEvent,
-  upsertConversationForMessage,
 } from '../src/index.js';
 
 t.test('messages, conversations and the timeline round-trip in one transaction', async (t) => {
@@ -31,21 +31,14 @@ t.test('messages, conversations and the timeline round-trip in one transaction',
   const convId = conversationIdFor('+15550000001', '+15551234567');
   const ids = [randomUUID(), randomUUID()];
   for (const id of ids) {
-    await db.transaction().execute(async (tx) => {
-      await upsertConversationForMessage(tx, { id: convId, participants: ['+15550000001', '+15551234567'], channel: 'sms', messageId: id });
-      await insertMessage(tx, {
-        id,
-        conversation_id: convId,
-        from_contact: '+15550000001',
-        to_contact: '+15551234567',
-        body: "'; DROP TABLE messages;-- 😀",
-        channel: 'sms',
-        direction: 'outbound',
-        status: 'queued',
-        segments: 1,
-      });
-      await insertStatusEvent(tx, { message_id: id, status: 'queued', source: 'api' });
-    });
+    await acceptMessages(db, [
+      {
+        message: { id, conversation_id: convId, from_contact: '+15550000001', to_contact: '+15551234567', body: "'; DROP TABLE messages;-- 😀", channel: 'sms', direction: 'outbound', status: 'queued', segments: 1 },
+        conversation: { participants: ['+15550000001', '+15551234567'], channel: 'sms', at: new Date() },
+        source: 'api',
+        outbox: false,
+      },
+    ]);
   }
   const conv = await findConversation(db, convId);
   t.equal(conv?.message_count, 2, 'count maintained by the upsert');
@@ -62,7 +55,7 @@ t.test('provider SIDs are unique; provider events are stored once', async (t) =>
   const { db } = await createTestDb(t);
   const convId = conversationIdFor('+15550000001', '+15557654321');
   const base = { conversation_id: convId, from_contact: '+15557654321', to_contact: '+15550000001', body: 'hi', channel: 'sms' as const, direction: 'inbound' as const, status: 'received' as const };
-  await upsertConversationForMessage(db, { id: convId, participants: ['+15550000001', '+15557654321'], channel: 'sms', messageId: randomUUID() });
+  await db.insertInto('conversations').values({ id: convId, participants: ['+15550000001', '+15557654321'], channel: 'sms' }).execute();
   const id = randomUUID();
   await insertMessage(db, { ...base, id, provider_sid: 'SM123' });
   await t.rejects(insertMessage(db, { ...base, id: randomUUID(), provider_sid: 'SM123' }), { code: '23505' });

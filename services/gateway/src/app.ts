@@ -22,6 +22,7 @@ import { emailRoutes } from './routes/emails.js';
 import { sendgridWebhooks } from './webhooks/sendgrid.js';
 import { registerIdempotency } from './idempotency.js';
 import { HttpError } from './errors.js';
+import { createSendBatcher, type SendBatcherOptions } from './send-batcher.js';
 import { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
 import { registerRealtime } from './realtime/index.js';
 import { webRoutes } from './web.js';
@@ -36,6 +37,7 @@ export interface GatewayDeps {
 
 export interface BuildOptions {
   outbox?: OutboxRelayOptions;
+  sends?: SendBatcherOptions;
   /** the built web UI (default: web/dist of this checkout) */
   webRoot?: string;
 }
@@ -105,7 +107,8 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
     extra: () => ({ realtime: realtime.lagReport() }),
   });
   sessionRoutes(app, { apiToken: deps.config.HATCH_API_TOKEN, secureCookies: deps.config.PUBLIC_URL.startsWith('https://') });
-  messageRoutes(app, { db: deps.db, relay, smsFrom: deps.config.TWILIO_PHONE_NUMBER, chatFrom: deps.config.HATCH_SENDER_NAME });
+  const sends = createSendBatcher({ db: deps.db, log: deps.log, registry: deps.registry }, opts.sends);
+  messageRoutes(app, { db: deps.db, relay, sends, smsFrom: deps.config.TWILIO_PHONE_NUMBER, chatFrom: deps.config.HATCH_SENDER_NAME });
   twilioWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, publicUrl: deps.config.PUBLIC_URL, authToken: deps.config.TWILIO_AUTH_TOKEN });
   emailRoutes(app, { db: deps.db, relay, fromEmail: deps.config.SENDGRID_FROM_EMAIL });
   sendgridWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, publicKey: deps.config.SENDGRID_WEBHOOK_PUBLIC_KEY });

@@ -10,7 +10,7 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { encode, EmailJob, SmsJob, type NatsNames } from '@hatch/contracts';
-import { claimDueOutbox, deferOutbox, deleteOutbox, requeueStalled, type Db, type OutboxRow } from '@hatch/db';
+import { claimDueOutbox, deferOutbox, deleteOutbox, requeueStalled, type Db, type OutboxJob } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import type { Bus } from '@hatch/runtime';
 
@@ -30,7 +30,7 @@ export interface OutboxRelayOptions {
 
 export interface OutboxRelay {
   /** hand over rows just committed */
-  kick(rows: OutboxRow[]): void;
+  kick(rows: OutboxJob[]): void;
   /** one sweep now (tests; also what the timer runs) */
   sweepOnce(): Promise<number>;
   /** one look for stalled SMS / emails now (tests; also what its timer runs): how many re-queued */
@@ -46,7 +46,7 @@ export interface OutboxRelayDeps {
   registry: Registry;
 }
 
-export function jobFor(row: Pick<OutboxRow, 'kind' | 'entity_id'>, names: NatsNames): { subject: string; payload: Uint8Array } {
+export function jobFor(row: Pick<OutboxJob, 'kind' | 'entity_id'>, names: NatsNames): { subject: string; payload: Uint8Array } {
   const enqueued_at = new Date().toISOString();
   if (row.kind === 'sms') return { subject: names.subjects.smsJob, payload: encode(SmsJob, { v: 1, message_id: row.entity_id, enqueued_at }) };
   return { subject: names.subjects.emailJob, payload: encode(EmailJob, { v: 1, email_id: row.entity_id, enqueued_at }) };
@@ -67,13 +67,13 @@ export function startOutboxRelay(deps: OutboxRelayDeps, opts: OutboxRelayOptions
   const requeued = new Counter({ name: 'hatch_outbox_requeued_stalled_total', help: 'SMS / emails found stalled with no job and queued again', registers: [deps.registry] });
   const pendingGauge = new Gauge({ name: 'hatch_outbox_pending', help: 'rows waiting for the immediate publish path', registers: [deps.registry] });
 
-  const pending: OutboxRow[] = [];
+  const pending: OutboxJob[] = [];
   let draining: Promise<void> | undefined;
   let sweeping: Promise<number> | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
 
-  async function publish(row: OutboxRow): Promise<boolean> {
+  async function publish(row: OutboxJob): Promise<boolean> {
     const { subject, payload } = jobFor(row, deps.names);
     try {
       const ack = await deps.bus.js.publish(subject, payload, { msgID: row.dedupe_id, timeout: publishTimeoutMs, retries: 0 });
@@ -104,7 +104,7 @@ export function startOutboxRelay(deps: OutboxRelayDeps, opts: OutboxRelayOptions
     }
   }
 
-  function kick(rows: OutboxRow[]): void {
+  function kick(rows: OutboxJob[]): void {
     if (stopped) return;
     const room = maxPending - pending.length;
     if (room < rows.length) log.warn({ dropped: rows.length - Math.max(room, 0) }, 'outbox queue full; the sweeper will publish the rest');

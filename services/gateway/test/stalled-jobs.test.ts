@@ -25,7 +25,8 @@ t.test('stalled SMS and emails get a new job; fresh, finished and pending ones d
   const done = await send('+15550000004');
   const withOutbox = await send('+15550000005');
   // the first jobs were published and their outbox rows deleted; empty the queue as if the
-  // jobs had been consumed and given up on
+  // jobs had been consumed and given up on (after the last publish, or it would land after the purge)
+  await waitFor(async () => (await db.sql`SELECT 1 FROM outbox`).length === 0, { message: 'first jobs published' });
   await bus.jsm.streams.purge(names.streams.jobs);
   await db.sql`UPDATE messages SET updated_at = now() - interval '5 minutes' WHERE id IN (${stalled}, ${sendingStalled}, ${done}, ${withOutbox})`;
   await db.sql`UPDATE messages SET status = 'sending' WHERE id = ${sendingStalled}`;

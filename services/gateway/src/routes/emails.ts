@@ -4,7 +4,6 @@
  * never the main row: deleted once sent or after retention), the first timeline row and the
  * outbox row in one transaction, then hands the outbox row to the relay (design rule 1).
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import {
@@ -20,6 +19,7 @@ import {
   type Email,
   type ErrorDetail,
 } from '@hatch/contracts';
+import { newRecordId } from '@hatch/contracts/node';
 import { findEmail, findTimeline, insertEmail, insertEmailAttachments, insertOutbox, insertStatusEvent, listEmails, type Db, type EmailRow } from '@hatch/db';
 import { HttpError } from '../errors.js';
 import { completeIdempotency } from '../idempotency.js';
@@ -77,7 +77,7 @@ export function emailRoutes(app: FastifyInstance, deps: EmailRouteDeps): void {
       }
       const b = req.body;
       const { to, cc, bcc, attachmentSizes } = checked.value;
-      const id = randomUUID();
+      const id = newRecordId();
       const attachments = b.attachments ?? [];
       const response = { success: true as const, email_id: id, status: 'queued' as const, message: 'Email queued for delivery' };
       const outbox = await db.db.transaction().execute(async (tx) => {

@@ -2,7 +2,6 @@
  * Messaging API (contract "HTTP API"): send an SMS or a chat message, list conversations and
  * messages, a message with its delivery timeline, retry a failed SMS.
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
 import {
@@ -21,12 +20,10 @@ import {
   type Conversation,
   type ErrorDetail,
 } from '@hatch/contracts';
-import { conversationIdFor } from '@hatch/contracts/node';
+import { conversationIdFor, newRecordId } from '@hatch/contracts/node';
 import {
-  acceptMessage,
   findConversation,
   findMessage,
-  findOptOut,
   findTimeline,
   insertOutbox,
   insertStatusEvent,
@@ -41,10 +38,13 @@ import { completeIdempotency } from '../idempotency.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { toApiMessage, toTimelineEntry } from '../present.js';
 import type { OutboxRelay } from '../outbox-relay.js';
+import type { SendBatcher } from '../send-batcher.js';
 
 export interface MessageRouteDeps {
   db: Db;
   relay: OutboxRelay;
+  /** group commit of sends */
+  sends: SendBatcher;
   /** SMS sender number (TWILIO_PHONE_NUMBER) when configured */
   smsFrom?: string;
   /** chat sender when `from` is not given (HATCH_SENDER_NAME) */
@@ -95,16 +95,11 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
         const first = problems[0] as ErrorDetail;
         throw new HttpError('INVALID_REQUEST', `${first.field} ${first.message}`, { details: problems });
       }
-      if (channel === 'sms' && (await findOptOut(db.db, to.value))) {
-        throw new HttpError('RECIPIENT_OPTED_OUT', `${to.value} has opted out of messages (texted STOP); they must text START first`, {
-          details: [{ field: 'body.to', message: 'has opted out' }],
-        });
-      }
-      const id = randomUUID();
+      const id = newRecordId();
       const conversationId = conversationIdFor(from, to.value);
       const status = channel === 'sms' ? 'queued' : 'stored';
       const response = { success: true as const, message_id: id, conversation_id: conversationId, status: status as 'queued' | 'stored' };
-      const outbox = await acceptMessage(db.db, {
+      const outcome = await deps.sends.accept({
         message: {
           id,
           conversation_id: conversationId,
@@ -121,8 +116,13 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
         outbox: channel === 'sms',
         idempotency: req.idempotency ? { scope: req.idempotency.scope, key: req.idempotency.key, status: 202, body: response } : undefined,
       });
+      if (!outcome.accepted) {
+        throw new HttpError('RECIPIENT_OPTED_OUT', `${to.value} has opted out of messages (texted STOP); they must text START first`, {
+          details: [{ field: 'body.to', message: 'has opted out' }],
+        });
+      }
       if (req.idempotency) req.idempotency.completed = true;
-      if (outbox) deps.relay.kick([outbox]);
+      if (outcome.outbox) deps.relay.kick([outcome.outbox]);
       return reply.code(202).send(response);
     },
   );

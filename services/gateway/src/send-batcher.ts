@@ -1,0 +1,108 @@
+/**
+ * Group commit of sends. `POST /api/send_message` hands its validated message here and answers
+ * once the batch holding it has committed (design rule 1: a 202 means the row is committed).
+ *
+ * While fewer than `maxInFlight` batches are being written, a message is written at once (a
+ * batch of one: no added latency when idle). When all slots are busy, arriving messages wait
+ * and the next free slot writes all of them (up to `maxBatch`) as ONE statement
+ * (`acceptMessages`): one round trip, one commit (one WAL flush) and one journal NOTIFY for the
+ * whole group. The busier the gateway, the larger the groups, which is what lifts the send rate
+ * from the per-commit limit towards the per-row limit (bench P1; NOTIFY serialises notifying
+ * commits cluster-wide, performance.md B1).
+ *
+ * Bounds (design rule 4): at most `maxQueued` messages wait; past that a send is refused with
+ * 503 + Retry-After at once. A batch that fails for a reason other than a lost connection (a
+ * deadlock, a constraint) is retried message by message, so one bad message cannot fail the
+ * others; a lost connection fails every message of the batch with the connection error (503).
+ */
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { acceptMessages, isConnectionError, type AcceptMessage, type AcceptOutcome, type Db } from '@hatch/db';
+import type { Logger } from '@hatch/log';
+import { DEPENDENCY_RETRY_AFTER_S, HttpError } from './errors.js';
+
+export interface SendBatcherOptions {
+  /** most messages written by one statement */
+  maxBatch?: number;
+  /** batches being written at the same time (each holds one pool connection) */
+  maxInFlight?: number;
+  /** messages waiting for a slot; past it a send is refused with 503 */
+  maxQueued?: number;
+}
+
+export interface SendBatcher {
+  accept(item: AcceptMessage): Promise<AcceptOutcome>;
+}
+
+interface Waiting {
+  item: AcceptMessage;
+  resolve(o: AcceptOutcome): void;
+  reject(err: unknown): void;
+}
+
+export function createSendBatcher(deps: { db: Db; log: Logger; registry: Registry }, opts: SendBatcherOptions = {}): SendBatcher {
+  const log = deps.log.child({ component: 'send-batcher' });
+  const maxBatch = opts.maxBatch ?? 200;
+  const maxInFlight = opts.maxInFlight ?? 2;
+  const maxQueued = opts.maxQueued ?? 5000;
+  const sizes = new Histogram({
+    name: 'hatch_send_batch_size',
+    help: 'messages written by one accept statement (group commit)',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [deps.registry],
+  });
+  const split = new Counter({ name: 'hatch_send_batch_split_total', help: 'batches retried message by message after a failure', registers: [deps.registry] });
+
+  const queue: Waiting[] = [];
+  let inFlight = 0;
+
+  async function write(batch: Waiting[]): Promise<void> {
+    sizes.observe(batch.length);
+    try {
+      const outcomes = await acceptMessages(deps.db.db, batch.map((w) => w.item));
+      batch.forEach((w, i) => w.resolve(outcomes[i] as AcceptOutcome));
+      return;
+    } catch (err) {
+      if (batch.length === 1 || isConnectionError(err)) {
+        for (const w of batch) w.reject(err);
+        return;
+      }
+      split.inc();
+      log.warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, size: batch.length }, 'send batch failed; writing its messages one by one');
+    }
+    await Promise.all(
+      batch.map(async (w) => {
+        try {
+          const [outcome] = await acceptMessages(deps.db.db, [w.item]);
+          w.resolve(outcome as AcceptOutcome);
+        } catch (err) {
+          w.reject(err);
+        }
+      }),
+    );
+  }
+
+  function pump(): void {
+    while (inFlight < maxInFlight && queue.length > 0) {
+      const batch = queue.splice(0, maxBatch);
+      inFlight++;
+      void write(batch).finally(() => {
+        inFlight--;
+        pump();
+      });
+    }
+  }
+
+  return {
+    accept(item) {
+      if (queue.length >= maxQueued) {
+        return Promise.reject(
+          new HttpError('SERVICE_UNAVAILABLE', 'too many sends waiting to be stored; retry shortly', { headers: { 'retry-after': String(DEPENDENCY_RETRY_AFTER_S) } }),
+        );
+      }
+      return new Promise<AcceptOutcome>((resolve, reject) => {
+        queue.push({ item, resolve, reject });
+        pump();
+      });
+    },
+  };
+}
