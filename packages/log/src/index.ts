@@ -2,7 +2,9 @@
  * createLogger: pino JSON to stdout with a `service` base field, secrets redacted, pretty only
  * on a TTY. Components take `log.child({ component })`.
  */
+import { createRequire } from 'node:module';
 import { pino, type Logger, type LoggerOptions } from 'pino';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
@@ -49,9 +51,18 @@ export function createLogger(opts: CreateLoggerOptions): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   const pretty = opts.pretty ?? (opts.destination === undefined && process.stdout.isTTY === true);
-  if (pretty) {
-    return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } } });
-  }
+  if (pretty) return pino(options, loadPretty()({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', sync: true }));
   if (opts.destination) return pino(options, opts.destination as pino.DestinationStream);
   return pino(options);
+}
+
+/**
+ * pino-pretty in-process, loaded only on a TTY. Not a pino transport: a transport runs in a
+ * worker thread whose file pino finds through `__dirname`, which a service's bundled
+ * dist/main.js (scripts/bundle.mjs) does not have. In the bundle `require` exists and esbuild
+ * bundles this literal call (evaluated only here); native ESM (tsx, tsc output) has none.
+ */
+function loadPretty(): typeof PinoPretty {
+  const mod = (typeof require === 'function' ? require('pino-pretty') : createRequire(import.meta.url)('pino-pretty')) as typeof PinoPretty & { default?: typeof PinoPretty };
+  return mod.default ?? mod;
 }

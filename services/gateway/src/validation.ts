@@ -9,8 +9,11 @@ import { Value } from 'typebox/value';
 import { validatorFor } from '@hatch/contracts';
 
 export const typeboxValidatorCompiler: FastifySchemaCompiler<TSchema> = ({ schema, httpPart }) => {
-  const v = validatorFor(schema);
+  // Compiled on a route's first request, not at start: most routes of a replica are never hit
+  // between deploys, and compiling them all (generated code) cost start time and heap (bench P7).
+  let v: ReturnType<typeof validatorFor> | undefined;
   return (input: unknown) => {
+    v ??= validatorFor(schema);
     const value = httpPart === 'body' ? input : Value.Convert(schema, Value.Default(schema, Value.Clone(input)));
     if (v.Check(value)) return { value };
     return { error: v.Errors(value) as never };

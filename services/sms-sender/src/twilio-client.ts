@@ -5,8 +5,11 @@
  * (conventions.md). A 429's Retry-After header, which the SDK's RestException drops, is carried
  * into `details.retry_after_seconds`.
  */
-import twilio from 'twilio';
-import type TwilioRequestClient from 'twilio/lib/base/RequestClient.js';
+// The SDK's REST client and HTTP client, not the package root: the root also loads the JWT and
+// TwiML builders (jsonwebtoken, semver, xmlbuilder: ~60 modules, ~1 MB heap) the sender never
+// uses (bench P7). `twilio(sid, token, opts)` is `new Twilio(sid, token, opts)`.
+import Twilio from 'twilio/lib/rest/Twilio.js';
+import TwilioRequestClient from 'twilio/lib/base/RequestClient.js';
 
 export interface SentMessage {
   sid: string;
@@ -33,7 +36,7 @@ const TWILIO_DEFAULT_ORIGIN = 'https://api.twilio.com';
 
 type RequestOpts<T> = TwilioRequestClient.RequestOptions<T>;
 
-class BaseUrlRequestClient extends twilio.RequestClient {
+class BaseUrlRequestClient extends TwilioRequestClient {
   private readonly base: URL;
   constructor(baseUrl: string, timeoutMs: number) {
     super({ timeout: timeoutMs, keepAlive: true });
@@ -50,7 +53,7 @@ class BaseUrlRequestClient extends twilio.RequestClient {
   }
 }
 
-class TimeoutRequestClient extends twilio.RequestClient {
+class TimeoutRequestClient extends TwilioRequestClient {
   constructor(timeoutMs: number) {
     super({ timeout: timeoutMs, keepAlive: true });
   }
@@ -76,7 +79,7 @@ function withRetryAfter<R extends { statusCode: number; body: unknown; headers: 
 export function createTwilioPort(o: { accountSid: string; authToken: string; apiUrl: string; timeoutMs: number }): TwilioPort {
   const custom = new URL(o.apiUrl).origin !== TWILIO_DEFAULT_ORIGIN;
   const httpClient = custom ? new BaseUrlRequestClient(o.apiUrl, o.timeoutMs) : new TimeoutRequestClient(o.timeoutMs);
-  const client = twilio(o.accountSid, o.authToken, { httpClient, autoRetry: false });
+  const client = new Twilio(o.accountSid, o.authToken, { httpClient, autoRetry: false });
   return {
     async create(p) {
       const m = await client.messages.create({ to: p.to, from: p.from, body: p.body, statusCallback: p.statusCallback });
