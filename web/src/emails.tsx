@@ -5,7 +5,8 @@ import { api, ApiError } from './api.js';
 import { subscribe } from './bus.js';
 import { IconBack, IconMail } from './icons.js';
 import { linkClick } from './router.js';
-import { clockTime, fullTime, relativeTime } from './time.js';
+import { Timeline } from './timeline.js';
+import { fullTime, relativeTime } from './time.js';
 
 const PAGE = 50;
 
@@ -140,24 +141,5 @@ function EmailTimeline({ id, status }: { id: string; status: string }) {
       live = false;
     };
   }, [id, status]);
-  return (
-    <div class="timeline">
-      {tl === null ? (
-        <p class="muted small">Loading…</p>
-      ) : (
-        <ol>
-          {tl.map((t, i) => (
-            <li key={i}>
-              <span class={`dot st-${t.status}`} aria-hidden="true" />
-              <span class="tl-status">{t.status}</span>
-              <time class="muted" dateTime={t.at}>
-                {clockTime(t.at)}
-              </time>
-              <span class="muted small">{t.source}</span>
-            </li>
-          ))}
-        </ol>
-      )}
-    </div>
-  );
+  return <Timeline entries={tl} />;
 }

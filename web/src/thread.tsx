@@ -12,25 +12,15 @@ import { ChannelIcon, IconBack } from './icons.js';
 import { byCreated, otherOfMessage, otherParticipant } from './participants.js';
 import { linkClick } from './router.js';
 import { markSeen } from './seen.js';
+import { statusLabel, Timeline } from './timeline.js';
 import { clockTime, fullTime, relativeTime } from './time.js';
 
 const PAGE = 50;
 
-const STATUS_LABEL: Record<string, string> = {
-  queued: 'Queued',
-  sending: 'Sending',
-  sent: 'Sent',
-  delivered: 'Delivered',
-  undelivered: 'Undelivered',
-  failed: 'Failed',
-  received: 'Received',
-  stored: 'Saved',
-};
-
 export function StatusBadge({ status }: { status: string }) {
   return (
     <span class={`badge st-${status}`} data-testid="status" data-status={status}>
-      {STATUS_LABEL[status] ?? status}
+      {statusLabel(status)}
     </span>
   );
 }
@@ -250,29 +240,7 @@ function Bubble({ m, open, onToggle, now, onChanged }: { m: Message; open: boole
           </p>
         ) : null}
         {open ? (
-          <div class="timeline" data-testid="timeline">
-            <h3 class="small">Delivery timeline</h3>
-            {timeline === null ? (
-              <p class="muted small">Loading…</p>
-            ) : (
-              <ol>
-                {timeline.map((t, i) => (
-                  <li key={i} data-status={t.status}>
-                    <span class={`dot st-${t.status}`} aria-hidden="true" />
-                    <span class="tl-status">{STATUS_LABEL[t.status] ?? t.status}</span>
-                    <time class="muted" dateTime={t.at} title={fullTime(t.at)}>
-                      {clockTime(t.at)}
-                    </time>
-                    <span class="muted small">
-                      {t.source}
-                      {t.provider_code ? ` · code ${t.provider_code}` : ''}
-                      {t.detail ? ` · ${t.detail}` : ''}
-                    </span>
-                  </li>
-                ))}
-              </ol>
-            )}
-          </div>
+          <Timeline entries={timeline} title="Delivery timeline" details />
         ) : null}
       </div>
     </li>

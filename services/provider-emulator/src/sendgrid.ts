@@ -26,6 +26,7 @@ import { appliedFault, faultSelects, processedDespite, type AppliedFault, type D
 import { sendgridEventId, sendgridEventMessageId, sendgridMessageId } from './ids.js';
 import type { SendGridSigner } from './signing.js';
 import type { WebhookClient, WebhookPolicy } from './webhook-client.js';
+import { WebhookQueue, type DeliveryRecord, type WebhookFormat } from './webhook-queue.js';
 
 /** SendGrid's documented limits (§5.1). */
 export const MAX_RECIPIENTS = 1000;
@@ -60,15 +61,7 @@ export interface SendGridError {
 
 export type SendGridEvent = Record<string, unknown> & { event: string; email: string; sg_event_id: string; sg_message_id: string; timestamp: number };
 
-export interface WebhookBatchRecord {
-  at: string;
-  url: string;
-  events: string[];
-  attempts: number;
-  ok: boolean;
-  httpStatus: number | null;
-  error: string | null;
-}
+export type WebhookBatchRecord = { events: string[] } & DeliveryRecord;
 
 /** One mail send request as the emulator saw and answered it. */
 export interface EmailRecord {
@@ -361,11 +354,37 @@ const EVENT_DETAILS: Record<string, Record<string, unknown>> = {
   deferred: { response: '451 4.7.1 Temporarily deferred, try again later', attempt: '1', ip: '127.0.0.1', tls: 1 },
 };
 
+/** The Event Webhook: a JSON array of events, ECDSA-signed over timestamp + raw body. */
+function eventWebhook(signer: SendGridSigner): WebhookFormat<SendGridEvent[]> {
+  return {
+    encode: (events) => JSON.stringify(events),
+    headers: (_url, _events, body) => {
+      const timestamp = String(Math.floor(Date.now() / 1000));
+      return {
+        'content-type': 'application/json',
+        'user-agent': 'SendGrid Event API',
+        'x-twilio-email-event-webhook-signature': signer.sign(timestamp, body),
+        'x-twilio-email-event-webhook-timestamp': timestamp,
+      };
+    },
+  };
+}
+
 // ---- routes -------------------------------------------------------------------------------------
 
 export function registerSendGrid(app: FastifyInstance, ctx: SendGridContext, state: SendGridState): void {
   const { settings, log } = ctx;
   const expectedAuth = Buffer.from(`Bearer ${settings.apiKey}`);
+  // Batches are posted independently: a retried one can arrive after a later one (file comment).
+  const batches = new WebhookQueue({
+    bg: ctx.bg,
+    client: ctx.webhooks,
+    policy: ctx.webhook,
+    log,
+    format: eventWebhook(ctx.signer),
+    task: 'sendgrid event webhook',
+    refused: 'sendgrid event webhook not accepted',
+  });
 
   function authError(header: string | undefined): [number, { errors: SendGridError[] }] | undefined {
     if (!header) return [401, sendgridErrors([null, 'authorization required'])];
@@ -395,31 +414,9 @@ export function registerSendGrid(app: FastifyInstance, ctx: SendGridContext, sta
       rec.events.push(...events);
       if (settings.webhookUrl) {
         const url = settings.webhookUrl;
-        ctx.bg.run('sendgrid event webhook', () => postBatch(rec, url, events));
+        batches.send(() => ({ url, payload: events, fields: { events: events.map((e) => e.event) }, records: rec.webhooks, context: { messageId: rec.messageId } }));
       }
     }
-  }
-
-  async function postBatch(rec: EmailRecord, url: string, events: SendGridEvent[]): Promise<void> {
-    const body = JSON.stringify(events);
-    const timestamp = String(Math.floor(Date.now() / 1000));
-    const batch: WebhookBatchRecord = { at: new Date().toISOString(), url, events: events.map((e) => e.event), attempts: 0, ok: false, httpStatus: null, error: null };
-    rec.webhooks.push(batch);
-    const res = await ctx.webhooks.post(
-      {
-        url,
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'SendGrid Event API',
-          'x-twilio-email-event-webhook-signature': ctx.signer.sign(timestamp, body),
-          'x-twilio-email-event-webhook-timestamp': timestamp,
-        },
-        body,
-      },
-      ctx.webhook,
-    );
-    Object.assign(batch, { attempts: res.attempts, ok: res.ok, httpStatus: res.status, error: res.error });
-    if (!res.ok) log.warn({ messageId: rec.messageId, httpStatus: res.status, error: res.error, attempts: res.attempts }, 'sendgrid event webhook not accepted');
   }
 
   function faultAnswer(f: Fault): [number, { errors: SendGridError[] }, Record<string, string>] {

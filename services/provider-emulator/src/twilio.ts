@@ -28,6 +28,7 @@ import { appliedFault, faultSelects, processedDespite, type AppliedFault, type F
 import { twilioSid } from './ids.js';
 import { formBody, twilioSignature, type FormParams } from './signing.js';
 import type { WebhookClient, WebhookPolicy, WebhookResult } from './webhook-client.js';
+import { WebhookQueue, type DeliveryRecord, type WebhookFormat } from './webhook-queue.js';
 
 export const API_VERSION = '2010-04-01';
 /** Twilio's Body limit; counted in code points like the gateway's own check (contracts SMS_BODY_MAX). */
@@ -58,16 +59,7 @@ export interface TwilioContext {
   callbackDelayMs: number;
 }
 
-export interface CallbackRecord {
-  status: string;
-  url: string;
-  at: string;
-  /** attempts so far (0 while the first is in flight) */
-  attempts: number;
-  ok: boolean;
-  httpStatus: number | null;
-  error: string | null;
-}
+export type CallbackRecord = { status: string } & DeliveryRecord;
 
 /** One create request as the emulator saw and answered it. */
 export interface MessageRecord {
@@ -219,6 +211,20 @@ function messageUri(accountSid: string, sid: string): string {
   return `/${API_VERSION}/Accounts/${accountSid}/Messages/${sid}.json`;
 }
 
+/** Twilio's webhooks (status callbacks, inbound SMS): signed form posts. */
+function twilioWebhook(authToken: string): WebhookFormat<Record<string, string>> {
+  return {
+    encode: formBody,
+    headers: (url, params) => ({
+      'content-type': 'application/x-www-form-urlencoded',
+      'user-agent': 'TwilioProxy/1.1',
+      'x-twilio-signature': twilioSignature(authToken, url, params),
+      // the same token on every retry of this event, so receivers can dedupe (§4.2)
+      'i-twilio-idempotency-token': randomUUID(),
+    }),
+  };
+}
+
 /** The Message resource in Twilio's JSON shape. */
 export function messageResource(m: MessageRecord, accountSid: string, opts: { creating?: boolean } = {}): Record<string, unknown> {
   const sid = m.sid ?? '';
@@ -336,6 +342,15 @@ export interface TwilioHandle {
 export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: TwilioState): TwilioHandle {
   const { settings, log } = ctx;
   const prefix = `/${API_VERSION}/Accounts/:AccountSid`;
+  const callbacks = new WebhookQueue({
+    bg: ctx.bg,
+    client: ctx.webhooks,
+    policy: ctx.webhook,
+    log,
+    format: twilioWebhook(settings.authToken),
+    task: 'twilio status callbacks',
+    refused: 'twilio status callback not accepted',
+  });
 
   function send(reply: FastifyReply, status: number, body: unknown, headers: Record<string, string> = {}) {
     return reply.code(status).headers({ 'twilio-request-id': twilioSid('RQ'), ...headers }).send(body);
@@ -370,20 +385,7 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
     // Callbacks of one message go out one at a time, in status order (a retried one holds the
     // next back): receivers must cope with out-of-order callbacks anyway (§4.2), but a
     // deterministic order keeps tests readable; forge reordered ones where that is the point.
-    const queue: string[] = [];
-    let draining = false;
-    const enqueueCallback = (status: string, url: string) => {
-      queue.push(status);
-      if (draining) return;
-      draining = true;
-      ctx.bg.run('twilio status callbacks', async () => {
-        try {
-          for (let next = queue.shift(); next !== undefined; next = queue.shift()) await statusCallback(m, next, url);
-        } finally {
-          draining = false;
-        }
-      });
-    };
+    const lane = callbacks.lane();
     ctx.bg.run('twilio status sequence', async () => {
       for (const status of steps) {
         await ctx.bg.sleep(ctx.callbackDelayMs);
@@ -398,12 +400,14 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
           m.errorCode = outcome.errorCode ?? (status === 'failed' ? 30008 : 30003);
           m.errorMessage = DELIVERY_ERRORS[m.errorCode] ?? KNOWN_ERRORS[m.errorCode]?.[1] ?? 'Delivery failed';
         }
-        if (m.statusCallback) enqueueCallback(status, m.statusCallback);
+        const url = m.statusCallback;
+        if (url) lane.send(() => ({ url, payload: statusParams(m, status), fields: { status }, records: m.callbacks, context: { sid: m.sid, status } }));
       }
     });
   }
 
-  async function statusCallback(m: MessageRecord, status: string, url: string): Promise<void> {
+  /** The status callback's parameters, built when it is sent. */
+  function statusParams(m: MessageRecord, status: string): Record<string, string> {
     const params: Record<string, string> = {
       AccountSid: settings.accountSid,
       ApiVersion: API_VERSION,
@@ -418,24 +422,7 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
     if ((status === 'undelivered' || status === 'failed') && m.errorCode !== null) params.ErrorCode = String(m.errorCode);
     // Twilio adds carrier fields without notice (§4.2): receivers must sign-check all params.
     if (status === 'delivered') params.RawDlrDoneDate = new Date().toISOString().replace(/\D/g, '').slice(2, 12);
-    const cb: CallbackRecord = { status, url, at: new Date().toISOString(), attempts: 0, ok: false, httpStatus: null, error: null };
-    m.callbacks.push(cb);
-    const res = await ctx.webhooks.post(
-      {
-        url,
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          'user-agent': 'TwilioProxy/1.1',
-          'x-twilio-signature': twilioSignature(settings.authToken, url, params),
-          // the same token on every retry of this event, so receivers can dedupe (§4.2)
-          'i-twilio-idempotency-token': randomUUID(),
-        },
-        body: formBody(params),
-      },
-      ctx.webhook,
-    );
-    Object.assign(cb, { attempts: res.attempts, ok: res.ok, httpStatus: res.status, error: res.error });
-    if (!res.ok) log.warn({ sid: m.sid, status, httpStatus: res.status, error: res.error, attempts: res.attempts }, 'twilio status callback not accepted');
+    return params;
   }
 
   app.post<{ Params: { AccountSid: string } }>(`${prefix}/Messages.json`, async (req, reply) => {
@@ -622,17 +609,8 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
       SmsStatus: 'received',
       To: to,
     };
-    const request = {
-      url,
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        'user-agent': 'TwilioProxy/1.1',
-        'x-twilio-signature': twilioSignature(settings.authToken, url, params),
-        // a retry of the same webhook carries the same token
-        'i-twilio-idempotency-token': randomUUID(),
-      },
-      body: formBody(params),
-    };
+    // a retry of the same webhook (the duplicate) carries the same token
+    const request = callbacks.request(url, params);
     // One attempt each: the admin caller sees exactly what Hatch answered.
     const policy = { ...ctx.webhook, attempts: 1 };
     const deliveries: WebhookResult[] = [await ctx.webhooks.post(request, policy)];
