@@ -5,50 +5,28 @@
  * queued → delivered by itself; a failed SMS shows its error and Retry delivers it.
  */
 import t from 'tap';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
 import { createLogger } from '@hatch/log';
 import { createMetricsRegistry } from '@hatch/runtime';
-import { freePort, spawnService, type Teardownable } from '@hatch/testing';
+import { freePort, type Teardownable } from '@hatch/testing';
 import { build } from '../../services/gateway/src/app.js';
 import { parseGatewayConfig } from '../../services/gateway/src/config.js';
 import { pipeline, API_TOKEN } from '../../services/sms-sender/test/harness.js';
-import { ensureBuilt, launchBrowser, newPage, screenshot, signIn, type Watched } from './harness.js';
+import { browserFixture, ensureBuilt, screenshot, startBridge } from './fixture.js';
 
 // A browser file runs a dozen page loads: on a loaded 2-core machine that can pass .taprc's 180 s.
 t.setTimeout(360_000);
 
 ensureBuilt();
 const p = await pipeline(t);
-const bridge = spawnService(t, 'realtime-bridge', {
-  DATABASE_URL: p.db.url,
-  NATS_URL: p.nats.url,
-  HATCH_NATS_PREFIX: p.nats.prefix,
-  HEALTH_PORT: '0',
-  LOG_LEVEL: 'info',
-  HATCH_BRIDGE_POLL_INTERVAL_MS: '200',
-  HATCH_BRIDGE_LOCK_RETRY_MS: '200',
-});
-await bridge.waitForLog((l) => l.msg === 'became the active bridge', 30_000);
+await startBridge(t, p);
 await p.startWorker();
-const browser = await launchBrowser(t);
 const base = p.gatewayUrl;
+const ui = await browserFixture(t, { base, token: API_TOKEN, timeoutMs: 20_000 });
 
-const pages: Watched[] = [];
-t.teardown(() => {
-  for (const w of pages) {
-    if (w.external.length) throw new Error(`external requests: ${w.external.join(', ')}`);
-    if (w.errors.length) throw new Error(`page errors: ${w.errors.join(' | ')}`);
-  }
-});
-
-async function window(t: Teardownable, width = 1280, url = base): Promise<Page> {
-  const ctx: BrowserContext = await browser.newContext({ viewport: { width, height: 800 } });
-  ctx.setDefaultTimeout(20_000);
-  t.teardown(() => ctx.close());
-  const w = await newPage(ctx);
-  pages.push(w);
-  await signIn(w.page, url, '/', API_TOKEN);
+async function window(t: Teardownable, url = base): Promise<Page> {
+  const w = await ui.signedIn(t, { base: url });
   await w.page.locator('[data-testid=live][data-state=live]').waitFor();
   // A marker that a reload would wipe: updates must arrive without one.
   await w.page.evaluate(() => ((window as unknown as { __noReload: boolean }).__noReload = true));
@@ -165,7 +143,7 @@ t.test('after its gateway restarts, a window reconnects and shows the messages s
 
   const first = await p.send('Linus', 'before the restart');
   t.equal(first.status, 202);
-  const page = await window(t, 1280, url);
+  const page = await window(t, url);
   await page.goto(`${url}/c/${String(first.body.conversation_id)}`);
   await page.getByTestId('message').filter({ hasText: 'before the restart' }).waitFor();
   await page.locator('[data-testid=live][data-state=live]').waitFor();

@@ -8,26 +8,20 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import Fastify from 'fastify';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { countSmsSegments, SMS_BODY_MAX } from '@hatch/contracts';
 import { randomUUID } from 'node:crypto';
 import { acceptMessages, insertOptOut } from '@hatch/db';
 import { webRoutes } from '../../services/gateway/src/web.js';
-import { launchBrowser, newPage, screenshot, signIn, SMS_FROM, startUiServer, TEST_TOKEN, type Watched } from './harness.js';
+import { browserFixture, screenshot, signIn, SMS_FROM, startUiServer, TEST_TOKEN } from './fixture.js';
 
 // A browser file runs a dozen page loads: on a loaded 2-core machine that can pass .taprc's 180 s.
 t.setTimeout(360_000);
 
 const server = await startUiServer(t);
-const browser = await launchBrowser(t);
 const { base } = server;
+const ui = await browserFixture(t, { base });
 const db = server.db.db;
-
-async function context(width = 1280, height = 800): Promise<BrowserContext> {
-  const ctx = await browser.newContext({ viewport: { width, height } });
-  ctx.setDefaultTimeout(15_000);
-  return ctx;
-}
 
 async function messagesWithBody(body: string) {
   return db.selectFrom('messages').selectAll().where('body', '=', body).execute();
@@ -38,15 +32,6 @@ async function compose(page: Page, to: string, body: string) {
   await page.locator('#composer-to').fill(to);
   await page.locator('#composer-body').fill(body);
 }
-
-const pages: Watched[] = [];
-t.teardown(() => {
-  // Every page of this file: nothing loaded from outside, no script errors.
-  for (const w of pages) {
-    if (w.external.length) throw new Error(`external requests: ${w.external.join(', ')}`);
-    if (w.errors.length) throw new Error(`page errors: ${w.errors.join(' | ')}`);
-  }
-});
 
 t.test('the gateway serves the UI: index.html for app routes, immutable hashed assets, JSON 404 for unknown API paths', async (t) => {
   const root = await fetch(`${base}/`);
@@ -85,11 +70,7 @@ t.test('a gateway without a UI build says how to build it', async (t) => {
 });
 
 t.test('login: a wrong token is refused by the field; the right one opens the app; logout returns to the login', async (t) => {
-  const ctx = await context();
-  t.teardown(() => ctx.close());
-  const w = await newPage(ctx);
-  pages.push(w);
-  const { page } = w;
+  const { ctx, page } = await ui.window(t);
   await page.goto(`${base}/`);
   await page.getByLabel('API token').fill('not-the-token');
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -113,33 +94,22 @@ t.test('login: a wrong token is refused by the field; the right one opens the ap
 });
 
 t.test('the one-click ?token= link signs in and leaves no token in the address bar', async (t) => {
-  const ctx = await context();
-  t.teardown(() => ctx.close());
-  const w = await newPage(ctx);
-  pages.push(w);
+  const w = await ui.window(t);
   await signIn(w.page, base, '/emails');
   t.equal(new URL(w.page.url()).search, '', 'token removed from the URL');
   t.equal(new URL(w.page.url()).pathname, '/emails', 'the path is kept');
 });
 
 t.test('the #token= link that setup.sh prints signs in and leaves no token in the address bar', async (t) => {
-  const ctx = await context();
-  t.teardown(() => ctx.close());
-  const w = await newPage(ctx);
-  pages.push(w);
-  await w.page.goto(`${base}/#token=${encodeURIComponent(TEST_TOKEN)}`);
-  await w.page.getByRole('heading', { name: 'Conversations' }).waitFor();
-  t.equal(new URL(w.page.url()).hash, '', 'token removed from the fragment');
+  const { ctx, page } = await ui.window(t);
+  await page.goto(`${base}/#token=${encodeURIComponent(TEST_TOKEN)}`);
+  await page.getByRole('heading', { name: 'Conversations' }).waitFor();
+  t.equal(new URL(page.url()).hash, '', 'token removed from the fragment');
   t.ok((await ctx.cookies()).find((c) => c.name === 'hatch_session'), 'session cookie set');
 });
 
 t.test('the composer counts segments with the server function: GSM-7 160 / 161, UCS-2 with an emoji', async (t) => {
-  const ctx = await context();
-  t.teardown(() => ctx.close());
-  const w = await newPage(ctx);
-  pages.push(w);
-  const { page } = w;
-  await signIn(page, base);
+  const { page } = await ui.signedIn(t);
   await page.getByTestId('new-message').click();
   await page.locator('#composer-to').fill('+15557654321');
   t.equal(await page.getByTestId('composer-channel').textContent(), 'SMS');
@@ -159,12 +129,7 @@ t.test('the composer counts segments with the server function: GSM-7 160 / 161, 
 });
 
 t.test('a chat message sent with Enter shows in the thread and at the top of the list; Shift+Enter is a newline', async (t) => {
-  const ctx = await context();
-  t.teardown(() => ctx.close());
-  const w = await newPage(ctx);
-  pages.push(w);
-  const { page } = w;
-  await signIn(page, base);
+  const { page } = await ui.signedIn(t);
   await compose(page, 'Ada Lovelace', 'first line');
   await page.locator('#composer-body').press('Shift+Enter');
   await page.locator('#composer-body').pressSequentially('second line');
@@ -191,12 +156,7 @@ t.test('a chat message sent with Enter shows in the thread and at the top of the
 });
 
 t.test('an SMS sent from the composer shows queued in the thread and is stored with its segments', async (t) => {
-  const ctx = await context();
-  t.teardown(() => ctx.close());
-  const w = await newPage(ctx);
-  pages.push(w);
-  const { page } = w;
-  await signIn(page, base);
+  const { page } = await ui.signedIn(t);
   const body = `Your table is ready ${'x'.repeat(150)}`;
   await compose(page, '+15557654321', body);
   await page.getByTestId('send').click();
@@ -222,12 +182,7 @@ t.test('an SMS sent from the composer shows queued in the thread and is stored w
 });
 
 t.test('inline errors by the recipient field: an invalid number (client) and an opted-out number (API 422); nothing is sent', async (t) => {
-  const ctx = await context();
-  t.teardown(() => ctx.close());
-  const w = await newPage(ctx);
-  pages.push(w);
-  const { page } = w;
-  await signIn(page, base);
+  const { page } = await ui.signedIn(t);
   await compose(page, '+12', 'not a number');
   await page.getByTestId('send').click();
   t.match(await page.getByTestId('error-to').textContent(), /E\.164/);
@@ -253,12 +208,7 @@ t.test('inline errors by the recipient field: an invalid number (client) and an 
 });
 
 t.test('a double click on Send sends once', async (t) => {
-  const ctx = await context();
-  t.teardown(() => ctx.close());
-  const w = await newPage(ctx);
-  pages.push(w);
-  const { page } = w;
-  await signIn(page, base);
+  const { page } = await ui.signedIn(t);
   const keys: (string | undefined)[] = [];
   page.on('request', (r) => {
     if (r.url().endsWith('/api/send_message')) keys.push(r.headers()['idempotency-key']);
@@ -272,12 +222,7 @@ t.test('a double click on Send sends once', async (t) => {
 });
 
 t.test('375 px: one pane at a time, no horizontal overflow; screenshots of the list and the thread', async (t) => {
-  const ctx = await context(375, 740);
-  t.teardown(() => ctx.close());
-  const w = await newPage(ctx);
-  pages.push(w);
-  const { page } = w;
-  await signIn(page, base);
+  const { page } = await ui.signedIn(t, { width: 375, height: 740 });
   const list = page.getByTestId('conversation-list');
   await list.locator('a.conv').first().waitFor();
   const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
@@ -315,12 +260,7 @@ t.test('the conversations list pages in as it scrolls (cursor pagination), most 
     }
   });
   const total = Number((await db.selectFrom('conversations').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
-  const ctx = await context(1280, 800);
-  t.teardown(() => ctx.close());
-  const w = await newPage(ctx);
-  pages.push(w);
-  const { page } = w;
-  await signIn(page, base);
+  const { page } = await ui.signedIn(t);
   const items = page.getByTestId('conversation-list').locator('a.conv');
   await items.first().waitFor();
   t.equal(await items.count(), 30, 'the first page');
@@ -334,12 +274,7 @@ t.test('the conversations list pages in as it scrolls (cursor pagination), most 
 });
 
 t.test('keyboard only: Tab reaches the conversations, Enter opens one with the composer focused, Enter sends', async (t) => {
-  const ctx = await context();
-  t.teardown(() => ctx.close());
-  const w = await newPage(ctx);
-  pages.push(w);
-  const { page } = w;
-  await signIn(page, base);
+  const { page } = await ui.signedIn(t);
   await page.getByTestId('conversation-list').locator('a.conv').first().waitFor();
   // Tab from the top of the page until a conversation has focus (a bounded number of stops).
   let onConversation = false;
