@@ -90,20 +90,23 @@ const INSERT_SCRIPT = (table: string) =>
   `'Hello from the benchmark: a body of about a hundred characters, like a typical short text message.', 'queued', 'outbound');\n`;
 
 /**
- * The statements of one accepted SMS send (services/gateway/src/routes/messages.ts), as pgbench
- * sends them: BEGIN, conversation upsert, message insert (journal trigger + NOTIFY), status
- * event, outbox row, COMMIT: six round trips, no Node. Isolates the cost of the transaction's
- * shape from the cost of the gateway process.
+ * One accepted SMS send written ALONE, as pgbench sends it: the shape of `acceptMessages`
+ * (packages/db/src/queries/accept-message.ts) for a batch of one (conversation upsert, message
+ * with its journal trigger + NOTIFY, timeline row, outbox row, one statement, one commit), with
+ * a UUIDv7-like time-ordered id, no Node. What the database does per send WITHOUT the gateway's
+ * group commit: Hatch above it means the grouping pays; below it, the gateway process costs.
  */
 export const SEND_TX_SCRIPT = [
   '\\set c random(1, 10000)',
-  'BEGIN;',
-  "INSERT INTO conversations (id, participants, channel, message_count) VALUES (('00000000-0000-4000-8000-' || lpad(:c::text, 12, '0'))::uuid, ARRAY['+15005550006', '+1555' || lpad(:c::text, 7, '0')], 'sms', 1) " +
-    'ON CONFLICT (id) DO UPDATE SET last_message_at = greatest(conversations.last_message_at, excluded.last_message_at), message_count = conversations.message_count + 1, updated_at = now();',
-  "INSERT INTO messages (id, conversation_id, from_contact, to_contact, body, channel, direction, status, segments) VALUES (gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(:c::text, 12, '0'))::uuid, '+15005550006', '+1555' || lpad(:c::text, 7, '0'), 'bench sms', 'sms', 'outbound', 'queued', 1) RETURNING id AS mid \\gset",
-  "INSERT INTO status_events (message_id, status, source) VALUES (:mid, 'queued', 'api');",
-  "INSERT INTO outbox (kind, entity_id, dedupe_id) VALUES ('sms', :mid, :mid);",
-  'COMMIT;',
+  "WITH ids AS (SELECT (lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') || '7' || substr(md5(random()::text), 1, 19))::uuid AS mid, " +
+    "('00000000-0000-4000-8000-' || lpad(:c::text, 12, '0'))::uuid AS cid, '+1555' || lpad(:c::text, 7, '0') AS rcpt), " +
+    "conv AS (INSERT INTO conversations (id, participants, channel, last_message_id, last_message_at, message_count) " +
+    "SELECT cid, ARRAY['+15005550006', rcpt], 'sms', mid, now(), 1 FROM ids " +
+    'ON CONFLICT (id) DO UPDATE SET last_message_id = excluded.last_message_id, last_message_at = greatest(conversations.last_message_at, excluded.last_message_at), ' +
+    'message_count = conversations.message_count + excluded.message_count, updated_at = excluded.updated_at RETURNING 1), ' +
+    "msg AS (INSERT INTO messages (id, conversation_id, from_contact, to_contact, body, channel, direction, status, segments) SELECT mid, cid, '+15005550006', rcpt, 'bench sms', 'sms', 'outbound', 'queued', 1 FROM ids RETURNING 1), " +
+    "tl AS (INSERT INTO status_events (message_id, status, source) SELECT mid, 'queued', 'api' FROM ids RETURNING 1) " +
+    "INSERT INTO outbox (kind, entity_id, dedupe_id) SELECT 'sms', mid, mid::text FROM ids;",
   '',
 ].join('\n');
 

@@ -3,18 +3,64 @@
  * PostgreSQL; `close()` drains the pool within a bound (graceful shutdown).
  */
 import postgres from 'postgres';
-import { CompiledQuery, Kysely, type DatabaseConnection, type Driver, type Transaction } from 'kysely';
+import { CompiledQuery, Kysely, type DatabaseConnection, type Driver, type QueryResult, type Transaction } from 'kysely';
 import { PostgresJSDialect, PostgresJSDriver } from 'kysely-postgres-js';
 import type { DB } from './generated.js';
 
 /**
- * kysely 0.28.19's PostgresDriver.rollbackTransaction calls a private "mark for discard" method
- * when ROLLBACK fails, which kysely-postgres-js 3.0.0's connection does not have: a transaction
- * cut off by a dropped connection (PostgreSQL restarting) then surfaced as a TypeError (a 500)
- * instead of the connection error (a 503). postgres.js replaces a dead connection by itself, so
- * a failed ROLLBACK only has to report why it failed.
+ * Every query as a PREPARED statement. kysely-postgres-js 3.0.0 runs each query through
+ * postgres.js `unsafe()`, which does not prepare: for every query with parameters the driver
+ * first sends Parse + Describe and waits for the parameter types, then Bind + Execute (two round
+ * trips, and the server parses and plans each time). Prepared, a query shape is described once
+ * per connection and later runs are one round trip on a cached plan (bench P1: half the time
+ * the database spent on a send was waiting for the second half of the protocol). postgres.js
+ * re-prepares by itself when a cached plan is invalidated (a migration). The statements a
+ * connection keeps are bounded by the query shapes (IN lists are bounded by page and batch
+ * sizes) and dropped with the connection. Not for a transaction-mode connection pooler in
+ * front of PostgreSQL (PgBouncer < 1.21 loses prepared statements between transactions).
  */
-class PostgresJSDriverWithRollback extends PostgresJSDriver {
+class PreparedConnection implements DatabaseConnection {
+  readonly #conn: postgres.ReservedSql;
+  constructor(conn: postgres.ReservedSql) {
+    this.#conn = conn;
+  }
+  async executeQuery<R>(q: CompiledQuery): Promise<QueryResult<R>> {
+    const result = await this.#conn.unsafe(q.sql, [...q.parameters] as postgres.ParameterOrJSON<never>[], { prepare: true });
+    const { command, count } = result;
+    return {
+      numAffectedRows: command === 'INSERT' || command === 'UPDATE' || command === 'DELETE' || command === 'MERGE' ? BigInt(count) : undefined,
+      rows: Array.from(result.values()) as R[],
+    };
+  }
+  // eslint-disable-next-line require-yield
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming queries are not supported by @hatch/db');
+  }
+  release(): void {
+    this.#conn.release();
+  }
+}
+
+/**
+ * Also: kysely 0.28.19's PostgresDriver.rollbackTransaction calls a private "mark for discard"
+ * method when ROLLBACK fails, which kysely-postgres-js 3.0.0's connection does not have: a
+ * transaction cut off by a dropped connection (PostgreSQL restarting) then surfaced as a
+ * TypeError (a 500) instead of the connection error (a 503). postgres.js replaces a dead
+ * connection by itself, so a failed ROLLBACK only has to report why it failed.
+ */
+class HatchDriver extends PostgresJSDriver {
+  readonly #sql: postgres.Sql;
+  constructor(sql: postgres.Sql) {
+    super({ postgres: sql });
+    this.#sql = sql;
+  }
+  override async acquireConnection(): ReturnType<PostgresJSDriver['acquireConnection']> {
+    // (the base class types its own connection class; Kysely needs only a DatabaseConnection)
+    return new PreparedConnection(await this.#sql.reserve()) as unknown as Awaited<ReturnType<PostgresJSDriver['acquireConnection']>>;
+  }
+  override async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    (connection as PreparedConnection).release();
+  }
   override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('rollback'));
   }
@@ -27,7 +73,7 @@ class Dialect extends PostgresJSDialect {
     this.#sql = sql;
   }
   override createDriver(): Driver {
-    return new PostgresJSDriverWithRollback({ postgres: this.#sql });
+    return new HatchDriver(this.#sql);
   }
 }
 
