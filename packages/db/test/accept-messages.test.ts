@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { createTestDb } from '@hatch/testing';
 import { conversationIdFor } from '@hatch/contracts/node';
-import { acceptMessages, findConversation, findIdempotencyKey, findMessage, findTimeline, insertIdempotencyKey, insertOptOut, type AcceptMessage } from '../src/index.js';
+import { acceptMessages, claimMessageForSending, findConversation, findIdempotencyKey, findMessage, findTimeline, insertIdempotencyKey, insertOptOut, type AcceptMessage } from '../src/index.js';
 
 const ME = '+15550000001';
 
@@ -123,4 +123,22 @@ t.test('concurrent batches over the same conversations neither deadlock nor lose
   t.equal(total, 24 * 8, 'every message counted once');
   const stored = Number((await db.selectFrom('messages').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
   t.equal(stored, 24 * 8);
+});
+
+t.test('a send claim is one statement: queued → sending with its timeline row, once', async (t) => {
+  const { db } = await createTestDb(t);
+  const m = sms('+15556660001', 'claim me');
+  await acceptMessages(db, [m]);
+  const first = await claimMessageForSending(db, m.message.id);
+  t.match(first, { id: m.message.id, status: 'sending', attempts: 1 });
+  t.ok(first?.claimed_at instanceof Date, 'claimed_at set');
+  t.equal(await claimMessageForSending(db, m.message.id), undefined, 'a second claim finds nothing');
+  t.same(
+    (await findTimeline(db, { messageId: m.message.id })).map((e) => [e.status, e.source, e.detail]),
+    [
+      ['queued', 'api', null],
+      ['sending', 'worker', 'attempt 1'],
+    ],
+    'one sending row, for the claim that won',
+  );
 });

@@ -35,7 +35,6 @@ import {
   markSendOutcomeUnknown,
   reclaimStaleSend,
   releaseSendClaim,
-  updateEmail,
   type Db,
   type EmailRow,
 } from '@hatch/db';
@@ -73,12 +72,7 @@ export async function handleEmailJob(job: EmailJob, ctx: JobContext, deps: Email
 
   if (e.status === 'queued') {
     if (deps.pause.until > now) return { kind: 'retry', delayMs: deps.pause.until - now, reason: 'sending paused after a SendGrid authentication failure' };
-    const claimed = await deps.db.db.transaction().execute(async (tx) => {
-      const row = await claimForSending(tx, TABLE, e.id);
-      if (!row) return undefined;
-      await insertStatusEvent(tx, { email_id: e.id, status: 'sending', source: 'worker', detail: `attempt ${row.attempts}` });
-      return row.from_email === deps.fromEmail ? row : await updateEmail(tx, e.id, { from_email: deps.fromEmail });
-    });
+    const claimed = await claimForSending(deps.db.db, TABLE, e.id, { from_email: deps.fromEmail });
     if (claimed) return send(claimed, ctx, deps);
     return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'claimed by another worker' };
   }

@@ -38,11 +38,7 @@ export async function handleSmsJob(job: SmsJob, ctx: JobContext, deps: SmsJobDep
   if (m.channel !== 'sms' || m.direction !== 'outbound') return { kind: 'ack', note: 'not an outbound SMS' };
 
   if (m.status === 'queued') {
-    const claimed = await deps.db.db.transaction().execute(async (tx) => {
-      const row = await claimMessageForSending(tx, m.id);
-      if (row) await insertStatusEvent(tx, { message_id: m.id, status: 'sending', source: 'worker', detail: `attempt ${row.attempts}` });
-      return row;
-    });
+    const claimed = await claimMessageForSending(deps.db.db, m.id);
     if (claimed) return send(claimed, ctx, deps);
     return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'claimed by another worker' };
   }

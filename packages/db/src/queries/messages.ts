@@ -38,7 +38,7 @@ export async function listConversationMessages(ex: Executor, conversationId: str
  * Claims a queued message for one send attempt (queued → sending, attempt counted). Only one
  * caller can win: a redelivered or duplicated job finds nothing to claim. Twilio's POST is not
  * idempotent, so this conditional update is what keeps a message to one provider call.
- * (The claim mechanism is shared with email: send-claims.ts.)
+ * (The claim mechanism, with its timeline row, is shared with email: send-claims.ts.)
  */
 export async function claimMessageForSending(ex: Executor, id: string): Promise<MessageRow | undefined> {
   return claimForSending(ex, 'messages', id);

@@ -6,7 +6,7 @@
  * is unknown (timeout, 5xx, reset) and the next attempt must reconcile before any resend.
  * Both tables share the columns used here (status, attempts, claimed_at, updated_at).
  */
-import type { Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { Executor } from '../client.js';
 import type { DB } from '../generated.js';
 
@@ -16,16 +16,28 @@ type Row<T extends SendTable> = Selectable<DB[T]>;
 // Kysely cannot type an update over a union of tables; both tables have these columns (sql/0001).
 const as = (t: SendTable) => t as 'messages';
 
-/** queued → sending for one attempt (attempt counted); undefined when someone else has it. */
-export async function claimForSending<T extends SendTable>(ex: Executor, table: T, id: string): Promise<Row<T> | undefined> {
-  const row = await ex
-    .updateTable(as(table))
-    .set((eb) => ({ status: 'sending', attempts: eb('attempts', '+', 1), claimed_at: new Date(), updated_at: new Date() }))
-    .where('id', '=', id)
-    .where('status', '=', 'queued')
-    .returningAll()
-    .executeTakeFirst();
-  return row as Row<T> | undefined;
+/**
+ * queued → sending for one attempt (attempt counted), with its `sending` timeline row, as ONE
+ * statement (no BEGIN/COMMIT round trips: the worker's hot path, bench P2); undefined when
+ * someone else has it. `also`: columns written with the claim (an email takes the configured
+ * sender address at send time).
+ */
+export async function claimForSending<T extends SendTable>(ex: Executor, table: T, id: string, also: { from_email?: string } = {}): Promise<Row<T> | undefined> {
+  const now = new Date();
+  const owner = table === 'messages' ? 'message_id' : 'email_id';
+  const extra = table === 'emails' && also.from_email !== undefined ? sql`, from_email = ${also.from_email}` : sql``;
+  const r = await sql<Row<T>>`
+    WITH claimed AS (
+      UPDATE ${sql.table(table)} SET status = 'sending', attempts = attempts + 1, claimed_at = ${now}, updated_at = ${now}${extra}
+      WHERE id = ${id} AND status = 'queued'
+      RETURNING *
+    ),
+    timeline AS (
+      INSERT INTO status_events (${sql.ref(owner)}, status, source, detail)
+      SELECT id, 'sending', 'worker', 'attempt ' || attempts FROM claimed
+    )
+    SELECT * FROM claimed`.execute(ex);
+  return r.rows[0];
 }
 
 /**
