@@ -288,3 +288,41 @@ t.test('T7: kill -9 of the replica a client streams from, mid-stream: it resumes
   t.same([...before, ...ids(r)], expected, 'every event once, in order, across the kill');
   r.close();
 });
+
+t.test('a slow HTTP client is cut: its connection is closed (not left open after the response ends), and it resumes without a gap', async (t) => {
+  const { db, a } = await setup(t, { env: { HATCH_SSE_CLIENT_QUEUE_MAX: '20' } });
+  const conv = await conversation(db);
+  const start = await maxId(db);
+  const net = await import('node:net');
+  const port = Number(new URL(a.url).port);
+  const sock = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve) => sock.once('connect', () => resolve()));
+  let text = '';
+  let closed = false;
+  sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  sock.on('close', () => (closed = true));
+  sock.write(`GET /api/events?conversation_id=${conv} HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nAccept: text/event-stream\r\n\r\n`);
+  await waitFor(() => text.includes('event: connected'), { message: 'stream open' });
+  sock.pause(); // stops reading: the kernel buffers fill, then the gateway's queue
+  const slow = async () => Number(/hatch_sse_slow_client_disconnects_total\S* (\d+)/.exec((await a.app.inject({ method: 'GET', url: '/metrics' })).body)?.[1] ?? 0);
+  let written = 0;
+  await waitFor(
+    async () => {
+      await write(db, conv, 200, 50);
+      written += 200;
+      return (await slow()) >= 1;
+    },
+    { timeoutMs: 60_000, intervalMs: 10, message: 'the gateway cuts the client that does not read' },
+  );
+  sock.resume();
+  await waitFor(() => closed, { timeoutMs: 15_000, message: 'the server closed the connection' });
+  const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1])).filter((id) => id > start);
+  const last = ids[ids.length - 1] ?? start;
+  t.ok(last < start + written, `the cut client got part of the stream (up to ${last - start} of ${written})`);
+  // resuming from the last id it read gets the rest, nothing missing and nothing twice
+  const c = await openSse(`${a.url}/api/events?conversation_id=${conv}`, { ...AUTH, 'last-event-id': String(last) });
+  t.teardown(() => c.close());
+  await waitFor(() => c.events.filter((e) => e.event !== 'connected' && Number(e.id) > last).length >= start + written - last, { timeoutMs: 30_000, message: 'the rest replayed' });
+  const rest = c.events.filter((e) => e.event !== 'connected').map((e) => Number(e.id));
+  t.same(rest, Array.from({ length: start + written - last }, (_, i) => last + 1 + i), 'every later event once, in order');
+});

@@ -62,7 +62,14 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
         reply.raw.write(`retry: ${opts.retryMs}\n: ${reason}\n\n`);
       };
       if (!(await hub.waitSynced(opts.syncTimeoutMs ?? 5000))) return refuse('events subscription not ready');
-      const client = hub.register(reply.raw, q.conversation_id, () => endStream());
+      // Cut for slowness: the connection itself is closed, not just the response. Ended, a
+      // keep-alive connection would stay open with the unread frames still buffered for it, and a
+      // client that waits for the connection to close before resuming would never resume. Every
+      // frame the client did not read is replayed from its Last-Event-ID.
+      const client = hub.register(reply.raw, q.conversation_id, () => {
+        endStream();
+        reply.raw.destroy();
+      });
       if (!client) return refuse('too many connections');
       reply.sse.keepAlive();
       let ended = false;
