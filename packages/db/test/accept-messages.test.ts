@@ -142,3 +142,16 @@ t.test('a send claim is one statement: queued → sending with its timeline row,
     'one sending row, for the claim that won',
   );
 });
+
+t.test('a group that commits after a newer one does not take last_message back in time', async (t) => {
+  const { db } = await createTestDb(t);
+  const t0 = Date.now();
+  const newer = sms('+15557770001', 'newer', new Date(t0 + 50));
+  const older = sms('+15557770001', 'older', new Date(t0));
+  await acceptMessages(db, [newer]);
+  await acceptMessages(db, [older]); // accepted earlier, committed later
+  const conv = await findConversation(db, newer.message.conversation_id);
+  t.equal(conv?.message_count, 2);
+  t.equal(conv?.last_message_id, newer.message.id, 'last_message is still the newest message');
+  t.equal(conv?.last_message_at.getTime(), t0 + 50);
+});

@@ -105,7 +105,9 @@ export async function acceptMessages(ex: Executor, items: readonly AcceptMessage
       SELECT conversation_id, participants, conversation_channel, last_message_id, last_at, message_count, first_at, last_at
       FROM per_conversation ORDER BY conversation_id
       ON CONFLICT (id) DO UPDATE SET
-        last_message_id = excluded.last_message_id,
+        -- the latest message wins, whichever commits last (two groups can be in flight at once)
+        last_message_id = CASE WHEN excluded.last_message_at >= conversations.last_message_at
+          THEN excluded.last_message_id ELSE conversations.last_message_id END,
         last_message_at = greatest(conversations.last_message_at, excluded.last_message_at),
         message_count = conversations.message_count + excluded.message_count,
         updated_at = excluded.updated_at
