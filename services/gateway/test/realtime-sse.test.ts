@@ -243,6 +243,88 @@ t.test('slow client: a client whose socket does not drain is cut off at its queu
   void db;
 });
 
+t.test('replay overrun: live frames held past half the bound are dropped and the replay extended over them; a replaying client that does not drain is cut', async (t) => {
+  const nats = testNats(t);
+  const bus = await connectBus({ url: nats.url, name: 'hub-test', log });
+  t.teardown(() => bus.close(1000));
+  await ensureStreams(bus.jsm, nats.names);
+  const hub = new RealtimeHub({ names: nats.names, bus, log, registry: createMetricsRegistry('gateway'), clientQueueMax: 10, maxClients: 10 });
+  const frame = (id: number) => ({ id: BigInt(id), text: `id: ${id}\n\n` });
+  const tick = () => new Promise((r) => setImmediate(r));
+
+  // A client that reads: held frames overrun twice (5 held, the 6th drops them), never cut.
+  const got: string[] = [];
+  const reading = new Writable({ write: (chunk: Buffer, _e, cb) => (got.push(chunk.toString()), cb()) });
+  let cut = false;
+  const c = hub.register(reading, undefined, () => (cut = true));
+  if (!c) throw new Error('registered');
+  let maxQueued = 0;
+  for (let i = 1; i <= 14; i++) {
+    c.deliver(frame(i));
+    maxQueued = Math.max(maxQueued, c.queued);
+  }
+  t.notOk(cut, 'a reading client is not cut while it replays');
+  t.equal(c.replayUpTo, 12n, 'the replay must now reach the last dropped frame');
+  t.ok(maxQueued <= 5, `held frames never above half the bound (max ${maxQueued})`);
+  t.equal((await hub.metrics.replayOverruns.get()).values[0]?.value, 2, 'overruns counted');
+  c.skipUpTo = c.replayUpTo; // the route replays up to it, then:
+  c.goLive();
+  await tick();
+  t.same(got.join('').match(/\d+/g), ['13', '14'], 'only the frames after the extended replay follow from the held ones');
+  c.close();
+
+  // A client whose socket does not drain while it replays: each overrun is a strike, the third cuts it.
+  const stuck = new Writable({ highWaterMark: 1, write: () => undefined });
+  let stuckCut = false;
+  const s = hub.register(stuck, undefined, () => (stuckCut = true));
+  if (!s) throw new Error('registered');
+  s.enqueue('id: 0\n\n'); // a replay batch the client never takes
+  await tick();
+  let cutAt = 0;
+  for (let i = 1; i <= 30 && !stuckCut; i++) {
+    s.deliver(frame(i));
+    if (stuckCut) cutAt = i;
+  }
+  t.equal(cutAt, 18, 'cut at the third overrun (frames 6, 12, 18)');
+  t.equal(hub.clientCount, 0, 'both removed from the hub');
+  t.equal((await hub.metrics.slow.get()).values[0]?.value, 1, 'the stuck one counted as slow');
+});
+
+t.test('a resume whose replay is overrun by a burst on this replica gets every event once, in order, and is not cut', async (t) => {
+  const { db, bridge, a } = await setup(t, { env: { HATCH_SSE_CLIENT_QUEUE_MAX: '20' } });
+  const conv = await conversation(db);
+  const start = await maxId(db);
+  const metric = async (name: string) =>
+    Number(new RegExp(`^${name}\\S* (\\d+)$`, 'm').exec((await a.app.inject({ method: 'GET', url: '/metrics' })).body)?.[1] ?? 0);
+  await write(db, conv, 100, 50);
+  const relayed = async () => (await journal(db)).length;
+  let n = await relayed();
+  await waitFor(async () => (await metric('hatch_sse_events_received_total')) >= n, { message: 'the first 100 reached the replica' });
+  // The bridge stops: the next 100 commit but do not reach the replica yet.
+  process.kill(-bridge.pid, 'SIGSTOP');
+  t.teardown(() => process.kill(-bridge.pid, 'SIGCONT'));
+  await write(db, conv, 100, 50);
+  n = await relayed();
+  // The replica's pool is busy: the replay waits at its first query while the burst arrives.
+  const held = await Promise.all(Array.from({ length: 5 }, () => db.sql.reserve()));
+  let released = false;
+  const release = () => {
+    if (!released) for (const r of held) r.release();
+    released = true;
+  };
+  t.teardown(release);
+  const c = await openSse(`${a.url}/api/events?conversation_id=${conv}`, { ...AUTH, 'last-event-id': String(start) });
+  t.teardown(() => c.close());
+  process.kill(-bridge.pid, 'SIGCONT');
+  await waitFor(async () => (await metric('hatch_sse_events_received_total')) >= n, { message: 'the burst reached the replica' });
+  t.ok((await metric('hatch_sse_replay_overruns_total')) >= 1, 'the held frames overran');
+  release();
+  await c.waitFor((x) => updates(x).length >= 200, 30_000, 'all 200 events');
+  t.same(ids(c), Array.from({ length: 200 }, (_, i) => start + 1 + i), 'every event once, in order');
+  t.notOk(c.ended(), 'still streaming');
+  t.equal(await metric('hatch_sse_slow_client_disconnects_total'), 0, 'not cut');
+});
+
 t.test('NATS restart: bridge and gateway resume; the client gets every event once, in order', async (t) => {
   const server = await spawnNats(t);
   const { db, a } = await setup(t, { natsUrl: server.url });
@@ -322,7 +404,10 @@ t.test('a slow HTTP client is cut: its connection is closed (not left open after
   // resuming from the last id it read gets the rest, nothing missing and nothing twice
   const c = await openSse(`${a.url}/api/events?conversation_id=${conv}`, { ...AUTH, 'last-event-id': String(last) });
   t.teardown(() => c.close());
-  await waitFor(() => c.events.filter((e) => e.event !== 'connected' && Number(e.id) > last).length >= start + written - last, { timeoutMs: 30_000, message: 'the rest replayed' });
+  await waitFor(() => c.events.filter((e) => e.event !== 'connected' && Number(e.id) > last).length >= start + written - last, { timeoutMs: 30_000, message: 'the rest replayed' }).catch(async (err: Error) => {
+    const m = (await a.app.inject({ method: 'GET', url: '/metrics' })).body.split('\n').filter((l) => /^hatch_sse_(slow|replay|events_received)/.test(l));
+    throw new Error(`${err.message}; got ${c.events.length} events (${c.events.map((e) => e.id).slice(0, 3).join(',')}…${c.events.at(-1)?.id}), ended=${c.ended()}, start=${start}, written=${written}, last=${last}; ${m.join('; ')}`);
+  });
   const rest = c.events.filter((e) => e.event !== 'connected').map((e) => Number(e.id));
   t.same(rest, Array.from({ length: start + written - last }, (_, i) => last + 1 + i), 'every later event once, in order');
 });

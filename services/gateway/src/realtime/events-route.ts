@@ -14,7 +14,7 @@ import Type from 'typebox';
 import { ConnectedEvent, ResetEvent, UUID_PATTERN } from '@hatch/contracts';
 import { findJournalAfter, findOldestJournalId, journalRowToEvent, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
-import { formatControl, formatEvent, type HubClient, type RealtimeHub } from './hub.js';
+import { formatControl, formatEvent, replayHalf, type HubClient, type RealtimeHub } from './hub.js';
 
 export interface EventsRouteOptions {
   hub: RealtimeHub;
@@ -40,7 +40,7 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
   const { hub } = opts;
   const log = opts.log.child({ component: 'sse' });
   // A replay batch must fit in the client's queue next to the live frames held meanwhile.
-  const replayBatch = Math.max(1, Math.min(opts.replayBatch ?? 500, Math.floor(hub.clientQueueMax / 2)));
+  const replayBatch = Math.min(opts.replayBatch ?? 500, replayHalf(hub.clientQueueMax));
   await app.register(fastifySSE, { heartbeatInterval: opts.heartbeatMs });
   const streams = new Map<HubClient, () => void>();
 
@@ -117,17 +117,24 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
         // Rows after the client's id were deleted by retention: it cannot be resumed exactly.
         if (oldest === undefined || BigInt(oldest) > from + 1n) return reset('too_old');
         hub.metrics.replays.inc();
+        // Up to the seam, or further when live frames held meanwhile had to be dropped (the
+        // client's replayUpTo): checked again after every batch, and the switch to live happens
+        // in the same tick as the last check, so no frame can slip between the two.
         let cursor = from;
-        while (!client.closed && cursor < seam) {
-          const rows = await findJournalAfter(opts.db.db, cursor.toString(), replayBatch, seam.toString());
-          if (rows.length === 0) break;
+        for (;;) {
+          if (client.closed) return;
+          const target = client.replayUpTo > seam ? client.replayUpTo : seam;
+          if (cursor >= target) break;
+          const rows = await findJournalAfter(opts.db.db, cursor.toString(), replayBatch, target.toString());
           for (const row of rows) {
             const frame = formatEvent(journalRowToEvent(row));
             if (client.conversationId === undefined || frame.conversationId === client.conversationId) client.enqueue(frame.text);
           }
-          cursor = BigInt(rows[rows.length - 1]?.id ?? seam.toString());
+          // A short batch reached the target (every id up to it was relayed, so committed or never will be).
+          cursor = rows.length < replayBatch ? target : BigInt(rows[rows.length - 1]?.id ?? target.toString());
           await client.drained(); // one batch in memory at a time
         }
+        client.skipUpTo = cursor;
         client.goLive();
       } catch (err) {
         // Headers are sent: no error status. End the stream; the client retries with its id.

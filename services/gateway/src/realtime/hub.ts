@@ -5,14 +5,15 @@
  * - `lastId` is the highest journal id this process has received: every change event with
  *   id <= lastId has passed through the hub (the bridge publishes in journal order, and its
  *   heartbeat's `position` is published after every event up to it). A resuming client is
- *   replayed (Last-Event-ID, lastId] from the journal while the hub buffers its live events, then
- *   switched to live: no gap, no duplicate at the seam.
+ *   replayed (Last-Event-ID, lastId] from the journal while the hub holds its live events, then
+ *   switched to live: no gap, no duplicate at the seam. Held frames are bounded too: past half
+ *   the client's queue they are dropped and the replay extends over them (HubClient.overrun).
  * - The consumer starts at the stream's last message (or at the start of an empty stream), so
  *   the first message tells where the stream is; until then the hub is not `synced`.
- * - Bounded: each client has a queue of at most `clientQueueMax` frames; writes are coalesced per
- *   client per tick (one socket write for every frame queued since the last one); while the
- *   socket does not drain, frames queue; past the bound the client is cut off (it resumes with
- *   Last-Event-ID) and counted. A client never grows the process's memory without bound.
+ * - Bounded: writes are coalesced per client per tick (one socket write for every frame queued
+ *   since the last one); while the socket does not drain, frames queue, and past
+ *   `clientQueueMax` the client is cut off (it resumes with Last-Event-ID) and counted. A client
+ *   never holds more than one tick's frames plus that bound: memory never grows without bound.
  */
 import { randomUUID } from 'node:crypto';
 import type { Writable } from 'node:stream';
@@ -30,6 +31,12 @@ export interface HubOptions {
   clientQueueMax: number;
   maxClients: number;
 }
+
+/** Half of a client's queue bound: a replay batch's size, and the live frames held meanwhile. */
+export const replayHalf = (clientQueueMax: number): number => Math.max(1, Math.floor(clientQueueMax / 2));
+
+/** Overruns of a replaying client whose socket is not draining before it is cut as slow. */
+const REPLAY_STRIKES = 2;
 
 /** One formatted SSE frame and what a filter needs to know about it. */
 export interface Frame {
@@ -58,6 +65,11 @@ export class HubClient {
   /** frames with an id up to this one were already seen by the client (resume) */
   skipUpTo = -1n;
   private replaying = true;
+  /** held frames past this many overrun the replay (the replay batches use the other half) */
+  private readonly heldMax: number;
+  /** live frames up to this id were dropped while replaying: the replay must reach it (see overrun) */
+  replayUpTo = -1n;
+  private strikes = 0;
   private scheduled = false;
   private waitingDrain = false;
   private drainWaiters: Array<() => void> = [];
@@ -69,7 +81,9 @@ export class HubClient {
     readonly conversationId: string | undefined,
     private readonly max: number,
     private readonly onCut: () => void,
-  ) {}
+  ) {
+    this.heldMax = replayHalf(max);
+  }
 
   /** frames queued and not yet handed to the socket (for tests and the bound) */
   get queued(): number {
@@ -82,17 +96,36 @@ export class HubClient {
     if (this.conversationId !== undefined && frame.conversationId !== this.conversationId) return;
     if (frame.id <= this.skipUpTo) return;
     if (this.replaying) {
-      if (this.queued >= this.max) return this.cut();
+      if (this.held.length >= this.heldMax) return this.overrun(frame.id);
       this.held.push(frame);
       return;
     }
     this.enqueue(frame.text);
   }
 
-  /** A frame of this client's own (connected, replay, reset): written in order with the rest. */
+  /**
+   * Live frames held during a replay went past their half of the bound. Every one of them is in
+   * the journal too, so they are dropped and the replay goes on up to `replayUpTo` instead: a
+   * client that is merely catching up (a replica whose hub is still relaying a burst) is not cut.
+   * Only when this happens while the client has not taken the previous replay batch (its socket
+   * does not drain) is it a slow client; a few such strikes and it is cut like one in live mode.
+   */
+  private overrun(id: bigint): void {
+    if (this.waitingDrain && ++this.strikes > REPLAY_STRIKES) return this.cut();
+    this.held = [];
+    this.replayUpTo = id;
+    this.hub.metrics.replayOverruns.inc();
+  }
+
+  /**
+   * A frame of this client's own (connected, replay, reset), or a live one: written in order with
+   * the rest. Slow means the bound is reached *while the socket does not drain*: frames that
+   * arrive in one tick (one read of the bus, at most its 1,000-message pull, or one replay batch)
+   * are written together at the end of it, whatever their number, and are no sign of slowness.
+   */
   enqueue(text: string): void {
     if (this.closed) return;
-    if (this.queued >= this.max) return this.cut();
+    if (this.waitingDrain && this.queued >= this.max) return this.cut();
     this.queue.push(text);
     this.schedule();
   }
@@ -196,6 +229,11 @@ export class RealtimeHub {
       writes: new Counter({ name: 'hatch_sse_writes_total', help: 'coalesced socket writes to SSE clients', registers }),
       slow: new Counter({ name: 'hatch_sse_slow_client_disconnects_total', help: 'SSE clients cut off for not keeping up', registers }),
       replays: new Counter({ name: 'hatch_sse_replays_total', help: 'SSE resumes replayed from Last-Event-ID', registers }),
+      replayOverruns: new Counter({
+        name: 'hatch_sse_replay_overruns_total',
+        help: 'live frames held during a replay went past their bound: dropped, and the replay extended over them',
+        registers,
+      }),
       resets: new Counter({ name: 'hatch_sse_resets_total', help: 'reset events (Last-Event-ID not resumable)', labelNames: ['reason'], registers }),
       rejected: new Counter({ name: 'hatch_sse_rejected_total', help: 'SSE connections refused (limit or not ready)', labelNames: ['reason'], registers }),
       lag: new Histogram({
