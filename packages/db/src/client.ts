@@ -50,13 +50,39 @@ class PreparedConnection implements DatabaseConnection {
  */
 class HatchDriver extends PostgresJSDriver {
   readonly #sql: postgres.Sql;
-  constructor(sql: postgres.Sql) {
+  readonly #acquireTimeoutMs: number;
+  constructor(sql: postgres.Sql, acquireTimeoutMs: number) {
     super({ postgres: sql });
     this.#sql = sql;
+    this.#acquireTimeoutMs = acquireTimeoutMs;
   }
+  /**
+   * A connection from the pool, within a bound: waiting for one (every connection busy, or the
+   * pool reconnecting to a restarted PostgreSQL) fails with ACQUIRE_TIMEOUT, a connection error
+   * (503, or a job retried), instead of a request, a job or a shutdown waiting without end. A
+   * connection handed over after the caller gave up goes straight back to the pool.
+   */
   override async acquireConnection(): ReturnType<PostgresJSDriver['acquireConnection']> {
-    // (the base class types its own connection class; Kysely needs only a DatabaseConnection)
-    return new PreparedConnection(await this.#sql.reserve()) as unknown as Awaited<ReturnType<PostgresJSDriver['acquireConnection']>>;
+    const reserving = this.#sql.reserve();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(Object.assign(new Error(`no database connection within ${this.#acquireTimeoutMs} ms`), { code: ACQUIRE_TIMEOUT })),
+        this.#acquireTimeoutMs,
+      );
+    });
+    try {
+      // (the base class types its own connection class; Kysely needs only a DatabaseConnection)
+      return new PreparedConnection(await Promise.race([reserving, timeout])) as unknown as Awaited<ReturnType<PostgresJSDriver['acquireConnection']>>;
+    } catch (err) {
+      reserving.then(
+        (c) => c.release(),
+        () => undefined,
+      );
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   }
   override async releaseConnection(connection: DatabaseConnection): Promise<void> {
     (connection as PreparedConnection).release();
@@ -68,14 +94,19 @@ class HatchDriver extends PostgresJSDriver {
 
 class Dialect extends PostgresJSDialect {
   readonly #sql: postgres.Sql;
-  constructor(sql: postgres.Sql) {
+  readonly #acquireTimeoutMs: number;
+  constructor(sql: postgres.Sql, acquireTimeoutMs: number) {
     super({ postgres: sql });
     this.#sql = sql;
+    this.#acquireTimeoutMs = acquireTimeoutMs;
   }
   override createDriver(): Driver {
-    return new HatchDriver(this.#sql);
+    return new HatchDriver(this.#sql, this.#acquireTimeoutMs);
   }
 }
+
+/** The error code of a connection not handed over within the pool's acquire bound. */
+export const ACQUIRE_TIMEOUT = 'ACQUIRE_TIMEOUT';
 
 export type Database = Kysely<DB>;
 /** A query function takes either the pool or a transaction; the caller opens transactions. */
@@ -88,6 +119,8 @@ export interface CreateDbOptions {
   idleTimeoutSeconds?: number;
   /** seconds to wait for a connection to open */
   connectTimeoutSeconds?: number;
+  /** milliseconds a query waits for a pooled connection before failing with ACQUIRE_TIMEOUT */
+  acquireTimeoutMs?: number;
   applicationName?: string;
 }
 
@@ -110,7 +143,7 @@ export function createDb(url: string, opts: CreateDbOptions = {}): Db {
     onnotice: () => {},
     // int8 (bigint ids, counts) stays a string: JS numbers lose precision past 2^53.
   });
-  const db = new Kysely<DB>({ dialect: new Dialect(sql) });
+  const db = new Kysely<DB>({ dialect: new Dialect(sql, opts.acquireTimeoutMs ?? 10_000) });
   let closed: Promise<void> | undefined;
   return {
     db,
@@ -128,7 +161,7 @@ export function isConnectionError(err: unknown): boolean {
   if (!e) return false;
   const code = e.code ?? e.errno ?? '';
   return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED'].includes(code) ||
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', ACQUIRE_TIMEOUT].includes(code) ||
     // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 08xxx connection exceptions
     /^(57P0[1-3]|08\d{3}|53300)$/.test(code)
   );

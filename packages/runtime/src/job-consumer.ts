@@ -50,6 +50,12 @@ export interface JobConsumerOptions<S extends TSchema> {
   concurrency: number;
   ackWaitMs: number;
   maxDeliver: number;
+  /**
+   * stop() waits this long for jobs in flight (default 8 s, inside a worker's 9 s shutdown
+   * bound); jobs still running then are left unacked and no longer kept alive, so JetStream
+   * redelivers them after AckWait, and named in a warning.
+   */
+  drainTimeoutMs?: number;
   handle(job: Static<S>, ctx: JobContext): Promise<JobOutcome>;
   /** attempts exhausted on a retryable error: record the final failure (then the job is dead-lettered) */
   onExhausted(job: Static<S>, reason: string): Promise<void>;
@@ -91,6 +97,8 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
   const consumer = await o.bus.js.consumers.get(o.stream, o.durable);
 
   let inFlight = 0;
+  // what stop() names and lets go when a job outlives the drain bound
+  const running = new Map<JsMsg, { since: number; heartbeat: NodeJS.Timeout }>();
   let stopped = false;
   const idle: Array<() => void> = [];
   const slotFreed: Array<() => void> = [];
@@ -141,6 +149,7 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
       return;
     }
     const heartbeat = setInterval(() => m.working(), Math.max(500, Math.floor(o.ackWaitMs / 3)));
+    running.set(m, { since: Date.now(), heartbeat });
     const lastAttempt = deliveryCount >= o.maxDeliver;
     try {
       const outcome = await o.handle(job, { deliveryCount, lastAttempt, working: () => m.working(), log });
@@ -170,6 +179,7 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
       outcomes.inc({ outcome: 'error' });
     } finally {
       clearInterval(heartbeat);
+      running.delete(m);
     }
   }
 
@@ -178,6 +188,11 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
     while (!stopped) {
       try {
         messages = await consumer.consume({ max_messages: o.concurrency });
+        if (stopped) {
+          // stop() ran while this was being opened: it closed the previous one, not this one
+          await messages.close().catch(() => {});
+          break;
+        }
         for await (const m of messages) {
           if (stopped) {
             m.nak(); // not started: let another worker take it now
@@ -203,7 +218,21 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
       stopped = true;
       await messages?.close().catch(() => {});
       while (slotFreed.length) slotFreed.shift()?.();
-      if (inFlight > 0) await new Promise<void>((r) => idle.push(r));
+      if (inFlight > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        const drained = await Promise.race([
+          new Promise<boolean>((r) => idle.push(() => r(true))),
+          new Promise<boolean>((r) => (timer = setTimeout(() => r(false), o.drainTimeoutMs ?? 8000))),
+        ]);
+        clearTimeout(timer);
+        if (!drained) {
+          const now = Date.now();
+          const jobs = [...running].map(([m, r]) => ({ seq: m.seq, deliveryCount: m.info.deliveryCount, runningMs: now - r.since }));
+          for (const r of running.values()) clearInterval(r.heartbeat);
+          log.warn({ jobs }, 'jobs still running at the drain bound: left unacked for redelivery');
+          return;
+        }
+      }
       await loop.catch(() => {});
     },
   };

@@ -16,7 +16,7 @@ import { connectBus, createMetricsRegistry, ensureStreams, type Bus } from '../.
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../../services/provider-emulator/src/index.js';
 import { build } from '../../../services/gateway/src/app.js';
 import { parseGatewayConfig } from '../../../services/gateway/src/config.js';
-import { createTestDb, freePort, spawnService, testNats, urlForDatabase, waitFor, type ServiceProcess, type Teardownable, type TestDb, type TestNats } from '../src/index.js';
+import { boundedTeardown, createTestDb, freePort, spawnService, testNats, urlForDatabase, waitFor, type ServiceProcess, type Teardownable, type TestDb, type TestNats } from '../src/index.js';
 
 export type { Emulator };
 export type Gateway = Awaited<ReturnType<typeof build>>;
@@ -72,7 +72,7 @@ async function ownDatabase(t: Teardownable, serverUrl: string): Promise<TestDb> 
   const url = urlForDatabase(serverUrl, 'hatch');
   await migrate({ url, dir: defaultMigrationsDir() });
   const handle: Db = createDb(url, { max: 10, applicationName: 'hatch-test', connectTimeoutSeconds: 2 });
-  t.teardown(() => handle.close(1));
+  boundedTeardown(t, 'database pool close', () => handle.close(1));
   return { ...handle, url, name: 'hatch' };
 }
 
@@ -81,7 +81,7 @@ export async function pipeline(t: Teardownable, channel: Channel, opts: Pipeline
   const nats = testNats(t, { url: opts.natsUrl });
   const log = createLogger({ service: 'test', level: (process.env.HATCH_TEST_LOG ?? 'silent') as 'silent' });
   const bus = await connectBus({ url: nats.url, name: `${channel.service}-pipeline-test`, log });
-  t.teardown(() => bus.close(1000));
+  boundedTeardown(t, 'bus close', () => bus.close(1000));
   await ensureStreams(bus.jsm, nats.names);
 
   // PUBLIC_URL and the emulator's callback URLs name the gateway's port, so a port taken between
@@ -130,10 +130,10 @@ export async function pipeline(t: Teardownable, channel: Channel, opts: Pipeline
     }
   }
   const { emulator, gateway } = started;
-  t.teardown(() => gateway.close());
+  boundedTeardown(t, 'gateway close', () => gateway.close());
   // Stopped before the gateway closes (teardowns run last-in first-out): a keep-alive webhook
   // connection from the emulator would otherwise hold gateway.close() until it times out.
-  t.teardown(() => emulator.stop());
+  boundedTeardown(t, 'emulator stop', () => emulator.stop());
 
   const auth = { authorization: `Bearer ${API_TOKEN}` };
   const workerEnv = {

@@ -25,3 +25,4 @@ export {
   type SpawnPostgresOptions,
   type PostgresStopMode,
 } from './spawn.js';
+export { boundedTeardown } from './teardown.js';

@@ -6,7 +6,7 @@
  * (spawnService) for kill -9 tests.
  */
 import { createMetricsRegistry } from '@hatch/runtime';
-import { waitFor, type Teardownable } from '@hatch/testing';
+import { boundedTeardown, waitFor, type Teardownable } from '@hatch/testing';
 import { pipeline, type Emulator, type Pipeline } from '@hatch/testing/pipeline';
 import type { Registry } from 'prom-client';
 import { startEmailWorker, type EmailWorkerOptions } from '../src/worker.js';
@@ -74,7 +74,7 @@ export async function emailPipeline(t: Teardownable, opts: { callbackDelayMs?: n
       const registry = createMetricsRegistry('email-sender');
       const sendgrid = createSendGridPort({ apiKey: emulator.sendgrid.apiKey, apiUrl: emulator.url, timeoutMs: o.sendTimeoutMs ?? FAST.sendTimeoutMs });
       const w = await startEmailWorker({ db, bus, log, registry, sendgrid }, { ...FAST, natsPrefix: nats.prefix, ...o });
-      t.teardown(() => w.stop());
+      boundedTeardown(t, 'email worker stop', () => w.stop());
       return { stop: () => w.stop(), registry };
     },
     async email(id) {

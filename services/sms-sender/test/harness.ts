@@ -5,7 +5,7 @@
  * in-process (startSmsWorker) or as a child process (spawnService) for kill -9 tests.
  */
 import { createMetricsRegistry } from '@hatch/runtime';
-import type { Teardownable } from '@hatch/testing';
+import { boundedTeardown, type Teardownable } from '@hatch/testing';
 import { pipeline as sharedPipeline, type Pipeline as SharedPipeline, type PipelineOptions } from '@hatch/testing/pipeline';
 import { startSmsWorker, type SmsWorkerOptions } from '../src/worker.js';
 import { createTwilioPort } from '../src/twilio-client.js';
@@ -59,7 +59,7 @@ export async function pipeline(t: Teardownable, opts: PipelineOptions = {}): Pro
     async startWorker(o = {}) {
       const twilio = createTwilioPort({ accountSid: emulator.twilio.accountSid, authToken: emulator.twilio.authToken, apiUrl: emulator.url, timeoutMs: 2000 });
       const w = await startSmsWorker({ db, bus, log, registry: createMetricsRegistry('sms-sender'), twilio }, { ...FAST, natsPrefix: nats.prefix, publicUrl: gatewayUrl, ...o });
-      t.teardown(() => w.stop());
+      boundedTeardown(t, 'sms worker stop', () => w.stop());
       return w;
     },
     async message(id) {
