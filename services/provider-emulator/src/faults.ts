@@ -15,10 +15,16 @@
  * `delivery` also combines with drop, hang and accepted 500/503. Faults apply to message
  * creation (Twilio) and mail send (SendGrid) only, after authentication and validation, so a
  * fault never hides a malformed request. The first active fault that matches wins.
+ *
+ * The answer to a processed request goes out through answerProcessed, ONE place for what drop,
+ * hang and an accepted 500/503 do to the connection; what the answer says (error body, status,
+ * headers) is the provider's, passed in.
  */
 import Type, { type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import { randomUUID } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Background } from './background.js';
 
 export const FaultSpec = Type.Object(
   {
@@ -159,6 +165,41 @@ export function processedDespite(f: Fault | undefined): boolean {
   if (f.kind === 'hang' || f.kind === 'drop') return true;
   if (f.kind === 'error') return f.delivery !== undefined;
   return f.accepted === true;
+}
+
+/** A provider's answers to a request it processed; each records the status it answers. */
+export interface ProcessedAnswers {
+  /** the error of an accepted 500 or 503 fault */
+  error(f: Fault): FastifyReply;
+  /** the provider's success answer (also under hang, once held, and under a delivery fault) */
+  ok(): FastifyReply;
+}
+
+/**
+ * Answers a request that was processed despite its fault (processedDespite). drop: the
+ * connection dies without an answer, so the caller cannot know the request was accepted
+ * (reliability.md §4.4). hang: the answer is held for `hangMs`; if the emulator stops meanwhile
+ * the connection is destroyed instead, so stop() never waits out a hang. An accepted 500/503
+ * answers its error; anything else succeeds.
+ */
+export async function answerProcessed(fault: Fault | undefined, req: FastifyRequest, reply: FastifyReply, bg: Background, answers: ProcessedAnswers): Promise<FastifyReply> {
+  if (fault?.kind === 'drop') return withhold(req, reply);
+  if (fault?.kind === 'hang') {
+    try {
+      await bg.sleep(fault.hangMs ?? 30_000);
+    } catch {
+      return withhold(req, reply); // shutting down
+    }
+  }
+  if (fault?.kind === '500' || fault?.kind === '503') return answers.error(fault);
+  return answers.ok();
+}
+
+/** No answer at all: the socket is destroyed under the client (a connection reset). */
+function withhold(req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  reply.hijack();
+  req.raw.socket.destroy();
+  return reply;
 }
 
 /** Which recipients of a request the fault's delivery outcome applies to. */

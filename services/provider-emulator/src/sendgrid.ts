@@ -22,7 +22,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '@hatch/log';
 import { BoundedLog } from './bounded-log.js';
 import type { Background } from './background.js';
-import { appliedFault, faultSelects, processedDespite, type AppliedFault, type DeliveryOutcome, type Fault, type FaultStore } from './faults.js';
+import { answerProcessed, appliedFault, faultSelects, processedDespite, type AppliedFault, type DeliveryOutcome, type Fault, type FaultStore } from './faults.js';
 import { sendgridEventId, sendgridEventMessageId, sendgridMessageId } from './ids.js';
 import type { SendGridSigner } from './signing.js';
 import type { WebhookClient, WebhookPolicy } from './webhook-client.js';
@@ -485,28 +485,18 @@ export function registerSendGrid(app: FastifyInstance, ctx: SendGridContext, sta
     }
     log.debug({ messageId: rec.messageId, recipients: recipients.length, sandbox, fault: fault?.kind }, 'sendgrid mail accepted');
 
-    if (fault?.kind === 'drop') {
-      reply.hijack();
-      req.raw.socket.destroy();
-      return reply;
-    }
-    if (fault?.kind === 'hang') {
-      try {
-        await ctx.bg.sleep(fault.hangMs ?? 30_000);
-      } catch {
-        reply.hijack();
-        req.raw.socket.destroy(); // shutting down
-        return reply;
-      }
-    }
-    if (fault?.kind === '500' || fault?.kind === '503') {
-      const [status, body, headers] = faultAnswer(fault);
-      rec.httpStatus = status;
-      return reply.code(status).headers(headers).send(body);
-    }
-    // Sandbox mode answers 200 and sends nothing (§5.3); a real send is 202 + X-Message-Id.
-    rec.httpStatus = sandbox ? 200 : 202;
-    if (sandbox) return reply.code(200).send();
-    return reply.code(202).header('x-message-id', rec.messageId).send();
+    return answerProcessed(fault, req, reply, ctx.bg, {
+      error: (f) => {
+        const [status, body, headers] = faultAnswer(f);
+        rec.httpStatus = status;
+        return reply.code(status).headers(headers).send(body);
+      },
+      // Sandbox mode answers 200 and sends nothing (§5.3); a real send is 202 + X-Message-Id.
+      ok: () => {
+        rec.httpStatus = sandbox ? 200 : 202;
+        if (sandbox) return reply.code(200).send();
+        return reply.code(202).header('x-message-id', rec.messageId).send();
+      },
+    });
   });
 }

@@ -24,7 +24,7 @@ import { countSmsSegments, type SmsEncoding } from '@hatch/contracts';
 import type { Logger } from '@hatch/log';
 import { BoundedLog } from './bounded-log.js';
 import type { Background } from './background.js';
-import { appliedFault, faultSelects, processedDespite, type AppliedFault, type Fault, type FaultStore } from './faults.js';
+import { answerProcessed, appliedFault, faultSelects, processedDespite, type AppliedFault, type Fault, type FaultStore } from './faults.js';
 import { twilioSid } from './ids.js';
 import { formBody, twilioSignature, type FormParams } from './signing.js';
 import type { WebhookClient, WebhookPolicy, WebhookResult } from './webhook-client.js';
@@ -500,27 +500,16 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
     });
     log.debug({ sid: m.sid, segments: segments.segments, fault: fault?.kind }, 'twilio message accepted');
 
-    if (fault?.kind === 'drop') {
-      // Accepted, then the connection dies without an answer: the caller cannot know (§4.4).
-      reply.hijack();
-      req.raw.socket.destroy();
-      return reply;
-    }
-    if (fault?.kind === 'hang') {
-      try {
-        await ctx.bg.sleep(fault.hangMs ?? 30_000);
-      } catch {
-        reply.hijack();
-        req.raw.socket.destroy(); // shutting down
-        return reply;
-      }
-    }
-    if (fault?.kind === '500' || fault?.kind === '503') {
-      m.httpStatus = Number(fault.kind);
-      return sendError(reply, twilioError(fault.kind === '500' ? 20500 : 20503, m.httpStatus, fault.message ?? (fault.kind === '500' ? 'Internal Server Error' : 'Service Unavailable')));
-    }
-    m.httpStatus = 201;
-    return send(reply, 201, messageResource(m, settings.accountSid, { creating: true }));
+    return answerProcessed(fault, req, reply, ctx.bg, {
+      error: (f) => {
+        m.httpStatus = Number(f.kind);
+        return sendError(reply, twilioError(f.kind === '500' ? 20500 : 20503, m.httpStatus, f.message ?? (f.kind === '500' ? 'Internal Server Error' : 'Service Unavailable')));
+      },
+      ok: () => {
+        m.httpStatus = 201;
+        return send(reply, 201, messageResource(m, settings.accountSid, { creating: true }));
+      },
+    });
   });
 
   app.get<{ Params: { AccountSid: string; Sid: string } }>(`${prefix}/Messages/:Sid.json`, async (req, reply) => {
