@@ -2,7 +2,7 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import type { Email, TimelineEntry } from '@hatch/contracts';
 import { api, ApiError } from './api.js';
-import { subscribe } from './bus.js';
+import { useLiveEvents } from './bus.js';
 import { IconBack, IconMail } from './icons.js';
 import { linkClick } from './router.js';
 import { Timeline } from './timeline.js';
@@ -37,26 +37,20 @@ export function EmailsView({ now, onCompose }: { now: number; onCompose(): void 
     void loadFirst();
   }, [loadFirst]);
 
-  useEffect(
-    () =>
-      subscribe((e) => {
-        if (e.kind === 'refetch') void loadFirst();
-        else if (e.kind === 'email') {
-          api.email(e.event.email_id).then(
-            (r) =>
-              setEmails((list) => {
-                const i = list.findIndex((x) => x.id === r.email.id);
-                if (i < 0) return [r.email, ...list];
-                const next = list.slice();
-                next[i] = r.email;
-                return next;
-              }),
-            () => undefined,
-          );
-        }
-      }),
-    [loadFirst],
-  );
+  useLiveEvents(loadFirst, (e) => {
+    if (e.kind !== 'email') return;
+    api.email(e.event.email_id).then(
+      (r) =>
+        setEmails((list) => {
+          const i = list.findIndex((x) => x.id === r.email.id);
+          if (i < 0) return [r.email, ...list];
+          const next = list.slice();
+          next[i] = r.email;
+          return next;
+        }),
+      () => undefined,
+    );
+  });
 
   async function more() {
     if (!cursor) return;

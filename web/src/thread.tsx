@@ -6,7 +6,7 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Conversation, Message, TimelineEntry } from '@hatch/contracts';
 import { api, ApiError, newIdempotencyKey } from './api.js';
-import { subscribe } from './bus.js';
+import { useLiveEvents } from './bus.js';
 import { Composer } from './composer.js';
 import { ChannelIcon, IconBack } from './icons.js';
 import { byCreated, otherOfMessage, otherParticipant } from './participants.js';
@@ -77,18 +77,12 @@ export function Thread(p: ThreadProps) {
   }, [loadFirst]);
 
   // Live: fetch the changed message itself (one small request) and put it in place.
-  useEffect(
-    () =>
-      subscribe((e) => {
-        if (e.kind === 'refetch') void loadFirst();
-        else if (e.kind === 'message' && e.event.conversation_id === p.conversationId) {
-          const el = scroller.current;
-          stickToBottom.current = !el || el.scrollHeight - el.scrollTop - el.clientHeight < 80;
-          api.message(e.event.message_id).then((r) => upsert(r.message), () => undefined);
-        }
-      }),
-    [p.conversationId, loadFirst, upsert],
-  );
+  useLiveEvents(loadFirst, (e) => {
+    if (e.kind !== 'message' || e.event.conversation_id !== p.conversationId) return;
+    const el = scroller.current;
+    stickToBottom.current = !el || el.scrollHeight - el.scrollTop - el.clientHeight < 80;
+    api.message(e.event.message_id).then((r) => upsert(r.message), () => undefined);
+  });
 
   const last = messages[messages.length - 1];
   useEffect(() => {
