@@ -139,15 +139,13 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
       }
       case 'auth':
       case 'permanent': {
-        await deps.db.db.transaction().execute((tx) =>
-          applyEmailStatus(tx, e.id, {
-            status: 'failed',
-            source: 'worker',
-            providerCode: f.code,
-            detail: f.message.slice(0, 300),
-            onMove: { error_code: f.code, error_message: f.message.slice(0, 500), claimed_at: null, provider_response: f.response as never },
-          }),
-        );
+        await applyEmailStatus(deps.db.db, e.id, {
+          status: 'failed',
+          source: 'worker',
+          providerCode: f.code,
+          detail: f.message.slice(0, 300),
+          onMove: { error_code: f.code, error_message: f.message.slice(0, 500), claimed_at: null, provider_response: f.response as never },
+        });
         if (f.kind === 'auth') {
           deps.pause.until = Date.now() + deps.authPauseMs;
           deps.onAuthFailure?.(f.code);
@@ -176,13 +174,11 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
 
 /** Attempts exhausted: the email fails with MAX_DELIVERIES (the job goes to the dead-letter stream). */
 export async function failEmailExhausted(db: Db, emailId: string, reason: string): Promise<void> {
-  await db.db.transaction().execute((tx) =>
-    applyEmailStatus(tx, emailId, {
-      status: 'failed',
-      source: 'worker',
-      providerCode: 'MAX_DELIVERIES',
-      detail: reason.slice(0, 300),
-      onMove: { error_code: 'MAX_DELIVERIES', error_message: `gave up after the maximum number of attempts: ${reason}`.slice(0, 500), claimed_at: null },
-    }),
-  );
+  await applyEmailStatus(db.db, emailId, {
+    status: 'failed',
+    source: 'worker',
+    providerCode: 'MAX_DELIVERIES',
+    detail: reason.slice(0, 300),
+    onMove: { error_code: 'MAX_DELIVERIES', error_message: `gave up after the maximum number of attempts: ${reason}`.slice(0, 500), claimed_at: null },
+  });
 }

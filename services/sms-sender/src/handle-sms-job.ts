@@ -87,9 +87,7 @@ async function reconcile(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Prom
 }
 
 async function recordSent(deps: SmsJobDeps, m: MessageRow, sid: string, segments: number | null, detail: string | null): Promise<void> {
-  await deps.db.db.transaction().execute((tx) =>
-    applyMessageStatus(tx, m.id, { status: 'sent', source: 'worker', detail: detail ?? sid, onMove: { claimed_at: null }, always: { provider_sid: sid, segments } }),
-  );
+  await applyMessageStatus(deps.db.db, m.id, { status: 'sent', source: 'worker', detail: detail ?? sid, onMove: { claimed_at: null }, always: { provider_sid: sid, segments } });
 }
 
 async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<JobOutcome> {
@@ -141,7 +139,5 @@ async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<J
 
 /** Attempts exhausted: the message fails with MAX_DELIVERIES (the job goes to the dead-letter stream). */
 export async function failExhausted(db: Db, messageId: string, reason: string): Promise<void> {
-  await db.db.transaction().execute((tx) =>
-    applyMessageStatus(tx, messageId, { status: 'failed', source: 'worker', providerCode: 'MAX_DELIVERIES', detail: reason.slice(0, 300), onMove: { error_code: 'MAX_DELIVERIES', error_message: `gave up after the maximum number of attempts: ${reason}`.slice(0, 500), claimed_at: null } }),
-  );
+  await applyMessageStatus(db.db, messageId, { status: 'failed', source: 'worker', providerCode: 'MAX_DELIVERIES', detail: reason.slice(0, 300), onMove: { error_code: 'MAX_DELIVERIES', error_message: `gave up after the maximum number of attempts: ${reason}`.slice(0, 500), claimed_at: null } });
 }

@@ -1,7 +1,6 @@
-import { canEmailMoveTo, type EmailStatus } from '@hatch/contracts';
-import type { Transaction } from 'kysely';
-import type { DB } from '../generated.js';
-import { findEmailForUpdate, updateEmail, type EmailRow, type NewEmail } from './emails.js';
+import { canEmailMoveTo, EMAIL_STATUSES, type EmailStatus } from '@hatch/contracts';
+import type { Executor } from '../client.js';
+import type { EmailRow, NewEmail } from './emails.js';
 import { applyStatusChange, type StatusChangeResult, type StatusReport } from './status-change.js';
 
 export interface EmailStatusChange extends StatusReport {
@@ -9,7 +8,7 @@ export interface EmailStatusChange extends StatusReport {
   status: EmailStatus | string;
   /** columns written with a forward move */
   onMove?: Partial<Pick<NewEmail, 'error_code' | 'error_message' | 'claimed_at' | 'provider_response'>>;
-  /** columns written whether or not the status moves (first provider message id) */
+  /** columns written whether or not the status moves, where the email has none yet (first provider message id) */
   always?: Partial<Pick<NewEmail, 'provider_message_id' | 'provider_response'>>;
 }
 
@@ -19,22 +18,13 @@ export type EmailStatusResult = StatusChangeResult<EmailRow>;
  * The one way an email's status changes after it was accepted (the email twin of
  * applyMessageStatus): locks the row, moves only forward (@hatch/contracts canEmailMoveTo), and
  * adds a timeline row for every report, moved or not; opens and clicks are timeline rows only.
+ * One statement: a transaction around it is needed only to join other writes.
  */
-export function applyEmailStatus(tx: Transaction<DB>, id: string, change: EmailStatusChange): Promise<EmailStatusResult> {
-  return applyStatusChange<EmailRow, Partial<Omit<NewEmail, 'id'>>>(
-    tx,
-    {
-      owner: { email_id: id },
-      lock: () => findEmailForUpdate(tx, id),
-      canMove: (from, to) => canEmailMoveTo(from, to as EmailStatus),
-      update: (set) => updateEmail(tx, id, set),
-      patch: (row, moved) => {
-        const set: Partial<Omit<NewEmail, 'id'>> = moved ? { status: change.status as EmailStatus, ...change.onMove } : {};
-        if (change.always?.provider_message_id && !row.provider_message_id) set.provider_message_id = change.always.provider_message_id;
-        if (change.always?.provider_response !== undefined && row.provider_response === null) set.provider_response = change.always.provider_response;
-        return set;
-      },
-    },
-    change,
-  );
+export function applyEmailStatus(ex: Executor, id: string, change: EmailStatusChange): Promise<EmailStatusResult> {
+  const status = change.status as EmailStatus;
+  return applyStatusChange(ex, 'emails', id, change, {
+    movesFrom: EMAIL_STATUSES.includes(status) ? EMAIL_STATUSES.filter((from) => canEmailMoveTo(from, status)) : [],
+    onMove: change.onMove,
+    fill: change.always,
+  });
 }

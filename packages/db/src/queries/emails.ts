@@ -47,14 +47,6 @@ export async function findEmailByProviderMessageId(ex: Executor, providerMessage
   return ex.selectFrom('emails').selectAll().where('provider_message_id', '=', providerMessageId).executeTakeFirst();
 }
 
-export async function findEmailForUpdate(ex: Executor, id: string): Promise<EmailRow | undefined> {
-  return ex.selectFrom('emails').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
-}
-
-export async function updateEmail(ex: Executor, id: string, set: Partial<Omit<NewEmail, 'id'>>): Promise<EmailRow | undefined> {
-  return ex.updateTable('emails').set({ ...set, updated_at: new Date() }).where('id', '=', id).returningAll().executeTakeFirst();
-}
-
 /**
  * Attachment content past its retention (emails that were never sent: failed, dead-lettered),
  * in bounded batches. Sent emails lose theirs at once (deleteEmailAttachments).

@@ -62,11 +62,6 @@ export async function markOutcomeUnknown(ex: Executor, id: string): Promise<void
   await markSendOutcomeUnknown(ex, 'messages', id);
 }
 
-/** Locks the row for a status decision in the caller's transaction. */
-export async function findMessageForUpdate(ex: Executor, id: string): Promise<MessageRow | undefined> {
-  return ex.selectFrom('messages').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
-}
-
 export async function updateMessage(ex: Executor, id: string, set: Partial<Omit<NewMessage, 'id'>>): Promise<MessageRow | undefined> {
   return ex.updateTable('messages').set({ ...set, updated_at: new Date() }).where('id', '=', id).returningAll().executeTakeFirst();
 }

@@ -1,6 +1,7 @@
-import type { Transaction } from 'kysely';
+import { sql, type RawBuilder, type Selectable } from 'kysely';
+import type { Executor } from '../client.js';
 import type { DB } from '../generated.js';
-import { insertStatusEvent } from './status-events.js';
+import type { SendTable } from './send-claims.js';
 
 /** One status report about a message or an email: a provider callback, the worker, the API. */
 export interface StatusReport {
@@ -21,41 +22,84 @@ export interface StatusChangeResult<Row> {
   duplicate: boolean;
 }
 
-export interface StatusTarget<Row extends { status: string }, Patch> {
-  /** the timeline row's owner column */
-  owner: { message_id: string } | { email_id: string };
-  /** the row, locked for this transaction */
-  lock(): Promise<Row | undefined>;
-  /** the status order of the row's kind (@hatch/contracts) */
-  canMove(from: Row['status'], to: string): boolean;
-  update(set: Patch): Promise<Row | undefined>;
-  /** the columns to write: with a forward move, and those written whether or not it moves */
-  patch(row: Row, moved: boolean): Patch;
+/** What a change writes besides the timeline row, column by column (values of that table's columns). */
+export interface StatusWrites {
+  /** the statuses the row may move from to the reported one (the contract order, @hatch/contracts) */
+  movesFrom: readonly string[];
+  /** written with a forward move */
+  onMove?: Record<string, unknown>;
+  /** written whether or not the status moves, where the row has none yet (a first provider id) */
+  fill?: Record<string, unknown>;
+  /** written whether or not the status moves, replacing what the row has (the provider's count) */
+  replace?: Record<string, unknown>;
 }
 
+const defined = (o: Record<string, unknown> | undefined) => Object.entries(o ?? {}).filter(([, v]) => v !== undefined);
+
 /**
- * The one shape of every status change after acceptance, for messages and emails alike: lock the
- * row, add a timeline row for every report, moved or not (a replayed provider event changes
- * nothing at all), move the status only forward, write what goes with the move.
+ * The one shape of every status change after acceptance, for messages and emails alike, as ONE
+ * statement (no BEGIN / lock / insert / update / COMMIT round trips: the workers' and webhooks'
+ * hot path, bench P2): lock the row, add a timeline row for every report, moved or not (a
+ * replayed provider event changes nothing at all), move the status only forward, write what
+ * goes with the move. `row` is undefined when there is no such row; it is the row as it stands
+ * after the change otherwise.
+ *
+ * How: `cur` locks the row (FOR UPDATE, so concurrent reports about one row apply one after the
+ * other and each sees the other's status); the timeline insert runs only for a locked row and
+ * yields nothing for a provider event already stored; the update runs only after a fresh insert
+ * and only when something changes. The forward-only rule is the contract order, passed in as
+ * the statuses the report may move from (`movesFrom`), so it is defined once, in
+ * @hatch/contracts, not again in SQL.
  */
-export async function applyStatusChange<Row extends { status: string }, Patch extends object>(
-  tx: Transaction<DB>,
-  target: StatusTarget<Row, Patch>,
+export async function applyStatusChange<T extends SendTable>(
+  ex: Executor,
+  table: T,
+  id: string,
   report: StatusReport,
-): Promise<StatusChangeResult<Row>> {
-  const row = await target.lock();
-  if (!row) return { row: undefined, moved: false, duplicate: false };
-  const fresh = await insertStatusEvent(tx, {
-    ...target.owner,
-    status: report.status,
-    provider_code: report.providerCode ?? null,
-    source: report.source,
-    detail: report.detail ?? null,
-    provider_event_id: report.providerEventId ?? null,
-  });
-  if (!fresh) return { row, moved: false, duplicate: true };
-  const moved = !report.timelineOnly && target.canMove(row.status, report.status);
-  const set = target.patch(row, moved);
-  if (Object.keys(set).length === 0) return { row, moved: false, duplicate: false };
-  return { row: await target.update(set), moved, duplicate: false };
+  writes: StatusWrites,
+): Promise<StatusChangeResult<Selectable<DB[T]>>> {
+  const owner = table === 'messages' ? 'message_id' : 'email_id';
+  const move = !report.timelineOnly && writes.movesFrom.length > 0;
+  const moves = move ? sql<boolean>`cur.status::text = ANY(${[...writes.movesFrom]}::text[])` : sql<boolean>`false`;
+  const col = (c: string) => sql.ref(`t.${c}`);
+  const sets: RawBuilder<unknown>[] = [];
+  const changes: RawBuilder<unknown>[] = [moves];
+  if (move) {
+    sets.push(sql`status = CASE WHEN ${moves} THEN ${report.status} ELSE t.status END`);
+    for (const [c, v] of defined(writes.onMove)) sets.push(sql`${sql.id(c)} = CASE WHEN ${moves} THEN ${v} ELSE ${col(c)} END`);
+  }
+  for (const [c, v] of defined(writes.fill)) {
+    if (v === null) continue;
+    sets.push(sql`${sql.id(c)} = COALESCE(${col(c)}, ${v})`);
+    changes.push(sql`${col(c)} IS NULL`);
+  }
+  for (const [c, v] of defined(writes.replace)) {
+    if (v === null) continue;
+    sets.push(sql`${sql.id(c)} = ${v}`);
+    changes.push(sql`${col(c)} IS DISTINCT FROM ${v}`);
+  }
+  const changed =
+    sets.length === 0
+      ? sql`SELECT cur.*, false AS moved FROM cur WHERE false`
+      : sql`UPDATE ${sql.table(table)} AS t SET ${sql.join(sets)}, updated_at = ${new Date()}
+          FROM cur WHERE t.id = cur.id AND EXISTS (SELECT 1 FROM fresh) AND (${sql.join(changes, sql` OR `)})
+          RETURNING t.*, ${moves} AS moved`;
+  const r = await sql<Selectable<DB[T]> & { moved: boolean; duplicate: boolean }>`
+    WITH cur AS (
+      SELECT * FROM ${sql.table(table)} WHERE id = ${id} FOR UPDATE
+    ),
+    fresh AS (
+      INSERT INTO status_events (${sql.id(owner)}, status, provider_code, source, detail, provider_event_id)
+      SELECT id, ${report.status}, ${report.providerCode ?? null}, ${report.source}, ${report.detail ?? null}, ${report.providerEventId ?? null} FROM cur
+      ON CONFLICT (provider_event_id) WHERE provider_event_id IS NOT NULL DO NOTHING
+      RETURNING 1
+    ),
+    changed AS (${changed})
+    SELECT changed.*, false AS duplicate FROM changed
+    UNION ALL
+    SELECT cur.*, false AS moved, NOT EXISTS (SELECT 1 FROM fresh) AS duplicate FROM cur WHERE NOT EXISTS (SELECT 1 FROM changed)`.execute(ex);
+  const first = r.rows[0];
+  if (!first) return { row: undefined, moved: false, duplicate: false };
+  const { moved, duplicate, ...row } = first;
+  return { row: row as unknown as Selectable<DB[T]>, moved, duplicate };
 }

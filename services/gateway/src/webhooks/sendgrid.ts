@@ -109,18 +109,16 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
     const recipient = str(ev.email);
     const detail = [recipient, name === 'click' ? str(ev.url) : reason].filter(Boolean).join(': ') || null;
     const sgMessageId = str(ev.sg_message_id);
-    const r = await deps.db.db.transaction().execute((tx) =>
-      applyEmailStatus(tx, emailId, {
-        status: status ?? name,
-        timelineOnly: status === undefined,
-        source: 'sendgrid_event',
-        providerCode: code?.slice(0, 100) ?? null,
-        detail: detail?.slice(0, 300) ?? null,
-        providerEventId: eventId ? `sendgrid:${eventId}` : null,
-        onMove: status === 'bounced' || status === 'dropped' ? { error_code: (code ?? name).slice(0, 100), error_message: (reason ?? name).slice(0, 500) } : undefined,
-        always: name === 'processed' && sgMessageId ? { provider_message_id: sgMessageId.split('.')[0] ?? null } : undefined,
-      }),
-    );
+    const r = await applyEmailStatus(deps.db.db, emailId, {
+      status: status ?? name,
+      timelineOnly: status === undefined,
+      source: 'sendgrid_event',
+      providerCode: code?.slice(0, 100) ?? null,
+      detail: detail?.slice(0, 300) ?? null,
+      providerEventId: eventId ? `sendgrid:${eventId}` : null,
+      onMove: status === 'bounced' || status === 'dropped' ? { error_code: (code ?? name).slice(0, 100), error_message: (reason ?? name).slice(0, 500) } : undefined,
+      always: name === 'processed' && sgMessageId ? { provider_message_id: sgMessageId.split('.')[0] ?? null } : undefined,
+    });
     if (!r.row) return 'unmatched';
     return r.duplicate ? 'duplicate' : 'applied';
   }

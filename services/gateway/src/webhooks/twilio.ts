@@ -70,21 +70,20 @@ export function twilioWebhooks(app: FastifyInstance, deps: TwilioWebhookDeps): v
       }
       const errorCode = p.ErrorCode ? String(p.ErrorCode) : null;
       const token = req.headers['i-twilio-idempotency-token'];
-      await deps.db.db.transaction().execute(async (tx) => {
-        if (isMessageStatus(reported)) {
-          await applyMessageStatus(tx, id, {
-            status: reported,
-            source: 'twilio_callback',
-            providerCode: errorCode,
-            providerEventId: typeof token === 'string' ? `twilio:${token}` : null,
-            onMove: reported === 'failed' || reported === 'undelivered' ? { error_code: errorCode, error_message: p.ErrorMessage ?? (errorCode ? `Twilio error ${errorCode}` : null) } : undefined,
-            always: sid ? { provider_sid: sid } : undefined,
-          });
-        } else {
-          // accepted, scheduled, read, …: kept on the timeline, not a status of ours
-          await insertStatusEvent(tx, { message_id: id, status: reported || 'unknown', source: 'twilio_callback', provider_code: errorCode });
-        }
-      });
+      // One statement either way (no transaction round trips: two callbacks per SMS, bench P2).
+      if (isMessageStatus(reported)) {
+        await applyMessageStatus(deps.db.db, id, {
+          status: reported,
+          source: 'twilio_callback',
+          providerCode: errorCode,
+          providerEventId: typeof token === 'string' ? `twilio:${token}` : null,
+          onMove: reported === 'failed' || reported === 'undelivered' ? { error_code: errorCode, error_message: p.ErrorMessage ?? (errorCode ? `Twilio error ${errorCode}` : null) } : undefined,
+          always: sid ? { provider_sid: sid } : undefined,
+        });
+      } else {
+        // accepted, scheduled, read, …: kept on the timeline, not a status of ours
+        await insertStatusEvent(deps.db.db, { message_id: id, status: reported || 'unknown', source: 'twilio_callback', provider_code: errorCode });
+      }
       return reply.code(204).send();
     });
 
