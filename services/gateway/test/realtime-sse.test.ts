@@ -286,7 +286,24 @@ t.test('replay overrun: live frames held past half the bound are dropped and the
     if (stuckCut) cutAt = i;
   }
   t.equal(cutAt, 18, 'cut at the third overrun (frames 6, 12, 18)');
-  t.equal(hub.clientCount, 0, 'both removed from the hub');
+
+  // A client that reads, slowly: every write fills its socket, which drains a tick later. Each
+  // overrun finds the socket full, but it took writes since the last one: never cut.
+  const slowReader = new Writable({ highWaterMark: 1, write: (_c, _e, cb) => void setImmediate(cb) });
+  let slowCut = false;
+  const r = hub.register(slowReader, undefined, () => (slowCut = true));
+  if (!r) throw new Error('registered');
+  let id = 0;
+  for (let round = 0; round < 10; round++) {
+    r.enqueue(`id: r${round}\n\n`); // a replay batch
+    await tick(); // written: the socket is full
+    for (let i = 0; i < 6; i++) r.deliver(frame(++id)); // 5 held, the 6th overruns
+    await tick(); // drained
+  }
+  t.notOk(slowCut, 'a slow reader is not cut by overruns while it makes progress');
+  t.equal(r.replayUpTo, BigInt(id), 'the replay extends to the last dropped frame');
+  r.close();
+  t.equal(hub.clientCount, 0, 'all removed from the hub');
   t.equal((await hub.metrics.slow.get()).values[0]?.value, 1, 'the stuck one counted as slow');
 });
 

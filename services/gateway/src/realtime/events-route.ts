@@ -108,15 +108,13 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
       client.skipUpTo = from;
       // Another replica may be a few ms ahead: wait briefly before calling the id unknown.
       if (from > seam && !(await hub.waitForId(from, 2000))) return reset('unknown_id');
-      if (from >= seam) {
-        client.goLive();
-        return;
-      }
       try {
-        const oldest = await findOldestJournalId(opts.db.db);
-        // Rows after the client's id were deleted by retention: it cannot be resumed exactly.
-        if (oldest === undefined || BigInt(oldest) > from + 1n) return reset('too_old');
-        hub.metrics.replays.inc();
+        if (from < seam) {
+          const oldest = await findOldestJournalId(opts.db.db);
+          // Rows after the client's id were deleted by retention: it cannot be resumed exactly.
+          if (oldest === undefined || BigInt(oldest) > from + 1n) return reset('too_old');
+          hub.metrics.replays.inc();
+        }
         // Up to the seam, or further when live frames held meanwhile had to be dropped (the
         // client's replayUpTo): checked again after every batch, and the switch to live happens
         // in the same tick as the last check, so no frame can slip between the two.

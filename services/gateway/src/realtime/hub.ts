@@ -70,6 +70,9 @@ export class HubClient {
   /** live frames up to this id were dropped while replaying: the replay must reach it (see overrun) */
   replayUpTo = -1n;
   private strikes = 0;
+  /** writes the socket took (returned true, or drained): progress, as seen by overrun() */
+  private drains = 0;
+  private drainsAtOverrun = 0;
   private scheduled = false;
   private waitingDrain = false;
   private drainWaiters: Array<() => void> = [];
@@ -107,11 +110,16 @@ export class HubClient {
    * Live frames held during a replay went past their half of the bound. Every one of them is in
    * the journal too, so they are dropped and the replay goes on up to `replayUpTo` instead: a
    * client that is merely catching up (a replica whose hub is still relaying a burst) is not cut.
-   * Only when this happens while the client has not taken the previous replay batch (its socket
-   * does not drain) is it a slow client; a few such strikes and it is cut like one in live mode.
+   * Only when the socket took nothing since the previous overrun (it does not drain) is it a slow
+   * client: a few such overruns in a row and it is cut like one in live mode. A client that reads,
+   * however slowly, makes progress through the replay and is never cut here.
    */
   private overrun(id: bigint): void {
-    if (this.waitingDrain && ++this.strikes > REPLAY_STRIKES) return this.cut();
+    // stuck: the socket has not taken a single write since the previous overrun
+    const stuck = this.waitingDrain && this.drains === this.drainsAtOverrun;
+    this.drainsAtOverrun = this.drains;
+    this.strikes = stuck ? this.strikes + 1 : 0;
+    if (this.strikes > REPLAY_STRIKES) return this.cut();
     this.held = [];
     this.replayUpTo = id;
     this.hub.metrics.replayOverruns.inc();
@@ -161,11 +169,13 @@ export class HubClient {
         this.waitingDrain = true;
         this.out.once('drain', () => {
           this.waitingDrain = false;
+          this.drains++;
           if (this.queue.length > 0) this.schedule();
           else this.releaseWaiters();
         });
         return;
       }
+      this.drains++;
     }
     this.releaseWaiters();
   }
