@@ -92,19 +92,6 @@ class HatchDriver extends PostgresJSDriver {
   }
 }
 
-class Dialect extends PostgresJSDialect {
-  readonly #sql: postgres.Sql;
-  readonly #acquireTimeoutMs: number;
-  constructor(sql: postgres.Sql, acquireTimeoutMs: number) {
-    super({ postgres: sql });
-    this.#sql = sql;
-    this.#acquireTimeoutMs = acquireTimeoutMs;
-  }
-  override createDriver(): Driver {
-    return new HatchDriver(this.#sql, this.#acquireTimeoutMs);
-  }
-}
-
 /** The error code of a connection not handed over within the pool's acquire bound. */
 export const ACQUIRE_TIMEOUT = 'ACQUIRE_TIMEOUT';
 
@@ -143,7 +130,9 @@ export function createDb(url: string, opts: CreateDbOptions = {}): Db {
     onnotice: () => {},
     // int8 (bigint ids, counts) stays a string: JS numbers lose precision past 2^53.
   });
-  const db = new Kysely<DB>({ dialect: new Dialect(sql, opts.acquireTimeoutMs ?? 10_000) });
+  const dialect = new PostgresJSDialect({ postgres: sql });
+  dialect.createDriver = (): Driver => new HatchDriver(sql, opts.acquireTimeoutMs ?? 10_000);
+  const db = new Kysely<DB>({ dialect });
   let closed: Promise<void> | undefined;
   return {
     db,

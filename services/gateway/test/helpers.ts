@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { createLogger } from '@hatch/log';
 import { connectBus, createMetricsRegistry, ensureStreams, type Bus } from '@hatch/runtime';
-import { createTestDb, testNats, type Teardownable, type TestDb, type TestNats } from '@hatch/testing';
+import { createTestDb, spawnService, testNats, type ServiceProcess, type Teardownable, type TestDb, type TestNats } from '@hatch/testing';
 import { build, type BuildOptions } from '../src/app.js';
 import { parseGatewayConfig, type GatewayConfig } from '../src/config.js';
 
@@ -38,4 +38,19 @@ export async function testGateway(t: Teardownable, env: Record<string, string> =
     await bus.close(1000);
   });
   return { app, config, db, bus, names: nats.names, auth: { authorization: `Bearer ${TEST_TOKEN}` } };
+}
+
+/** The realtime-bridge as a real process on a test's database and NATS names, once it is the active one. */
+export async function startBridge(t: Teardownable, db: { url: string }, nats: { url: string; prefix: string }, env: Record<string, string> = {}): Promise<ServiceProcess> {
+  const bridge = spawnService(t, 'realtime-bridge', {
+    DATABASE_URL: db.url,
+    NATS_URL: nats.url,
+    HATCH_NATS_PREFIX: nats.prefix,
+    HEALTH_PORT: '0',
+    LOG_LEVEL: 'info',
+    HATCH_BRIDGE_POLL_INTERVAL_MS: '200',
+    ...env,
+  });
+  await bridge.waitForLog((l) => l.msg === 'became the active bridge', 30_000);
+  return bridge;
 }

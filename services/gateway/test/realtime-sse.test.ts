@@ -15,7 +15,7 @@ import { build } from '../src/app.js';
 import { parseGatewayConfig } from '../src/config.js';
 import { issueSession, SESSION_COOKIE } from '../src/auth.js';
 import { RealtimeHub } from '../src/realtime/hub.js';
-import { TEST_TOKEN } from './helpers.js';
+import { startBridge, TEST_TOKEN } from './helpers.js';
 import { openSse, type SseClient } from './sse-client.js';
 
 const AUTH = { authorization: `Bearer ${TEST_TOKEN}` };
@@ -55,17 +55,7 @@ async function replica(t: Teardownable, db: TestDb, natsUrl: string, prefix: str
 async function setup(t: Teardownable, opts: { natsUrl?: string; env?: Record<string, string> } = {}) {
   const db = await createTestDb(t);
   const nats = testNats(t, { url: opts.natsUrl });
-  const bridge = spawnService(t, 'realtime-bridge', {
-    DATABASE_URL: db.url,
-    NATS_URL: nats.url,
-    HATCH_NATS_PREFIX: nats.prefix,
-    HEALTH_PORT: '0',
-    LOG_LEVEL: 'info',
-    HATCH_BRIDGE_POLL_INTERVAL_MS: '200',
-    HATCH_BRIDGE_LOCK_RETRY_MS: '200',
-    HATCH_BRIDGE_HEARTBEAT_MS: '500',
-  });
-  await bridge.waitForLog((l) => l.msg === 'became the active bridge', 30_000);
+  const bridge = await startBridge(t, db, nats, { HATCH_BRIDGE_LOCK_RETRY_MS: '200', HATCH_BRIDGE_HEARTBEAT_MS: '500' });
   const a = await replica(t, db, nats.url, nats.prefix, opts.env);
   const b = await replica(t, db, nats.url, nats.prefix, opts.env);
   return { db, nats, bridge, a, b };

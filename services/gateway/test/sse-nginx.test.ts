@@ -16,10 +16,10 @@ import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { createLogger } from '@hatch/log';
 import { connectBus, createMetricsRegistry, ensureStreams } from '@hatch/runtime';
-import { createTestDb, freePort, spawnService, testNats, waitFor, type Teardownable } from '@hatch/testing';
+import { createTestDb, freePort, testNats, waitFor, type Teardownable } from '@hatch/testing';
 import { build } from '../src/app.js';
 import { parseGatewayConfig } from '../src/config.js';
-import { TEST_TOKEN } from './helpers.js';
+import { startBridge, TEST_TOKEN } from './helpers.js';
 import { openSse } from './sse-client.js';
 
 const AUTH = { authorization: `Bearer ${TEST_TOKEN}` };
@@ -84,15 +84,7 @@ async function spawnNginx(t: Teardownable, routes: Record<string, number>): Prom
 t.test('T8 through nginx with default buffering: events and heartbeats pass through, an idle stream outlives the proxy read timeout, 8 streams from one client', async (t) => {
   const db = await createTestDb(t);
   const nats = testNats(t);
-  const bridge = spawnService(t, 'realtime-bridge', {
-    DATABASE_URL: db.url,
-    NATS_URL: nats.url,
-    HATCH_NATS_PREFIX: nats.prefix,
-    HEALTH_PORT: '0',
-    LOG_LEVEL: 'info',
-    HATCH_BRIDGE_POLL_INTERVAL_MS: '200',
-  });
-  await bridge.waitForLog((l) => l.msg === 'became the active bridge', 30_000);
+  await startBridge(t, db, nats);
   const bus = await connectBus({ url: nats.url, name: 'gateway-nginx-test', log });
   t.teardown(() => bus.close(1000));
   await ensureStreams(bus.jsm, nats.names);
