@@ -503,7 +503,8 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
     return answerProcessed(fault, req, reply, ctx.bg, {
       error: (f) => {
         m.httpStatus = Number(f.kind);
-        return sendError(reply, twilioError(f.kind === '500' ? 20500 : 20503, m.httpStatus, f.message ?? (f.kind === '500' ? 'Internal Server Error' : 'Service Unavailable')));
+        const retryAfter: Record<string, string> = f.kind === '503' && f.retryAfterSeconds !== undefined ? { 'retry-after': String(f.retryAfterSeconds) } : {};
+        return sendError(reply, twilioError(f.kind === '500' ? 20500 : 20503, m.httpStatus, f.message ?? (f.kind === '500' ? 'Internal Server Error' : 'Service Unavailable')), retryAfter);
       },
       ok: () => {
         m.httpStatus = 201;

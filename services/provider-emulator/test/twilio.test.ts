@@ -202,6 +202,17 @@ t.test('fault 500 refuses without sending; with accepted: true the message exist
 
   emulator.faults.add({ provider: 'twilio', kind: '503', count: 1, retryAfterSeconds: 2 });
   t.match(await rejection(client.messages.create({ to: TO, from, body: 'x' })), { status: 503, code: 20503 });
+
+  // A 503 after processing carries the Retry-After it was given, like the refusing one.
+  emulator.faults.add({ provider: 'twilio', kind: '503', count: 1, accepted: true, retryAfterSeconds: 3 });
+  const { accountSid, authToken } = emulator.twilio;
+  const res = await fetch(`${emulator.url}/2010-04-01/Accounts/${accountSid}/Messages.json`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ To: TO, From: from, Body: 'accepted, then 503' }),
+  });
+  t.equal(res.status, 503);
+  t.equal(res.headers.get('retry-after'), '3', 'Retry-After on the accepted 503');
 });
 
 t.test('fault hang holds the answer past the client timeout, but the message was accepted', async (t) => {
