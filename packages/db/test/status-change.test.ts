@@ -69,3 +69,19 @@ t.test('an email: timeline-only events never move it; the first provider message
   );
   t.equal((await findEmail(db, id))?.status, 'bounced');
 });
+
+t.test('a report that happened before it was written (the worker\'s sent, a callback having beaten it) takes its place on the timeline', async (t) => {
+  const { db } = await createTestDb(t);
+  const id = randomUUID();
+  await insertEmail(db, { id, to_email: ['a@example.com'], from_email: 'me@example.com', subject: 'Hello', body: 'Body', status: 'sending' });
+  const answeredAt = performance.now(); // SendGrid answered the worker
+  await applyEmailStatus(db, id, { status: 'delivered', source: 'sendgrid_event', providerEventId: 'sendgrid:d1' }); // its event is written first
+  const sent = await applyEmailStatus(db, id, { status: 'sent', source: 'worker', agoMs: performance.now() - answeredAt + 50 });
+  t.match(sent, { moved: false, row: { status: 'delivered' } }, 'the status stays delivered');
+  const timeline = await findTimeline(db, { emailId: id });
+  t.same(
+    timeline.map((e) => e.status),
+    ['sent', 'delivered'],
+    'sent first: the order things happened, not the order they were written',
+  );
+});

@@ -102,6 +102,7 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
   const attachments = await findEmailAttachments(deps.db.db, e.id);
   const { text, html } = renderEmail({ subject: e.subject, body: e.body, htmlContent: e.html_content });
   let sent;
+  let answeredAt = 0;
   try {
     ctx.working();
     sent = await deps.sendgrid.send({
@@ -116,6 +117,7 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
       html,
       attachments: attachments.map((a) => ({ filename: a.filename, type: a.content_type, content: Buffer.from(a.content).toString('base64') })),
     });
+    answeredAt = performance.now(); // when it was sent, for the timeline (an event webhook can beat our write)
   } catch (err) {
     const f = classifySendGridError(err);
     const event = (status: string, detail: string) => ({ email_id: e.id, status, source: 'worker', provider_code: f.code, detail: detail.slice(0, 300) });
@@ -163,6 +165,7 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
       status: 'sent',
       source: 'worker',
       detail: sent.messageId,
+      agoMs: performance.now() - answeredAt,
       onMove: { claimed_at: null },
       always: { provider_message_id: sent.messageId, provider_response: response as never },
     });

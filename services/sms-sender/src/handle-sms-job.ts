@@ -86,15 +86,18 @@ async function reconcile(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Prom
   return send(m, ctx, deps);
 }
 
-async function recordSent(deps: SmsJobDeps, m: MessageRow, sid: string, segments: number | null, detail: string | null): Promise<void> {
-  await applyMessageStatus(deps.db.db, m.id, { status: 'sent', source: 'worker', detail: detail ?? sid, onMove: { claimed_at: null }, always: { provider_sid: sid, segments } });
+async function recordSent(deps: SmsJobDeps, m: MessageRow, sid: string, segments: number | null, detail: string | null, answeredAt?: number): Promise<void> {
+  const agoMs = answeredAt === undefined ? undefined : performance.now() - answeredAt;
+  await applyMessageStatus(deps.db.db, m.id, { status: 'sent', source: 'worker', detail: detail ?? sid, agoMs, onMove: { claimed_at: null }, always: { provider_sid: sid, segments } });
 }
 
 async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<JobOutcome> {
   let sent;
+  let answeredAt: number | undefined;
   try {
     ctx.working();
     sent = await deps.twilio.create({ to: m.to_contact, from: m.from_contact, body: m.body, statusCallback: deps.statusCallbackUrl(m.id) });
+    answeredAt = performance.now(); // when it was sent, for the timeline (a callback can beat our write)
   } catch (err) {
     const f = classifyTwilioError(err);
     switch (f.kind) {
@@ -132,7 +135,7 @@ async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<J
       }
     }
   }
-  await recordSent(deps, m, sent.sid, sent.numSegments, null);
+  await recordSent(deps, m, sent.sid, sent.numSegments, null, answeredAt);
   ctx.log.info({ messageId: m.id, sid: sent.sid }, 'sms sent');
   return { kind: 'ack' };
 }

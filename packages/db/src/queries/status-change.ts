@@ -14,6 +14,13 @@ export interface StatusReport {
   detail?: string | null;
   /** the provider's event id: a replay of the same event changes nothing */
   providerEventId?: string | null;
+  /**
+   * How long before this write it happened (ms), where that matters: the worker's `sent` is when
+   * the provider answered, so a delivery callback that beat the worker's write still comes after
+   * it on the timeline. An elapsed time, taken off the database's clock at the write, so a worker
+   * whose clock is off does not misplace it. Default: the time of the write.
+   */
+  agoMs?: number;
 }
 
 export interface StatusChangeResult<Row> {
@@ -89,8 +96,9 @@ export async function applyStatusChange<T extends SendTable>(
       SELECT * FROM ${sql.table(table)} WHERE id = ${id} FOR UPDATE
     ),
     fresh AS (
-      INSERT INTO status_events (${sql.id(owner)}, status, provider_code, source, detail, provider_event_id)
-      SELECT id, ${report.status}, ${report.providerCode ?? null}, ${report.source}, ${report.detail ?? null}, ${report.providerEventId ?? null} FROM cur
+      INSERT INTO status_events (${sql.id(owner)}, status, provider_code, source, detail, provider_event_id, occurred_at)
+      SELECT id, ${report.status}, ${report.providerCode ?? null}, ${report.source}, ${report.detail ?? null}, ${report.providerEventId ?? null},
+        clock_timestamp() - make_interval(secs => ${Math.max(0, report.agoMs ?? 0) / 1000}::float8) FROM cur
       ON CONFLICT (provider_event_id) WHERE provider_event_id IS NOT NULL DO NOTHING
       RETURNING 1
     ),
