@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createTestDb } from '@hatch/testing';
+import { createTestDb, spawnPostgres, urlForDatabase, waitFor } from '@hatch/testing';
 import { ACQUIRE_TIMEOUT, createDb, isConnectionError } from '../src/index.js';
 
 t.test('a query waits for a pooled connection only within the acquire bound; the connection handed over late goes back to the pool', async (t) => {
@@ -25,4 +25,50 @@ t.test('a query waits for a pooled connection only within the acquire bound; the
   held.release();
   t.equal(await one(), '1', 'the next query gets the connection');
   t.equal(await one(), '1', 'and the one after');
+});
+
+t.test('PostgreSQL stopped (immediate) and started again and again under queries and transactions: every one settles within its bounds, and the pool works after', async (t) => {
+  const pg = await spawnPostgres(t);
+  const pool = createDb(urlForDatabase(pg.url, 'postgres'), { max: 10, connectTimeoutSeconds: 2, acquireTimeoutMs: 3000, queryTimeoutMs: 3000 });
+  t.teardown(() => pool.close(1));
+  const pending = new Map<number, number>();
+  const codes = new Map<string, number>();
+  let n = 0;
+  let ok = 0;
+  let stop = false;
+  const worker = async () => {
+    while (!stop) {
+      const id = n++;
+      pending.set(id, Date.now());
+      try {
+        if (id % 2 === 0)
+          await pool.db.transaction().execute(async (tx) => {
+            await tx.selectNoFrom((eb) => eb.val('1').as('x')).execute();
+            await tx.selectNoFrom((eb) => eb.val('2').as('x')).execute();
+          });
+        else await pool.db.selectNoFrom((eb) => eb.val('1').as('x')).execute();
+        ok++;
+      } catch (err) {
+        const code = String((err as { code?: string }).code);
+        codes.set(code, (codes.get(code) ?? 0) + 1);
+        await new Promise((r) => setTimeout(r, 20));
+      } finally {
+        pending.delete(id);
+      }
+    }
+  };
+  const workers = Array.from({ length: 24 }, () => worker());
+  for (let round = 0; round < 6; round++) {
+    await waitFor(() => ok > 0, { message: 'queries run' });
+    ok = 0;
+    await pg.stop('immediate');
+    await pg.start();
+  }
+  await waitFor(() => ok >= 100, { timeoutMs: 15_000, message: 'queries run again after the last restart' });
+  stop = true;
+  const finished = await Promise.race([Promise.all(workers).then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000))]);
+  const now = Date.now();
+  t.ok(finished, `every operation settled (left: ${[...pending.values()].map((s) => `${now - s} ms`).join(', ') || 'none'}; errors seen: ${JSON.stringify(Object.fromEntries(codes))})`);
+  t.ok([...codes.keys()].every((c) => isConnectionError({ code: c })), 'every failure is a connection error (503 / retry), never anything else');
+  t.equal((await pool.db.selectNoFrom((eb) => eb.val('1').as('one')).executeTakeFirstOrThrow()).one, '1', 'the pool answers after');
 });
