@@ -273,12 +273,13 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
   }
 
   async function takeHorizon(): Promise<bigint> {
-    const [r] = await deps.db.sql<{ x: string }[]>`SELECT pg_current_xact_id()::text AS x`;
+    // raw postgres.js queries are not under @hatch/db's query bound: bounded here
+    const [r] = await withTimeout(deps.db.sql<{ x: string }[]>`SELECT pg_current_xact_id()::text AS x`, 5000, 'horizon query timed out');
     return BigInt(r?.x ?? '0');
   }
 
   async function horizonPassed(h: bigint): Promise<boolean> {
-    const [r] = await deps.db.sql<{ x: string }[]>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x`;
+    const [r] = await withTimeout(deps.db.sql<{ x: string }[]>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x`, 5000, 'horizon check timed out');
     return BigInt(r?.x ?? '0') >= h;
   }
 
