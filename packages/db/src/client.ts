@@ -28,7 +28,7 @@ class PreparedConnection implements DatabaseConnection {
   }
   async executeQuery<R>(q: CompiledQuery): Promise<QueryResult<R>> {
     const query = this.#conn.unsafe(q.sql, [...q.parameters] as postgres.ParameterOrJSON<never>[], { prepare: true });
-    const result = await within(query, this.#queryTimeoutMs, QUERY_TIMEOUT, 'no answer to a query');
+    const result = await withTimeout(query, this.#queryTimeoutMs, `no answer to a query within ${this.#queryTimeoutMs} ms`, QUERY_TIMEOUT);
     const { command, count } = result;
     return {
       numAffectedRows: command === 'INSERT' || command === 'UPDATE' || command === 'DELETE' || command === 'MERGE' ? BigInt(count) : undefined,
@@ -72,7 +72,8 @@ class HatchDriver extends PostgresJSDriver {
    */
   override async acquireConnection(): ReturnType<PostgresJSDriver['acquireConnection']> {
     const reserving = this.#sql.reserve();
-    const conn = await within(reserving, this.#bounds.acquireTimeoutMs, ACQUIRE_TIMEOUT, 'no database connection').catch((err: unknown) => {
+    const ms = this.#bounds.acquireTimeoutMs;
+    const conn = await withTimeout(reserving, ms, `no database connection within ${ms} ms`, ACQUIRE_TIMEOUT).catch((err: unknown) => {
       reserving.then(
         (c) => c.release(),
         () => undefined,
@@ -95,11 +96,14 @@ export const ACQUIRE_TIMEOUT = 'ACQUIRE_TIMEOUT';
 /** The error code of a query not answered within its bound. */
 export const QUERY_TIMEOUT = 'QUERY_TIMEOUT';
 
-/** `p`, or an error with `code` once `ms` have passed. */
-function within<T>(p: PromiseLike<T>, ms: number, code: string, what: string): Promise<T> {
+/**
+ * `p`, or an Error(`message`) (with `code` when given) once `ms` have passed. The one bounded wait
+ * of the project (@hatch/runtime re-exports it): the pool here, the bus, shutdown drains.
+ */
+export function withTimeout<T>(p: PromiseLike<T>, ms: number, message: string, code?: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(`${what} within ${ms} ms`), { code })), ms);
+    timer = setTimeout(() => reject(Object.assign(new Error(message), code === undefined ? {} : { code })), ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }

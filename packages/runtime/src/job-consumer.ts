@@ -17,7 +17,7 @@ import type { TSchema, Static } from 'typebox';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ContractError, decode, JOB_HEADERS } from '@hatch/contracts';
 import type { Logger } from '@hatch/log';
-import type { Bus } from './bus.js';
+import { withTimeout, type Bus } from './bus.js';
 import { isNotFound } from './streams.js';
 
 export type JobOutcome =
@@ -219,12 +219,11 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
       await messages?.close().catch(() => {});
       while (slotFreed.length) slotFreed.shift()?.();
       if (inFlight > 0) {
-        let timer: NodeJS.Timeout | undefined;
-        const drained = await Promise.race([
-          new Promise<boolean>((r) => idle.push(() => r(true))),
-          new Promise<boolean>((r) => (timer = setTimeout(() => r(false), o.drainTimeoutMs ?? 8000))),
-        ]);
-        clearTimeout(timer);
+        const idleNow = new Promise<void>((r) => idle.push(r));
+        const drained = await withTimeout(idleNow, o.drainTimeoutMs ?? 8000, 'drain bound').then(
+          () => true,
+          () => false,
+        );
         if (!drained) {
           const now = Date.now();
           const jobs = [...running].map(([m, r]) => ({ seq: m.seq, deliveryCount: m.info.deliveryCount, runningMs: now - r.since }));

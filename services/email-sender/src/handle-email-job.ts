@@ -102,7 +102,7 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
   const attachments = await findEmailAttachments(deps.db.db, e.id);
   const { text, html } = renderEmail({ subject: e.subject, body: e.body, htmlContent: e.html_content });
   let sent;
-  let answeredAt = 0;
+  let answeredAt: number | undefined;
   try {
     ctx.working();
     sent = await deps.sendgrid.send({
@@ -165,7 +165,7 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
       status: 'sent',
       source: 'worker',
       detail: sent.messageId,
-      agoMs: performance.now() - answeredAt,
+      happenedAt: answeredAt,
       onMove: { claimed_at: null },
       always: { provider_message_id: sent.messageId, provider_response: response as never },
     });

@@ -12,7 +12,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { encode, EmailJob, SmsJob, type NatsNames } from '@hatch/contracts';
 import { claimDueOutbox, deferOutbox, deleteOutbox, requeueStalled, type Db, type OutboxJob } from '@hatch/db';
 import type { Logger } from '@hatch/log';
-import type { Bus } from '@hatch/runtime';
+import { withTimeout, type Bus } from '@hatch/runtime';
 
 export interface OutboxRelayOptions {
   sweepIntervalMs?: number;
@@ -186,12 +186,10 @@ export function startOutboxRelay(deps: OutboxRelayDeps, opts: OutboxRelayOptions
       stopped = true;
       clearTimeout(timer);
       clearInterval(stalledTimer);
-      let bound: NodeJS.Timeout | undefined;
-      const settled = await Promise.race([
-        Promise.allSettled([draining, sweeping]).then(() => true),
-        new Promise<boolean>((r) => (bound = setTimeout(() => r(false), opts.stopTimeoutMs ?? 5000))),
-      ]);
-      clearTimeout(bound);
+      const settled = await withTimeout(Promise.allSettled([draining, sweeping]), opts.stopTimeoutMs ?? 5000, 'stop bound').then(
+        () => true,
+        () => false,
+      );
       // Nothing is lost: unpublished rows stay in the outbox for any replica's sweeper.
       if (!settled) log.warn({ pending: pending.length }, 'outbox relay still busy at the stop bound; its rows are left to the sweeper');
     },

@@ -14,16 +14,11 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { createLogger } from '@hatch/log';
-import { connectBus, createMetricsRegistry, ensureStreams } from '@hatch/runtime';
-import { createTestDb, freePort, testNats, waitFor, type Teardownable } from '@hatch/testing';
-import { build } from '../src/app.js';
-import { parseGatewayConfig } from '../src/config.js';
-import { startBridge, TEST_TOKEN } from './helpers.js';
+import { freePort, waitFor, type Teardownable } from '@hatch/testing';
+import { startBridge, TEST_TOKEN, testGateway } from './helpers.js';
 import { openSse } from './sse-client.js';
 
 const AUTH = { authorization: `Bearer ${TEST_TOKEN}` };
-const log = createLogger({ service: 'gateway', level: 'silent', pretty: false });
 const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => fs.existsSync(p));
 /** nginx cuts an upstream that sends nothing for this long; heartbeats must keep a stream open */
 const PROXY_READ_TIMEOUT_S = 3;
@@ -82,22 +77,8 @@ async function spawnNginx(t: Teardownable, routes: Record<string, number>): Prom
 }
 
 t.test('T8 through nginx with default buffering: events and heartbeats pass through, an idle stream outlives the proxy read timeout, 8 streams from one client', async (t) => {
-  const db = await createTestDb(t);
-  const nats = testNats(t);
-  await startBridge(t, db, nats);
-  const bus = await connectBus({ url: nats.url, name: 'gateway-nginx-test', log });
-  t.teardown(() => bus.close(1000));
-  await ensureStreams(bus.jsm, nats.names);
-  const config = parseGatewayConfig({
-    DATABASE_URL: db.url,
-    NATS_URL: nats.url,
-    HATCH_API_TOKEN: TEST_TOKEN,
-    HATCH_NATS_PREFIX: nats.prefix,
-    LOG_LEVEL: 'silent',
-    HATCH_SSE_HEARTBEAT_MS: '1000',
-  });
-  const app = await build({ config, log, db, bus, registry: createMetricsRegistry('gateway') });
-  t.teardown(() => app.close());
+  const { app, db, config } = await testGateway(t, { HATCH_SSE_HEARTBEAT_MS: '1000' });
+  await startBridge(t, db, { url: config.NATS_URL, prefix: config.HATCH_NATS_PREFIX });
   await app.listen({ port: 0, host: '127.0.0.1' });
 
   const proxy = await spawnNginx(t, { '/': (app.server.address() as AddressInfo).port });

@@ -86,9 +86,8 @@ async function reconcile(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Prom
   return send(m, ctx, deps);
 }
 
-async function recordSent(deps: SmsJobDeps, m: MessageRow, sid: string, segments: number | null, detail: string | null, answeredAt?: number): Promise<void> {
-  const agoMs = answeredAt === undefined ? undefined : performance.now() - answeredAt;
-  await applyMessageStatus(deps.db.db, m.id, { status: 'sent', source: 'worker', detail: detail ?? sid, agoMs, onMove: { claimed_at: null }, always: { provider_sid: sid, segments } });
+async function recordSent(deps: SmsJobDeps, m: MessageRow, sid: string, segments: number | null, detail: string | null, happenedAt?: number): Promise<void> {
+  await applyMessageStatus(deps.db.db, m.id, { status: 'sent', source: 'worker', detail: detail ?? sid, happenedAt, onMove: { claimed_at: null }, always: { provider_sid: sid, segments } });
 }
 
 async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<JobOutcome> {

@@ -15,12 +15,12 @@ export interface StatusReport {
   /** the provider's event id: a replay of the same event changes nothing */
   providerEventId?: string | null;
   /**
-   * How long before this write it happened (ms), where that matters: the worker's `sent` is when
-   * the provider answered, so a delivery callback that beat the worker's write still comes after
-   * it on the timeline. An elapsed time, taken off the database's clock at the write, so a worker
-   * whose clock is off does not misplace it. Default: the time of the write.
+   * When it happened, as `performance.now()`, where that is before the write: the worker's `sent`
+   * is when the provider answered, so a delivery callback that beat the worker's write still
+   * comes after it on the timeline. Only the elapsed time is sent, taken off the database's clock
+   * at the write, so a worker whose clock is off does not misplace it. Default: the write.
    */
-  agoMs?: number;
+  happenedAt?: number;
 }
 
 export interface StatusChangeResult<Row> {
@@ -66,6 +66,7 @@ export async function applyStatusChange<T extends SendTable>(
   writes: StatusWrites,
 ): Promise<StatusChangeResult<Selectable<DB[T]>>> {
   const owner = table === 'messages' ? 'message_id' : 'email_id';
+  const agoSeconds = report.happenedAt === undefined ? 0 : Math.max(0, performance.now() - report.happenedAt) / 1000;
   const move = !report.timelineOnly && writes.movesFrom.length > 0;
   const moves = move ? sql<boolean>`cur.status::text = ANY(${[...writes.movesFrom]}::text[])` : sql<boolean>`false`;
   const col = (c: string) => sql.ref(`t.${c}`);
@@ -98,7 +99,7 @@ export async function applyStatusChange<T extends SendTable>(
     fresh AS (
       INSERT INTO status_events (${sql.id(owner)}, status, provider_code, source, detail, provider_event_id, occurred_at)
       SELECT id, ${report.status}, ${report.providerCode ?? null}, ${report.source}, ${report.detail ?? null}, ${report.providerEventId ?? null},
-        clock_timestamp() - make_interval(secs => ${Math.max(0, report.agoMs ?? 0) / 1000}::float8) FROM cur
+        clock_timestamp() - make_interval(secs => ${agoSeconds}::float8) FROM cur
       ON CONFLICT (provider_event_id) WHERE provider_event_id IS NOT NULL DO NOTHING
       RETURNING 1
     ),
