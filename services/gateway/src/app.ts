@@ -5,6 +5,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
+import cookie from '@fastify/cookie';
 import { natsNames } from '@hatch/contracts';
 import type { Registry } from 'prom-client';
 import type { Logger } from '@hatch/log';
@@ -12,19 +13,20 @@ import { purgeExpiredIdempotencyKeys, type Db } from '@hatch/db';
 import type { Bus } from '@hatch/runtime';
 import type { GatewayConfig } from './config.js';
 import { registerErrorHandling } from './errors.js';
-import { registerAuth } from './auth.js';
+import { registerAuth, sessionSecret } from './auth.js';
 import { typeboxValidatorCompiler } from './validation.js';
 import { healthRoutes } from './routes/health.js';
-import { sessionRoutes } from './routes/session.js';
+import { loginRoute, logoutRoute } from './routes/session.js';
 import { messageRoutes } from './routes/messages.js';
 import { twilioWebhooks } from './webhooks/twilio.js';
 import { emailRoutes } from './routes/emails.js';
 import { sendgridWebhooks } from './webhooks/sendgrid.js';
 import { registerIdempotency } from './idempotency.js';
-import { HttpError } from './errors.js';
+import { HttpError, notFound } from './errors.js';
 import { createSendBatcher, type SendBatcherOptions } from './send-batcher.js';
 import { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
 import { registerRealtime } from './realtime/index.js';
+import type { RealtimeHub } from './realtime/hub.js';
 import { webRoutes } from './web.js';
 
 export interface GatewayDeps {
@@ -66,20 +68,8 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   await app.register(helmet, { global: true, contentSecurityPolicy: false });
-  registerAuth(app, deps.config.HATCH_API_TOKEN);
-  // Per credential (the principal auth found), per replica; /healthz, webhooks and the UI are not limited.
-  await app.register(rateLimit, {
-    global: true,
-    hook: 'preHandler',
-    max: deps.config.HATCH_RATE_LIMIT_PER_MINUTE,
-    timeWindow: 60_000,
-    keyGenerator: (req) => req.principal ?? req.ip,
-    allowList: (req) => !req.url.startsWith('/api/'),
-    errorResponseBuilder: (_req, ctx) =>
-      new HttpError('RATE_LIMITED', `rate limit of ${ctx.max} requests per minute exceeded; retry in ${Math.ceil(ctx.ttl / 1000)} s`, {
-        headers: { 'retry-after': String(Math.ceil(ctx.ttl / 1000)) },
-      }),
-  });
+  // Signed cookies (the web UI's session); a malformed Cookie header parses to nothing, never a 5xx.
+  await app.register(cookie, { secret: sessionSecret(deps.config.HATCH_API_TOKEN) });
   registerIdempotency(app, deps.db);
   const names = natsNames(deps.config.HATCH_NATS_PREFIX);
   const relay = startOutboxRelay({ db: deps.db, bus: deps.bus, names, log: deps.log, registry: deps.registry }, opts.outbox);
@@ -94,7 +84,40 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
     await relay.stop();
   });
 
-  const realtime = await registerRealtime(app, { db: deps.db, bus: deps.bus, log: deps.log, registry: deps.registry, names, config: deps.config });
+  const session = { apiToken: deps.config.HATCH_API_TOKEN, secureCookies: deps.config.PUBLIC_URL.startsWith('https://') };
+  const sends = createSendBatcher({ db: deps.db, log: deps.log, registry: deps.registry }, opts.sends);
+  // Every /api route but the login lives in this one encapsulated plugin: its onRequest hook
+  // authenticates and its rate limiter counts, for exactly the routes registered here, decided by
+  // the route the router matched, never by the raw URL (SECURITY.md: `/%61pi/...` and absolute-form
+  // targets reached the API routes while a URL-string test skipped authentication).
+  let realtime!: RealtimeHub;
+  await app.register(
+    async (api) => {
+      registerAuth(api, deps.config.HATCH_API_TOKEN);
+      // Per credential (the principal auth found), per replica.
+      await api.register(rateLimit, {
+        global: true,
+        hook: 'preHandler',
+        max: deps.config.HATCH_RATE_LIMIT_PER_MINUTE,
+        timeWindow: 60_000,
+        keyGenerator: (req) => req.principal ?? req.ip,
+        errorResponseBuilder: (_req, ctx) =>
+          new HttpError('RATE_LIMITED', `rate limit of ${ctx.max} requests per minute exceeded; retry in ${Math.ceil(ctx.ttl / 1000)} s`, {
+            headers: { 'retry-after': String(Math.ceil(ctx.ttl / 1000)) },
+          }),
+      });
+      realtime = await registerRealtime(api, { db: deps.db, bus: deps.bus, log: deps.log, registry: deps.registry, names, config: deps.config });
+      logoutRoute(api, session);
+      messageRoutes(api, { db: deps.db, relay, sends, smsFrom: deps.config.TWILIO_PHONE_NUMBER, chatFrom: deps.config.HATCH_SENDER_NAME });
+      emailRoutes(api, { db: deps.db, relay, fromEmail: deps.config.SENDGRID_FROM_EMAIL });
+      // An unknown /api path is a route of this plugin too (more specific than the web UI's
+      // `/*`), so it is authenticated first: 401, then 404. A not-found handler would not do:
+      // the router hands such paths to the UI's catch-all, outside this plugin.
+      api.all('/', notFound);
+      api.all('/*', notFound);
+    },
+    { prefix: '/api' },
+  );
   healthRoutes(app, {
     registry: deps.registry,
     checks: {
@@ -106,11 +129,8 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
     },
     extra: () => ({ realtime: realtime.lagReport() }),
   });
-  sessionRoutes(app, { apiToken: deps.config.HATCH_API_TOKEN, secureCookies: deps.config.PUBLIC_URL.startsWith('https://') });
-  const sends = createSendBatcher({ db: deps.db, log: deps.log, registry: deps.registry }, opts.sends);
-  messageRoutes(app, { db: deps.db, relay, sends, smsFrom: deps.config.TWILIO_PHONE_NUMBER, chatFrom: deps.config.HATCH_SENDER_NAME });
+  loginRoute(app, session);
   twilioWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, publicUrl: deps.config.PUBLIC_URL, authToken: deps.config.TWILIO_AUTH_TOKEN });
-  emailRoutes(app, { db: deps.db, relay, fromEmail: deps.config.SENDGRID_FROM_EMAIL });
   sendgridWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, publicKey: deps.config.SENDGRID_WEBHOOK_PUBLIC_KEY });
   await webRoutes(app, { root: opts.webRoot ?? deps.config.HATCH_WEB_DIR });
   return app;

@@ -1,11 +1,19 @@
 /**
  * API authentication: `Authorization: Bearer <token>` or the web UI's session cookie
- * (EventSource cannot set headers). Tokens compare in constant time. The session cookie is
- * stateless — `v1.<expiry>.<HMAC-SHA256(key derived from the API token, expiry)>` — so any
- * gateway replica verifies it without shared state, and rotating the API token ends sessions.
+ * (EventSource cannot set headers). Tokens compare in constant time.
+ *
+ * Where it applies is decided by the route that runs, never by the request's URL string:
+ * `registerAuth` adds an `onRequest` hook to the encapsulated `/api` plugin (app.ts), so it runs
+ * for exactly the routes registered there, however the client spelled the target
+ * (`/%61pi/...`, an absolute-form `http://host/api/...`). Testing the raw `req.url` here let
+ * such targets past authentication while the router still matched the API route (SECURITY.md).
+ *
+ * The session cookie is stateless and signed through @fastify/cookie (HMAC-SHA256 with a key
+ * derived from the API token): its value is `v1.<expiry>`, so any gateway replica verifies it
+ * without shared state, and rotating the API token ends every session.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from './errors.js';
 
 export const SESSION_COOKIE = 'hatch_session';
@@ -18,40 +26,39 @@ export function tokenMatches(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-function sessionKey(apiToken: string): Buffer {
-  return createHmac('sha256', apiToken).update('hatch-session-v1').digest();
+/** The session cookie's signing secret (@fastify/cookie's `secret`), derived from the API token. */
+export function sessionSecret(apiToken: string): string {
+  return createHmac('sha256', apiToken).update('hatch-session-v1').digest('base64url');
 }
 
-export function issueSession(apiToken: string, nowMs = Date.now()): string {
-  const expires = Math.floor(nowMs / 1000) + SESSION_TTL_SECONDS;
-  const mac = createHmac('sha256', sessionKey(apiToken)).update(String(expires)).digest('base64url');
-  return `v1.${expires}.${mac}`;
+/** The (unsigned) session value: `v1.<expiry in unix seconds>`. */
+export function sessionValue(nowMs = Date.now()): string {
+  return `v1.${Math.floor(nowMs / 1000) + SESSION_TTL_SECONDS}`;
 }
 
-export function sessionValid(value: string, apiToken: string, nowMs = Date.now()): boolean {
-  const m = /^v1\.(\d{1,12})\.([A-Za-z0-9_-]{43})$/.exec(value);
-  if (!m) return false;
-  const expires = Number(m[1]);
-  if (expires * 1000 < nowMs) return false;
-  const expected = createHmac('sha256', sessionKey(apiToken)).update(String(expires)).digest('base64url');
-  return timingSafeEqual(Buffer.from(m[2] as string), Buffer.from(expected));
+/** A signed session value as a browser sends it back (tests that open streams with a cookie). */
+export function signedSession(app: FastifyInstance, nowMs = Date.now()): string {
+  return app.signCookie(sessionValue(nowMs));
 }
 
-export function readCookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
-  }
-  return undefined;
+function sessionUnexpired(value: string, nowMs: number): boolean {
+  const m = /^v1\.(\d{1,12})$/.exec(value);
+  return m !== null && Number(m[1]) * 1000 >= nowMs;
 }
 
-export function sessionCookie(value: string, secure: boolean): string {
-  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${SESSION_TTL_SECONDS}${secure ? '; Secure' : ''}`;
+export function setSessionCookie(reply: FastifyReply, secure: boolean): FastifyReply {
+  return reply.setCookie(SESSION_COOKIE, sessionValue(), {
+    signed: true,
+    path: '/',
+    httpOnly: true,
+    sameSite: 'strict',
+    maxAge: SESSION_TTL_SECONDS,
+    secure,
+  });
 }
 
-export function clearedSessionCookie(secure: boolean): string {
-  return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0${secure ? '; Secure' : ''}`;
+export function clearSessionCookie(reply: FastifyReply, secure: boolean): FastifyReply {
+  return reply.clearCookie(SESSION_COOKIE, { path: '/', httpOnly: true, sameSite: 'strict', secure });
 }
 
 declare module 'fastify' {
@@ -61,25 +68,31 @@ declare module 'fastify' {
   }
 }
 
-/** Identifies the caller; throws 401 when neither a valid bearer token nor a valid session cookie is present. */
-export function authenticate(req: FastifyRequest, apiToken: string): string {
+const unauthorized = (message: string) => new HttpError('UNAUTHORIZED', message, { headers: { 'www-authenticate': 'Bearer' } });
+
+/**
+ * Identifies the caller; throws 401 when neither a valid bearer token nor a valid session
+ * cookie is present. A malformed header or cookie is a 401 like a wrong one, never a 5xx.
+ */
+export function authenticate(req: FastifyRequest, apiToken: string, nowMs = Date.now()): string {
   const header = req.headers.authorization;
   if (header !== undefined) {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const m = /^Bearer +([\x21-\x7e]{1,1024}) *$/i.exec(header);
     if (m && tokenMatches(m[1] as string, apiToken)) return 'token:bootstrap';
-    throw new HttpError('UNAUTHORIZED', 'invalid API token', { headers: { 'www-authenticate': 'Bearer' } });
+    throw unauthorized('invalid API token');
   }
-  const cookie = readCookie(req.headers.cookie, SESSION_COOKIE);
-  if (cookie && sessionValid(cookie, apiToken)) return 'token:bootstrap';
-  throw new HttpError('UNAUTHORIZED', 'authentication required: send Authorization: Bearer <token>', { headers: { 'www-authenticate': 'Bearer' } });
+  const raw = req.cookies[SESSION_COOKIE];
+  if (raw !== undefined) {
+    const { valid, value } = req.unsignCookie(raw);
+    if (valid && value !== null && sessionUnexpired(value, nowMs)) return 'token:bootstrap';
+    throw unauthorized('session expired or invalid: sign in again');
+  }
+  throw unauthorized('authentication required: send Authorization: Bearer <token>');
 }
 
-/** Every /api/* route needs auth except the login itself. */
-export function registerAuth(app: FastifyInstance, apiToken: string): void {
-  app.addHook('onRequest', async (req) => {
-    const path = req.url.split('?')[0] ?? '';
-    if (!path.startsWith('/api/') && path !== '/api') return;
-    if (path === '/api/session' && req.method === 'POST') return;
+/** Authenticates every request routed to `scope` (the `/api` plugin; app.ts). */
+export function registerAuth(scope: FastifyInstance, apiToken: string): void {
+  scope.addHook('onRequest', async (req) => {
     req.principal = authenticate(req, apiToken);
   });
 }

@@ -99,8 +99,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
     return reply.code(500).send(errorBody('INTERNAL_ERROR', 'internal error'));
   });
 
-  app.setNotFoundHandler((req, reply) => {
-    const path = req.url.split('?')[0] ?? '/';
-    reply.code(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${path}`));
-  });
+  app.setNotFoundHandler(notFound);
+}
+
+/** 404 in the contract's shape (the root's and the `/api` plugin's not-found handler). */
+export function notFound(req: FastifyRequest, reply: FastifyReply): void {
+  const path = req.url.split('?')[0] ?? '/';
+  void reply.code(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${path}`));
 }

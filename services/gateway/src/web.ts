@@ -39,9 +39,9 @@ export async function webRoutes(app: FastifyInstance, opts: { root?: string } = 
 
   app.get('/', (_req, reply) => sendIndex(reply));
   app.get('/*', (req, reply) => {
-    const url = req.url.split('?')[0] ?? '/';
-    if (RESERVED.test(url)) return reply.callNotFound();
+    // The router's decoded path, not the raw target: `/%61pi/x` or `//api/x` is reserved too.
     const rel = (req.params as { '*': string })['*'];
+    if (RESERVED.test(`/${rel.replace(/^\/+/, '')}`)) return reply.callNotFound();
     if (rel.startsWith('assets/')) {
       // Content-hashed names: a changed file gets a new name.
       return reply.sendFile(rel, { maxAge: 365 * 24 * 3600 * 1000, immutable: true });

@@ -13,7 +13,7 @@ import { createTestDb, freePort, spawnNats, spawnService, testNats, waitFor, typ
 import type { Db } from '@hatch/db';
 import { build } from '../src/app.js';
 import { parseGatewayConfig } from '../src/config.js';
-import { issueSession, SESSION_COOKIE } from '../src/auth.js';
+import { signedSession, SESSION_COOKIE } from '../src/auth.js';
 import { RealtimeHub } from '../src/realtime/hub.js';
 import { startBridge, TEST_TOKEN } from './helpers.js';
 import { openSse, type SseClient } from './sse-client.js';
@@ -102,7 +102,7 @@ t.test('two clients on two gateway replicas both receive every event, in order, 
   const unauth = await a.app.inject({ method: 'GET', url: '/api/events', headers: { accept: 'text/event-stream' } });
   t.equal(unauth.statusCode, 401);
   const c1 = await openSse(`${a.url}/api/events`, AUTH);
-  const c2 = await openSse(`${b.url}/api/events`, { cookie: `${SESSION_COOKIE}=${issueSession(TEST_TOKEN)}` });
+  const c2 = await openSse(`${b.url}/api/events`, { cookie: `${SESSION_COOKIE}=${signedSession(b.app)}` });
   for (const c of [c1, c2]) {
     t.equal(c.status, 200);
     t.match(c.headers['content-type'], /^text\/event-stream/);

@@ -50,7 +50,7 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
   });
 
   app.get(
-    '/api/events',
+    '/events',
     { sse: 'only', schema: { querystring: EventsQuery } },
     async (req, reply) => {
       const q = req.query as { conversation_id?: string; lastEventId?: string; lastEventID?: string };

@@ -62,7 +62,7 @@ export function emailRoutes(app: FastifyInstance, deps: EmailRouteDeps): void {
   const { db } = deps;
 
   app.post<{ Body: SendEmailBody }>(
-    '/api/send_email',
+    '/send_email',
     {
       // Attachments (≤ 20 MB decoded, base64 in JSON) need more than the global 64 KiB.
       bodyLimit: SEND_EMAIL_BODY_LIMIT_BYTES,
@@ -109,7 +109,7 @@ export function emailRoutes(app: FastifyInstance, deps: EmailRouteDeps): void {
     },
   );
 
-  app.get<{ Querystring: PageQuery }>('/api/emails', { schema: { querystring: PageQuery, response: { 200: EmailPage } } }, async (req) => {
+  app.get<{ Querystring: PageQuery }>('/emails', { schema: { querystring: PageQuery, response: { 200: EmailPage } } }, async (req) => {
     const limit = req.query.limit ?? 50;
     const rows = await listEmails(db.db, { limit: limit + 1, before: decodeCursor(req.query.before) });
     const page = rows.slice(0, limit);
@@ -117,7 +117,7 @@ export function emailRoutes(app: FastifyInstance, deps: EmailRouteDeps): void {
     return { emails: page.map(toApiEmail), next_cursor: rows.length > limit && tail ? encodeCursor({ at: tail.created_at, id: tail.id }) : null };
   });
 
-  app.get<{ Params: { id: string } }>('/api/emails/:id', { schema: { params: IdParam, response: { 200: EmailWithTimeline } } }, async (req) => {
+  app.get<{ Params: { id: string } }>('/emails/:id', { schema: { params: IdParam, response: { 200: EmailWithTimeline } } }, async (req) => {
     if (!isUuid(req.params.id)) {
       throw new HttpError('INVALID_REQUEST', 'params.id must be an email id (a UUID)', { details: [{ field: 'params.id', message: 'must be an email id (a UUID)' }] });
     }

@@ -71,7 +71,7 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
   const { db } = deps;
 
   app.post<{ Body: SendMessageBody }>(
-    '/api/send_message',
+    '/send_message',
     { schema: { body: SendMessageBody, response: { 202: SendMessageResponse, '4xx': ErrorBody } }, config: { idempotent: true } },
     async (req, reply) => {
       const problems: ErrorDetail[] = [];
@@ -128,7 +128,7 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
   );
 
   app.get<{ Querystring: PageQuery }>(
-    '/api/conversations',
+    '/conversations',
     { schema: { querystring: PageQuery, response: { 200: ConversationPage } } },
     async (req) => {
       const limit = req.query.limit ?? 50;
@@ -154,7 +154,7 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
   );
 
   app.get<{ Params: { id: string }; Querystring: PageQuery }>(
-    '/api/conversation/:id/messages',
+    '/conversation/:id/messages',
     { schema: { params: IdParam, querystring: PageQuery, response: { 200: MessagePage } } },
     async (req) => {
       const id = parseId(req.params.id, 'conversation');
@@ -169,7 +169,7 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
   );
 
   app.get<{ Params: { id: string } }>(
-    '/api/messages/:id',
+    '/messages/:id',
     { schema: { params: IdParam, response: { 200: MessageWithTimeline } } },
     async (req) => {
       const id = parseId(req.params.id, 'message');
@@ -181,7 +181,7 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
   );
 
   app.post<{ Params: { id: string } }>(
-    '/api/messages/:id/retry',
+    '/messages/:id/retry',
     { schema: { params: IdParam, response: { 202: RetryResponse } }, config: { idempotent: true } },
     async (req, reply) => {
       const id = parseId(req.params.id, 'message');

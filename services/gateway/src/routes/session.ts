@@ -1,19 +1,32 @@
 import type { FastifyInstance } from 'fastify';
 import { ErrorBody, SessionBody } from '@hatch/contracts';
-import { clearedSessionCookie, issueSession, sessionCookie, tokenMatches } from '../auth.js';
+import { clearSessionCookie, setSessionCookie, tokenMatches } from '../auth.js';
 import { HttpError } from '../errors.js';
 
-/** The web UI's login / logout: an HttpOnly, SameSite=Strict session cookie. */
-export function sessionRoutes(app: FastifyInstance, deps: { apiToken: string; secureCookies: boolean }): void {
+export interface SessionRouteDeps {
+  apiToken: string;
+  secureCookies: boolean;
+}
+
+/**
+ * POST /api/session: the web UI's login, the one `/api` route outside the authenticating
+ * plugin (app.ts registers it on the root instance). Sets an HttpOnly, SameSite=Strict,
+ * signed session cookie.
+ */
+export function loginRoute(app: FastifyInstance, deps: SessionRouteDeps): void {
   app.post<{ Body: SessionBody }>(
     '/api/session',
     { schema: { body: SessionBody, response: { 401: ErrorBody } } },
     async (req, reply) => {
       if (!tokenMatches(req.body.token, deps.apiToken)) throw new HttpError('UNAUTHORIZED', 'wrong token');
-      return reply.header('set-cookie', sessionCookie(issueSession(deps.apiToken), deps.secureCookies)).code(204).send();
+      return setSessionCookie(reply, deps.secureCookies).code(204).send();
     },
   );
-  app.delete('/api/session', async (_req, reply) => {
-    return reply.header('set-cookie', clearedSessionCookie(deps.secureCookies)).code(204).send();
+}
+
+/** DELETE /api/session (inside the `/api` plugin, so authenticated): clears the cookie. */
+export function logoutRoute(api: FastifyInstance, deps: SessionRouteDeps): void {
+  api.delete('/session', async (_req, reply) => {
+    return clearSessionCookie(reply, deps.secureCookies).code(204).send();
   });
 }
