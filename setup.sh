@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Hatch setup (contract.md "Commands"): from a fresh clone to a running Hatch.
+# Hatch setup (README.md "Commands"): from a fresh clone to a running Hatch.
 #
 #   ./setup.sh [--yes] [--no-start]   checks Node and pnpm, installs dependencies, finds PostgreSQL
-#                                     and NATS, writes .env and .secrets/, applies migrations, starts
-#                                     every service in the background, prints the login link
+#                                     and NATS, writes .env and .secrets/, builds (`pnpm build`, when
+#                                     its output is missing or stale), applies migrations, starts
+#                                     every service from its build in the background, prints the
+#                                     login link. --no-start stops after the migrations.
 #   ./setup.sh stop                   stops what setup started
 #
 # --yes, or no terminal: every default, no question. Re-running is safe: an existing .env and the
@@ -37,6 +39,7 @@ SETUP_LOG="$LOG_DIR/setup.log"
 SECRETS_DIR="$ROOT/.secrets"
 TOKEN_FILE="$SECRETS_DIR/hatch_api_token"
 PG_PASSWORD_FILE="$SECRETS_DIR/postgres_password"
+SG_SIGNING_KEY_FILE="$SECRETS_DIR/sendgrid_webhook_signing_key" # the emulator's (development)
 ENV_FILE="$ROOT/.env"
 READY_TIMEOUT=60
 STOP_TIMEOUT=15 # the runner's own bound is 10 s
@@ -59,9 +62,25 @@ else
   C_BOLD='' C_DIM='' C_RED='' C_GREEN='' C_YELLOW='' C_CYAN='' C_OFF=''
 fi
 STEP=0
+STEP_START_US=0
+now_us() { # sets NOW_US: microseconds (EPOCHREALTIME, bash 5; whole seconds on older bash)
+  if [ -n "${EPOCHREALTIME:-}" ]; then NOW_US=${EPOCHREALTIME/[.,]/}; else NOW_US=$((SECONDS * 1000000)); fi
+}
+# step_done: ends the current step with its duration ("done in 2.3 s")
+step_done() {
+  [ "$STEP" -gt 0 ] && [ "$STEP_START_US" -gt 0 ] || return 0
+  local ms
+  now_us
+  ms=$(((NOW_US - STEP_START_US) / 1000))
+  printf '      %sdone in %d.%d s%s\n' "$C_DIM" $((ms / 1000)) $((ms % 1000 / 100)) "$C_OFF"
+  STEP_START_US=0
+}
 step() {
+  step_done
   STEP=$((STEP + 1))
   printf '%s[%d/%d]%s %s%s%s\n' "$C_CYAN" "$STEP" "$TOTAL_STEPS" "$C_OFF" "$C_BOLD" "$*" "$C_OFF"
+  now_us
+  STEP_START_US=$NOW_US
 }
 ok() { printf '      %sok%s %s\n' "$C_GREEN" "$C_OFF" "$*"; }
 note() { printf '      %s%s%s\n' "$C_DIM" "$*" "$C_OFF"; }
@@ -233,6 +252,32 @@ random_hex() {
 
 # Exports the settings of .env the environment does not already have, parsed by the same code
 # as `pnpm start` (scripts/start.mjs), so both read .env alike.
+# Development: the provider emulator signs its SendGrid events with a P-256 key kept in .secrets/
+# (made once); prints its public half (base64 DER), the gateway's SENDGRID_WEBHOOK_PUBLIC_KEY,
+# so development needs no unsigned mode.
+dev_sendgrid_public_key() {
+  (umask 077 && node --input-type=module -e '
+    import fs from "node:fs";
+    import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
+    const file = process.argv[1];
+    if (!fs.existsSync(file) || fs.statSync(file).size === 0) {
+      const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+      fs.writeFileSync(file, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
+    }
+    process.stdout.write(createPublicKey(createPrivateKey(fs.readFileSync(file))).export({ type: "spki", format: "der" }).toString("base64"));
+  ' "$SG_SIGNING_KEY_FILE")
+}
+
+# The .env lines that hand the gateway the emulator's SendGrid key.
+dev_sendgrid_env() {
+  local public_key
+  public_key=$(dev_sendgrid_public_key) || die "could not make the provider emulator's SendGrid signing key"
+  printf '# SendGrid event signatures: the provider emulator signs with the private key in .secrets/,\n'
+  printf '# the gateway checks with its public half (pnpm start; docker compose --profile dev). With\n'
+  printf "# real SendGrid, put the verification key SendGrid shows here instead.\n"
+  printf 'EMULATOR_SENDGRID_SIGNING_KEY_FILE=%s\nSENDGRID_WEBHOOK_PUBLIC_KEY=%s\n' "$SG_SIGNING_KEY_FILE" "$public_key"
+}
+
 load_env() {
   [ -f "$ENV_FILE" ] || return 0
   local out kv
@@ -386,23 +431,27 @@ if [ "$CMD" = stop ]; then
   exit 0
 fi
 
-mkdir -p "$LOG_DIR"
-: >"$SETUP_LOG"
-
 # ------------------------------------------------------------------------------------------------
 step "Prerequisites"
 
+# Node first, before anything is written: a missing or old Node stops setup with one line.
 if ! command -v node >/dev/null 2>&1; then
   die "Node.js $NODE_MAJOR_MIN or newer is required and was not found. Install it from https://nodejs.org/en/download (or your package manager: e.g. 'apt-get install nodejs' on Debian 13, NodeSource or nvm elsewhere), then run ./setup.sh again."
 fi
-node_version=$(node -p 'process.versions.node')
+node_version=$(node -p 'process.versions.node' 2>/dev/null) || node_version=''
+if ! [[ "$node_version" =~ ^[0-9]+\. ]]; then
+  die "Node.js at $(command -v node) does not run ('node -p process.versions.node' failed): reinstall Node.js $NODE_MAJOR_MIN or newer (https://nodejs.org/en/download, nvm, or your package manager) and run ./setup.sh again."
+fi
 if [ "${node_version%%.*}" -lt "$NODE_MAJOR_MIN" ]; then
   die "Node.js $NODE_MAJOR_MIN or newer is required; found $node_version ($(command -v node)). Upgrade it (https://nodejs.org/en/download, nvm, or your package manager) and run ./setup.sh again."
 fi
 ok "Node.js $node_version"
 
+mkdir -p "$LOG_DIR"
+: >"$SETUP_LOG"
+
 # Asked outside the repository: pnpm 10 would otherwise try to switch to the pinned version itself,
-# which fails on registries without signatures (conventions.md).
+# which fails on registries without signatures (docs/architecture.md#known-traps).
 pnpm_version=$( (cd / && pnpm -v) 2>/dev/null || true)
 if [ "$pnpm_version" != "$PNPM_VERSION" ]; then
   if [ -n "$pnpm_version" ]; then
@@ -632,6 +681,7 @@ if [ "$ENV_MODE" != keep ]; then
       printf '# For real ones run ./setup.sh again and choose production, or set TWILIO_ACCOUNT_SID,\n'
       printf '# TWILIO_PHONE_NUMBER, SENDGRID_FROM_EMAIL here and TWILIO_AUTH_TOKEN_FILE /\n'
       printf '# SENDGRID_API_KEY_FILE pointing to files in .secrets/ (mode 600).\n'
+      dev_sendgrid_env
     fi
   } >"$tmp_env"
   chmod 644 "$tmp_env"
@@ -655,25 +705,49 @@ else
     export HATCH_API_TOKEN_FILE="$TOKEN_FILE"
     note "added HATCH_API_TOKEN_FILE to .env"
   fi
+  # An emulated SendGrid without a key: the gateway refuses unsigned events, so hand it the emulator's.
+  if [ -z "${SENDGRID_API_KEY:-}${SENDGRID_API_KEY_FILE:-}${SENDGRID_WEBHOOK_PUBLIC_KEY:-}" ] && [ "${SENDGRID_WEBHOOK_ALLOW_UNSIGNED:-}" != true ]; then
+    sg_lines=$(dev_sendgrid_env)
+    printf '\n# added by ./setup.sh\n%s\n' "$sg_lines" >>"$ENV_FILE"
+    load_env
+    note "added the provider emulator's SendGrid key to .env"
+  fi
 fi
 ok ".secrets/ (700, files 600)"
 
 # ------------------------------------------------------------------------------------------------
-step "Web UI"
+step "Build"
 
-# The services run from source (`pnpm start`); the UI is the one part served as built files.
-if [ -f "$ROOT/web/package.json" ]; then
-  # up to date when web/dist/index.html is newer than every source of the UI and its shared contracts
-  if [ -f "$ROOT/web/dist/index.html" ] &&
-    [ -z "$(find "$ROOT/web" "$ROOT/packages/contracts/src" -path "$ROOT/web/dist" -prune -o -path "$ROOT/web/node_modules" -prune -o -type f -newer "$ROOT/web/dist/index.html" -print -quit)" ]; then
-    ok "web UI up to date (web/dist)"
-  else
-    spin "building the web UI (pnpm --filter @hatch/web build)" pnpm --filter @hatch/web build ||
-      die "the web UI did not build (see ${SETUP_LOG#"$ROOT"/})"
-    ok "web UI built (web/dist)"
+# Hatch starts from what `pnpm build` makes, as containers do: each service's one-file bundle
+# (services/<name>/dist/main.js, scripts/bundle.mjs: 61-82 MB each, where tsx from source takes
+# 115-166 MB) and the web UI the gateway serves (web/dist). `pnpm start` stays the from-source
+# mode for development. Built again when an output is missing or a source it is made from (the
+# packages, the services, the UI, the lockfile, the bundler) is newer; tests are not sources.
+build_outputs=()
+for main_ts in "$ROOT"/services/*/src/main.ts; do build_outputs+=("${main_ts%/src/main.ts}/dist/main.js"); done
+if [ -f "$ROOT/web/package.json" ]; then build_outputs+=("$ROOT/web/dist/index.html"); else note "no web/ in this checkout: the API works, the UI is not served"; fi
+build_stale='' # why the build runs; empty: up to date
+for out in "${build_outputs[@]}"; do
+  if [ ! -f "$out" ]; then
+    build_stale="${out#"$ROOT"/} is missing"
+    break
   fi
+  newer=$(find "$ROOT/packages" "$ROOT/services" "$ROOT/web" "$ROOT/pnpm-lock.yaml" "$ROOT/scripts/bundle.mjs" \
+    \( -name node_modules -o -name dist -o -name test \) -prune -o -type f -newer "$out" -print -quit 2>/dev/null || true)
+  if [ -n "$newer" ]; then
+    build_stale="${newer#"$ROOT"/} changed since ${out#"$ROOT"/} was built"
+    break
+  fi
+done
+if [ -z "$build_stale" ]; then
+  ok "build up to date (services/*/dist, web/dist)"
 else
-  note "no web/ in this checkout: the API works, the UI is not served"
+  note "$build_stale"
+  if ! spin "pnpm build (log: ${SETUP_LOG#"$ROOT"/})" pnpm build; then
+    tail -n 20 "$SETUP_LOG" >&2
+    die "pnpm build failed (full log: ${SETUP_LOG#"$ROOT"/})"
+  fi
+  ok "built: services/*/dist/main.js, web/dist"
 fi
 
 # ------------------------------------------------------------------------------------------------
@@ -691,7 +765,8 @@ ok "$(printf '%s\n' "$migrate_out" | grep '^migrate: ' | tail -n 1 | sed 's/^mig
 step "Start"
 
 if [ "$NO_START" = 1 ]; then
-  note "skipped (--no-start). Start everything with: pnpm start"
+  note "skipped (--no-start). Start everything with: ./setup.sh (from the build), or pnpm start (from source)"
+  step_done
   exit 0
 fi
 
@@ -708,12 +783,14 @@ fi
 HATCH_LOG="$LOG_DIR/hatch.log"
 printf '\n==== %s ./setup.sh starts Hatch ====\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$HATCH_LOG"
 rm -f "$PID_FILE"
-# What `pnpm start` runs, without pnpm in between so signals reach the runner directly. Its own
-# session: closing this terminal does not stop it, `./setup.sh stop` does.
+# The runner of `pnpm start` (provider emulator wiring, prefixed logs, graceful stop), with --dist:
+# every service from the bundle built above (`node services/<name>/dist/main.js`), not from source.
+# No pnpm in between, so signals reach the runner directly. Its own session: closing this
+# terminal does not stop it, `./setup.sh stop` does.
 if command -v setsid >/dev/null 2>&1; then
-  HATCH_PID_FILE="$PID_FILE" setsid node scripts/start.mjs >>"$HATCH_LOG" 2>&1 </dev/null &
+  HATCH_PID_FILE="$PID_FILE" setsid node scripts/start.mjs --dist >>"$HATCH_LOG" 2>&1 </dev/null &
 else
-  HATCH_PID_FILE="$PID_FILE" nohup node scripts/start.mjs >>"$HATCH_LOG" 2>&1 </dev/null &
+  HATCH_PID_FILE="$PID_FILE" nohup node scripts/start.mjs --dist >>"$HATCH_LOG" 2>&1 </dev/null &
 fi
 launcher=$!
 
@@ -730,7 +807,8 @@ until http_ok "http://127.0.0.1:$PORT_VALUE/readyz"; do
   fi
   sleep 0.5
 done
-ok "every service started (pid $(runner_pid || echo "$launcher"))"
+ok "every service started from its build (runner pid $(runner_pid || echo "$launcher"))"
+step_done
 
 if [ -n "${HATCH_API_TOKEN:-}" ]; then token=$HATCH_API_TOKEN; else token=$(head -n 1 "${HATCH_API_TOKEN_FILE:-$TOKEN_FILE}"); fi
 printf '\n%sHatch is running.%s\n' "$C_BOLD$C_GREEN" "$C_OFF"

@@ -8,6 +8,9 @@
  *   node scripts/start.mjs                  gateway, sms-sender, email-sender, realtime-bridge
  *                                           (+ provider-emulator when a provider has no credentials)
  *   node scripts/start.mjs gateway sms-sender   only these
+ *   node scripts/start.mjs --dist [names]   the same from the bundles `pnpm build` makes
+ *                                           (`node services/<name>/dist/main.js`, what containers
+ *                                           run): what ./setup.sh starts, lighter than tsx
  *
  * Settings: the environment, then `.env` at the repository root for what the environment does not
  * set (relative `*_FILE` paths in `.env` are resolved against the repository root, so a service
@@ -16,8 +19,9 @@
  * Providers: when neither TWILIO_ACCOUNT_SID nor TWILIO_AUTH_TOKEN (or their `_FILE`) is set, the
  * provider emulator stands in for Twilio; when SENDGRID_API_KEY is unset, for SendGrid. The runner
  * then hands the services the emulator's URL and development credentials (scripts/dev-providers.mjs)
- * and generates a fresh P-256 key pair: the emulator signs SendGrid events with the private key,
- * the gateway verifies them with the public one.
+ * and a P-256 key pair: the emulator signs SendGrid events with the private key, the gateway
+ * verifies them with the public one (it refuses unsigned events). The pair is the configured
+ * EMULATOR_SENDGRID_SIGNING_KEY(_FILE) (./setup.sh writes one), else a fresh one per launch.
  *
  * Stopping: Ctrl+C / SIGTERM / SIGHUP → SIGTERM to every child; exit 0 once all exited cleanly.
  * A child still running after 10 s is killed (SIGKILL) and the runner exits 1; a second signal
@@ -30,7 +34,7 @@
  * service list (no provider logic).
  */
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -84,7 +88,20 @@ export function withDotenv(env, file = path.join(ROOT, '.env')) {
 
 const isSet = (env, name) => Boolean(env[name] || env[`${name}_FILE`]);
 
-export function serviceCommand(name) {
+/** The emulator's SendGrid signing key: the configured one (a PEM, one-line "\\n" too), else a new one. */
+function emulatorSigningKey(env) {
+  const file = env.EMULATOR_SENDGRID_SIGNING_KEY_FILE;
+  const pem = env.EMULATOR_SENDGRID_SIGNING_KEY || (file ? fs.readFileSync(file, 'utf8') : '');
+  return pem ? createPrivateKey(pem.replace(/\\n/g, '\n')) : generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+}
+
+/**
+ * From source through tsx (`pnpm start`, for development), or with `dist` from the bundle
+ * scripts/bundle.mjs wrote (each service's package.json `start`): one file, no TypeScript loader,
+ * 61-82 MB each instead of 115-166 MB from source (issue 15).
+ */
+export function serviceCommand(name, { dist = false } = {}) {
+  if (dist) return { cmd: process.execPath, args: [path.join('services', name, 'dist', 'main.js')] };
   return {
     cmd: process.execPath,
     args: ['--conditions=@hatch/source', '--import', 'tsx', path.join('services', name, 'src', 'main.ts')],
@@ -95,15 +112,16 @@ export function serviceCommand(name) {
  * The services to run and each one's environment. `only` limits the list (names as in
  * CORE_SERVICES / EMULATOR). Returns `notes`: lines the runner prints about its choices.
  */
-export function planServices(baseEnv, { only = [] } = {}) {
+export function planServices(baseEnv, { only = [], dist = false } = {}) {
   const env = { ...baseEnv };
   const notes = [];
   const extra = {};
   const port = env.PORT || '5002';
   const publicUrl = (env.PUBLIC_URL || `http://localhost:${port}`).replace(/\/+$/, '');
 
-  if (env.HEALTH_PORT) {
+  if (env.HEALTH_PORT && env.HEALTH_PORT !== '0') {
     // One HEALTH_PORT for three workers would collide; each has its own default (9101-9103).
+    // 0 (any free port, each its own) cannot collide: tests use it to stay off the defaults.
     notes.push(`HEALTH_PORT=${env.HEALTH_PORT} ignored: it is per process; workers use their defaults 9101-9103`);
     delete env.HEALTH_PORT;
   }
@@ -117,7 +135,7 @@ export function planServices(baseEnv, { only = [] } = {}) {
   if (emulated) {
     const emuPort = env.EMULATOR_PORT || String(DEV_PROVIDERS.emulatorPort);
     const emuUrl = `http://127.0.0.1:${emuPort}`;
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const privateKey = emulatorSigningKey(env);
     extra[EMULATOR] = {
       EMULATOR_PORT: emuPort,
       EMULATOR_TWILIO_ACCOUNT_SID: DEV_PROVIDERS.twilio.accountSid,
@@ -145,7 +163,7 @@ export function planServices(baseEnv, { only = [] } = {}) {
         SENDGRID_API_KEY: DEV_PROVIDERS.sendgrid.apiKey,
         SENDGRID_FROM_EMAIL: env.SENDGRID_FROM_EMAIL || DEV_PROVIDERS.sendgrid.fromEmail,
       });
-      extra.gateway = { SENDGRID_WEBHOOK_PUBLIC_KEY: publicKey.export({ type: 'spki', format: 'der' }).toString('base64') };
+      extra.gateway = { SENDGRID_WEBHOOK_PUBLIC_KEY: createPublicKey(privateKey).export({ type: 'spki', format: 'der' }).toString('base64') };
       notes.push(`SendGrid: provider emulator at ${emuUrl} (no SENDGRID_API_KEY set)`);
     } else notes.push('SendGrid: real (credentials set)');
   }
@@ -155,7 +173,7 @@ export function planServices(baseEnv, { only = [] } = {}) {
   const unknown = only.filter((n) => !known.includes(n));
   if (unknown.length) throw new Error(`unknown service ${unknown.map((n) => `"${n}"`).join(', ')} (known: ${known.join(', ')})`);
   const names = only.length ? all.filter((n) => only.includes(n)) : all;
-  const services = names.map((name) => ({ name, ...serviceCommand(name), env: { ...env, ...extra[name] } }));
+  const services = names.map((name) => ({ name, ...serviceCommand(name, { dist }), env: { ...env, ...extra[name] } }));
   return { services, notes };
 }
 
@@ -309,10 +327,12 @@ async function main() {
   if (env.HATCH_START_SERVICES) {
     services = JSON.parse(env.HATCH_START_SERVICES).map((s) => ({ ...s, env: { ...env, ...s.env } }));
   } else {
-    ({ services, notes } = planServices(env, { only: process.argv.slice(2) }));
+    const args = process.argv.slice(2);
+    const dist = args.includes('--dist');
+    ({ services, notes } = planServices(env, { only: args.filter((a) => a !== '--dist'), dist }));
     const missing = services.filter((s) => !fs.existsSync(path.join(ROOT, s.args.at(-1))));
     if (missing.length) {
-      throw new Error(`missing entry file ${missing.map((s) => s.args.at(-1)).join(', ')} (is the checkout complete?)`);
+      throw new Error(`missing entry file ${missing.map((s) => s.args.at(-1)).join(', ')} (${dist ? 'run pnpm build first' : 'is the checkout complete?'})`);
     }
   }
   const boundMs = Number(env.HATCH_START_SHUTDOWN_MS) > 0 ? Number(env.HATCH_START_SHUTDOWN_MS) : SHUTDOWN_BOUND_MS;

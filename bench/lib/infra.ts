@@ -53,7 +53,7 @@ export async function createBenchDb(): Promise<BenchDb> {
   return { name, url, drop };
 }
 
-/** Same table shape as performance.md B1, one plain and one with a per-row pg_notify trigger. */
+/** The raw-limit tables of P1 and P3 (bench/README.md): one plain, one with a per-row pg_notify trigger. */
 export async function createRawTables(url: string): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {

@@ -61,7 +61,13 @@ export function serviceEnv(name: ServiceName, o: StackEnvOpts): Record<string, s
         PUBLIC_URL: gw,
         HATCH_API_TOKEN: TOKEN,
         HATCH_RATE_LIMIT_PER_MINUTE: '1000000000',
+        // every status callback comes from the one local emulator (P2's goal, 3,000 SMS/s, is 6,000 a second)
+        HATCH_WEBHOOK_RATE_LIMIT_PER_MINUTE: '1000000000',
+        // the spend guard's default 10,000 SMS a day is a few seconds of the send scenarios
+        HATCH_SMS_DAILY_LIMIT: '1000000000',
         HATCH_SSE_MAX_CLIENTS: '100000',
+        // every bench SSE client streams with the one bench token (P4 1k clients, P5 up to 50k)
+        HATCH_SSE_MAX_CLIENTS_PER_PRINCIPAL: '100000',
         TWILIO_ACCOUNT_SID: TWILIO.sid,
         TWILIO_AUTH_TOKEN: TWILIO.token,
         TWILIO_PHONE_NUMBER: TWILIO.phone,

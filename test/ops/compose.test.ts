@@ -2,10 +2,14 @@
  * docker-compose.yaml (issue 9): validated by Docker Compose itself (`docker-compose config`,
  * Debian's), then its invariants checked on the resolved model.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { REPO_ROOT } from '@hatch/testing';
+import { freePort, REPO_ROOT, waitFor } from '@hatch/testing';
 import { requireTool, run, yamlDocs, type Doc } from './tools.js';
 
 const HATCH = ['gateway', 'sms-sender', 'email-sender', 'realtime-bridge'];
@@ -77,6 +81,80 @@ t.test('the gateway scales behind an SSE-safe proxy', async (t) => {
   t.match(conf, /resolver 127\.0\.0\.11/, 're-resolves gateway replicas');
 });
 
+t.test('the bundled nginx does not route /metrics in any spelling (scraped on the pod), and proxies the rest', async (t) => {
+  const nginx = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => fs.existsSync(p));
+  if (!nginx) throw new Error("nginx is not installed (pnpm test's preflight, scripts/test-tools.mjs, installs it)");
+  // A stand-in gateway that records every request nginx passes on.
+  const seen: string[] = [];
+  const upstream = http.createServer((req, res) => {
+    seen.push(req.url ?? '');
+    res.end('from the gateway');
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => upstream.close(() => r())));
+  const upstreamPort = (upstream.address() as AddressInfo).port;
+
+  // deploy/nginx.conf as compose runs it, but on free local ports, in a directory of its own.
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hatch-nginx-conf-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  let conf = fs.readFileSync(path.join(REPO_ROOT, 'deploy/nginx.conf'), 'utf8');
+  const swaps: Array<[RegExp, string]> = [
+    [/listen 8080;/, `listen 127.0.0.1:${port};`],
+    [/set \$gateway http:\/\/gateway:5002;/, `set $gateway http://127.0.0.1:${upstreamPort};`],
+    [/worker_processes auto;/, `daemon off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;`],
+    [/worker_connections \d+;/, 'worker_connections 64;'],
+    [/http \{/, `http { client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;`],
+  ];
+  for (const [from, to] of swaps) {
+    t.match(conf, from, `deploy/nginx.conf still has ${from}`);
+    conf = conf.replace(from, to);
+  }
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  const child = spawn(nginx, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+  // The request target goes on the wire as written (fetch would normalise it).
+  const get = (target: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: target, method: 'GET', headers: { host: 'hatch.example.com' }, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
+      return get('/healthz').then(
+        (r) => r.status === 200,
+        () => false,
+      );
+    },
+    { timeoutMs: 10_000, message: 'nginx listening' },
+  );
+
+  for (const target of ['/metrics', '/metrics/', '/metrics?format=prometheus', '//metrics', '/%6Detrics', '/%6detrics', '/./metrics', '/api/../metrics', '/metrics;x', 'http://anything/metrics', 'http://gateway:5002/metrics']) {
+    const r = await get(target);
+    t.equal(r.status, 404, `${target} → 404 at the proxy`);
+  }
+  t.same(seen, [], 'none of them reached the gateway');
+  for (const target of ['/', '/api/conversations', '/webhooks/twilio/status', '/readyz']) {
+    const r = await get(target);
+    t.equal(r.body, 'from the gateway', `${target} is proxied`);
+  }
+  t.equal(seen.length, 4);
+});
+
 t.test('the image: multi-stage, prod-only deploy, non-root, healthcheck, no secrets', async (t) => {
   const df = fs.readFileSync(path.join(REPO_ROOT, 'Dockerfile'), 'utf8');
   t.ok((df.match(/^FROM /gm) ?? []).length >= 2, 'multi-stage');
@@ -86,4 +164,18 @@ t.test('the image: multi-stage, prod-only deploy, non-root, healthcheck, no secr
   t.notMatch(df, /(TOKEN|PASSWORD|API_KEY)=/, 'no secret in the image');
   const ignore = fs.readFileSync(path.join(REPO_ROOT, '.dockerignore'), 'utf8');
   for (const p of ['.secrets', '.env', '**/node_modules']) t.ok(ignore.split('\n').includes(p), `.dockerignore has ${p}`);
+});
+
+t.test('dev profile: the emulator signs SendGrid events with a key from .secrets/, whose public half the gateway takes from .env (issue 14: no unsigned mode)', async (t) => {
+  const c = await resolved(['--profile', 'dev']);
+  const emu = c.services['provider-emulator'];
+  t.equal(emu.environment.EMULATOR_SENDGRID_SIGNING_KEY_FILE, '/run/secrets/sendgrid_webhook_signing_key');
+  t.ok(
+    (emu.secrets as Array<{ source: string }>).some((s) => s.source === 'sendgrid_webhook_signing_key'),
+    'mounted as a compose secret',
+  );
+  t.ok(c.secrets.sendgrid_webhook_signing_key.file.endsWith('.secrets/sendgrid_webhook_signing_key'), 'the file ./setup.sh writes');
+  const setup = fs.readFileSync(path.join(REPO_ROOT, 'setup.sh'), 'utf8');
+  t.match(setup, /SG_SIGNING_KEY_FILE="\$SECRETS_DIR\/sendgrid_webhook_signing_key"/, 'setup.sh writes that file');
+  t.ok('SENDGRID_WEBHOOK_PUBLIC_KEY' in c.services.gateway.environment, "the gateway's key comes from .env");
 });

@@ -68,6 +68,27 @@ for (const overlay of ['dev', 'prod']) {
     t.ok(Number(a['nginx.ingress.kubernetes.io/proxy-read-timeout']) >= 3600, 'long read timeout');
     t.equal(ing?.spec.rules[0].http.paths[0].backend.service.name, 'gateway');
   });
+
+  t.test(`${overlay}: /metrics is not reachable through the Ingress (scraped on the pod)`, async (t) => {
+    const docs = await render(overlay);
+    const ingresses = byKind(docs, 'Ingress');
+    const denied = (ing: Doc) => {
+      const ranges = String(ing.metadata.annotations?.['nginx.ingress.kubernetes.io/denylist-source-range'] ?? '').split(',').map((r) => r.trim());
+      return ranges.includes('0.0.0.0/0') && ranges.includes('::/0');
+    };
+    const routes = ingresses.flatMap((ing) => (ing.spec.rules as Doc[]).flatMap((r) => ((r.http?.paths ?? []) as Doc[]).map((p) => ({ ing, host: r.host as string, path: p.path as string, type: p.pathType as string }))));
+    // Every host that routes to the gateway: /metrics there is matched by a more specific, denied path.
+    const hosts = [...new Set(routes.filter((r) => r.path === '/').map((r) => r.host))];
+    t.ok(hosts.length > 0, 'the gateway is routed on some host');
+    for (const host of hosts) {
+      const guard = routes.find((r) => r.host === host && r.path === '/metrics' && r.type === 'Prefix');
+      t.ok(guard, `${host}: a /metrics Prefix path of its own`);
+      t.ok(guard && denied(guard.ing), `${host}: /metrics denied to every IPv4 and IPv6 address (${guard?.ing.metadata.name})`);
+      t.notOk(guard?.ing.spec.rules.some((r: Doc) => (r.http?.paths ?? []).some((p: Doc) => p.path !== '/metrics')), 'the denying Ingress routes nothing else (its annotation applies to all its paths)');
+    }
+    // And no path that is not denied names /metrics (or anything under it) explicitly.
+    for (const r of routes.filter((x) => !denied(x.ing))) t.notMatch(r.path, /^\/metrics(\/|$)/, `${r.ing.metadata.name} ${r.host}${r.path} does not route /metrics`);
+  });
 }
 
 t.test('dev runs the emulator and its own infrastructure; prod runs neither and ships no secret values', async (t) => {
@@ -77,6 +98,7 @@ t.test('dev runs the emulator and its own infrastructure; prod runs neither and 
   t.ok(named(dev, 'Deployment', 'postgres') && named(dev, 'Deployment', 'nats'), 'dev: single-node PostgreSQL and NATS');
   t.notOk(named(prod, 'Deployment', 'provider-emulator'), 'prod: no emulator');
   t.notOk(byKind(prod, 'Secret').length, 'prod: no Secret with values in the manifests');
+  t.notMatch(JSON.stringify(byKind(prod, 'ConfigMap')), /SENDGRID_WEBHOOK_ALLOW_UNSIGNED/, 'prod: SendGrid events are never accepted unsigned');
   const cluster = prod.find((d) => d.kind === 'Cluster' && d.apiVersion.startsWith('postgresql.cnpg.io/'));
   t.ok(cluster && cluster.spec.instances >= 3, 'prod: CloudNativePG cluster with 3 instances');
   for (const d of byKind(prod, 'Deployment')) {

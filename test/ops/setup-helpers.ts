@@ -15,8 +15,9 @@ export async function copyCheckout(t: Teardownable): Promise<string> {
     'set -e',
     'git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d "" f; do [ -e "$f" ] && printf "%s\\0" "$f"; done | xargs -0 cp -p --parents -t "$DEST"',
     'find . -name node_modules -type d -prune -not -path "./.git/*" | while read -r nm; do mkdir -p "$DEST/$(dirname "$nm")"; cp -al "$nm" "$DEST/$nm"; done',
-    // the UI as built by `pnpm build` (setup rebuilds it only when a source is newer)
-    'if [ -d web/dist ]; then cp -a web/dist "$DEST/web/dist"; fi',
+    // what `pnpm build` made: the UI and the services' bundles, timestamps kept (setup rebuilds
+    // only when an output is missing or a source is newer)
+    'for d in web/dist services/*/dist; do if [ -d "$d" ]; then cp -a "$d" "$DEST/$d"; fi; done',
   ].join('\n');
   const r = await run('bash', ['-c', script], { cwd: REPO_ROOT, env: { ...process.env, DEST: dir } });
   if (r.code !== 0) throw new Error(`copying the checkout failed: ${r.stderr}`);

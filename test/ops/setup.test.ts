@@ -2,13 +2,45 @@
  * ./setup.sh (issue 9): `--yes --no-start` in a temporary copy of the checkout against a fresh
  * database writes .env and .secrets/ (700 / 600), applies the migrations, keeps the token when run
  * again, and a bad DATABASE_URL stops it with one clear line and exit 1. shellcheck-clean.
+ * Issue 15: `--yes` then starts every service from what `pnpm build` made (dist/main.js, no tsx),
+ * and `./setup.sh stop` stops them all.
  */
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { createEmptyDatabase, REPO_ROOT, testNatsUrl } from '@hatch/testing';
+import { createEmptyDatabase, freePort, processGone, REPO_ROOT, testNats, testNatsUrl, waitFor } from '@hatch/testing';
 import { requireTool, run } from './tools.js';
-import { copyCheckout, mode, psql, setupEnv } from './setup-helpers.js';
+import { copyCheckout, mode, portAnswers, psql, setupEnv } from './setup-helpers.js';
+
+/** argv of a running process, and the pids whose parent it is (Linux /proc). */
+const cmdline = (pid: number) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+function childrenOf(pid: number): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        // the ppid is the 2nd field after the parenthesised command name
+        return fs.readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === String(pid);
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+
+/** Every step header ("[3/7] PostgreSQL and NATS") is followed, before the next one, by one line with its duration. */
+function assertStepDurations(t: { equal(found: unknown, wanted: unknown, message: string): unknown }, stdout: string, what: string): void {
+  const lines = stdout.split('\n');
+  const headers = lines.flatMap((l, i) => (/^\[\d+\/\d+\] /.test(l) ? [i] : []));
+  t.equal(headers.length, 7, `${what}: seven step headers\n${stdout}`);
+  headers.forEach((start, k) => {
+    const section = lines.slice(start + 1, headers[k + 1] ?? lines.length);
+    const durations = section.filter((l) => /^\s+done in \d+\.\d s$/.test(l));
+    t.equal(durations.length, 1, `${what}: "${lines[start]}" is followed by one duration line (done in N.N s)`);
+  });
+}
 
 // A whole setup (install, web UI build, migrations) takes about a minute on a loaded 2-core machine.
 t.setTimeout(420_000);
@@ -19,12 +51,25 @@ t.test('setup.sh passes shellcheck', async (t) => {
   t.equal(r.code, 0, r.stdout);
 });
 
-t.test('--yes --no-start: .env, .secrets 700/600, migrations applied; a second run keeps the token', async (t) => {
+t.test('--yes --no-start: .env, .secrets 700/600, migrations applied; a second run keeps the token; --yes starts every service from its build, stop stops them', async (t) => {
   const dir = await copyCheckout(t);
   const url = await createEmptyDatabase(t);
-  const env = setupEnv({ DATABASE_URL: url, NATS_URL: testNatsUrl() });
+  // Ports and stream names of its own (HEALTH_PORT=0: each worker any free port), so a Hatch
+  // running on this machine is left alone.
+  const nats = testNats(t);
+  const port = await freePort();
+  const emulatorPort = await freePort();
+  const env = setupEnv({
+    DATABASE_URL: url,
+    NATS_URL: nats.url,
+    HATCH_NATS_PREFIX: nats.prefix,
+    PORT: String(port),
+    EMULATOR_PORT: String(emulatorPort),
+    HEALTH_PORT: '0',
+  });
   const first = await run('./setup.sh', ['--yes', '--no-start'], { cwd: dir, env, timeoutMs: 240_000 });
   t.equal(first.code, 0, `setup exits 0\n${first.stdout}\n${first.stderr}`);
+  assertStepDurations(t, first.stdout, '--yes --no-start');
   t.ok(fs.existsSync(path.join(dir, '.env')), '.env written');
   const envText = fs.readFileSync(path.join(dir, '.env'), 'utf8');
   t.equal(mode(path.join(dir, '.secrets')), '700', '.secrets is 700');
@@ -35,6 +80,12 @@ t.test('--yes --no-start: .env, .secrets 700/600, migrations applied; a second r
   t.notOk(envText.includes(token), 'the token is not in .env');
   t.match(envText, new RegExp(`HATCH_API_TOKEN_FILE=${tokenFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`), '.env points at the token file');
   t.notOk(first.stdout.includes(token) && !first.stdout.includes('#token='), 'the token is only printed inside the login link');
+  // Development: the emulator signs SendGrid events with a key in .secrets/; .env hands the
+  // gateway its public half (issue 14: the gateway refuses unsigned events).
+  const signingKeyFile = path.join(dir, '.secrets/sendgrid_webhook_signing_key');
+  const sgPublicKey = /^SENDGRID_WEBHOOK_PUBLIC_KEY=(\S+)$/m.exec(envText)?.[1];
+  t.equal(sgPublicKey, createPublicKey(createPrivateKey(fs.readFileSync(signingKeyFile))).export({ type: 'spki', format: 'der' }).toString('base64'), ".env has the public half of the emulator's key");
+  t.match(envText, `EMULATOR_SENDGRID_SIGNING_KEY_FILE=${signingKeyFile}\n`, '.env points the emulator at it');
 
   const applied = () => psql(url, 'SELECT name FROM schema_migrations ORDER BY name');
   const files = fs.readdirSync(path.join(REPO_ROOT, 'sql')).filter((f) => f.endsWith('.sql')).sort();
@@ -45,6 +96,31 @@ t.test('--yes --no-start: .env, .secrets 700/600, migrations applied; a second r
   t.equal(fs.readFileSync(tokenFile, 'utf8').trim(), token, 'the token is kept');
   t.equal(fs.readFileSync(path.join(dir, '.env'), 'utf8'), envText, '.env is kept as it was');
   t.same(await applied(), files, 'nothing applied twice');
+
+  // The first run built what was missing or stale; this one starts what it built.
+  t.teardown(() => run('./setup.sh', ['stop'], { cwd: dir, env }));
+  const started = await run('./setup.sh', ['--yes'], { cwd: dir, env, timeoutMs: 240_000 });
+  t.equal(started.code, 0, `setup --yes exits 0\n${started.stdout}\n${started.stderr}`);
+  t.match(started.stdout, /build up to date/, 'nothing rebuilt on the third run');
+  assertStepDurations(t, started.stdout, '--yes');
+  t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200, '/readyz answers 200');
+  const emulatorInfo = (await (await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/info`)).json()) as { sendgrid: { publicKeyBase64: string } };
+  t.equal(emulatorInfo.sendgrid.publicKeyBase64, sgPublicKey, 'the running emulator signs with the key whose public half the gateway has');
+  const runner = Number(fs.readFileSync(path.join(dir, '.hatch/hatch.pid'), 'utf8').trim());
+  t.match(cmdline(runner).join(' '), /scripts\/start\.mjs --dist$/, 'the runner runs the builds');
+  const children = childrenOf(runner);
+  const commands = children.map((pid) => cmdline(pid).slice(1).join(' ')).sort();
+  t.same(
+    commands,
+    ['email-sender', 'gateway', 'provider-emulator', 'realtime-bridge', 'sms-sender'].map((s) => `services/${s}/dist/main.js`),
+    'every service runs from its bundle (node services/<name>/dist/main.js), none through tsx',
+  );
+
+  const stop = await run('./setup.sh', ['stop'], { cwd: dir, env });
+  t.equal(stop.code, 0, `stop exits 0\n${stop.stdout}\n${stop.stderr}`);
+  await waitFor(() => [runner, ...children].every(processGone), { timeoutMs: 30_000, message: 'the runner and every service exited' });
+  t.notOk(await portAnswers(port), 'the gateway port is closed');
+  t.notOk(fs.existsSync(path.join(dir, '.hatch/hatch.pid')), 'the pid file is gone');
 });
 
 t.test('a bad DATABASE_URL stops setup with one clear line and exit 1', async (t) => {

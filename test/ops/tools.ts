@@ -18,10 +18,10 @@ export function run(cmd: string, args: string[], opts: { cwd?: string; env?: Nod
   });
 }
 
-/** A command the ops tests need; CI installs it (.ci/run), so missing is a failure, not a skip. */
+/** A command the ops tests need; `pnpm test` checks and installs it first (scripts/test-tools.mjs), so missing is a failure, not a skip. */
 export async function requireTool(name: string): Promise<void> {
   const r = await run('sh', ['-c', `command -v ${name}`]);
-  if (r.code !== 0) throw new Error(`${name} is not installed (apt-get install ${name === 'kubectl' ? 'kubernetes-client' : name}); .ci/run installs it`);
+  if (r.code !== 0) throw new Error(`${name} is not installed (apt-get install ${name === 'kubectl' ? 'kubernetes-client' : name}); pnpm test's preflight (scripts/test-tools.mjs) installs it`);
 }
 
 // Rendered manifests are plain data; tests walk them by path.

@@ -1,5 +1,5 @@
 /**
- * The gateway's HTTP API as the UI uses it (contract.md "HTTP API"). Types come from the shared
+ * The gateway's HTTP API as the UI uses it (docs/api.md). Types come from the shared
  * contracts, so a changed response shape is a compile error here too. The session cookie rides
  * along automatically (same origin); a 401 anywhere sends the window back to the login screen.
  */

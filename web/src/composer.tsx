@@ -1,7 +1,11 @@
 /**
  * The composer: a phone number (`+` and digits) goes out as SMS, a name as chat (the server
- * decides the same way, with the same `checkParticipant`). The segment counter is the server's
- * own `countSmsSegments`, imported from @hatch/contracts, so the two cannot disagree.
+ * decides the same way, with the same `checkParticipant`): digits and phone punctuation without
+ * `+` ("(415) 555-0100") are refused here before sending, with the same E.164 hint the API
+ * gives. The segment counter is the server's own `countSmsSegments`, imported from
+ * @hatch/contracts, so the two cannot disagree. The API's refusals show where they belong: by
+ * the recipient when they name `to` (opted out, SMS_COUNTRY_NOT_ALLOWED), else under the form
+ * (SMS_DAILY_LIMIT_REACHED).
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { checkParticipant, countSmsSegments, looksLikePhoneNumber, SMS_BODY_MAX, type SendMessageResponse } from '@hatch/contracts';

@@ -187,6 +187,27 @@ t.test('inline errors by the recipient field: an invalid number (client) and an 
   await page.getByTestId('send').click();
   t.match(await page.getByTestId('error-to').textContent(), /E\.164/);
   t.equal(await page.locator('#composer-to').getAttribute('aria-invalid'), 'true');
+  // A US number typed without +1: the same rule as the API (@hatch/contracts), before sending.
+  let requests = 0;
+  const countSends = (r: { url(): string }) => {
+    if (r.url().endsWith('/api/send_message')) requests++;
+  };
+  page.on('request', countSends);
+  await page.locator('#composer-to').fill('(415) 555-0100');
+  await page.locator('#composer-body').fill('no plus');
+  await page.getByTestId('send').click();
+  t.match(await page.getByTestId('error-to').textContent(), /E\.164.*\+14155550100/, 'the E.164 hint by the field');
+  t.equal(requests, 0, 'refused before sending');
+  page.off('request', countSends);
+  t.equal((await messagesWithBody('no plus')).length, 0);
+  // Outside the allowed countries (HATCH_SMS_ALLOWED_COUNTRIES: the fixture's +1): the API's 422 by the field.
+  const abroad = page.waitForResponse((r) => r.url().endsWith('/api/send_message'));
+  await page.locator('#composer-to').fill('+447700900123');
+  await page.locator('#composer-body').fill('to the UK');
+  await page.getByTestId('send').click();
+  t.equal((await abroad).status(), 422);
+  t.match(await page.getByTestId('error-to').textContent(), /country code \+44.*\+1/, 'SMS_COUNTRY_NOT_ALLOWED shown by the recipient');
+  t.equal((await messagesWithBody('to the UK')).length, 0);
   await insertOptOut(db, { phone: '+15550009999', reason: 'STOP', source: 'test' });
   const answer = page.waitForResponse((r) => r.url().endsWith('/api/send_message'));
   await page.locator('#composer-to').fill('+15550009999');
@@ -205,6 +226,22 @@ t.test('inline errors by the recipient field: an invalid number (client) and an 
   await page.getByTestId('send').click();
   t.match(await page.getByTestId('error-body').textContent(), /At most 1600/);
   await screenshot(page, 'composer-errors');
+});
+
+t.test('the daily SMS limit reached (HATCH_SMS_DAILY_LIMIT): the 422 is shown under the composer, the draft kept, chat still sends', async (t) => {
+  const capped = await startUiServer(t, { HATCH_SMS_DAILY_LIMIT: '0' });
+  const { page } = await ui.signedIn(t, { base: capped.base });
+  await compose(page, '+15551230000', 'over the limit');
+  const answer = page.waitForResponse((r) => r.url().endsWith('/api/send_message'));
+  await page.getByTestId('send').click();
+  t.equal((await answer).status(), 422);
+  t.match(await page.getByTestId('error-form').textContent(), /daily SMS limit/);
+  t.equal(await page.locator('#composer-body').inputValue(), 'over the limit', 'the draft is kept');
+  t.equal((await capped.db.db.selectFrom('messages').select('id').execute()).length, 0, 'nothing stored');
+  await page.locator('#composer-to').fill('Grace Hopper');
+  await page.getByTestId('send').click();
+  await page.getByTestId('message').filter({ hasText: 'over the limit' }).waitFor();
+  t.equal((await capped.db.db.selectFrom('messages').select('channel').execute()).map((m) => m.channel).join(), 'chat');
 });
 
 t.test('a double click on Send sends once', async (t) => {

@@ -1,7 +1,7 @@
 /**
  * The rules of `POST /api/send_email` that a JSON schema cannot say (issue 7): RFC 5322 addr-spec
  * with sane limits, recipients counted and de-duplicated across to/cc/bcc, header-bound fields
- * without CR/LF (header injection, reliability.md §7), attachment sizes measured decoded.
+ * without CR/LF (header injection, docs/api.md#send-an-email), attachment sizes measured decoded.
  * Pure functions (no Node APIs): the web UI's composer checks with the same ones.
  */
 import type { ErrorDetail, SendEmailBody } from './http.js';
@@ -111,6 +111,9 @@ export function checkSendEmail(b: SendEmailBody): { ok: true; value: CheckedEmai
   if (BODY_FORBIDDEN.test(b.body)) bad('body', 'must not contain control characters other than line breaks and tabs');
   if (utf8Bytes(b.body) > EMAIL_LIMITS.bodyMaxBytes) bad('body', `must be at most ${EMAIL_LIMITS.bodyMaxBytes} bytes`);
   if (b.html_content !== undefined && utf8Bytes(b.html_content) > EMAIL_LIMITS.bodyMaxBytes) bad('html_content', `must be at most ${EMAIL_LIMITS.bodyMaxBytes} bytes`);
+  // The body's rule (HTML allows no other control characters either); a NUL reached PostgreSQL,
+  // whose text cannot hold it: a 500, found by the gateway's fuzz test.
+  if (b.html_content !== undefined && BODY_FORBIDDEN.test(b.html_content)) bad('html_content', 'must not contain control characters other than line breaks and tabs');
   const sizes: number[] = [];
   let total = 0;
   (b.attachments ?? []).forEach((a, i) => {

@@ -1,5 +1,5 @@
 /**
- * HTTP bodies of the gateway (contract.md "HTTP API"): request and response schemas used by
+ * HTTP bodies of the gateway (docs/api.md): request and response schemas used by
  * the routes (validation + serialisation + OpenAPI) and by the web UI.
  */
 import Type, { type Static, type TSchema } from 'typebox';
@@ -21,6 +21,10 @@ export const ERROR_CODES = {
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
+  /** the route cannot answer in a type the Accept header admits (GET /api/events without text/event-stream) */
+  NOT_ACCEPTABLE: 406,
+  /** the request did not arrive within the server's time limits (Node's requestTimeout / headersTimeout) */
+  REQUEST_TIMEOUT: 408,
   CONFLICT: 409,
   IDEMPOTENCY_IN_PROGRESS: 409,
   NOT_RETRYABLE: 409,
@@ -28,7 +32,13 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   IDEMPOTENCY_KEY_REUSED: 422,
   RECIPIENT_OPTED_OUT: 422,
+  /** SMS spend guard: the recipient's country is not in HATCH_SMS_ALLOWED_COUNTRIES */
+  SMS_COUNTRY_NOT_ALLOWED: 422,
+  /** SMS spend guard: HATCH_SMS_DAILY_LIMIT SMS were accepted today (UTC) */
+  SMS_DAILY_LIMIT_REACHED: 422,
   RATE_LIMITED: 429,
+  /** request headers past Node's limit (16 KiB) */
+  HEADERS_TOO_LARGE: 431,
   INTERNAL_ERROR: 500,
   SERVICE_UNAVAILABLE: 503,
 } as const;

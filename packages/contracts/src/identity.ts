@@ -17,9 +17,30 @@ export function isE164(value: string): boolean {
   return E164.test(value);
 }
 
-/** A `to` beginning with "+" is a phone number attempt; anything else is a contact name. */
+// Digits (of any script: fullwidth or Arabic-Indic digits typed on a phone keyboard too), and
+// the punctuation people write numbers with: spaces, dashes, dots, parentheses.
+const PHONE_CHARS = /^[\p{Nd}\s\p{Pd}.()]+$/u;
+const DIGIT = /\p{Nd}/u;
+
+/**
+ * A phone number attempt: a value beginning with "+", or made only of digits and phone
+ * punctuation with at least one digit and no letter of any script (`4155550100`,
+ * `(415) 555-0100`). Issue 14: typing a US number without "+1" used to create a chat with a
+ * contact named "4155550100" and send nothing. Anything else is a contact name, digits among
+ * letters included ("Room 101", "Agent 007", "张伟 2").
+ */
 export function looksLikePhoneNumber(value: string): boolean {
-  return value.trim().startsWith('+');
+  const v = value.trim();
+  if (v.startsWith('+')) return true;
+  return PHONE_CHARS.test(v) && DIGIT.test(v);
+}
+
+/** The fix to suggest for a phone number attempt that is not E.164 (shown by the API and the composer). */
+function e164Hint(value: string): string {
+  // "+1 (415) 555-0100": the number is there, only the punctuation is in the way.
+  const compact = value.replace(/[\s\p{Pd}.()]/gu, '');
+  if (value.startsWith('+') && isE164(compact)) return `use E.164 without spaces or punctuation: ${compact}`;
+  return 'use E.164 ("+", the country code, then the number, digits only), e.g. +14155550100';
 }
 
 export function hasControlCharacters(value: string): boolean {
@@ -33,8 +54,8 @@ export function checkParticipant(raw: string): ParticipantCheck {
   if (hasControlCharacters(raw)) return { ok: false, reason: 'must not contain control characters or line breaks' };
   const value = raw.trim();
   if (value.length === 0) return { ok: false, reason: 'must not be empty' };
-  if (value.startsWith('+')) {
-    if (!isE164(value)) return { ok: false, reason: 'must be an E.164 phone number: "+" then 8 to 15 digits, no spaces' };
+  if (looksLikePhoneNumber(value)) {
+    if (!isE164(value)) return { ok: false, reason: `is not an E.164 phone number: ${e164Hint(value)}` };
     return { ok: true, value, kind: 'phone' };
   }
   if ([...value].length > NAME_MAX) return { ok: false, reason: `must be at most ${NAME_MAX} characters` };

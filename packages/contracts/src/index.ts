@@ -2,6 +2,7 @@ export * from './codec.js';
 export * from './status.js';
 export * from './subjects.js';
 export * from './identity.js';
+export * from './calling-codes.js';
 export * from './jobs.js';
 export * from './events.js';
 export * from './http.js';

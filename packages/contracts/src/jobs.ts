@@ -1,6 +1,6 @@
 /**
  * Job payloads on `<p>.jobs.*`. A job only names the row: PostgreSQL is the source of truth
- * (design rule 1), so a worker always reads the current row and claims it before acting.
+ * (docs/architecture.md, rule 1), so a worker always reads the current row and claims it before acting.
  * `Nats-Msg-Id` is the row id, so a re-published outbox row is dropped by JetStream's dedupe.
  */
 import Type, { type Static } from 'typebox';

@@ -1,5 +1,5 @@
 /**
- * SMS segment counting, the way Twilio counts (reliability.md §4.8): the one definition used by
+ * SMS segment counting, the way Twilio counts (docs/reliability.md#twilio): the one definition used by
  * the gateway (stored `segments`), the web UI's composer counter and the provider emulator's
  * `num_segments`, so the three can never disagree.
  *

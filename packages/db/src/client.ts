@@ -113,7 +113,7 @@ export type Database = Kysely<DB>;
 export type Executor = Kysely<DB> | Transaction<DB>;
 
 export interface CreateDbOptions {
-  /** pool size (bounded, design rule 4) */
+  /** pool size (bounded, docs/architecture.md, rule 4) */
   max?: number;
   /** seconds an idle connection is kept */
   idleTimeoutSeconds?: number;
@@ -123,8 +123,42 @@ export interface CreateDbOptions {
   acquireTimeoutMs?: number;
   /** milliseconds a query may take before failing with QUERY_TIMEOUT (a connection error) */
   queryTimeoutMs?: number;
+  /** PostgreSQL's own bound on a statement (default: just under queryTimeoutMs, serverTimeouts) */
+  statementTimeoutMs?: number;
+  /** PostgreSQL ends a session left idle inside a transaction this long (default: queryTimeoutMs) */
+  idleInTransactionTimeoutMs?: number;
   applicationName?: string;
 }
+
+/**
+ * The server-side bounds every Hatch connection starts with (startup parameters, so they hold
+ * for every statement and transaction on the connection, and a pool never forgets them):
+ *
+ * - `statement_timeout` sits just under the client's QUERY_TIMEOUT (1 s under it; 10 % under a
+ *   bound below 10 s), so the server's bound fires first: PostgreSQL cancels the statement
+ *   (57014, a connection error: 503 / retry) and the connection stays usable. Above the client's
+ *   bound (or unset), a query the client stopped waiting for would keep running, holding its
+ *   backend and its locks, for as long as it liked.
+ * - `idle_in_transaction_session_timeout` equals the client's query bound: no legitimate pause
+ *   inside a Hatch transaction is longer (queries are bounded by it, a NATS publish inside the
+ *   outbox sweep by 5 s), so a session idle in a transaction that long belongs to a client that
+ *   hung or vanished; PostgreSQL ends it (25P03) and releases its row locks.
+ *
+ * Migrations run without a statement bound (migrate.ts: a CREATE INDEX may legitimately take
+ * minutes) but with the idle-in-transaction one.
+ */
+export function serverTimeouts(
+  queryTimeoutMs: number,
+  o: { statementTimeoutMs?: number; idleInTransactionTimeoutMs?: number } = {},
+): { statement_timeout: number; idle_in_transaction_session_timeout: number } {
+  return {
+    statement_timeout: o.statementTimeoutMs ?? Math.max(1, queryTimeoutMs - 1000, Math.floor(queryTimeoutMs * 0.9)),
+    idle_in_transaction_session_timeout: o.idleInTransactionTimeoutMs ?? queryTimeoutMs,
+  };
+}
+
+/** The client-side bound on a query (QUERY_TIMEOUT) unless createDb is told otherwise. */
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
 
 export interface Db {
   db: Database;
@@ -134,11 +168,12 @@ export interface Db {
 }
 
 export function createDb(url: string, opts: CreateDbOptions = {}): Db {
+  const queryTimeoutMs = opts.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
   const sql = postgres(url, {
     max: opts.max ?? 10,
     idle_timeout: opts.idleTimeoutSeconds ?? 30,
     connect_timeout: opts.connectTimeoutSeconds ?? 5,
-    connection: { application_name: opts.applicationName ?? 'hatch' },
+    connection: { application_name: opts.applicationName ?? 'hatch', ...serverTimeouts(queryTimeoutMs, opts) },
     // Reconnect quickly after PostgreSQL restarts: postgres.js's default backoff grows to 20 s
     // per connection (3^n / 100 s), which kept a recovered database unused for that long.
     backoff: (retries: number) => Math.min(0.1 * 2 ** retries, 2),
@@ -146,7 +181,7 @@ export function createDb(url: string, opts: CreateDbOptions = {}): Db {
     // int8 (bigint ids, counts) stays a string: JS numbers lose precision past 2^53.
   });
   const dialect = new PostgresJSDialect({ postgres: sql });
-  const bounds = { acquireTimeoutMs: opts.acquireTimeoutMs ?? 10_000, queryTimeoutMs: opts.queryTimeoutMs ?? 30_000 };
+  const bounds = { acquireTimeoutMs: opts.acquireTimeoutMs ?? 10_000, queryTimeoutMs };
   dialect.createDriver = (): Driver => new HatchDriver(sql, bounds);
   const db = new Kysely<DB>({ dialect });
   let closed: Promise<void> | undefined;
@@ -167,7 +202,9 @@ export function isConnectionError(err: unknown): boolean {
   const code = e.code ?? e.errno ?? '';
   return (
     ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', ACQUIRE_TIMEOUT, QUERY_TIMEOUT].includes(code) ||
-    // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 08xxx connection exceptions
-    /^(57P0[1-3]|08\d{3}|53300)$/.test(code)
+    // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 08xxx connection
+    // exceptions; 57014 query_canceled (statement_timeout: the server's side of QUERY_TIMEOUT) and
+    // 25P03 idle_in_transaction_session_timeout (serverTimeouts)
+    /^(57P0[1-3]|57014|25P03|08\d{3}|53300)$/.test(code)
   );
 }

@@ -5,6 +5,14 @@
 
 import type { ColumnType } from "kysely";
 
+export type ArrayType<T> = ArrayTypeImpl<T> extends (infer U)[]
+  ? U[]
+  : ArrayTypeImpl<T>;
+
+export type ArrayTypeImpl<T> = T extends ColumnType<infer S, infer I, infer U>
+  ? ColumnType<S[], I[], U[]>
+  : T[];
+
 export type ConversationChannel = "chat" | "email" | "sms";
 
 export type EmailStatus = "bounced" | "deferred" | "delivered" | "dropped" | "failed" | "queued" | "sending" | "sent";
@@ -36,6 +44,11 @@ export type MessageDirection = "inbound" | "outbound";
 export type MessageStatus = "delivered" | "failed" | "queued" | "received" | "sending" | "sent" | "stored" | "undelivered";
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
+
+export interface AuthFailures {
+  address: string;
+  attempts: ArrayType<Timestamp>;
+}
 
 export interface BridgePositions {
   last_id: Generated<Int8>;
@@ -146,6 +159,12 @@ export interface Outbox {
   publish_attempts: Generated<number>;
 }
 
+export interface SmsDailyCounts {
+  day: Timestamp;
+  last_taken: number;
+  sent: number;
+}
+
 export interface StatusEvents {
   detail: string | null;
   email_id: string | null;
@@ -159,6 +178,7 @@ export interface StatusEvents {
 }
 
 export interface DB {
+  auth_failures: AuthFailures;
   bridge_positions: BridgePositions;
   change_journal: ChangeJournal;
   conversations: Conversations;
@@ -168,5 +188,6 @@ export interface DB {
   messages: Messages;
   opt_outs: OptOuts;
   outbox: Outbox;
+  sms_daily_counts: SmsDailyCounts;
   status_events: StatusEvents;
 }

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import postgres from 'postgres';
+import { DEFAULT_QUERY_TIMEOUT_MS, serverTimeouts } from './client.js';
 
 /** pg_advisory_lock key: "hatch_mig" as a 64-bit number, shared by every migrator. */
 const MIGRATION_LOCK_KEY = 0x68617463685f6d69n;
@@ -86,11 +87,20 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
   const files = readMigrations(opts.dir);
   const createdDatabase = await ensureDatabase(opts.url);
   if (createdDatabase) log(`created database ${new URL(opts.url).pathname.slice(1)}`);
-  // One connection: the session advisory lock and every transaction share it.
-  const sql = postgres(opts.url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+  // One connection: the session advisory lock and every transaction share it. The
+  // idle-in-transaction bound of every Hatch connection holds here too (serverTimeouts): the
+  // migrator never pauses inside a transaction, so one that hung there is gone, and its locks
+  // must not stop the API.
+  const { idle_in_transaction_session_timeout } = serverTimeouts(DEFAULT_QUERY_TIMEOUT_MS);
+  const sql = postgres(opts.url, { max: 1, onnotice: () => {}, connect_timeout: 10, connection: { idle_in_transaction_session_timeout } });
   const applied: string[] = [];
   const alreadyApplied: string[] = [];
   try {
+    // No statement bound, whatever a role or database default says: a migration runs once, in
+    // its own transaction, under an operator's eyes, and a CREATE INDEX or a backfill on a large
+    // table may legitimately take minutes; cut halfway it would only roll back and fail again.
+    // (A SET, not a startup parameter: postgres.js leaves out falsy ones such as 0.)
+    await sql`SET statement_timeout = 0`;
     await sql`SELECT pg_advisory_lock(${MIGRATION_LOCK_KEY.toString()}::bigint)`;
     try {
       await sql`

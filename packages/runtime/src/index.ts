@@ -5,3 +5,4 @@ export { startHealthServer, runReadiness, type HealthServer, type HealthServerOp
 export { runWorkerProcess, type WorkerProcessDeps, type WorkerProcessOptions, type WorkerProcessSettings, type RunningWorker } from './worker-process.js';
 export { ensureStreams, streamConfigs, isNotFound, type StreamLimits } from './streams.js';
 export { startJobConsumer, ensureConsumer, backoffFor, type JobOutcome, type JobContext, type JobConsumer, type JobConsumerOptions } from './job-consumer.js';
+export { MAX_PROVIDER_RETRY_AFTER_MS, capRetryHintMs, parseRetryAfterMs, parseRateLimitResetMs } from './retry-hint.js';

@@ -7,9 +7,10 @@
  *   fail  → ack()                                   (a permanent outcome the handler recorded)
  *   dead  → copy to the dead-letter stream, term()  (poison, or attempts exhausted)
  * A job that does not decode is dead-lettered at once and never blocks the others. On the last
- * allowed delivery a `retry` becomes `exhausted` (the handler records the failure) then dead.
+ * allowed delivery a `retry`, or an error the handler threw, becomes `exhausted` (the handler
+ * records the failure) then dead.
  * The dead letter is copied BEFORE term(): under work-queue retention a termed message may be
- * gone before anyone reads it (reliability.md §1.5).
+ * gone before anyone reads it (docs/reliability.md#jetstream).
  */
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos } from '@nats-io/transport-node';
@@ -174,6 +175,17 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
       }
     } catch (err) {
       // An error the handler did not classify (database down, a bug): retry later, never ack.
+      // On the last allowed delivery the job is exhausted like any other: left to the server's
+      // max_deliver it would stay in the work queue undeliverable, taking space for good
+      // (issue 14). Recording the failure may fail for the same reason (the database is down):
+      // then the row stays queued/sending and the outbox relay re-queues it later.
+      const reason = `handler error: ${(err as Error).message}`;
+      if (lastAttempt) {
+        log.error({ err: { message: (err as Error).message }, seq: m.seq, deliveryCount }, 'job handler failed on its last delivery; dead-lettering the job');
+        await o.onExhausted(job, reason).catch((e: unknown) => log.warn({ err: { message: (e as Error).message }, seq: m.seq }, 'could not record the exhausted job; the outbox relay re-queues it'));
+        if (await deadLetter(m, 'MAX_DELIVERIES', reason)) outcomes.inc({ outcome: 'exhausted' });
+        return;
+      }
       log.warn({ err: { message: (err as Error).message }, seq: m.seq, deliveryCount }, 'job handler failed; retrying later');
       m.nak(Math.min(30_000, 1000 * 2 ** Math.min(deliveryCount, 5)));
       outcomes.inc({ outcome: 'error' });

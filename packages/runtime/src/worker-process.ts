@@ -6,7 +6,7 @@
  */
 import type { Registry } from 'prom-client';
 import { createDb, type Db } from '@hatch/db';
-import { createLogger, type Logger } from '@hatch/log';
+import { configSecrets, createLogger, type Logger } from '@hatch/log';
 import { connectBus, type Bus } from './bus.js';
 import { createMetricsRegistry } from './metrics.js';
 import { startHealthServer, type ReadinessCheck } from './health.js';
@@ -44,7 +44,8 @@ export interface WorkerProcessOptions {
 
 export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void> {
   const { config } = opts;
-  const log = createLogger({ service: opts.service, level: config.LOG_LEVEL });
+  // the service's whole config: its provider credentials are never written to a log line
+  const log = createLogger({ service: opts.service, level: config.LOG_LEVEL, secrets: configSecrets(config) });
   const db = createDb(config.DATABASE_URL, { max: config.DATABASE_POOL_MAX, applicationName: `hatch-${opts.service}` });
   let bus: Bus;
   try {

@@ -1,8 +1,12 @@
-/** The shared job consumer's shutdown: drains jobs in flight, within a bound. Real NATS JetStream. */
+/**
+ * The shared job consumer: its shutdown drains jobs in flight, within a bound; a job exhausted by
+ * errors its handler throws is dead-lettered (issue 14). Real NATS JetStream.
+ */
 import t from 'tap';
 import Type from 'typebox';
 import { createLogger } from '@hatch/log';
-import { testNats, waitFor, type Teardownable } from '@hatch/testing';
+import { JOB_HEADERS } from '@hatch/contracts';
+import { testNats, waitFor, waitForValue, type Teardownable } from '@hatch/testing';
 import { connectBus, createMetricsRegistry, ensureStreams, startJobConsumer, type Bus, type JobOutcome } from '../src/index.js';
 
 const log = createLogger({ service: 'job-consumer-test', level: 'silent', pretty: false });
@@ -13,7 +17,11 @@ async function setup(t: Teardownable) {
   const bus = await connectBus({ url: nats.url, name: 'job-consumer-test', log });
   t.teardown(() => bus.close(1000));
   await ensureStreams(bus.jsm, nats.names);
-  const start = (handle: (job: { n: number }, deliveryCount: number) => Promise<JobOutcome>, drainTimeoutMs?: number) =>
+  const start = (
+    handle: (job: { n: number }, deliveryCount: number) => Promise<JobOutcome>,
+    drainTimeoutMs?: number,
+    more: { maxDeliver?: number; onExhausted?: (job: { n: number }, reason: string) => Promise<void> } = {},
+  ) =>
     startJobConsumer({
       bus,
       log,
@@ -26,13 +34,13 @@ async function setup(t: Teardownable) {
       schema: Job,
       concurrency: 2,
       ackWaitMs: 1000,
-      maxDeliver: 5,
+      maxDeliver: more.maxDeliver ?? 5,
       drainTimeoutMs,
       handle: (job, ctx) => handle(job, ctx.deliveryCount),
-      onExhausted: async () => undefined,
+      onExhausted: more.onExhausted ?? (async () => undefined),
     });
-  const publish = (n: number) => bus.js.publish(nats.names.subjects.smsJob, JSON.stringify({ n }));
-  return { bus, start, publish };
+  const publish = (n: number, msgID?: string) => bus.js.publish(nats.names.subjects.smsJob, JSON.stringify({ n }), msgID ? { msgID } : {});
+  return { bus, nats, start, publish };
 }
 
 t.test('stop() waits for a job in flight to finish, and it is acked (not redelivered)', async (t) => {
@@ -81,4 +89,37 @@ t.test('stop() gives up on a job that outlives the drain bound: it returns, and 
   t.teardown(() => c2.stop());
   await waitFor(() => redelivered.length >= 1, { timeoutMs: 15_000, message: 'the abandoned job redelivered' });
   t.same(redelivered, [2], 'its second delivery');
+});
+
+t.test('a job whose handler keeps throwing is dead-lettered on its last delivery (reason, original headers), recorded as exhausted, and gone from the work queue', async (t) => {
+  const { bus, nats, start, publish } = await setup(t);
+  const deliveries: number[] = [];
+  const exhausted: string[] = [];
+  const consumer = await start(
+    async (_job, deliveryCount) => {
+      deliveries.push(deliveryCount);
+      throw new Error('relation "messages" does not exist');
+    },
+    undefined,
+    { maxDeliver: 2, onExhausted: async (_job, reason) => void exhausted.push(reason) },
+  );
+  t.teardown(() => consumer.stop());
+  await publish(7, 'job-7');
+
+  // Left to the server's max_deliver, the job would stay in the work queue for good, undeliverable.
+  const dead = await waitForValue(
+    async () => {
+      const info = await bus.jsm.streams.info(nats.names.streams.dlq);
+      return info.state.messages > 0 ? ((await bus.jsm.streams.getMessage(nats.names.streams.dlq, { seq: info.state.first_seq })) ?? undefined) : undefined;
+    },
+    { timeoutMs: 20_000, message: 'the job in the dead-letter stream' },
+  );
+  t.same(dead.json(), { n: 7 }, 'the job itself');
+  t.equal(dead.header.get(JOB_HEADERS.deadReason), 'MAX_DELIVERIES');
+  t.match(dead.header.get(JOB_HEADERS.deadDetail), /handler error: relation "messages" does not exist/);
+  t.equal(dead.header.get(JOB_HEADERS.deliveries), '2');
+  t.equal(dead.header.get(JOB_HEADERS.originalMsgId), 'job-7');
+  t.same(deliveries, [1, 2], 'delivered exactly the allowed number of times');
+  t.same(exhausted, ['handler error: relation "messages" does not exist'], 'the failure was recorded once');
+  await waitFor(async () => (await bus.jsm.streams.info(nats.names.streams.jobs)).state.messages === 0, { timeoutMs: 5000, message: 'the work queue empty' });
 });

@@ -1,5 +1,5 @@
 /**
- * Own NATS and PostgreSQL processes for fault tests (reliability.md §9 "Harness"): each spawn
+ * Own NATS and PostgreSQL processes for fault tests (docs/reliability.md#the-harness): each spawn
  * owns a server on a free port with its data in a temporary directory, so a test can kill,
  * stop and restart it without touching the shared servers other test files use.
  *
@@ -180,7 +180,7 @@ class OutputTail {
 
 export interface SpawnNatsOptions {
   /**
-   * `jetstream { sync_interval: always }`: fsync every write (reliability.md §1). nats-server
+   * `jetstream { sync_interval: always }`: fsync every write (docs/reliability.md#jetstream). nats-server
    * 2.9.10 (this machine's) does not know the setting and refuses the config; the option is then
    * ignored and `syncAlways` on the result says false, so a test can record which variant ran.
    */
@@ -223,7 +223,7 @@ function natsBin(): string {
   for (const c of candidates) {
     if (c && fs.existsSync(c)) return (natsBinCache = c);
   }
-  throw new Error('spawnNats: nats-server not found (install it, e.g. `apt-get install nats-server`, or set HATCH_NATS_SERVER_BIN)');
+  throw new Error("spawnNats: nats-server not found (pnpm test's preflight, scripts/test-tools.mjs, installs it: `apt-get install nats-server`; or set HATCH_NATS_SERVER_BIN)");
 }
 
 let syncIntervalSupport: boolean | undefined;
@@ -459,7 +459,7 @@ function pgBinDir(): string {
   const cfg = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
   const dir = cfg.status === 0 ? cfg.stdout.trim() : '';
   if (dir && has(dir)) return (pgBinCache = dir);
-  throw new Error('spawnPostgres: PostgreSQL server binaries (initdb, pg_ctl) not found; install postgresql or set HATCH_PG_BIN');
+  throw new Error("spawnPostgres: PostgreSQL server binaries (initdb, pg_ctl) not found (pnpm test's preflight, scripts/test-tools.mjs, installs them: `apt-get install postgresql`; or set HATCH_PG_BIN)");
 }
 
 /** initdb and postgres refuse to run as root: as root, run them as the `postgres` OS user. */

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { createSign, createPublicKey, createVerify } from 'node:crypto';
+import { createSign, createPublicKey, createVerify, generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,7 +24,7 @@ interface Planned {
 interface StartModule {
   parseDotenv(text: string): Record<string, string>;
   withDotenv(env: Env, file: string): Env;
-  planServices(env: Env, opts?: { only?: string[] }): { services: Planned[]; notes: string[] };
+  planServices(env: Env, opts?: { only?: string[]; dist?: boolean }): { services: Planned[]; notes: string[] };
   compactLogLine(line: string, color: boolean): string;
 }
 interface DevProviders {
@@ -129,6 +129,27 @@ t.test('planServices without provider credentials runs the emulator and points e
   t.not(byName(again.services, 'gateway').env.SENDGRID_WEBHOOK_PUBLIC_KEY, pub, 'a fresh key pair per launch');
 });
 
+t.test('planServices with a configured emulator signing key (./setup.sh writes one) hands the gateway its public half', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hatch-start-key-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const file = path.join(dir, 'sendgrid_webhook_signing_key');
+  fs.writeFileSync(file, pem, { mode: 0o600 });
+  const expected = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  for (const [name, env] of [
+    ['_FILE', { EMULATOR_SENDGRID_SIGNING_KEY_FILE: file, SENDGRID_WEBHOOK_PUBLIC_KEY: 'stale' }],
+    ['one-line PEM', { EMULATOR_SENDGRID_SIGNING_KEY: pem.replace(/\n/g, '\\n') }],
+  ] as const) {
+    const { services } = start.planServices(env);
+    t.equal(byName(services, 'gateway').env.SENDGRID_WEBHOOK_PUBLIC_KEY, expected, `${name}: the gateway verifies with the configured key's public half`);
+    const emu = byName(services, 'provider-emulator').env;
+    const payload = '1700000000[]';
+    const sig = createSign('sha256').update(payload).sign(emu.EMULATOR_SENDGRID_SIGNING_KEY ?? emu.EMULATOR_SENDGRID_SIGNING_KEY_FILE ?? '');
+    t.ok(createVerify('sha256').update(payload).verify(publicKey, sig), `${name}: the emulator signs with the configured key`);
+  }
+});
+
 t.test('planServices with real credentials runs no emulator and leaves provider settings alone', async (t) => {
   const { services } = start.planServices({
     TWILIO_ACCOUNT_SID: 'AC' + 'a'.repeat(32),
@@ -165,6 +186,19 @@ t.test('planServices: a subset by name; unknown names and a shared HEALTH_PORT a
   t.equal(byName(services, 'gateway').env.HEALTH_PORT, undefined);
   t.match(notes.join('\n'), /HEALTH_PORT=9999 ignored/);
   t.throws(() => start.planServices({}, { only: ['gatway'] }), /unknown service "gatway"/);
+});
+
+t.test('planServices({ dist }) runs each service from its bundle (what ./setup.sh starts); HEALTH_PORT=0 cannot collide and is kept', async (t) => {
+  const { services, notes } = start.planServices({ HEALTH_PORT: '0' }, { dist: true });
+  t.same(
+    services.map((s) => [s.cmd, ...s.args]),
+    services.map((s) => [process.execPath, path.join('services', s.name, 'dist', 'main.js')]),
+    'node services/<name>/dist/main.js, no tsx',
+  );
+  t.equal(services.length, 5, 'every service, the emulator included');
+  t.equal(byName(services, 'sms-sender').env.HEALTH_PORT, '0');
+  t.notMatch(notes.join('\n'), /HEALTH_PORT/);
+  t.match(start.planServices({}).services[0]?.args, ['--conditions=@hatch/source', '--import', 'tsx'], 'without dist: from source (pnpm start)');
 });
 
 t.test('compactLogLine shows pino JSON compactly and leaves other lines alone', async (t) => {

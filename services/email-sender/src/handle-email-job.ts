@@ -7,7 +7,7 @@
  *   redelivered or duplicated job finds nothing to claim and never calls SendGrid again.
  * - UNKNOWN OUTCOME POLICY (5xx, timeout, connection reset after the request left us).
  *   SendGrid's mail send has no idempotency key and no API to ask "did you take this?"
- *   (reliability.md §5.2), so the worker cannot reconcile by lookup as the SMS side does.
+ *   (docs/reliability.md#sendgrid), so the worker cannot reconcile by lookup as the SMS side does.
  *   What it can do: every accepted send produces a `processed` (or `dropped`/`deferred`) event
  *   within seconds, carrying our email id in custom_args, and the event webhook moves the email
  *   out of `sending`. So after an unknown outcome the email stays `sending` with no live claim,
@@ -17,8 +17,8 @@
  *       warn as a resend after an unknown outcome).
  *   The duplicate window left: SendGrid accepted the request AND its events could not reach us
  *   for the whole wait (webhook down or not configured). We accept that over losing the email:
- *   a rare duplicate email is more tolerable than a silently unsent one (reliability.md §3.3
- *   "email can be at-least-once"); with the webhook down the wait can be raised.
+ *   a rare duplicate email is more tolerable than a silently unsent one
+ *   (docs/reliability.md#the-remaining-windows); with the webhook down the wait can be raised.
  * - 429 → the claim is given back (SendGrid did not take it) and the job retries after
  *   X-RateLimit-Reset. 400/413 and other 4xx → failed at once with SendGrid's errors in
  *   provider_response. 401/403 → failed, an error log and a metric, and every send pauses for

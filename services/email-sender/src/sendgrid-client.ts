@@ -2,10 +2,11 @@
  * The SendGrid side of the email-sender, through the official `@sendgrid/mail` SDK. A MailService
  * of its own (not the module singleton), so tests and processes never share settings.
  * SENDGRID_API_URL points the SDK at another base URL (the provider emulator): setApiKey()
- * resets the base URL, so it is set after it, on the client (conventions.md "Known traps").
+ * resets the base URL, so it is set after it, on the client (docs/architecture.md#known-traps).
  */
 import { MailService } from '@sendgrid/mail';
 import { SENDGRID_EMAIL_ID_ARG } from '@hatch/contracts';
+import { parseRateLimitResetMs, parseRetryAfterMs } from '@hatch/runtime';
 
 export interface MailToSend {
   emailId: string;
@@ -85,7 +86,7 @@ function errorsText(body: unknown): string | undefined {
 }
 
 /**
- * Error classes (reliability.md §5.1): 429 → retry after X-RateLimit-Reset; 401/403 → the
+ * Error classes (docs/reliability.md#sendgrid): 429 → retry after X-RateLimit-Reset; 401/403 → the
  * credentials or the account are the problem (403 also means "temporarily blocked"): failed,
  * loudly, and sending pauses; 5xx, timeouts and resets after the request left us → outcome
  * unknown (SendGrid's mail send has no idempotency key and no lookup: see handle-email-job.ts);
@@ -99,9 +100,8 @@ export function classifySendGridError(err: unknown, now = Date.now()): SendGridF
     const headers = e.response.headers ?? {};
     const message = errorsText(e.response.body) ?? e.message ?? `SendGrid answered ${status}`;
     if (status === 429) {
-      const reset = Number(headers['x-ratelimit-reset']);
-      const retryAfter = Number(headers['retry-after']);
-      const retryAfterMs = Number.isFinite(reset) && reset > 0 ? Math.max(1000, reset * 1000 - now) : Number.isFinite(retryAfter) ? retryAfter * 1000 : undefined;
+      // both capped at MAX_PROVIDER_RETRY_AFTER_MS (@hatch/runtime): a hint of years parks nothing for years
+      const retryAfterMs = parseRateLimitResetMs(headers['x-ratelimit-reset'], now) ?? parseRetryAfterMs(headers['retry-after'], now);
       return { kind: 'rate_limited', code, retryAfterMs };
     }
     if (status >= 500) return { kind: 'unknown', code, message };

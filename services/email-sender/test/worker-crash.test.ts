@@ -1,4 +1,4 @@
-/** kill -9 of the email-sender mid-batch (reliability.md T1 for email): every email is sent exactly once after the restart. */
+/** kill -9 of the email-sender mid-batch (T1 of docs/reliability.md#fault-tests, for email): every email is sent exactly once after the restart. */
 import t from 'tap';
 import { waitFor } from '@hatch/testing';
 import { emailPipeline } from './harness.js';

@@ -9,20 +9,23 @@ import cookie from '@fastify/cookie';
 import { natsNames } from '@hatch/contracts';
 import type { Registry } from 'prom-client';
 import type { Logger } from '@hatch/log';
-import { purgeExpiredIdempotencyKeys, type Db } from '@hatch/db';
+import { purgeAuthFailures, purgeExpiredIdempotencyKeys, type Db } from '@hatch/db';
 import type { Bus } from '@hatch/runtime';
 import type { GatewayConfig } from './config.js';
-import { registerErrorHandling } from './errors.js';
+import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './errors.js';
+import { registerJsonBodyParser } from './json-body.js';
+import { registerPipelineOrder } from './pipelining.js';
 import { registerAuth, sessionSecret } from './auth.js';
+import { createAuthFailureLimiter } from './auth-failures.js';
+import { registerBodyBudget } from './body-budget.js';
 import { typeboxValidatorCompiler } from './validation.js';
 import { healthRoutes } from './routes/health.js';
 import { loginRoute, logoutRoute } from './routes/session.js';
 import { messageRoutes } from './routes/messages.js';
-import { twilioWebhooks } from './webhooks/twilio.js';
+import { registerWebhooks } from './webhooks/index.js';
 import { emailRoutes } from './routes/emails.js';
-import { sendgridWebhooks } from './webhooks/sendgrid.js';
 import { registerIdempotency } from './idempotency.js';
-import { HttpError, notFound } from './errors.js';
+import { notFound, rateLimitExceeded } from './errors.js';
 import { createSendBatcher, type SendBatcherOptions } from './send-batcher.js';
 import { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
 import { registerRealtime } from './realtime/index.js';
@@ -50,6 +53,9 @@ declare module 'fastify' {
   }
 }
 
+/** the failed-authentication window (issue 14: at most HATCH_AUTH_FAILURES_PER_MINUTE a minute) */
+export const AUTH_FAILURE_WINDOW_MS = 60_000;
+
 /** Request bodies above this are 413 (contract: 64 KiB; attachments get their own limit later). */
 export const BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -61,22 +67,43 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
     onConstructorPoisoning: 'error',
     return503OnClosing: true,
     requestIdHeader: 'x-request-id',
+    // What Node's HTTP parser refuses (malformed request line or headers), and what fails before
+    // routing (malformed percent-encoding), in the contract's error shape too.
+    clientErrorHandler,
+    frameworkErrors,
+    // req.ip is the client behind exactly the configured proxies, never anyone's X-Forwarded-For.
+    trustProxy: deps.config.trustProxy,
+    // Slow clients (issue 14): headers, then the whole request, must arrive in time; an idle
+    // keep-alive connection outlives the proxy's. The request timeout does not cut SSE streams:
+    // their request is complete at once, and only the response goes on.
+    requestTimeout: deps.config.HATCH_HTTP_REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: deps.config.HATCH_HTTP_KEEPALIVE_TIMEOUT_MS,
+    // Node's http.createServer options (HTTP/1), checked every second (Node's default: 30 s).
+    // fastify passes `http` on at runtime, but its types only know it for HTTP/2: spread untyped.
+    ...({ http: { headersTimeout: deps.config.HATCH_HTTP_HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1000 } } as object),
   });
   app.setValidatorCompiler(typeboxValidatorCompiler);
   // JSON only: a text/plain body is 415, not parsed (contract), and a cross-site form cannot
   // post JSON without a CORS preflight, which keeps cookie-authenticated POSTs CSRF-safe.
   app.removeContentTypeParser('text/plain');
+  // JSON strings must be valid Unicode (no lone surrogate escape): json-body.ts.
+  registerJsonBodyParser(app);
   registerErrorHandling(app);
+  // Pipelined requests run one after the other, never after an answer that closed the connection.
+  registerPipelineOrder(app);
   await app.register(helmet, { global: true, contentSecurityPolicy: false });
   // Signed cookies (the web UI's session); a malformed Cookie header parses to nothing, never a 5xx.
   await app.register(cookie, { secret: sessionSecret(deps.config.HATCH_API_TOKEN) });
+  registerBodyBudget(app, deps, { maxBytes: deps.config.HATCH_BODY_BYTES_IN_FLIGHT_MAX, defaultBodyLimit: BODY_LIMIT_BYTES });
   registerIdempotency(app, deps.db);
+  const failures = createAuthFailureLimiter(deps, { limit: deps.config.HATCH_AUTH_FAILURES_PER_MINUTE, windowMs: AUTH_FAILURE_WINDOW_MS });
   const names = natsNames(deps.config.HATCH_NATS_PREFIX);
   const relay = startOutboxRelay({ db: deps.db, bus: deps.bus, names, log: deps.log, registry: deps.registry }, opts.outbox);
   app.decorate('outbox', relay);
-  // Expired idempotency keys go in bounded batches (keys are kept 24 h).
+  // Expired idempotency keys and stale failed-authentication logs go in bounded batches.
   const purge = setInterval(() => {
     purgeExpiredIdempotencyKeys(deps.db.db).catch((err: unknown) => deps.log.warn({ err: { message: (err as Error).message } }, 'idempotency purge failed'));
+    purgeAuthFailures(deps.db.db, AUTH_FAILURE_WINDOW_MS).catch((err: unknown) => deps.log.warn({ err: { message: (err as Error).message } }, 'auth failure purge failed'));
   }, 10 * 60_000);
   purge.unref();
   app.addHook('onClose', async () => {
@@ -84,8 +111,9 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
     await relay.stop();
   });
 
-  const session = { apiToken: deps.config.HATCH_API_TOKEN, secureCookies: deps.config.PUBLIC_URL.startsWith('https://') };
-  const sends = createSendBatcher({ db: deps.db, log: deps.log, registry: deps.registry }, opts.sends);
+  const session = { apiToken: deps.config.HATCH_API_TOKEN, secureCookies: deps.config.PUBLIC_URL.startsWith('https://'), failures };
+  const smsGuard = { allowedCountries: deps.config.smsAllowedCountries, dailyLimit: deps.config.HATCH_SMS_DAILY_LIMIT };
+  const sends = createSendBatcher({ db: deps.db, log: deps.log, registry: deps.registry, accept: { smsDailyLimit: smsGuard.dailyLimit } }, opts.sends);
   // Every /api route but the login lives in this one encapsulated plugin: its onRequest hook
   // authenticates and its rate limiter counts, for exactly the routes registered here, decided by
   // the route the router matched, never by the raw URL (SECURITY.md: `/%61pi/...` and absolute-form
@@ -93,7 +121,7 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   let realtime!: RealtimeHub;
   await app.register(
     async (api) => {
-      registerAuth(api, deps.config.HATCH_API_TOKEN);
+      registerAuth(api, deps.config.HATCH_API_TOKEN, failures);
       // Per credential (the principal auth found), per replica.
       await api.register(rateLimit, {
         global: true,
@@ -101,14 +129,11 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
         max: deps.config.HATCH_RATE_LIMIT_PER_MINUTE,
         timeWindow: 60_000,
         keyGenerator: (req) => req.principal ?? req.ip,
-        errorResponseBuilder: (_req, ctx) =>
-          new HttpError('RATE_LIMITED', `rate limit of ${ctx.max} requests per minute exceeded; retry in ${Math.ceil(ctx.ttl / 1000)} s`, {
-            headers: { 'retry-after': String(Math.ceil(ctx.ttl / 1000)) },
-          }),
+        errorResponseBuilder: rateLimitExceeded,
       });
       realtime = await registerRealtime(api, { db: deps.db, bus: deps.bus, log: deps.log, registry: deps.registry, names, config: deps.config });
       logoutRoute(api, session);
-      messageRoutes(api, { db: deps.db, relay, sends, smsFrom: deps.config.TWILIO_PHONE_NUMBER, chatFrom: deps.config.HATCH_SENDER_NAME });
+      messageRoutes(api, { db: deps.db, relay, sends, smsFrom: deps.config.TWILIO_PHONE_NUMBER, chatFrom: deps.config.HATCH_SENDER_NAME, smsGuard });
       emailRoutes(api, { db: deps.db, relay, fromEmail: deps.config.SENDGRID_FROM_EMAIL });
       // An unknown /api path is a route of this plugin too (more specific than the web UI's
       // `/*`), so it is authenticated first: 401, then 404. A not-found handler would not do:
@@ -130,8 +155,8 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
     extra: () => ({ realtime: realtime.lagReport() }),
   });
   loginRoute(app, session);
-  twilioWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, publicUrl: deps.config.PUBLIC_URL, authToken: deps.config.TWILIO_AUTH_TOKEN });
-  sendgridWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, publicKey: deps.config.SENDGRID_WEBHOOK_PUBLIC_KEY });
+  // Every /webhooks route, in its own plugin with its own per-address rate limiter.
+  await registerWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, config: deps.config });
   await webRoutes(app, { root: opts.webRoot ?? deps.config.HATCH_WEB_DIR });
   return app;
 }

@@ -3,6 +3,8 @@
  * Input problems are 4xx naming the field; PostgreSQL unreachable is 503 + Retry-After; anything
  * else is a logged 500 with a generic message (never a stack trace to the client).
  */
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, type ErrorBody, type ErrorCode, type ErrorDetail } from '@hatch/contracts';
 import { isConnectionError } from '@hatch/db';
@@ -28,6 +30,17 @@ export function errorBody(code: string, error: string, details?: ErrorDetail[]):
 
 /** Retry-After (seconds) on 503s while a dependency is down. */
 export const DEPENDENCY_RETRY_AFTER_S = 2;
+
+/** A refusal the client should retry (429 / 503): the contract's error body plus Retry-After. */
+export function retryLater(code: 'RATE_LIMITED' | 'SERVICE_UNAVAILABLE', message: string, retryAfterS: number): HttpError {
+  return new HttpError(code, message, { headers: { 'retry-after': String(retryAfterS) } });
+}
+
+/** @fastify/rate-limit's `errorResponseBuilder`: 429 RATE_LIMITED + Retry-After in the contract's shape. */
+export function rateLimitExceeded(_req: FastifyRequest, ctx: { max: number; ttl: number }): HttpError {
+  const retryAfterS = Math.ceil(ctx.ttl / 1000);
+  return retryLater('RATE_LIMITED', `rate limit of ${ctx.max} requests per minute exceeded; retry in ${retryAfterS} s`, retryAfterS);
+}
 
 interface ValidationEntry {
   instancePath?: string;
@@ -100,10 +113,91 @@ export function registerErrorHandling(app: FastifyInstance): void {
   });
 
   app.setNotFoundHandler(notFound);
+
+  // A plugin that answers an error itself, past the error handler, uses its own shape:
+  // @fastify/sse's 406 for an Accept that refuses event streams was `{statusCode, error,
+  // message}` (found by test/fuzz.test.ts). Such a body is put in the contract's shape.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (reply.statusCode < 400 || typeof payload !== 'string' || payload.startsWith('{"success":false') || !/json/i.test(String(reply.getHeader('content-type') ?? ''))) return payload;
+    let body: unknown;
+    try {
+      body = JSON.parse(payload);
+    } catch {
+      return payload;
+    }
+    const b = (body ?? {}) as { success?: unknown; message?: unknown; error?: unknown; statusCode?: unknown };
+    // Only Fastify's own error shape ({statusCode, error, message}): other JSON answers with an
+    // error status are the route's own and stay as they are (/readyz's 503 report).
+    if (b.success === false || typeof b.statusCode !== 'number' || typeof b.error !== 'string') return payload;
+    const code = (Object.entries(ERROR_CODES).find(([, s]) => s === reply.statusCode)?.[0] ?? (reply.statusCode >= 500 ? 'INTERNAL_ERROR' : 'INVALID_REQUEST')) as ErrorCode;
+    const message = typeof b.message === 'string' ? b.message : typeof b.error === 'string' ? b.error : 'request refused';
+    return JSON.stringify(errorBody(code, message));
+  });
 }
 
 /** 404 in the contract's shape (the root's and the `/api` plugin's not-found handler). */
 export function notFound(req: FastifyRequest, reply: FastifyReply): void {
   const path = req.url.split('?')[0] ?? '/';
   void reply.code(404).send(errorBody('NOT_FOUND', `no route ${req.method} ${path}`));
+}
+
+/**
+ * Fastify's `frameworkErrors`: what fails before routing is in the contract's error shape too.
+ * A request target with malformed percent-encoding (`/api/%zz`, FST_ERR_BAD_URL) got Fastify's
+ * own `{error, code, message, statusCode}` (found by test/fuzz.test.ts).
+ */
+export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  if (err.code === 'FST_ERR_BAD_URL') {
+    void reply.code(400).send(errorBody('INVALID_REQUEST', 'the request target is not a valid URL (malformed percent-encoding)'));
+    return;
+  }
+  req.log.error({ err }, 'framework error');
+  void reply.code(500).send(errorBody('INTERNAL_ERROR', 'internal error'));
+}
+
+/**
+ * Fastify's `clientErrorHandler`: a request Node's HTTP parser refuses before any route runs (a
+ * malformed request line or header, duplicate Content-Length, Content-Length with chunked,
+ * headers past 16 KiB, a request not received in time) is answered in the contract's error shape
+ * too. Fastify's default answers `{error, message, statusCode}` (found by the fuzz test,
+ * test/fuzz.test.ts). Then the connection is closed: the parser cannot resume after such an error.
+ * While an earlier, complete request on the connection is still being answered (pipelining, or
+ * a body longer than its Content-Length whose excess parses as a broken next request), that
+ * answer goes out first and the connection closes after it, with no 400: written now, the 400
+ * would be read as the earlier request's answer (Node's own default has that flaw), and
+ * destroying the socket at once would drop an answer whose request may already have changed
+ * something. When the request being read is itself the broken one (its body cut short, or not
+ * received in time), the 400 / 408 is its answer.
+ */
+const closing = new WeakSet<Socket>();
+
+export function clientErrorHandler(this: FastifyInstance, err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed || closing.has(socket)) return;
+  closing.add(socket);
+  const [status, code, message]: [number, ErrorCode, string] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'REQUEST_TIMEOUT', 'the request was not received in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'HEADERS_TOO_LARGE', 'request headers are too large']
+        : [400, 'INVALID_REQUEST', 'malformed HTTP request'];
+  this.log.debug({ err: { message: err.message, code: err.code } }, 'client error');
+  // Node's in-flight response on this socket (internal, as in Node's own default handler); once
+  // it finishes, Node hands the socket to the next pipelined answer, if any.
+  const inFlight = () => (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  const current = inFlight();
+  if (current && !current.writableFinished && current.req.complete) {
+    socket.pause(); // nothing more is read: the parser is done
+    const closeAfterAnswers = () => {
+      const next = inFlight();
+      if (next && !next.writableFinished) next.once('finish', closeAfterAnswers);
+      else socket.destroy();
+    };
+    current.once('finish', closeAfterAnswers);
+    return;
+  }
+  if (socket.writable && !current?.headersSent) {
+    const body = JSON.stringify(errorBody(code, message));
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
 }

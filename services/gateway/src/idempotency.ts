@@ -1,5 +1,5 @@
 /**
- * Idempotency-Key on POST routes (Stripe semantics, reliability.md §8.4):
+ * Idempotency-Key on POST routes (Stripe semantics, docs/reliability.md#idempotency-key):
  * - same key + same request → the stored first answer (header `Idempotent-Replayed: true`);
  * - same key + another request → 422 IDEMPOTENCY_KEY_REUSED;
  * - same key while the first is still running → 409 IDEMPOTENCY_IN_PROGRESS + Retry-After;
@@ -43,13 +43,21 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * Deeper than any body a route takes (a few levels): refused, not hashed. canonicalJson
+ * recurses, and a 60 KB body nested 10,000 levels deep overflowed the stack: a 500 on the retry
+ * route, whose body no schema checks (found by test/fuzz.test.ts).
+ */
+export const CANONICAL_JSON_MAX_DEPTH = 64;
+
 /** Stable JSON (sorted keys) so the same body in another key order is the same request. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+export function canonicalJson(value: unknown, depth = 0): string {
+  if (depth > CANONICAL_JSON_MAX_DEPTH) throw new HttpError('INVALID_REQUEST', `request body is nested more than ${CANONICAL_JSON_MAX_DEPTH} levels deep`);
+  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v, depth + 1)).join(',')}]`;
   if (value && typeof value === 'object') {
     return `{${Object.keys(value as object)
       .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k], depth + 1)}`)
       .join(',')}}`;
   }
   return JSON.stringify(value) ?? 'null';

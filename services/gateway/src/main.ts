@@ -1,12 +1,13 @@
 /** gateway: config → logger → resources → app → listen; SIGTERM/SIGINT → graceful stop. */
-import { createLogger } from '@hatch/log';
+import { configSecrets, createLogger } from '@hatch/log';
 import { onShutdown } from '@hatch/runtime';
 import { loadGatewayConfig } from './config.js';
 import { compose, type GatewayResources } from './compose.js';
 import { build } from './app.js';
+import { cgroupMemoryLimit, worstCaseMemory } from './memory-budget.js';
 
 const config = loadGatewayConfig();
-const log = createLogger({ service: 'gateway', level: config.LOG_LEVEL });
+const log = createLogger({ service: 'gateway', level: config.LOG_LEVEL, secrets: configSecrets(config) });
 let resources: GatewayResources;
 try {
   resources = await compose(config, log);
@@ -23,4 +24,10 @@ onShutdown(
   { log, timeoutMs: 10_000 },
 );
 await app.listen({ port: config.PORT, host: config.HOST });
+// Every bounded buffer full at once must fit the container's limit (memory-budget.ts).
+const worst = worstCaseMemory(config);
+const limit = cgroupMemoryLimit();
+if (limit !== undefined && worst.bytes > limit) {
+  log.warn({ worstCaseMiB: Math.round(worst.bytes / 2 ** 20), memoryLimitMiB: Math.round(limit / 2 ** 20), terms: worst.terms }, 'the worst case of these settings exceeds the memory limit: lower HATCH_SSE_MAX_CLIENTS, HATCH_SSE_QUEUE_BUDGET_BYTES or HATCH_BODY_BYTES_IN_FLIGHT_MAX, or raise the limit');
+}
 log.info({ port: config.PORT, publicUrl: config.PUBLIC_URL }, 'gateway ready');

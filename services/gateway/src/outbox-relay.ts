@@ -1,5 +1,5 @@
 /**
- * The outbox relay (design rule 1). A message's outbox row is committed with the message; right
+ * The outbox relay (docs/architecture.md, rule 1). A message's outbox row is committed with the message; right
  * after the commit the request hands the row here (`kick`) and returns 202 without waiting for
  * NATS. The relay publishes it to JetStream with Nats-Msg-Id = the row's dedupe id and deletes
  * the row once JetStream acknowledged it. Rows that never made it (NATS down, gateway killed,

@@ -1,6 +1,6 @@
 /**
  * Group commit of sends. `POST /api/send_message` hands its validated message here and answers
- * once the batch holding it has committed (design rule 1: a 202 means the row is committed).
+ * once the batch holding it has committed (docs/architecture.md, rule 1: a 202 means the row is committed).
  *
  * While fewer than `maxInFlight` batches are being written, a message is written at once (a
  * batch of one: no added latency when idle). When all slots are busy, arriving messages wait
@@ -8,15 +8,15 @@
  * (`acceptMessages`): one round trip, one commit (one WAL flush) and one journal NOTIFY for the
  * whole group. The busier the gateway, the larger the groups, which is what lifts the send rate
  * from the per-commit limit towards the per-row limit (bench P1; NOTIFY serialises notifying
- * commits cluster-wide, performance.md B1).
+ * commits cluster-wide: P3's raw limit in bench/README.md).
  *
- * Bounds (design rule 4): at most `maxQueued` messages wait; past that a send is refused with
+ * Bounds (docs/architecture.md, rule 4): at most `maxQueued` messages wait; past that a send is refused with
  * 503 + Retry-After at once. A batch that fails for a reason other than a lost connection (a
  * deadlock, a constraint) is retried message by message, so one bad message cannot fail the
  * others; a lost connection fails every message of the batch with the connection error (503).
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { acceptMessages, isConnectionError, type AcceptMessage, type AcceptOutcome, type Db } from '@hatch/db';
+import { acceptMessages, isConnectionError, type AcceptMessage, type AcceptOptions, type AcceptOutcome, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { DEPENDENCY_RETRY_AFTER_S, HttpError } from './errors.js';
 
@@ -39,14 +39,17 @@ interface Waiting {
   reject(err: unknown): void;
 }
 
-export function createSendBatcher(deps: { db: Db; log: Logger; registry: Registry }, opts: SendBatcherOptions = {}): SendBatcher {
+/** sends waiting for their group commit before a new one gets 503 + Retry-After (memory-budget.ts counts them) */
+export const SEND_BATCHER_MAX_QUEUED = 5000;
+
+export function createSendBatcher(deps: { db: Db; log: Logger; registry: Registry; accept?: AcceptOptions }, opts: SendBatcherOptions = {}): SendBatcher {
   const log = deps.log.child({ component: 'send-batcher' });
   const maxBatch = opts.maxBatch ?? 200;
   // One statement at a time measured best on one node (bench P1: 2.6k sends/s against 2.3k with
   // two, p99 at half rate the same): PostgreSQL's CPU is the limit there, and a second statement
   // in flight only splits the waiting sends into smaller groups, i.e. more commits and NOTIFYs.
   const maxInFlight = opts.maxInFlight ?? 1;
-  const maxQueued = opts.maxQueued ?? 5000;
+  const maxQueued = opts.maxQueued ?? SEND_BATCHER_MAX_QUEUED;
   const sizes = new Histogram({
     name: 'hatch_send_batch_size',
     help: 'messages written by one accept statement (group commit)',
@@ -61,7 +64,7 @@ export function createSendBatcher(deps: { db: Db; log: Logger; registry: Registr
   async function write(batch: Waiting[]): Promise<void> {
     sizes.observe(batch.length);
     try {
-      const outcomes = await acceptMessages(deps.db.db, batch.map((w) => w.item));
+      const outcomes = await acceptMessages(deps.db.db, batch.map((w) => w.item), deps.accept);
       batch.forEach((w, i) => w.resolve(outcomes[i] as AcceptOutcome));
       return;
     } catch (err) {
@@ -75,7 +78,7 @@ export function createSendBatcher(deps: { db: Db; log: Logger; registry: Registr
     await Promise.all(
       batch.map(async (w) => {
         try {
-          const [outcome] = await acceptMessages(deps.db.db, [w.item]);
+          const [outcome] = await acceptMessages(deps.db.db, [w.item], deps.accept);
           w.resolve(outcome as AcceptOutcome);
         } catch (err) {
           w.reject(err);

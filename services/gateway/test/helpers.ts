@@ -1,4 +1,5 @@
 /** Test helpers: a real gateway app (build) on a fresh database and real NATS. */
+import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { createLogger } from '@hatch/log';
 import { connectBus, createMetricsRegistry, ensureStreams, type Bus } from '@hatch/runtime';
@@ -15,11 +16,16 @@ export interface TestGateway {
   bus: Bus;
   auth: { authorization: string };
   names: TestNats['names'];
+  nats: TestNats;
 }
 
-export async function testGateway(t: Teardownable, env: Record<string, string> = {}, opts: { natsUrl?: string; build?: BuildOptions } = {}): Promise<TestGateway> {
-  const db = await createTestDb(t);
-  const nats = testNats(t, { url: opts.natsUrl });
+export async function testGateway(
+  t: Teardownable,
+  env: Record<string, string> = {},
+  opts: { natsUrl?: string; build?: BuildOptions; /** another replica on this gateway's database and NATS names */ replicaOf?: TestGateway } = {},
+): Promise<TestGateway> {
+  const db = opts.replicaOf?.db ?? (await createTestDb(t));
+  const nats = opts.replicaOf?.nats ?? testNats(t, { url: opts.natsUrl });
   const config = parseGatewayConfig({
     DATABASE_URL: db.url,
     NATS_URL: nats.url,
@@ -37,7 +43,13 @@ export async function testGateway(t: Teardownable, env: Record<string, string> =
     await app.close();
     await bus.close(1000);
   });
-  return { app, config, db, bus, names: nats.names, auth: { authorization: `Bearer ${TEST_TOKEN}` } };
+  return { app, config, db, bus, names: nats.names, nats, auth: { authorization: `Bearer ${TEST_TOKEN}` } };
+}
+
+/** Listens on a free loopback port (security and protocol tests need a real socket); returns the port. */
+export async function listening(g: { app: FastifyInstance }): Promise<number> {
+  await g.app.listen({ port: 0, host: '127.0.0.1' });
+  return (g.app.server.address() as AddressInfo).port;
 }
 
 /** The realtime-bridge as a real process on a test's database and NATS names, once it is the active one. */

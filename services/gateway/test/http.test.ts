@@ -53,7 +53,7 @@ t.test('POST /api/session: a right token sets an HttpOnly SameSite=Strict cookie
   const res = await app.inject({ method: 'POST', url: '/api/session', payload: { token: TEST_TOKEN } });
   t.equal(res.statusCode, 204);
   const cookie = String(res.headers['set-cookie']);
-  t.match(cookie, /^hatch_session=v1\.\d+\.[A-Za-z0-9+/]{43};/, 'a signed v1.<expiry> value');
+  t.match(cookie, /^hatch_session=v1\.\d+\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9+/]{43};/, 'a signed v1.<expiry>.<id> value');
   const attributes = cookie.split(';').slice(1).map((a) => a.trim()).sort();
   t.same(attributes.map((a) => a.replace(/=\d+$/, '=N')), ['HttpOnly', 'Max-Age=N', 'Path=/', 'SameSite=Strict', 'Secure'], 'HttpOnly, SameSite=Strict, Secure on https, path /, a max age');
   const value = cookie.split(';')[0] as string;

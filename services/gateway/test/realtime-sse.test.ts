@@ -95,6 +95,36 @@ async function journal(db: Db): Promise<number[]> {
   return (await db.db.selectFrom('change_journal').select('id').orderBy('id').execute()).map((r) => Number(r.id));
 }
 
+/** Writes rounds of 200 events until `done` holds; returns how many were written. */
+async function writeUntil(db: Db, conv: string, done: () => Promise<boolean>, message: string, timeoutMs = 60_000): Promise<number> {
+  let written = 0;
+  await waitFor(
+    async () => {
+      await write(db, conv, 200, 50);
+      written += 200;
+      return done();
+    },
+    { timeoutMs, intervalMs: 10, message },
+  );
+  return written;
+}
+
+/** One metric of a gateway's /metrics (its first series), NaN when absent. */
+async function metricOf(app: FastifyInstance, name: string): Promise<number> {
+  const body = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(body)?.[1] ?? NaN);
+}
+
+/** A hub on NATS names of its own, not started: the test drives its clients. */
+async function testHub(t: Teardownable, opts: { clientQueueMax: number; queueBudgetBytes?: number }) {
+  const nats = testNats(t);
+  const bus = await connectBus({ url: nats.url, name: 'hub-test', log });
+  t.teardown(() => bus.close(1000));
+  await ensureStreams(bus.jsm, nats.names);
+  const hub = new RealtimeHub({ names: nats.names, bus, log, registry: createMetricsRegistry('gateway'), maxClients: 10, ...opts });
+  return { hub, bus, names: nats.names };
+}
+
 t.test('two clients on two gateway replicas both receive every event, in order, once; headers, heartbeat, auth', async (t) => {
   const { db, a, b } = await shared();
   const conv = await conversation(db);
@@ -204,11 +234,7 @@ t.test('limits: past the connection limit a client gets 200 + retry: and the str
 
 t.test('slow client: a client whose socket does not drain is cut off at its queue bound, never beyond', async (t) => {
   const db = await createTestDb(t);
-  const nats = testNats(t);
-  const bus = await connectBus({ url: nats.url, name: 'hub-test', log });
-  t.teardown(() => bus.close(1000));
-  await ensureStreams(bus.jsm, nats.names);
-  const hub = new RealtimeHub({ names: nats.names, bus, log, registry: createMetricsRegistry('gateway'), clientQueueMax: 10, maxClients: 10 });
+  const { hub, bus, names } = await testHub(t, { clientQueueMax: 10 });
   hub.start();
   t.teardown(() => hub.stop());
   await hub.waitSynced(5000);
@@ -222,7 +248,7 @@ t.test('slow client: a client whose socket does not drain is cut off at its queu
   const conv = randomUUID();
   for (let i = 1; i <= 30 && !cut; i++) {
     const env = { id: String(i), event: { type: 'message_update', conversation_id: conv, action: 'INSERT', message_id: randomUUID(), status: 'stored', timestamp: new Date().toISOString() } };
-    await bus.js.publish(nats.names.subjects.eventFor('messages'), new TextEncoder().encode(JSON.stringify(env)));
+    await bus.js.publish(names.subjects.eventFor('messages'), new TextEncoder().encode(JSON.stringify(env)));
     await waitFor(() => hub.lastId >= BigInt(i), { timeoutMs: 5000 });
     maxQueued = Math.max(maxQueued, client?.queued ?? 0);
   }
@@ -234,12 +260,8 @@ t.test('slow client: a client whose socket does not drain is cut off at its queu
 });
 
 t.test('replay overrun: live frames held past half the bound are dropped and the replay extended over them; a replaying client that does not drain is cut', async (t) => {
-  const nats = testNats(t);
-  const bus = await connectBus({ url: nats.url, name: 'hub-test', log });
-  t.teardown(() => bus.close(1000));
-  await ensureStreams(bus.jsm, nats.names);
-  const hub = new RealtimeHub({ names: nats.names, bus, log, registry: createMetricsRegistry('gateway'), clientQueueMax: 10, maxClients: 10 });
-  const frame = (id: number) => ({ id: BigInt(id), text: `id: ${id}\n\n` });
+  const { hub } = await testHub(t, { clientQueueMax: 10 });
+  const frame = (id: number) => ({ id: BigInt(id), text: `id: ${id}\n\n`, bytes: `id: ${id}\n\n`.length });
   const tick = () => new Promise((r) => setImmediate(r));
 
   // A client that reads: held frames overrun twice (5 held, the 6th drops them), never cut.
@@ -393,16 +415,7 @@ t.test('a slow HTTP client is cut: its connection is closed (not left open after
   sock.write(`GET /api/events?conversation_id=${conv} HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH.authorization}\r\nAccept: text/event-stream\r\n\r\n`);
   await waitFor(() => text.includes('event: connected'), { message: 'stream open' });
   sock.pause(); // stops reading: the kernel buffers fill, then the gateway's queue
-  const slow = async () => Number(/hatch_sse_slow_client_disconnects_total\S* (\d+)/.exec((await a.app.inject({ method: 'GET', url: '/metrics' })).body)?.[1] ?? 0);
-  let written = 0;
-  await waitFor(
-    async () => {
-      await write(db, conv, 200, 50);
-      written += 200;
-      return (await slow()) >= 1;
-    },
-    { timeoutMs: 60_000, intervalMs: 10, message: 'the gateway cuts the client that does not read' },
-  );
+  const written = await writeUntil(db, conv, async () => (await metricOf(a.app, 'hatch_sse_slow_client_disconnects_total')) >= 1, 'the gateway cuts the client that does not read');
   sock.resume();
   await waitFor(() => closed, { timeoutMs: 15_000, message: 'the server closed the connection' });
   const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1])).filter((id) => id > start);
@@ -417,4 +430,118 @@ t.test('a slow HTTP client is cut: its connection is closed (not left open after
   });
   const rest = c.events.filter((e) => e.event !== 'connected').map((e) => Number(e.id));
   t.same(rest, Array.from({ length: start + written - last }, (_, i) => last + 1 + i), 'every later event once, in order');
+});
+
+t.test('queue budget: past HATCH_SSE_QUEUE_BUDGET_BYTES the clients that stopped reading are cut (and resume by id) while a reading client on the same gateway gets every event; the held bytes fall back to 0', async (t) => {
+  const budget = 65_536;
+  // A per-client bound far above what the budget allows: here only the budget can cut anyone.
+  const { db, a } = await setup(t, { env: { HATCH_SSE_QUEUE_BUDGET_BYTES: String(budget), HATCH_SSE_CLIENT_QUEUE_MAX: '100000' } });
+  const conv = await conversation(db);
+  const start = await maxId(db);
+  const reader = await openSse(`${a.url}/api/events`, AUTH);
+  const paused = await Promise.all(Array.from({ length: 3 }, () => openSse(`${a.url}/api/events`, AUTH)));
+  t.teardown(() => [reader, ...paused].forEach((c) => c.close()));
+  for (const c of [reader, ...paused]) await c.waitFor((x) => x.of('connected').length === 1);
+  for (const c of paused) c.pause(); // the kernel buffers fill first (a few MB each), then the gateway's
+  let maxHeld = 0;
+  const written = await writeUntil(
+    db,
+    conv,
+    async () => {
+      maxHeld = Math.max(maxHeld, await metricOf(a.app, 'hatch_sse_queue_bytes'));
+      return (await metricOf(a.app, 'hatch_sse_budget_disconnects_total')) >= 3;
+    },
+    'the budget cuts the three clients that do not read',
+    90_000,
+  );
+  // Between rounds of 200 events: at most one round's fan-out (4 clients × 200 frames) past the budget.
+  t.ok(maxHeld <= budget + 4 * 200 * 300, `the held bytes stayed at the budget (max seen ${maxHeld})`);
+  t.equal(await metricOf(a.app, 'hatch_sse_slow_client_disconnects_total'), 3, 'only they were cut, all by the budget');
+  const expected = (await journal(db)).filter((id) => id > start);
+  t.equal(expected.length, written);
+  await reader.waitFor((x) => updates(x).length >= written, 30_000, 'the reader got every event');
+  t.same(ids(reader), expected, 'the reading client: every event once, in order');
+  t.notOk(reader.ended(), 'and still streaming');
+  for (const c of paused) {
+    c.resume();
+    await c.waitFor((x) => x.ended(), 15_000, 'the server closed the cut connection');
+    t.ok(updates(c).length < written, `a cut client got part of the stream (${updates(c).length} of ${written})`);
+  }
+  // The last one resumes from what it read: the rest, nothing missing, nothing twice.
+  const cut = paused[2] as SseClient;
+  const last = String(ids(cut).at(-1) ?? start);
+  const resumed = await openSse(`${a.url}/api/events`, { ...AUTH, 'last-event-id': last });
+  t.teardown(() => resumed.close());
+  await resumed.waitFor((x) => updates(x).length >= expected.filter((id) => id > Number(last)).length, 30_000, 'the rest replayed');
+  t.same(ids(resumed), expected.filter((id) => id > Number(last)), 'resumed without a gap');
+  await waitFor(async () => (await metricOf(a.app, 'hatch_sse_queue_bytes')) === 0, { message: 'held bytes back to 0' });
+});
+
+t.test('queue budget policy: the blocked client holding the most bytes goes first, only as many as needed; a client whose socket takes writes is never cut for it', async (t) => {
+  const { hub } = await testHub(t, { clientQueueMax: 1000, queueBudgetBytes: 1000 });
+  const tick = () => new Promise((r) => setImmediate(r));
+  // Sockets that take one write and never drain (a client that stopped reading).
+  const stuck = () => new Writable({ highWaterMark: 1, write: () => undefined });
+  // A socket that takes every write (never refuses) but calls back only when told: the bytes stay held.
+  const callbacks: Array<() => void> = [];
+  const taking = new Writable({ highWaterMark: 1 << 20, write: (_c, _e, cb) => void callbacks.push(cb) });
+  const cut = new Set<string>();
+  const reg = (out: Writable, name: string) => {
+    const c = hub.register(out, undefined, () => cut.add(name));
+    if (!c) throw new Error('registered');
+    c.goLive();
+    return c;
+  };
+  const big = reg(stuck(), 'big');
+  const small = reg(stuck(), 'small');
+  const reader = reg(taking, 'reader');
+  big.enqueue('x'.repeat(400));
+  small.enqueue('x'.repeat(100));
+  reader.enqueue('x'.repeat(700)); // the most bytes of all, and over the budget (1,200)
+  await tick(); // written; then the budget pass
+  t.same([...cut], ['big'], 'the blocked one holding the most is cut; that was enough');
+  t.equal(hub.queueBytes, 800, 'the small blocked one and the reader are left');
+  reader.enqueue('x'.repeat(1500)); // over again, and the only blocked client left holds little
+  await tick();
+  t.same([...cut].sort(), ['big', 'small'], 'the remaining blocked client goes, the reader never');
+  t.equal(hub.queueBytes, 2200, 'over the budget, held by the client that takes its writes');
+  while (callbacks.length > 0) callbacks.shift()?.(); // each call hands it the next buffered write
+  await tick();
+  t.equal(hub.queueBytes, 0, 'its writes called back: nothing held');
+  t.equal((await hub.metrics.budgetCuts.get()).values[0]?.value, 2, 'budget cuts counted');
+  t.equal((await hub.metrics.slow.get()).values[0]?.value, 2, 'as slow clients');
+  reader.close();
+  t.equal(hub.clientCount, 0);
+});
+
+t.test('per-principal cap: past HATCH_SSE_MAX_CLIENTS_PER_PRINCIPAL a new stream is 429 with Retry-After in the error shape, the open ones keep streaming, another principal is unaffected, and closing one admits a new one', async (t) => {
+  const { db, nats } = await shared();
+  const a = await replica(t, db, nats.url, nats.prefix, { HATCH_SSE_MAX_CLIENTS_PER_PRINCIPAL: '2' });
+  const conv = await conversation(db);
+  const c1 = await openSse(`${a.url}/api/events?conversation_id=${conv}`, AUTH);
+  const c2 = await openSse(`${a.url}/api/events?conversation_id=${conv}`, AUTH);
+  t.teardown(() => [c1, c2].forEach((c) => c.close()));
+  for (const c of [c1, c2]) await c.waitFor((x) => x.of('connected').length === 1);
+  const third = await fetch(`${a.url}/api/events`, { headers: { ...AUTH, accept: 'text/event-stream' } });
+  // (an admitted stream would never end: its body is dropped, not read)
+  const body: unknown = third.status === 429 ? await third.json() : await third.body?.cancel();
+  t.equal(third.status, 429, 'the third stream of the principal is refused');
+  t.equal(third.headers.get('retry-after'), '1', 'with Retry-After (the retry: hint, 500 ms, in whole seconds)');
+  t.match(third.headers.get('content-type'), /^application\/json/);
+  t.match(body, { success: false, code: 'RATE_LIMITED', error: /at most 2/ });
+  // A UI sign-in is a principal of its own (session:<id>): the token's cap does not touch it.
+  const other = await openSse(`${a.url}/api/events?conversation_id=${conv}`, { cookie: `${SESSION_COOKIE}=${signedSession(a.app)}` });
+  t.teardown(() => other.close());
+  t.equal(other.status, 200, 'another principal is admitted');
+  await write(db, conv, 3, 1);
+  for (const c of [c1, c2, other]) await c.waitFor((x) => updates(x).length === 3, 10_000, 'the open streams keep streaming');
+  t.equal(await metricOf(a.app, 'hatch_sse_principals'), 2);
+  c1.close();
+  await waitFor(async () => (await metricOf(a.app, 'hatch_sse_clients')) === 2, { message: 'the gateway saw the stream close' });
+  const c3 = await openSse(`${a.url}/api/events`, AUTH);
+  t.teardown(() => c3.close());
+  t.equal(c3.status, 200, 'a slot freed: a new stream is admitted');
+  await c3.waitFor((x) => x.of('connected').length === 1);
+  for (const c of [c2, c3, other]) c.close();
+  await waitFor(async () => (await metricOf(a.app, 'hatch_sse_principals')) === 0, { message: 'the entries are removed at zero' });
 });

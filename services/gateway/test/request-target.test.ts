@@ -127,7 +127,9 @@ t.test('every spelling of an API request target, with every method, is 401 or no
 });
 
 t.test('malformed Cookie and Authorization headers are 401 in the error shape, never a 5xx', async (t) => {
-  const { app } = await testGateway(t, { HATCH_RATE_LIMIT_PER_MINUTE: '100000' });
+  // Each case comes from its own client address (through a trusted local proxy), so the
+  // failed-authentication limit (edge-limits.test.ts) does not turn the later ones into 429s.
+  const { app } = await testGateway(t, { HATCH_RATE_LIMIT_PER_MINUTE: '100000', HATCH_TRUST_PROXY: '127.0.0.1' });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as AddressInfo).port;
   const login = await rawRequest(port, { method: 'POST', target: '/api/session', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: TEST_TOKEN }) });
@@ -146,6 +148,7 @@ t.test('malformed Cookie and Authorization headers are 401 in the error shape, n
     { cookie: `hatch_session=${signed.slice(0, -1)}` },
     { cookie: 'hatch_session=v1.9999999999.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' },
     { cookie: 'hatch_session=v1.9999999999' },
+    { cookie: `hatch_session=${signed.replace(/^v1\.\d+\.[^.]+/, 'v1.9999999999')}` },
     { cookie: `__proto__=x; constructor=y; hatch_session=%zz` },
     { authorization: '' },
     { authorization: 'Bearer' },
@@ -158,9 +161,11 @@ t.test('malformed Cookie and Authorization headers are 401 in the error shape, n
     { authorization: 'Bearer \u00e9\u00e9' },
     { authorization: 'Bearer wrong', cookie: `hatch_session=${signed}` },
   ];
+  let client = 0;
   for (const headers of cases) {
     for (const target of ['/api/conversations', '/api/events']) {
-      const res = await rawRequest(port, { method: 'GET', target, headers });
+      client++;
+      const res = await rawRequest(port, { method: 'GET', target, headers: { ...headers, 'x-forwarded-for': `198.51.100.${client}` } });
       const label = `${target} ${JSON.stringify(headers).slice(0, 80)}`;
       t.equal(res.status, 401, `${label}: 401`);
       t.match(JSON.parse(res.body || '{}'), { success: false, code: 'UNAUTHORIZED', error: String }, `${label}: error shape`);

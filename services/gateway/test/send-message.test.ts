@@ -3,7 +3,8 @@ import { waitFor } from '@hatch/testing';
 import { testGateway } from './helpers.js';
 
 const SMS_FROM = '+15005550006';
-const env = { TWILIO_PHONE_NUMBER: SMS_FROM, TWILIO_AUTH_TOKEN: 'twilio-test-token' };
+// +44 too: the UK numbers below would otherwise meet the spend guard (default: the country of TWILIO_PHONE_NUMBER)
+const env = { TWILIO_PHONE_NUMBER: SMS_FROM, TWILIO_AUTH_TOKEN: 'twilio-test-token', HATCH_SMS_ALLOWED_COUNTRIES: '1,44' };
 
 async function counts(db: Awaited<ReturnType<typeof testGateway>>['db']) {
   const q = async (table: 'messages' | 'conversations' | 'outbox' | 'status_events') =>
@@ -74,6 +75,27 @@ t.test('invalid send_message input is 400 naming the field and writes nothing (T
   t.equal(ok.statusCode, 202, '1600 characters is fine');
   const emoji = await app.inject({ method: 'POST', url: '/api/send_message', headers: auth, payload: { to: 'Bob', body: '😀'.repeat(1600) } });
   t.equal(emoji.statusCode, 202, '1600 emoji are 1600 characters, not 3200');
+});
+
+t.test('a to of digits and phone punctuation that is not E.164 is 400 naming body.to with an E.164 hint; names with digits stay chat (issue 14)', async (t) => {
+  const { app, auth, db } = await testGateway(t, env);
+  for (const to of ['4155550100', '(415) 555-0100', '415.555.0100', '415-555-0100', '1', '+1 (415) 555-0100']) {
+    const res = await app.inject({ method: 'POST', url: '/api/send_message', headers: auth, payload: { to, body: 'hello' } });
+    t.equal(res.statusCode, 400, `${to}: 400`);
+    const detail = (res.json().details as Array<{ field: string; message: string }>).find((d) => d.field === 'body.to');
+    t.match(detail?.message, /E\.164.*\+14155550100/, `${to}: names body.to with an E.164 example`);
+  }
+  const from = await app.inject({ method: 'POST', url: '/api/send_message', headers: auth, payload: { to: 'Alice', body: 'hello', from: '(415) 555-0100' } });
+  t.equal(from.statusCode, 400, 'the same rule holds for from');
+  t.ok((from.json().details as Array<{ field: string }>).some((d) => d.field === 'body.from'), 'names body.from');
+  t.same(await counts(db), { messages: 0, conversations: 0, outbox: 0, events: 0 }, 'nothing stored');
+  for (const to of ['Room 101', 'Agent 007', '张伟 2']) {
+    const res = await app.inject({ method: 'POST', url: '/api/send_message', headers: auth, payload: { to, body: 'hello' } });
+    t.equal(res.statusCode, 202, `${to}: 202`);
+    t.equal(res.json().status, 'stored', `${to}: a chat message`);
+    const m = await db.db.selectFrom('messages').selectAll().where('id', '=', res.json().message_id).executeTakeFirstOrThrow();
+    t.match(m, { channel: 'chat', to_contact: to });
+  }
 });
 
 t.test('SQL-looking and multi-line text is stored and returned byte-for-byte (T12)', async (t) => {

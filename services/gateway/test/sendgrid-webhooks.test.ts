@@ -1,6 +1,9 @@
 import t from 'tap';
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { testGateway } from './helpers.js';
+import { rawRequest } from './raw-http.js';
+import { parseGatewayConfig } from '../src/config.js';
 
 type Gw = Awaited<ReturnType<typeof testGateway>>;
 
@@ -101,12 +104,73 @@ t.test('forged, tampered, stale and unsigned batches are 403 and change nothing;
   t.equal((await email(gw, id)).status, 'delivered');
 });
 
-t.test('without SENDGRID_WEBHOOK_PUBLIC_KEY events are accepted unsigned (contract); non-array bodies are 400', async (t) => {
+t.test('without SENDGRID_WEBHOOK_PUBLIC_KEY every batch, signed or not, is 403 FORBIDDEN over a real socket and changes nothing (issue 14)', async (t) => {
   const gw = await testGateway(t);
+  const id = await sentEmail(gw);
+  await gw.app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (gw.app.server.address() as AddressInfo).port;
+  const body = JSON.stringify([ev('dropped', { email_id: id, reason: 'Bounced Address' })]);
+  const ts = String(Math.floor(Date.now() / 1000));
+  const signed = { 'x-twilio-email-event-webhook-signature': sign('sha256', Buffer.from(ts + body), privateKey).toString('base64'), 'x-twilio-email-event-webhook-timestamp': ts };
+  for (const [name, headers] of [
+    ['unsigned', {}],
+    ['signed', signed],
+  ] as const) {
+    const res = await rawRequest(port, { method: 'POST', target: '/webhooks/sendgrid/events', headers: { 'content-type': 'application/json', ...headers }, body });
+    t.equal(res.status, 403, `${name}: 403`);
+    t.match(JSON.parse(res.body), { success: false, code: 'FORBIDDEN', error: String }, `${name}: contract error body`);
+  }
+  t.match(await email(gw, id), { status: 'sent', error_message: null }, 'no change');
+  t.same((await timeline(gw, id)).map((e) => e.status), ['queued']);
+  t.match((await gw.app.inject({ method: 'GET', url: '/metrics' })).body, /hatch_webhook_rejected_total\{[^}]*provider="sendgrid"[^}]*\} 2/, 'counted');
+});
+
+t.test('SENDGRID_WEBHOOK_ALLOW_UNSIGNED=true without a key accepts unsigned batches (development); non-array bodies are 400; an unknown email is ignored', async (t) => {
+  const gw = await testGateway(t, { SENDGRID_WEBHOOK_ALLOW_UNSIGNED: 'true' });
   const id = await sentEmail(gw);
   t.equal((await post(gw, [ev('dropped', { email_id: id, reason: 'Bounced Address' })], { key: null })).statusCode, 204);
   t.match(await email(gw, id), { status: 'dropped', error_message: 'Bounced Address' });
   const bad = await gw.app.inject({ method: 'POST', url: '/webhooks/sendgrid/events', headers: { 'content-type': 'application/json' }, payload: '{"event":"x"}' });
   t.equal(bad.statusCode, 400);
   t.equal((await post(gw, [ev('delivered', { email_id: randomUUID() })], { key: null })).statusCode, 204, 'an unknown email is ignored, not an error');
+});
+
+t.test('with a key, SENDGRID_WEBHOOK_ALLOW_UNSIGNED=true changes nothing: an unsigned batch is still 403', async (t) => {
+  const gw = await testGateway(t, { SENDGRID_WEBHOOK_PUBLIC_KEY: PUBLIC_KEY, SENDGRID_WEBHOOK_ALLOW_UNSIGNED: 'true' });
+  const id = await sentEmail(gw);
+  t.equal((await post(gw, [ev('delivered', { email_id: id })], { key: null })).statusCode, 403);
+  t.equal((await email(gw, id)).status, 'sent');
+  t.equal((await post(gw, [ev('delivered', { email_id: id })])).statusCode, 204, 'signed passes');
+});
+
+t.test('SENDGRID_WEBHOOK_PUBLIC_KEY is taken as SendGrid shows it (base64 DER) or as PEM; anything else is a config error naming it', async (t) => {
+  const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  for (const [name, value] of [
+    ['PEM', pem],
+    ['PEM on one line with \\n', pem.replace(/\n/g, '\\n')],
+  ]) {
+    const gw = await testGateway(t, { SENDGRID_WEBHOOK_PUBLIC_KEY: value as string });
+    const id = await sentEmail(gw);
+    t.equal((await post(gw, [ev('delivered', { email_id: id })])).statusCode, 204, `${name}: a signed batch passes`);
+  }
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  for (const bad of ['not-a-key', rsa, p384, PUBLIC_KEY.slice(0, 40)]) {
+    let err: unknown;
+    try {
+      parseGatewayConfig({ DATABASE_URL: 'postgres://localhost/x', HATCH_API_TOKEN: 'x'.repeat(32), SENDGRID_WEBHOOK_PUBLIC_KEY: bad });
+    } catch (e) {
+      err = e;
+    }
+    t.match(err, { problems: [/^SENDGRID_WEBHOOK_PUBLIC_KEY: must be the EC P-256/] }, `${bad.slice(0, 12)}…: a config error naming the setting`);
+  }
+});
+
+t.test('signed events named like Object.prototype members (constructor, toString, __proto__) are timeline entries, never a 500', async (t) => {
+  const gw = await testGateway(t, { SENDGRID_WEBHOOK_PUBLIC_KEY: PUBLIC_KEY });
+  const id = await sentEmail(gw);
+  const res = await post(gw, ['constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf'].map((name) => ev(name, { email_id: id })));
+  t.equal(res.statusCode, 204, res.body);
+  t.equal((await email(gw, id)).status, 'sent', 'no status change');
+  t.same((await timeline(gw, id)).map((e) => e.status), ['queued', 'constructor', 'toString', 'hasOwnProperty', '__proto__', 'valueOf']);
 });

@@ -18,7 +18,9 @@ export interface SseClient {
   /** events of one name, parsed data */
   of<T = Record<string, unknown>>(name: string): Array<T & { _id?: string }>;
   waitFor(cond: (c: SseClient) => boolean, timeoutMs?: number, message?: string): Promise<void>;
+  /** stop reading: the server's writes back up into the kernel buffers, then its queue */
   pause(): void;
+  resume(): void;
   close(): void;
 }
 
@@ -36,6 +38,7 @@ export function openSse(url: string, headers: Record<string, string> = {}): Prom
         of: <T>(name: string) => client.events.filter((e) => e.event === name).map((e) => ({ ...(JSON.parse(e.data) as T), _id: e.id })),
         waitFor: (cond, timeoutMs = 15_000, message) => waitFor(() => cond(client), { timeoutMs, message }),
         pause: () => res.pause(),
+        resume: () => res.resume(),
         close: () => {
           req.destroy();
         },

@@ -1,6 +1,6 @@
 /**
- * T8's proxy leg (reliability.md): the SSE stream through a local nginx with its DEFAULT response
- * buffering (proxy_buffering on), the way most deployments put a proxy in front of the gateway.
+ * T8's proxy leg (docs/reliability.md#fault-tests): the SSE stream through a local nginx with
+ * its DEFAULT response buffering (proxy_buffering on), the way most deployments put a proxy in front of the gateway.
  * Real nginx, real PostgreSQL, real NATS, the realtime-bridge as a process.
  *
  * (nginx 1.22 turned out to pass a small event through at once even without the gateway's
@@ -25,7 +25,7 @@ const PROXY_READ_TIMEOUT_S = 3;
 
 /** nginx in the foreground on a free port, `routes` proxied by path prefix; stopped in teardown. */
 async function spawnNginx(t: Teardownable, routes: Record<string, number>): Promise<string> {
-  if (!NGINX) throw new Error('nginx is not installed (.ci/run installs it)');
+  if (!NGINX) throw new Error("nginx is not installed (pnpm test's preflight, scripts/test-tools.mjs, installs it)");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hatch-nginx-'));
   const port = await freePort();
   const locations = Object.entries(routes)

@@ -12,7 +12,12 @@ const Url = (def: string) => Type.String({ pattern: '^https?://', default: def }
 
 export const EmulatorConfig = Type.Object({
   EMULATOR_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: DEFAULTS.port }),
-  EMULATOR_HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  /**
+   * Loopback by default: the emulator accepts the development credentials and sends signed
+   * callbacks for anyone who reaches it, so it is never exposed. A container sets 0.0.0.0
+   * explicitly (compose's dev profile, the k8s dev overlay) so its neighbours can reach it.
+   */
+  EMULATOR_HOST: Type.String({ minLength: 1, default: DEFAULTS.host }),
   EMULATOR_TWILIO_ACCOUNT_SID: Type.String({ pattern: '^AC[0-9a-fA-F]{32}$', default: DEFAULTS.accountSid }),
   EMULATOR_TWILIO_AUTH_TOKEN: Type.String({ minLength: 8, default: DEFAULTS.authToken }),
   EMULATOR_TWILIO_PHONE_NUMBER: Type.String({ pattern: '^\\+[1-9][0-9]{7,14}$', default: DEFAULTS.phoneNumber }),

@@ -1,5 +1,5 @@
 /**
- * Fault injection (issue 4, reliability.md §9 "scriptable faults"): a fault makes the next N
+ * Fault injection (issue 4; docs/reliability.md#the-harness): a fault makes the next N
  * matching requests of one provider misbehave, or changes how an accepted message ends.
  *
  *   429    not processed; Twilio 20429 + Retry-After / SendGrid 429 + X-RateLimit-Reset
@@ -178,7 +178,7 @@ export interface ProcessedAnswers {
 /**
  * Answers a request that was processed despite its fault (processedDespite). drop: the
  * connection dies without an answer, so the caller cannot know the request was accepted
- * (reliability.md §4.4). hang: the answer is held for `hangMs`; if the emulator stops meanwhile
+ * (docs/reliability.md#twilio). hang: the answer is held for `hangMs`; if the emulator stops meanwhile
  * the connection is destroyed instead, so stop() never waits out a hang. An accepted 500/503
  * answers its error; anything else succeeds.
  */

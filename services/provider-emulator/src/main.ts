@@ -2,14 +2,14 @@
  * provider-emulator: local Twilio + SendGrid stand-in. `pnpm start` runs it when no provider
  * credentials are set; the other services only know its base URL.
  */
-import { createLogger } from '@hatch/log';
+import { configSecrets, createLogger } from '@hatch/log';
 import { emulatorOptions, loadEmulatorConfig } from './config.js';
 import { startEmulator } from './emulator.js';
 
 const SHUTDOWN_TIMEOUT_MS = 5000;
 
 const config = loadEmulatorConfig();
-const log = createLogger({ service: 'provider-emulator', level: config.LOG_LEVEL });
+const log = createLogger({ service: 'provider-emulator', level: config.LOG_LEVEL, secrets: configSecrets(config) });
 const emulator = await startEmulator({ ...emulatorOptions(config), logger: log }).catch((err: unknown) => {
   // e.g. the port is taken or the signing key is not P-256: one clear line, exit 1
   log.fatal({ err, port: config.EMULATOR_PORT }, 'provider emulator could not start');

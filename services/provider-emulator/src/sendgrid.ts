@@ -1,5 +1,5 @@
 /**
- * SendGrid v3 mail send stand-in (reliability.md §5): `POST /v3/mail/send` with SendGrid's
+ * SendGrid v3 mail send stand-in (docs/reliability.md#sendgrid): `POST /v3/mail/send` with SendGrid's
  * validation and answers, then the Event Webhook: signed JSON arrays of events for every
  * recipient, custom_args spread into each event as SendGrid does.
  *
@@ -14,8 +14,8 @@
  *
  * Stricter than SendGrid in one way on purpose: CR or LF in a header-bound field (subject,
  * names, content types, custom headers) is refused with 400, so a header-injection bug in
- * Hatch fails a test instead of passing silently (reliability.md T12).
- * `mail_settings.sandbox_mode.enable: true` answers 200 with no events (§5.3).
+ * Hatch fails a test instead of passing silently (T12, docs/reliability.md#fault-tests).
+ * `mail_settings.sandbox_mode.enable: true` answers 200 with no events (docs/reliability.md#sendgrid).
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -28,7 +28,7 @@ import type { SendGridSigner } from './signing.js';
 import type { WebhookClient, WebhookPolicy } from './webhook-client.js';
 import { WebhookQueue, type DeliveryRecord, type WebhookFormat } from './webhook-queue.js';
 
-/** SendGrid's documented limits (§5.1). */
+/** SendGrid's documented limits (docs/reliability.md#sendgrid). */
 export const MAX_RECIPIENTS = 1000;
 export const MAX_PERSONALIZATIONS = 1000;
 /** Total message size limit is 30 MB; the body limit leaves room for JSON overhead. */
@@ -491,7 +491,7 @@ export function registerSendGrid(app: FastifyInstance, ctx: SendGridContext, sta
         rec.httpStatus = status;
         return reply.code(status).headers(headers).send(body);
       },
-      // Sandbox mode answers 200 and sends nothing (§5.3); a real send is 202 + X-Message-Id.
+      // Sandbox mode answers 200 and sends nothing (docs/reliability.md#sendgrid); a real send is 202 + X-Message-Id.
       ok: () => {
         rec.httpStatus = sandbox ? 200 : 202;
         if (sandbox) return reply.code(200).send();

@@ -7,7 +7,7 @@ import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sig
 export type FormParams = Record<string, string | string[]>;
 
 /**
- * X-Twilio-Signature (reliability.md §4.3): HMAC-SHA1 with the auth token over the full URL
+ * X-Twilio-Signature (docs/reliability.md#twilio): HMAC-SHA1 with the auth token over the full URL
  * followed by every POST parameter sorted by name as name+value (repeated parameters: each
  * distinct value, sorted), base64. Mirrors twilio-node's getExpectedTwilioSignature.
  */
@@ -42,7 +42,7 @@ export interface SendGridSigner {
 }
 
 /**
- * The Signed Event Webhook key pair (reliability.md §5.4): ECDSA P-256. A PEM private key
+ * The Signed Event Webhook key pair (docs/reliability.md#sendgrid): ECDSA P-256. A PEM private key
  * (PKCS#8 or SEC1) keeps the public key stable across restarts; otherwise a fresh pair is made.
  */
 export function createSendGridSigner(privateKeyPem?: string): SendGridSigner {

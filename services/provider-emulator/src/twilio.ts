@@ -1,5 +1,5 @@
 /**
- * Twilio Programmable Messaging stand-in (reliability.md §4): the Messages resource of the
+ * Twilio Programmable Messaging stand-in (docs/reliability.md#twilio): the Messages resource of the
  * 2010-04-01 REST API, signed status callbacks, and played inbound SMS.
  *
  * - Create answers synchronously with the Message resource (`queued`, or `accepted` with a
@@ -219,7 +219,7 @@ function twilioWebhook(authToken: string): WebhookFormat<Record<string, string>>
       'content-type': 'application/x-www-form-urlencoded',
       'user-agent': 'TwilioProxy/1.1',
       'x-twilio-signature': twilioSignature(authToken, url, params),
-      // the same token on every retry of this event, so receivers can dedupe (§4.2)
+      // the same token on every retry of this event, so receivers can dedupe (docs/reliability.md#twilio)
       'i-twilio-idempotency-token': randomUUID(),
     }),
   };
@@ -229,7 +229,7 @@ function twilioWebhook(authToken: string): WebhookFormat<Record<string, string>>
 export function messageResource(m: MessageRecord, accountSid: string, opts: { creating?: boolean } = {}): Record<string, unknown> {
   const sid = m.sid ?? '';
   // With a Messaging Service the sender is picked later, so the create answer has no segment
-  // count yet (reliability.md §4.1); a later fetch has it.
+  // count yet (docs/reliability.md#twilio); a later fetch has it.
   const segments = opts.creating && m.messagingServiceSid ? 0 : (m.numSegments ?? 0);
   return {
     account_sid: accountSid,
@@ -383,7 +383,7 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
     if (outcome.final === 'failed') steps.push('failed');
     else steps.push('sent', outcome.final);
     // Callbacks of one message go out one at a time, in status order (a retried one holds the
-    // next back): receivers must cope with out-of-order callbacks anyway (§4.2), but a
+    // next back): receivers must cope with out-of-order callbacks anyway (docs/reliability.md#twilio), but a
     // deterministic order keeps tests readable; forge reordered ones where that is the point.
     const lane = callbacks.lane();
     ctx.bg.run('twilio status sequence', async () => {
@@ -420,7 +420,7 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
     };
     if (m.messagingServiceSid) params.MessagingServiceSid = m.messagingServiceSid;
     if ((status === 'undelivered' || status === 'failed') && m.errorCode !== null) params.ErrorCode = String(m.errorCode);
-    // Twilio adds carrier fields without notice (§4.2): receivers must sign-check all params.
+    // Twilio adds carrier fields without notice (docs/reliability.md#twilio): receivers must sign-check all params.
     if (status === 'delivered') params.RawDlrDoneDate = new Date().toISOString().replace(/\D/g, '').slice(2, 12);
     return params;
   }

@@ -6,7 +6,7 @@ t.test('every setting has a working default', async (t) => {
   const config = parseEmulatorConfig({});
   t.match(config, {
     EMULATOR_PORT: 5090,
-    EMULATOR_HOST: '0.0.0.0',
+    EMULATOR_HOST: '127.0.0.1',
     EMULATOR_TWILIO_ACCOUNT_SID: DEFAULTS.accountSid,
     EMULATOR_TWILIO_INBOUND_URL: 'http://localhost:5002/webhooks/twilio/sms',
     EMULATOR_SENDGRID_WEBHOOK_URL: 'http://localhost:5002/webhooks/sendgrid/events',

@@ -5,7 +5,7 @@
  * Pointing the SDKs (test code only; the services do the same in their own client modules):
  * - twilio 6: a RequestClient subclass that rewrites the origin of each request
  *   (https://api.twilio.com → the emulator). The SDK builds absolute URLs from its domain and
- *   has no base-URL option; `region`/`edge` would rewrite the host instead (conventions.md).
+ *   has no base-URL option; `region`/`edge` would rewrite the host instead (docs/architecture.md#known-traps).
  * - @sendgrid/mail 8: a fresh MailService per test (never the module singleton), setApiKey()
  *   FIRST, then the client's baseUrl: setApiKey() resets the base URL.
  */

@@ -49,7 +49,7 @@
  * before. Verified only on a single nats-server 2.9.10; on a replicated (R3) stream the leader
  * checks the expectation when it applies each message, in proposal order (untested here).
  *
- * THE OUT-OF-ORDER COMMIT TRAP (design rule 3, reliability.md §2.4, test T6). Journal ids come
+ * THE OUT-OF-ORDER COMMIT TRAP (docs/architecture.md, rule 3; test T6). Journal ids come
  * from a sequence, taken before commit: transaction A takes id N, B takes N+1 and commits first.
  * A reader that relays N+1 and moves its cursor past N skips N for ever. Method: the GAP HORIZON.
  * Reading after position P, the first row must be P+1. If the next visible id is larger, the ids
@@ -130,7 +130,7 @@ const GAP_RECHECK_MS = 25;
 const GAP_WARN_MS = 10_000;
 const MAX_BACKOFF_MS = 5000;
 const RETENTION_MAX_BATCHES_PER_RUN = 20;
-/** Publishes in flight at most (design rule 4); each holds one encoded event. */
+/** Publishes in flight at most (docs/architecture.md, rule 4); each holds one encoded event. */
 const PUBLISH_WINDOW = 256;
 const PUBLISH_TIMEOUT_MS = 5000;
 /** JetStream API error codes of a failed publish expectation (another publisher got in between). */

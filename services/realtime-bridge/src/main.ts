@@ -1,6 +1,7 @@
 /** realtime-bridge: relays the change journal onto NATS (one active replica; see bridge.ts). */
 import postgres from 'postgres';
 import { natsNames } from '@hatch/contracts';
+import { DEFAULT_QUERY_TIMEOUT_MS, serverTimeouts } from '@hatch/db';
 import { ensureStreams, runWorkerProcess } from '@hatch/runtime';
 import { loadBridgeConfig } from './config.js';
 import { startBridge } from './bridge.js';
@@ -23,7 +24,8 @@ await runWorkerProcess({
             max_lifetime: null,
             connect_timeout: 5,
             keep_alive: 10,
-            connection: { application_name: `hatch-realtime-bridge-${purpose}` },
+            // the server-side bounds of every pooled connection too (@hatch/db serverTimeouts)
+            connection: { application_name: `hatch-realtime-bridge-${purpose}`, ...serverTimeouts(DEFAULT_QUERY_TIMEOUT_MS) },
             onnotice: () => {},
             ...(hooks?.onnotify ? { onnotify: hooks.onnotify } : {}),
             ...(hooks?.onclose ? { onclose: hooks.onclose } : {}),

@@ -1,5 +1,5 @@
 /**
- * Bridge fault tests (reliability.md §9): kill -9 of the active bridge process (failover to a
+ * Bridge fault tests (docs/reliability.md#fault-tests): kill -9 of the active bridge process (failover to a
  * standby process), T5 (its LISTEN and lock backends terminated mid-stream), NATS restart,
  * PostgreSQL crash (down for a while, then back).
  * Each: every journal row ends up in the stream exactly once, in journal order.

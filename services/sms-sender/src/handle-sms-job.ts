@@ -1,6 +1,6 @@
 /**
  * handleSmsJob: what to do with one SMS job, decided against PostgreSQL (the source of truth),
- * never against the bus. Twilio's POST is not idempotent (reliability.md §4.5), so:
+ * never against the bus. Twilio's POST is not idempotent (docs/reliability.md#twilio), so:
  * - a message is CLAIMED (queued → sending, conditional update) before Twilio is called: a
  *   redelivered or duplicated job finds nothing to claim and never calls Twilio again;
  * - a message found `sending` is either being sent by a live worker right now (leave it: retry

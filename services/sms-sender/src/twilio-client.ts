@@ -2,14 +2,16 @@
  * The Twilio side of the sms-sender, through the official `twilio` SDK. TWILIO_API_URL points
  * the SDK at another base URL (the provider emulator) with a RequestClient that rewrites the
  * origin of each request; region/edge are never set because they rewrite the host
- * (conventions.md). A 429's Retry-After header, which the SDK's RestException drops, is carried
- * into `details.retry_after_seconds`.
+ * (docs/architecture.md#known-traps). A 429's Retry-After header, which the SDK's
+ * RestException drops, is carried into `details.retry_after_seconds`, capped (a hint never parks a job longer than
+ * MAX_PROVIDER_RETRY_AFTER_MS).
  */
 // The SDK's REST client and HTTP client, not the package root: the root also loads the JWT and
 // TwiML builders (jsonwebtoken, semver, xmlbuilder: ~60 modules, ~1 MB heap) the sender never
 // uses (bench P7). `twilio(sid, token, opts)` is `new Twilio(sid, token, opts)`.
 import Twilio from 'twilio/lib/rest/Twilio.js';
 import TwilioRequestClient from 'twilio/lib/base/RequestClient.js';
+import { capRetryHintMs, parseRetryAfterMs } from '@hatch/runtime';
 
 export interface SentMessage {
   sid: string;
@@ -64,13 +66,14 @@ class TimeoutRequestClient extends TwilioRequestClient {
 
 function withRetryAfter<R extends { statusCode: number; body: unknown; headers: unknown }>(res: R): R {
   if (res.statusCode !== 429) return res;
-  const headers = (res.headers ?? {}) as Record<string, string | undefined>;
-  const retryAfter = Number(headers['retry-after']);
-  if (!Number.isFinite(retryAfter)) return res;
+  const headers = (res.headers ?? {}) as Record<string, unknown>;
+  // seconds or an HTTP-date, capped at MAX_PROVIDER_RETRY_AFTER_MS (@hatch/runtime)
+  const retryAfterMs = parseRetryAfterMs(headers['retry-after']);
+  if (retryAfterMs === undefined) return res;
   try {
     const body = typeof res.body === 'string' ? (JSON.parse(res.body) as Record<string, unknown>) : ((res.body ?? {}) as Record<string, unknown>);
     const details = typeof body.details === 'object' && body.details !== null ? body.details : {};
-    return { ...res, body: JSON.stringify({ ...body, details: { ...details, retry_after_seconds: retryAfter } }) };
+    return { ...res, body: JSON.stringify({ ...body, details: { ...details, retry_after_seconds: retryAfterMs / 1000 } }) };
   } catch {
     return res;
   }
@@ -100,7 +103,7 @@ export type TwilioFailure =
   | { kind: 'not_sent'; code: string; message: string; delayMs: number };
 
 /**
- * Error classes (reliability.md §4.4): 429/20429 retry after the hint; 5xx, timeouts and resets
+ * Error classes (docs/reliability.md#twilio): 429/20429 retry after the hint; 5xx, timeouts and resets
  * after the request left us are an unknown outcome (Twilio's POST is not idempotent: reconcile
  * before any resend); auth errors mean nothing was sent (retry slowly, loudly); every other
  * 4xx is permanent (21211 invalid To, 21610 unsubscribed, 21614 not mobile, 21408 region, …).
@@ -111,7 +114,7 @@ export function classifyTwilioError(err: unknown): TwilioFailure {
     const code = e.code !== undefined && e.code !== null ? String(e.code) : `HTTP_${e.status}`;
     if (e.status === 429 || code === '20429') {
       const s = e.details?.retry_after_seconds;
-      return { kind: 'rate_limited', code, retryAfterMs: typeof s === 'number' ? s * 1000 : undefined };
+      return { kind: 'rate_limited', code, retryAfterMs: typeof s === 'number' ? capRetryHintMs(s * 1000) : undefined };
     }
     if (e.status >= 500) return { kind: 'unknown', code, message: e.message ?? 'provider error' };
     if (e.status === 401 || e.status === 403 || code === '20003') return { kind: 'not_sent', code, message: e.message ?? 'authentication failed', delayMs: 30_000 };

@@ -3,6 +3,7 @@ import type { Executor } from '../client.js';
 import type { ConversationRow } from './conversations.js';
 import type { NewMessage } from './messages.js';
 import type { OutboxRow } from './outbox.js';
+import { takeSmsQuotaSql } from './sms-quota.js';
 
 export interface AcceptMessage {
   message: Pick<NewMessage, 'from_contact' | 'to_contact' | 'body' | 'channel' | 'direction' | 'status' | 'segments' | 'provider_sid'> & {
@@ -24,20 +25,27 @@ export type OutboxJob = Pick<OutboxRow, 'id' | 'kind' | 'entity_id' | 'dedupe_id
 
 /**
  * Per message, in input order: stored (with its job's outbox row, for an SMS), or refused
- * because the recipient opted out (an outbound SMS to a number that texted STOP).
+ * because the recipient opted out (an outbound SMS to a number that texted STOP), or because
+ * today's SMS limit is used up.
  */
-export type AcceptOutcome = { accepted: true; outbox?: OutboxJob } | { accepted: false; reason: 'opted_out' };
+export type AcceptOutcome = { accepted: true; outbox?: OutboxJob } | { accepted: false; reason: 'opted_out' | 'sms_daily_limit' };
+
+export interface AcceptOptions {
+  /** outbound SMS per UTC day, all writers together (HATCH_SMS_DAILY_LIMIT); unset: counted, not limited */
+  smsDailyLimit?: number;
+}
 
 interface Accepted {
   n: number;
   accepted: boolean;
+  opted_out: boolean;
   outbox_id: string | null;
   outbox_kind: OutboxRow['kind'] | null;
   outbox_dedupe_id: string | null;
 }
 
 /**
- * Stores messages as ONE statement (design rule 1: the answer means all of it committed): for
+ * Stores messages as ONE statement (docs/architecture.md, rule 1: the answer means all of it committed): for
  * each message the conversation upsert (message count, last message), the message, its first
  * timeline row, the SMS's outbox row and the completed Idempotency-Key answer, as data-modifying
  * CTEs over the input rows. The gateway groups concurrent sends into one call (group commit:
@@ -46,6 +54,8 @@ interface Accepted {
  *
  * - Outbound SMS to an opted-out number are refused here, in the same snapshot as the write
  *   (no separate look-up round trip); the others in the batch are stored.
+ * - The other outbound SMS take today's SMS limit (sms-quota.ts) in input order; those past it
+ *   are refused, and a batch of chat messages alone never touches the counter.
  * - Several messages to one conversation are folded into one upsert (a row can be changed only
  *   once per statement): count added, the last one in input order becomes last_message.
  *   Conversations are upserted in id order, so concurrent batches lock them in the same order.
@@ -53,7 +63,7 @@ interface Accepted {
  * - Any error (a duplicate provider_sid, a lost connection) fails the whole statement and
  *   changes nothing; the caller decides whether to retry the messages one by one.
  */
-export async function acceptMessages(ex: Executor, items: readonly AcceptMessage[]): Promise<AcceptOutcome[]> {
+export async function acceptMessages(ex: Executor, items: readonly AcceptMessage[], opts: AcceptOptions = {}): Promise<AcceptOutcome[]> {
   if (items.length === 0) return [];
   // sent as text and cast: a jsonb-typed parameter would be JSON-encoded once more by postgres.js
   const input = JSON.stringify(
@@ -88,10 +98,18 @@ export async function acceptMessages(ex: Executor, items: readonly AcceptMessage
         provider_sid text, participants text[], conversation_channel conversation_channel, at timestamptz,
         source text, outbox boolean, idem_scope text, idem_key text, idem_status int, idem_body jsonb)
     ),
-    accepted AS (
+    reachable AS (
       SELECT i.* FROM input i
       LEFT JOIN opt_outs o ON o.phone = i.to_contact AND i.direction = 'outbound' AND i.channel = 'sms'
       WHERE o.phone IS NULL
+    ),
+    metered AS (
+      SELECT n, row_number() OVER (ORDER BY n) AS slot FROM reachable WHERE direction = 'outbound' AND channel = 'sms'
+    ),
+    quota AS (${takeSmsQuotaSql(opts.smsDailyLimit ?? null, sql`SELECT count(*)::int FROM metered`)}),
+    accepted AS (
+      SELECT r.* FROM reachable r
+      WHERE NOT EXISTS (SELECT 1 FROM metered m WHERE m.n = r.n AND m.slot > coalesce((SELECT last_taken FROM quota), 0))
     ),
     per_conversation AS (
       SELECT DISTINCT ON (conversation_id) conversation_id, participants, conversation_channel, id AS last_message_id,
@@ -135,14 +153,15 @@ export async function acceptMessages(ex: Executor, items: readonly AcceptMessage
       SELECT 'sms', id, id::text FROM accepted WHERE outbox ORDER BY n
       RETURNING id, kind, entity_id, dedupe_id
     )
-    SELECT i.n, a.n IS NOT NULL AS accepted, j.id AS outbox_id, j.kind AS outbox_kind, j.dedupe_id AS outbox_dedupe_id
+    SELECT i.n, a.n IS NOT NULL AS accepted, r.n IS NULL AS opted_out, j.id AS outbox_id, j.kind AS outbox_kind, j.dedupe_id AS outbox_dedupe_id
     FROM input i
     LEFT JOIN accepted a ON a.n = i.n
+    LEFT JOIN reachable r ON r.n = i.n
     LEFT JOIN job j ON j.entity_id = i.id
     ORDER BY i.n`.execute(ex);
   // (data-modifying CTEs always run to completion, read or not)
   return r.rows.map((row, n) => {
-    if (!row.accepted) return { accepted: false, reason: 'opted_out' };
+    if (!row.accepted) return { accepted: false, reason: row.opted_out ? 'opted_out' : 'sms_daily_limit' };
     const item = items[n] as AcceptMessage;
     if (row.outbox_id === null || row.outbox_kind === null || row.outbox_dedupe_id === null) return { accepted: true };
     return { accepted: true, outbox: { id: String(row.outbox_id), kind: row.outbox_kind, entity_id: item.message.id, dedupe_id: row.outbox_dedupe_id } };

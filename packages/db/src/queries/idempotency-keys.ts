@@ -52,7 +52,7 @@ export async function deleteExpiredIdempotencyKey(ex: Executor, scope: string, k
   await ex.deleteFrom('idempotency_keys').where('scope', '=', scope).where('key', '=', key).where('expires_at', '<=', now).execute();
 }
 
-/** Expired keys go in bounded batches (a bounded table, design rule 4). */
+/** Expired keys go in bounded batches (a bounded table, docs/architecture.md, rule 4). */
 export async function purgeExpiredIdempotencyKeys(ex: Executor, batch = 1000): Promise<number> {
   const r = await sql`
     WITH doomed AS (SELECT scope, key FROM idempotency_keys WHERE expires_at < now() LIMIT ${batch})

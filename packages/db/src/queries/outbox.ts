@@ -48,8 +48,8 @@ export async function deferOutbox(ex: Executor, id: string, delayMs: number, err
 }
 
 /**
- * The rescue for jobs the bus gave up on (design rule 2: every crash recovered). A job that kept
- * failing for reasons outside the provider (the database down longer than its delivery budget,
+ * The rescue for jobs the bus gave up on (docs/architecture.md, rule 1: every crash
+ * recovered). A job that kept failing for reasons outside the provider (the database down longer than its delivery budget,
  * a dead-letter publish that never happened) leaves its SMS or email `queued` or `sending` with
  * no job anywhere. Every SMS / email that has made no progress for `staleMs` and has no outbox
  * row gets a new one, and its `updated_at` is touched so that it is re-queued at most once per

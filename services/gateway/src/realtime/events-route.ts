@@ -6,7 +6,10 @@
  * queue instead, written to the same response.
  *
  * Every answer on this route is 200 (never 5xx): at the connection limit or while the events
- * subscription is not up, the client gets a `retry:` hint and the stream ends.
+ * subscription is not up, the client gets a `retry:` hint and the stream ends. The one
+ * exception is a caller past its own cap of streams (HATCH_SSE_MAX_CLIENTS_PER_PRINCIPAL): 429
+ * in the contract's error shape with Retry-After, like the rate limiter on the same route: the
+ * fault is the caller's, and a 200 + `retry:` would have its EventSource reconnect for ever.
  */
 import type { FastifyInstance } from 'fastify';
 import { fastifySSE } from '@fastify/sse';
@@ -14,6 +17,7 @@ import Type from 'typebox';
 import { ConnectedEvent, ResetEvent, UUID_PATTERN } from '@hatch/contracts';
 import { findJournalAfter, findOldestJournalId, journalRowToEvent, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
+import { HttpError } from '../errors.js';
 import { formatControl, formatEvent, replayHalf, type HubClient, type RealtimeHub } from './hub.js';
 
 export interface EventsRouteOptions {
@@ -51,7 +55,9 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
 
   app.get(
     '/events',
-    { sse: 'only', schema: { querystring: EventsQuery } },
+    // No HEAD twin: a HEAD stream sends nothing (Node withholds a HEAD answer's head until it
+    // ends, and a stream never ends), so it hung holding a hub client (found by test/fuzz.test.ts).
+    { sse: 'only', exposeHeadRoute: false, schema: { querystring: EventsQuery } },
     async (req, reply) => {
       const q = req.query as { conversation_id?: string; lastEventId?: string; lastEventID?: string };
       const headerId = req.headers['last-event-id'];
@@ -62,14 +68,29 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
         reply.raw.write(`retry: ${opts.retryMs}\n: ${reason}\n\n`);
       };
       if (!(await hub.waitSynced(opts.syncTimeoutMs ?? 5000))) return refuse('events subscription not ready');
+      // Decided in the same tick as register() below: no await in between, so concurrent
+      // requests cannot all pass the check. Thrown before any SSE byte: the error handler answers.
+      const principal = req.principal ?? req.ip;
+      if (hub.principalFull(principal)) {
+        hub.metrics.rejected.inc({ reason: 'principal_limit' });
+        const retryAfter = Math.ceil(opts.retryMs / 1000);
+        throw new HttpError('RATE_LIMITED', `too many event streams for this credential (at most ${hub.maxClientsPerPrincipal} at once on this gateway); close one, or retry in ${retryAfter} s`, {
+          headers: { 'retry-after': String(retryAfter) },
+        });
+      }
       // Cut for slowness: the connection itself is closed, not just the response. Ended, a
       // keep-alive connection would stay open with the unread frames still buffered for it, and a
       // client that waits for the connection to close before resuming would never resume. Every
       // frame the client did not read is replayed from its Last-Event-ID.
-      const client = hub.register(reply.raw, q.conversation_id, () => {
-        endStream();
-        reply.raw.destroy();
-      });
+      const client = hub.register(
+        reply.raw,
+        q.conversation_id,
+        () => {
+          endStream();
+          reply.raw.destroy();
+        },
+        principal,
+      );
       if (!client) return refuse('too many connections');
       reply.sse.keepAlive();
       let ended = false;
@@ -126,7 +147,7 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
           const rows = await findJournalAfter(opts.db.db, cursor.toString(), replayBatch, target.toString());
           for (const row of rows) {
             const frame = formatEvent(journalRowToEvent(row));
-            if (client.conversationId === undefined || frame.conversationId === client.conversationId) client.enqueue(frame.text);
+            if (client.conversationId === undefined || frame.conversationId === client.conversationId) client.enqueue(frame.text, frame.bytes);
           }
           // A short batch reached the target (every id up to it was relayed, so committed or never will be).
           cursor = rows.length < replayBatch ? target : BigInt(rows[rows.length - 1]?.id ?? target.toString());

@@ -14,6 +14,10 @@
  *   since the last one); while the socket does not drain, frames queue, and past
  *   `clientQueueMax` the client is cut off (it resumes with Last-Event-ID) and counted. A client
  *   never holds more than one tick's frames plus that bound: memory never grows without bound.
+ * - Bounded per process too (issue 14): N clients × that bound is far more than the gateway's
+ *   memory (10,000 × 1,000 frames), so the bytes every client holds are summed against
+ *   `queueBudgetBytes` (see RealtimeHub.enforceBudget for what is counted and the policy).
+ * - At most `maxClientsPerPrincipal` streams per principal (the route answers 429 past it).
  */
 import { randomUUID } from 'node:crypto';
 import type { Writable } from 'node:stream';
@@ -30,6 +34,10 @@ export interface HubOptions {
   registry: Registry;
   clientQueueMax: number;
   maxClients: number;
+  /** bytes all clients together may hold (RealtimeHub.enforceBudget); default: no process budget */
+  queueBudgetBytes?: number;
+  /** streams one principal may hold on this process; default: no cap */
+  maxClientsPerPrincipal?: number;
 }
 
 /** Half of a client's queue bound: a replay batch's size, and the live frames held meanwhile. */
@@ -42,13 +50,17 @@ const REPLAY_STRIKES = 2;
 export interface Frame {
   id: bigint;
   text: string;
+  /** its UTF-8 length, measured once (a live frame goes to every client) */
+  bytes: number;
   conversationId?: string;
 }
 
 export function formatEvent(env: BusChangeEvent): Frame {
+  const text = `id: ${env.id}\nevent: ${env.event.type}\ndata: ${JSON.stringify(env.event)}\n\n`;
   return {
     id: BigInt(env.id),
-    text: `id: ${env.id}\nevent: ${env.event.type}\ndata: ${JSON.stringify(env.event)}\n\n`,
+    text,
+    bytes: Buffer.byteLength(text),
     conversationId: env.event.type === 'message_update' ? env.event.conversation_id : undefined,
   };
 }
@@ -76,6 +88,10 @@ export class HubClient {
   private scheduled = false;
   private waitingDrain = false;
   private drainWaiters: Array<() => void> = [];
+  /** bytes of `queue`, of `held`, and written to the socket but not yet taken by the kernel */
+  private queueBytes = 0;
+  private heldBytes = 0;
+  private unflushedBytes = 0;
   closed = false;
 
   constructor(
@@ -84,6 +100,8 @@ export class HubClient {
     readonly conversationId: string | undefined,
     private readonly max: number,
     private readonly onCut: () => void,
+    /** whose stream this is (the per-principal cap) */
+    readonly principal?: string,
   ) {
     this.heldMax = replayHalf(max);
   }
@@ -91,6 +109,16 @@ export class HubClient {
   /** frames queued and not yet handed to the socket (for tests and the bound) */
   get queued(): number {
     return this.queue.length + this.held.length;
+  }
+
+  /** bytes this client holds in the process (counted against the hub's budget) */
+  get bytes(): number {
+    return this.queueBytes + this.heldBytes + this.unflushedBytes;
+  }
+
+  /** its socket refused the last write and has not drained since: it is not reading now */
+  get blocked(): boolean {
+    return this.waitingDrain;
   }
 
   /** A live frame from the hub. */
@@ -101,9 +129,11 @@ export class HubClient {
     if (this.replaying) {
       if (this.held.length >= this.heldMax) return this.overrun(frame.id);
       this.held.push(frame);
+      this.heldBytes += frame.bytes;
+      this.hub.addBytes(frame.bytes);
       return;
     }
-    this.enqueue(frame.text);
+    this.enqueue(frame.text, frame.bytes);
   }
 
   /**
@@ -120,7 +150,7 @@ export class HubClient {
     this.drainsAtOverrun = this.drains;
     this.strikes = stuck ? this.strikes + 1 : 0;
     if (this.strikes > REPLAY_STRIKES) return this.cut();
-    this.held = [];
+    this.dropHeld();
     this.replayUpTo = id;
     this.hub.metrics.replayOverruns.inc();
   }
@@ -131,10 +161,12 @@ export class HubClient {
    * arrive in one tick (one read of the bus, at most its 1,000-message pull, or one replay batch)
    * are written together at the end of it, whatever their number, and are no sign of slowness.
    */
-  enqueue(text: string): void {
+  enqueue(text: string, bytes = Buffer.byteLength(text)): void {
     if (this.closed) return;
     if (this.waitingDrain && this.queued >= this.max) return this.cut();
     this.queue.push(text);
+    this.queueBytes += bytes;
+    this.hub.addBytes(bytes);
     this.schedule();
   }
 
@@ -142,8 +174,14 @@ export class HubClient {
   goLive(): void {
     this.replaying = false;
     const held = this.held;
+    this.dropHeld();
+    for (const f of held) if (f.id > this.skipUpTo) this.enqueue(f.text, f.bytes);
+  }
+
+  private dropHeld(): void {
     this.held = [];
-    for (const f of held) if (f.id > this.skipUpTo) this.enqueue(f.text);
+    this.hub.addBytes(-this.heldBytes);
+    this.heldBytes = 0;
   }
 
   /** Resolves when everything queued so far was handed to the socket and it drained. */
@@ -164,9 +202,19 @@ export class HubClient {
     if (this.queue.length > 0) {
       const chunk = this.queue.length === 1 ? (this.queue[0] as string) : this.queue.join('');
       this.queue = [];
+      // Still held (by the socket) until the write's callback: the kernel took all of it.
+      const bytes = this.queueBytes;
+      this.queueBytes = 0;
+      this.unflushedBytes += bytes;
       this.hub.countSent(1);
-      if (!this.out.write(chunk)) {
+      const written = () => {
+        if (this.closed) return; // close() already gave back everything
+        this.unflushedBytes -= bytes;
+        this.hub.addBytes(-bytes);
+      };
+      if (!this.out.write(chunk, written)) {
         this.waitingDrain = true;
+        this.hub.checkBudget(); // a client that stopped reading may now be cut for the budget
         this.out.once('drain', () => {
           this.waitingDrain = false;
           this.drains++;
@@ -186,7 +234,8 @@ export class HubClient {
     for (const f of w) f();
   }
 
-  private cut(): void {
+  /** Cut off as too slow: counted, the stream and its connection closed; it resumes by id. */
+  cut(): void {
     if (this.closed) return;
     this.hub.countSlow();
     this.close();
@@ -198,6 +247,9 @@ export class HubClient {
     this.closed = true;
     this.queue = [];
     this.held = [];
+    // A destroyed socket may never call back the write it holds: everything is given back here.
+    this.hub.addBytes(-this.bytes);
+    this.queueBytes = this.heldBytes = this.unflushedBytes = 0;
     this.releaseWaiters();
     this.hub.remove(this);
   }
@@ -205,6 +257,11 @@ export class HubClient {
 
 export class RealtimeHub {
   private readonly clients = new Set<HubClient>();
+  /** streams per principal; an entry is deleted when its count falls to 0 (at most one per client) */
+  private readonly perPrincipal = new Map<string, number>();
+  /** bytes all clients hold (HubClient.bytes summed) */
+  private totalBytes = 0;
+  private budgetCheckScheduled = false;
   private readonly log: Logger;
   private readonly m;
   private messages: ConsumerMessages | undefined;
@@ -235,9 +292,30 @@ export class RealtimeHub {
           this.set(clients.size);
         },
       }),
+      queueBytes: new Gauge({
+        name: 'hatch_sse_queue_bytes',
+        help: 'bytes of SSE frames held for clients: queued, held during replays, written and not yet taken by the kernel (budget: HATCH_SSE_QUEUE_BUDGET_BYTES)',
+        registers,
+        collect() {
+          this.set(self.totalBytes);
+        },
+      }),
+      principals: new Gauge({
+        name: 'hatch_sse_principals',
+        help: 'principals holding at least one SSE stream (each capped at HATCH_SSE_MAX_CLIENTS_PER_PRINCIPAL)',
+        registers,
+        collect() {
+          this.set(self.perPrincipal.size);
+        },
+      }),
       events: new Counter({ name: 'hatch_sse_events_received_total', help: 'change events received from NATS', registers }),
       writes: new Counter({ name: 'hatch_sse_writes_total', help: 'coalesced socket writes to SSE clients', registers }),
       slow: new Counter({ name: 'hatch_sse_slow_client_disconnects_total', help: 'SSE clients cut off for not keeping up', registers }),
+      budgetCuts: new Counter({
+        name: 'hatch_sse_budget_disconnects_total',
+        help: 'SSE clients not reading cut off because the process queue byte budget was exceeded (counted in hatch_sse_slow_client_disconnects_total too)',
+        registers,
+      }),
       replays: new Counter({ name: 'hatch_sse_replays_total', help: 'SSE resumes replayed from Last-Event-ID', registers }),
       replayOverruns: new Counter({
         name: 'hatch_sse_replay_overruns_total',
@@ -272,6 +350,15 @@ export class RealtimeHub {
     return this.clients.size;
   }
 
+  get maxClientsPerPrincipal(): number {
+    return this.opts.maxClientsPerPrincipal ?? Infinity;
+  }
+
+  /** bytes all clients hold now (the budgeted figure) */
+  get queueBytes(): number {
+    return this.totalBytes;
+  }
+
   get metrics() {
     return this.m;
   }
@@ -288,19 +375,81 @@ export class RealtimeHub {
     this.loop ??= this.run();
   }
 
-  /** Every frame goes to `out`; `onCut` runs when the client is cut off for slowness. */
-  register(out: Writable, conversationId: string | undefined, onCut: () => void): HubClient | undefined {
+  /** Whether `principal` already holds its cap of streams on this process. */
+  principalFull(principal: string): boolean {
+    return (this.perPrincipal.get(principal) ?? 0) >= this.maxClientsPerPrincipal;
+  }
+
+  /**
+   * Every frame goes to `out`; `onCut` runs when the client is cut off for slowness. Undefined at
+   * the process's connection limit or the principal's cap (check principalFull first to tell them
+   * apart: both are decided in the same tick, so no await may come between).
+   */
+  register(out: Writable, conversationId: string | undefined, onCut: () => void, principal?: string): HubClient | undefined {
     if (this.clients.size >= this.opts.maxClients) {
       this.m.rejected.inc({ reason: 'limit' });
       return undefined;
     }
-    const c = new HubClient(this, out, conversationId, this.opts.clientQueueMax, onCut);
+    if (principal !== undefined && this.principalFull(principal)) return undefined;
+    const c = new HubClient(this, out, conversationId, this.opts.clientQueueMax, onCut, principal);
     this.clients.add(c);
+    if (principal !== undefined) this.perPrincipal.set(principal, (this.perPrincipal.get(principal) ?? 0) + 1);
     return c;
   }
 
   remove(c: HubClient): void {
-    this.clients.delete(c);
+    if (!this.clients.delete(c) || c.principal === undefined) return;
+    const n = (this.perPrincipal.get(c.principal) ?? 1) - 1;
+    if (n > 0) this.perPrincipal.set(c.principal, n);
+    else this.perPrincipal.delete(c.principal);
+  }
+
+  /** A client's held bytes changed (HubClient keeps its own share; this is the sum). */
+  addBytes(delta: number): void {
+    this.totalBytes += delta;
+    if (delta > 0) this.checkBudget();
+  }
+
+  /** Over budget: one enforcement pass at the end of this tick (a pass walks every client). */
+  checkBudget(): void {
+    const budget = this.opts.queueBudgetBytes;
+    if (budget === undefined || this.totalBytes <= budget || this.budgetCheckScheduled) return;
+    this.budgetCheckScheduled = true;
+    setImmediate(() => {
+      this.budgetCheckScheduled = false;
+      this.enforceBudget(budget);
+    });
+  }
+
+  /**
+   * The process budget (issue 14). Counted, per client: frames queued for it, live frames held
+   * while it replays, and frames written to its socket whose write has not called back (Node
+   * still holds them: the kernel has not taken them). A live frame's text is one string shared
+   * by every client, yet it is counted for each: once written it becomes a copy per socket.
+   * Not counted: what the kernel has taken (socket send buffers, bounded per socket by
+   * net.ipv4.tcp_wmem), `:` heartbeat comments and refusals written straight to the response
+   * (a few bytes each), HTTP chunk framing, and the fixed cost of a connection (~14 KiB, bench P5).
+   *
+   * Policy: when the sum passes the budget, only clients whose socket refused their last write
+   * and has not drained since (`blocked`: not reading now) are candidates, the one holding the
+   * most bytes first, and only as many as it takes to get back under the budget; each is cut as
+   * a slow client (it resumes with Last-Event-ID). A client whose socket takes its writes is
+   * never cut for the budget, whatever it holds: its frames are on their way out. Most bytes
+   * first, because a client that stopped reading keeps everything sent since (up to its queue
+   * bound), while one that reads and whose socket is full for a moment holds at most its last
+   * write and what arrived before the drain: every hoarder holding more goes before it, and the
+   * sum is back under the budget long before a reader's turn unless readers' in-flight writes
+   * alone fill it. The sum passes the budget by at most the frames of the tick that crossed it
+   * (this pass runs at its end), or by what reading clients have in flight.
+   */
+  private enforceBudget(budget: number): void {
+    if (this.totalBytes <= budget) return;
+    const blocked = [...this.clients].filter((c) => c.blocked && c.bytes > 0).sort((a, b) => b.bytes - a.bytes);
+    for (const c of blocked) {
+      if (this.totalBytes <= budget) break;
+      this.m.budgetCuts.inc();
+      c.cut();
+    }
   }
 
   /** Waits until the hub knows where the stream is (bounded). */

@@ -8,6 +8,7 @@ import type { Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import type { Bus } from '@hatch/runtime';
 import type { Registry } from 'prom-client';
+import type { RealtimeConfig } from './config.js';
 import { RealtimeHub } from './hub.js';
 import { eventsRoute } from './events-route.js';
 
@@ -17,7 +18,7 @@ export interface RealtimeDeps {
   log: Logger;
   registry: Registry;
   names: NatsNames;
-  config: { HATCH_SSE_HEARTBEAT_MS: number; HATCH_SSE_RETRY_MS: number; HATCH_SSE_CLIENT_QUEUE_MAX: number; HATCH_SSE_MAX_CLIENTS: number };
+  config: RealtimeConfig;
 }
 
 export async function registerRealtime(app: FastifyInstance, deps: RealtimeDeps): Promise<RealtimeHub> {
@@ -28,6 +29,8 @@ export async function registerRealtime(app: FastifyInstance, deps: RealtimeDeps)
     registry: deps.registry,
     clientQueueMax: deps.config.HATCH_SSE_CLIENT_QUEUE_MAX,
     maxClients: deps.config.HATCH_SSE_MAX_CLIENTS,
+    queueBudgetBytes: deps.config.HATCH_SSE_QUEUE_BUDGET_BYTES,
+    maxClientsPerPrincipal: deps.config.HATCH_SSE_MAX_CLIENTS_PER_PRINCIPAL,
   });
   hub.start();
   app.addHook('onClose', () => hub.stop());

@@ -2,7 +2,7 @@
  * Email API (contract "HTTP API", issue 7): send an email, list emails, one email with its
  * delivery timeline. The route writes the email row, its attachment content (its own table,
  * never the main row: deleted once sent or after retention), the first timeline row and the
- * outbox row in one transaction, then hands the outbox row to the relay (design rule 1).
+ * outbox row in one transaction, then hands the outbox row to the relay (docs/architecture.md, rule 1).
  */
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';

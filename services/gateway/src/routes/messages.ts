@@ -29,6 +29,7 @@ import {
   insertStatusEvent,
   listConversationMessages,
   listConversations,
+  takeSmsQuota,
   updateMessage,
   type Db,
   type MessageRow,
@@ -39,6 +40,7 @@ import { decodeCursor, encodeCursor } from '../cursor.js';
 import { toApiMessage, toTimelineEntry } from '../present.js';
 import type { OutboxRelay } from '../outbox-relay.js';
 import type { SendBatcher } from '../send-batcher.js';
+import { checkSmsCountry, smsDailyLimitReached, type SmsGuard } from '../sms-guard.js';
 
 export interface MessageRouteDeps {
   db: Db;
@@ -49,6 +51,8 @@ export interface MessageRouteDeps {
   smsFrom?: string;
   /** chat sender when `from` is not given (HATCH_SENDER_NAME) */
   chatFrom: string;
+  /** allowed countries and daily limit of SMS (the batcher takes the limit with each write) */
+  smsGuard: SmsGuard;
 }
 
 const IdParam = Type.Object({ id: Type.String({ maxLength: 64 }) });
@@ -95,6 +99,7 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
         const first = problems[0] as ErrorDetail;
         throw new HttpError('INVALID_REQUEST', `${first.field} ${first.message}`, { details: problems });
       }
+      if (channel === 'sms') checkSmsCountry(deps.smsGuard, to.value, 'body.to');
       const id = newRecordId();
       const conversationId = conversationIdFor(from, to.value);
       const status = channel === 'sms' ? 'queued' : 'stored';
@@ -116,6 +121,7 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
         outbox: channel === 'sms',
         idempotency: req.idempotency ? { scope: req.idempotency.scope, key: req.idempotency.key, status: 202, body: response } : undefined,
       });
+      if (!outcome.accepted && outcome.reason === 'sms_daily_limit') throw smsDailyLimitReached(deps.smsGuard);
       if (!outcome.accepted) {
         throw new HttpError('RECIPIENT_OPTED_OUT', `${to.value} has opted out of messages (texted STOP); they must text START first`, {
           details: [{ field: 'body.to', message: 'has opted out' }],
@@ -191,6 +197,10 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
         if (m.channel !== 'sms' || m.status !== 'failed') {
           throw new HttpError('NOT_RETRYABLE', `only a failed SMS can be retried (this one is ${m.channel === 'sms' ? m.status : 'a chat message'})`);
         }
+        // A retry sends the SMS again and is paid again: it passes the spend guard like a new
+        // send (the allowed countries may have narrowed since), its slot taken in this transaction.
+        checkSmsCountry(deps.smsGuard, m.to_contact);
+        if ((await takeSmsQuota(tx, deps.smsGuard.dailyLimit, 1)) === 0) throw smsDailyLimitReached(deps.smsGuard);
         await updateMessage(tx, id, { status: 'queued', error_code: null, error_message: null, claimed_at: null });
         await insertStatusEvent(tx, { message_id: id, status: 'queued', source: 'retry', detail: m.error_code ? `after ${m.error_code}` : null });
         // A new Nats-Msg-Id: the first job's id may still sit in JetStream's dedupe window.

@@ -2,10 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import { ErrorBody, SessionBody } from '@hatch/contracts';
 import { clearSessionCookie, setSessionCookie, tokenMatches } from '../auth.js';
 import { HttpError } from '../errors.js';
+import type { AuthFailureLimiter } from '../auth-failures.js';
 
 export interface SessionRouteDeps {
   apiToken: string;
   secureCookies: boolean;
+  /** a wrong token counts as a failed authentication of the caller's address */
+  failures: AuthFailureLimiter;
 }
 
 /**
@@ -16,9 +19,9 @@ export interface SessionRouteDeps {
 export function loginRoute(app: FastifyInstance, deps: SessionRouteDeps): void {
   app.post<{ Body: SessionBody }>(
     '/api/session',
-    { schema: { body: SessionBody, response: { 401: ErrorBody } } },
+    { schema: { body: SessionBody, response: { 401: ErrorBody, 429: ErrorBody } } },
     async (req, reply) => {
-      if (!tokenMatches(req.body.token, deps.apiToken)) throw new HttpError('UNAUTHORIZED', 'wrong token');
+      if (!tokenMatches(req.body.token, deps.apiToken)) throw await deps.failures.refuse(req.ip, new HttpError('UNAUTHORIZED', 'wrong token'));
       return setSessionCookie(reply, deps.secureCookies).code(204).send();
     },
   );

@@ -2,28 +2,51 @@
  * Twilio webhooks: delivery status callbacks and inbound SMS. Both are form-encoded and signed
  * (X-Twilio-Signature: HMAC-SHA1 of the full public URL + sorted POST params with the auth
  * token). The URL is rebuilt from PUBLIC_URL, never from the Host header, because behind a load
- * balancer the Host and scheme we see are not the ones Twilio signed (reliability.md §4.3).
+ * balancer the Host and scheme we see are not the ones Twilio signed (docs/reliability.md#twilio).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
+import { parse as parseForm } from 'node:querystring';
 // Only the SDK's signature module: the package root loads the whole REST client (≈ 40 modules,
 // axios, jsonwebtoken; +6 MB heap, +0.4 s start) that the gateway never calls (bench P7).
 import { validateRequest } from 'twilio/lib/webhooks/webhooks.js';
-import { Counter, type Registry } from 'prom-client';
+import type { Counter } from 'prom-client';
 import { isE164, isUuid, MESSAGE_STATUSES, type MessageStatus } from '@hatch/contracts';
 import { conversationIdFor, newRecordId } from '@hatch/contracts/node';
 import { acceptMessages, applyMessageStatus, deleteOptOut, findMessageByProviderSid, insertOptOut, insertStatusEvent, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { HttpError } from '../errors.js';
 
-/** Twilio's opt-out keywords (reliability.md §4.7), matched on the whole trimmed body. */
+/** Twilio's opt-out keywords (docs/reliability.md#twilio), matched on the whole trimmed body. */
 export const OPT_OUT_WORDS = new Set(['STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT']);
 export const OPT_IN_WORDS = new Set(['START', 'UNSTOP']);
+
+/**
+ * What one forged request can cost (issue 14). The SDK's validateRequest runs on the event loop
+ * and, for a bad signature, hashes the URL + every parameter for several URL variants; measured
+ * here (Node 20) per request: 0.04 ms for a real callback (~20 parameters, < 1 KB), but 21 ms
+ * for a 64 KiB body of ~9,500 tiny parameters (sorting and concatenating them). Capped at
+ * 32 KiB and 200 parameters the worst case is 0.4 ms. Real requests stay far below both: an
+ * inbound SMS of 1,600 CJK characters is ~15 KB encoded, and Twilio sends about 20 parameters
+ * (plus MediaUrlN / MediaContentTypeN, up to 10 of each, and geo fields).
+ */
+export const TWILIO_WEBHOOK_BODY_LIMIT = 32 * 1024;
+export const TWILIO_WEBHOOK_MAX_PARAMS = 200;
+
+function parseTwilioForm(body: string): Record<string, unknown> {
+  let pairs = 1;
+  for (let i = body.indexOf('&'); i !== -1; i = body.indexOf('&', i + 1)) {
+    if (++pairs > TWILIO_WEBHOOK_MAX_PARAMS) throw new HttpError('INVALID_REQUEST', `a Twilio webhook has at most ${TWILIO_WEBHOOK_MAX_PARAMS} form parameters`);
+  }
+  // Counted above, so no silent truncation (querystring's default maxKeys is 1000).
+  return parseForm(body, '&', '=', { maxKeys: 0 });
+}
 
 export interface TwilioWebhookDeps {
   db: Db;
   log: Logger;
-  registry: Registry;
+  /** hatch_webhook_rejected_total{provider} */
+  rejected: Counter<'provider'>;
   publicUrl: string;
   authToken?: string;
 }
@@ -35,12 +58,11 @@ function isMessageStatus(s: string): s is MessageStatus {
 }
 
 export function twilioWebhooks(app: FastifyInstance, deps: TwilioWebhookDeps): void {
-  const rejected = new Counter({ name: 'hatch_webhook_rejected_total', help: 'webhooks refused for a bad or missing signature', labelNames: ['provider'], registers: [deps.registry] });
   const log = deps.log.child({ component: 'twilio-webhooks' });
 
   app.register(async (scope) => {
     // Form bodies are parsed only here: the JSON API stays JSON-only (415 otherwise).
-    await scope.register(formbody, { bodyLimit: 64 * 1024 });
+    await scope.register(formbody, { bodyLimit: TWILIO_WEBHOOK_BODY_LIMIT, parser: parseTwilioForm });
 
     function verify(req: FastifyRequest): Params {
       const params = (req.body ?? {}) as Params;
@@ -48,14 +70,22 @@ export function twilioWebhooks(app: FastifyInstance, deps: TwilioWebhookDeps): v
       const url = `${deps.publicUrl}${req.url}`;
       const ok = typeof signature === 'string' && deps.authToken !== undefined && validateRequest(deps.authToken, signature, url, params);
       if (!ok) {
-        rejected.inc({ provider: 'twilio' });
+        deps.rejected.inc({ provider: 'twilio' });
         log.warn({ path: req.url.split('?')[0], hasSignature: typeof signature === 'string', configured: deps.authToken !== undefined }, 'twilio webhook signature refused');
         throw new HttpError('FORBIDDEN', 'invalid Twilio signature');
       }
-      return params;
+      // The handlers read each parameter as one string. The form parser makes a repeated name an
+      // array (Twilio never repeats one: refused), and PostgreSQL text cannot hold NUL (dropped,
+      // as Twilio never sends one either). Both were 500s, found by test/fuzz.test.ts.
+      const out = Object.create(null) as Params;
+      for (const [k, v] of Object.entries(params)) {
+        if (typeof v !== 'string') throw new HttpError('INVALID_REQUEST', 'a Twilio webhook parameter appears more than once');
+        out[k] = v.replaceAll('\u0000', '');
+      }
+      return out;
     }
 
-    scope.post('/webhooks/twilio/status', async (req, reply) => {
+    scope.post('/webhooks/twilio/status', { bodyLimit: TWILIO_WEBHOOK_BODY_LIMIT }, async (req, reply) => {
       const p = verify(req);
       const query = req.query as Record<string, string | undefined>;
       const sid = p.MessageSid ?? p.SmsSid;
@@ -82,12 +112,16 @@ export function twilioWebhooks(app: FastifyInstance, deps: TwilioWebhookDeps): v
         });
       } else {
         // accepted, scheduled, read, …: kept on the timeline, not a status of ours
-        await insertStatusEvent(deps.db.db, { message_id: id, status: reported || 'unknown', source: 'twilio_callback', provider_code: errorCode });
+        await insertStatusEvent(deps.db.db, { message_id: id, status: reported || 'unknown', source: 'twilio_callback', provider_code: errorCode }).catch((err: { code?: string }) => {
+          // A `mid` that names no message (a foreign-key violation, which was a 500): like an unknown SID.
+          if (err.code !== '23503') throw err;
+          log.warn({ mid: id }, 'status callback for an unknown message');
+        });
       }
       return reply.code(204).send();
     });
 
-    scope.post('/webhooks/twilio/sms', async (req, reply) => {
+    scope.post('/webhooks/twilio/sms', { bodyLimit: TWILIO_WEBHOOK_BODY_LIMIT }, async (req, reply) => {
       const p = verify(req);
       const sid = p.MessageSid ?? p.SmsMessageSid ?? p.SmsSid;
       const from = (p.From ?? '').trim();
@@ -98,11 +132,14 @@ export function twilioWebhooks(app: FastifyInstance, deps: TwilioWebhookDeps): v
       const id = newRecordId();
       const conversationId = conversationIdFor(from, to);
       const keyword = body.trim().toUpperCase();
+      // Twilio's segment count, when it is one: a negative or out-of-range number broke the
+      // column's check / integer range (a 500, found by test/fuzz.test.ts).
+      const segments = /^[0-9]{1,4}$/.test(p.NumSegments ?? '') ? Number(p.NumSegments) || null : null;
       try {
         await deps.db.db.transaction().execute(async (tx) => {
           await acceptMessages(tx, [
             {
-              message: { id, conversation_id: conversationId, from_contact: from, to_contact: to, body, channel: 'sms', direction: 'inbound', status: 'received', provider_sid: sid, segments: p.NumSegments ? Number(p.NumSegments) || null : null },
+              message: { id, conversation_id: conversationId, from_contact: from, to_contact: to, body, channel: 'sms', direction: 'inbound', status: 'received', provider_sid: sid, segments },
               conversation: { participants: [from, to].sort() as [string, string], channel: 'sms', at: new Date() },
               source: 'twilio_inbound',
               outbox: false,
