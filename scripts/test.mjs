@@ -5,12 +5,17 @@
  * the plain line `N passed, N failed` that CI reads. A "test" is one t.test() in a file; a file
  * that fails outside any test (crash, teardown error) counts as one failure.
  * Extra arguments go to tap (e.g. `pnpm test services/gateway/test/health.test.ts`).
+ *
+ * Before anything runs, the outside tools the tests use (Chromium, nginx, shellcheck, …) are
+ * checked and, where it can, installed (scripts/test-tools.mjs); when one is missing and cannot
+ * be installed, nothing runs and the run counts as one failure.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { preflight } from './test-tools.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const runId = randomBytes(4).toString('hex');
@@ -22,7 +27,7 @@ function helper(cmd) {
   return spawnSync(process.execPath, [...tsNode, runCli, cmd], { cwd: root, env, stdio: 'inherit' }).status ?? 1;
 }
 
-if (helper('prepare') !== 0) {
+if (!preflight() || helper('prepare') !== 0) {
   process.stdout.write('0 passed, 1 failed\n');
   process.exit(1);
 }
