@@ -139,10 +139,13 @@ export interface CreateDbOptions {
  *   (57014, a connection error: 503 / retry) and the connection stays usable. Above the client's
  *   bound (or unset), a query the client stopped waiting for would keep running, holding its
  *   backend and its locks, for as long as it liked.
- * - `idle_in_transaction_session_timeout` equals the client's query bound: no legitimate pause
- *   inside a Hatch transaction is longer (queries are bounded by it, a NATS publish inside the
- *   outbox sweep by 5 s), so a session idle in a transaction that long belongs to a client that
- *   hung or vanished; PostgreSQL ends it (25P03) and releases its row locks.
+ * - `idle_in_transaction_session_timeout` is twice the client's query bound, at least 60 s: no
+ *   legitimate pause inside a Hatch transaction comes near it (queries are bounded by the query
+ *   bound, a NATS publish inside the outbox sweep by 5 s), so a session idle in a transaction
+ *   that long belongs to a client that hung or vanished; PostgreSQL ends it (25P03) and
+ *   releases its row locks. Not equal to the query bound: with 3 s bounds, sessions ended while
+ *   PostgreSQL restarted under load left postgres.js with an unhandled `write CONNECTION_CLOSED`
+ *   (packages/db/test/pool.test.ts's restart test, 2 runs of 2), which ends a Node process.
  *
  * Migrations run without a statement bound (migrate.ts: a CREATE INDEX may legitimately take
  * minutes) but with the idle-in-transaction one.
@@ -153,9 +156,12 @@ export function serverTimeouts(
 ): { statement_timeout: number; idle_in_transaction_session_timeout: number } {
   return {
     statement_timeout: o.statementTimeoutMs ?? Math.max(1, queryTimeoutMs - 1000, Math.floor(queryTimeoutMs * 0.9)),
-    idle_in_transaction_session_timeout: o.idleInTransactionTimeoutMs ?? queryTimeoutMs,
+    idle_in_transaction_session_timeout: o.idleInTransactionTimeoutMs ?? Math.max(IDLE_IN_TRANSACTION_FLOOR_MS, 2 * queryTimeoutMs),
   };
 }
+
+/** the least idle-in-transaction bound (serverTimeouts) */
+export const IDLE_IN_TRANSACTION_FLOOR_MS = 60_000;
 
 /** The client-side bound on a query (QUERY_TIMEOUT) unless createDb is told otherwise. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
