@@ -4,11 +4,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Teardownable } from './db.js';
 import { waitFor } from './wait.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+const DIE_WITH_PARENT = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), 'die-with-parent.mjs')).href;
 
 export interface ServiceProcess {
   child: ChildProcess;
@@ -26,12 +27,15 @@ export interface ServiceProcess {
 
 export function spawnService(t: Teardownable, service: string, env: Record<string, string | undefined>): ServiceProcess {
   const main = path.join(REPO_ROOT, 'services', service, 'src', 'main.ts');
-  const child = spawn(process.execPath, ['--conditions=@hatch/source', '--import', 'tsx', main], {
+  // stdin is a pipe the child watches (die-with-parent.mjs): a test killed before its teardown
+  // runs still takes its services with it (they run in their own process group).
+  const child = spawn(process.execPath, ['--import', DIE_WITH_PARENT, '--conditions=@hatch/source', '--import', 'tsx', main], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
   });
+  (child.stdin as (NodeJS.WritableStream & { unref?: () => void }) | null)?.unref?.();
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
