@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { REPO_ROOT, type Teardownable } from '@hatch/testing';
 import { run } from './tools.js';
 import { setupEnv } from './setup-helpers.js';
@@ -37,6 +37,15 @@ async function basicBin(dir: string): Promise<string> {
 
 const written = (repo: string) => ['.env', '.secrets', '.hatch'].filter((f) => fs.existsSync(path.join(repo, f)));
 
+/** Runs `./setup.sh --yes --no-start` in `repo`; asserts exit 1 with exactly one line on stderr, and returns that line. */
+async function refusalLine(t: Test, repo: string, env: ReturnType<typeof setupEnv>): Promise<string> {
+  const r = await run('./setup.sh', ['--yes', '--no-start'], { cwd: repo, env, timeoutMs: 60_000 });
+  t.equal(r.code, 1, `exit 1\n${r.stdout}\n${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  t.equal(lines.length, 1, `exactly one line on stderr: ${r.stderr}`);
+  return lines[0] ?? '';
+}
+
 t.test('Node.js 18 first in PATH: one line naming the version found and 20, exit 1, nothing written', async (t) => {
   const dir = setupCopy(t);
   const fakeBin = path.join(dir, 'fake-node');
@@ -57,14 +66,11 @@ t.test('Node.js 18 first in PATH: one line naming the version found and 20, exit
   );
   const env = setupEnv({ PATH: `${fakeBin}:${process.env.PATH ?? ''}` });
   const repo = path.join(dir, 'repo');
-  const r = await run('./setup.sh', ['--yes', '--no-start'], { cwd: repo, env, timeoutMs: 60_000 });
-  t.equal(r.code, 1, `exit 1\n${r.stdout}\n${r.stderr}`);
-  const lines = r.stderr.trimEnd().split('\n');
-  t.equal(lines.length, 1, `exactly one line on stderr: ${r.stderr}`);
-  t.match(lines[0], /^setup: /, 'it says it is setup');
-  t.match(lines[0], /18\.19\.0/, 'it names the version found');
-  t.match(lines[0], /Node\.js 20\b/, 'it names the version needed');
-  t.match(lines[0], /nodejs\.org|nvm|package manager/, 'it says how to fix it');
+  const line = await refusalLine(t, repo, env);
+  t.match(line, /^setup: /, 'it says it is setup');
+  t.match(line, /18\.19\.0/, 'it names the version found');
+  t.match(line, /Node\.js 20\b/, 'it names the version needed');
+  t.match(line, /nodejs\.org|nvm|package manager/, 'it says how to fix it');
   t.same(written(repo), [], 'nothing written (.env, .secrets/, .hatch/)');
 });
 
@@ -75,13 +81,10 @@ t.test('no node at all: one line saying Node.js 20 is needed and how to install 
   const check = await run('bash', ['-c', 'command -v node || echo none'], { env });
   t.equal(check.stdout.trim(), 'none', 'no node in this PATH');
   const repo = path.join(dir, 'repo');
-  const r = await run('./setup.sh', ['--yes', '--no-start'], { cwd: repo, env, timeoutMs: 60_000 });
-  t.equal(r.code, 1, `exit 1\n${r.stdout}\n${r.stderr}`);
-  const lines = r.stderr.trimEnd().split('\n');
-  t.equal(lines.length, 1, `exactly one line on stderr: ${r.stderr}`);
-  t.match(lines[0], /^setup: /, 'it says it is setup');
-  t.match(lines[0], /Node\.js 20\b.*not found/, 'it names the missing prerequisite and the version needed');
-  t.match(lines[0], /nodejs\.org/, 'it says where to get it');
+  const line = await refusalLine(t, repo, env);
+  t.match(line, /^setup: /, 'it says it is setup');
+  t.match(line, /Node\.js 20\b.*not found/, 'it names the missing prerequisite and the version needed');
+  t.match(line, /nodejs\.org/, 'it says where to get it');
   t.same(written(repo), [], 'nothing written (.env, .secrets/, .hatch/)');
 });
 
@@ -92,10 +95,7 @@ t.test('a node that does not run: one line, exit 1, nothing written', async (t) 
   fs.writeFileSync(path.join(fakeBin, 'node'), '#!/bin/sh\necho "node: cannot execute" >&2\nexit 126\n', { mode: 0o755 });
   const env = setupEnv({ PATH: `${fakeBin}:${process.env.PATH ?? ''}` });
   const repo = path.join(dir, 'repo');
-  const r = await run('./setup.sh', ['--yes', '--no-start'], { cwd: repo, env, timeoutMs: 60_000 });
-  t.equal(r.code, 1, `exit 1\n${r.stdout}\n${r.stderr}`);
-  const lines = r.stderr.trimEnd().split('\n');
-  t.equal(lines.length, 1, `exactly one line on stderr: ${r.stderr}`);
-  t.match(lines[0], /^setup: Node\.js at .* does not run.*Node\.js 20\b/, 'it names the broken node and the version needed');
+  const line = await refusalLine(t, repo, env);
+  t.match(line, /^setup: Node\.js at .* does not run.*Node\.js 20\b/, 'it names the broken node and the version needed');
   t.same(written(repo), [], 'nothing written (.env, .secrets/, .hatch/)');
 });
