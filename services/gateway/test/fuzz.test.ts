@@ -363,9 +363,10 @@ function mutateTarget(r: Rng, target: string, wellFormed: boolean): string {
     const at = r.int(Math.max(path.length, 1));
     let p = path;
     let op = r.int(14);
-    // a backslash, raw UTF-8, a target past 16 KiB or one that starts with `%` (an encoded
-    // absolute-form scheme): the parser's 400 / 431, which ends the connection
-    if (wellFormed && (op === 9 || op === 10 || op === 11 || (op === 0 && at === 0))) op = 13;
+    // a backslash, raw UTF-8, a target past 16 KiB or a percent-encoded character in an
+    // absolute-form scheme (`%68ttp://`, `ht%74p://`): the parser's 400 / 431, which ends the
+    // connection
+    if (wellFormed && (op === 9 || op === 10 || op === 11 || (op === 0 && (at === 0 || at < path.indexOf('://'))))) op = 13;
     switch (op) {
       case 0:
         p = /[A-Za-z0-9_]/.test(path[at] ?? '') ? enc(path, at, r.chance(0.5)) : path;
