@@ -19,7 +19,10 @@ COPY packages/contracts/package.json packages/contracts/
 COPY packages/config/package.json packages/config/
 COPY packages/log/package.json packages/log/
 COPY packages/db/package.json packages/db/
-COPY packages/runtime/package.json packages/runtime/
+COPY packages/async/package.json packages/async/
+COPY packages/bus/package.json packages/bus/
+COPY packages/jobs/package.json packages/jobs/
+COPY packages/service/package.json packages/service/
 COPY packages/testing/package.json packages/testing/
 COPY services/gateway/package.json services/gateway/
 COPY services/sms-sender/package.json services/sms-sender/

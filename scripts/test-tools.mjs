@@ -42,7 +42,7 @@ export function searchPath(cmd, PATH = '') {
 
 const firstExecutable = (candidates) => candidates.find((c) => c && isExecutable(c));
 
-/** PostgreSQL's server binaries, found as packages/testing/src/spawn.ts (pgBinDir) finds them. */
+/** PostgreSQL's server binaries, found as packages/testing/src/spawn-postgres.ts (pgBinDir) finds them. */
 function pgBinDir(env) {
   const has = (d) => isExecutable(path.join(d, 'initdb')) && isExecutable(path.join(d, 'pg_ctl'));
   if (env.HATCH_PG_BIN) return has(env.HATCH_PG_BIN) ? env.HATCH_PG_BIN : undefined;
@@ -71,7 +71,7 @@ export const TOOLS = [
   { name: 'docker-compose', pkg: 'docker-compose', find: (env) => searchPath('docker-compose', env.PATH) },
   // test/ops/kustomize.test.ts: `kubectl kustomize` renders the overlays
   { name: 'kubectl', pkg: 'kubernetes-client', find: (env) => searchPath('kubectl', env.PATH) },
-  // fault tests: spawnNats (packages/testing/src/spawn.ts) runs a nats-server of their own
+  // fault tests: spawnNats (packages/testing/src/spawn-nats.ts) runs a nats-server of their own
   {
     name: 'nats-server',
     pkg: 'nats-server',

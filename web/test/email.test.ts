@@ -4,7 +4,7 @@
  * a good one is sent once, confirmed with a 5-4-3-2-1 countdown and the dialog closes itself.
  */
 import t from 'tap';
-import { API_TOKEN, emailPipeline } from '../../services/email-sender/test/harness.js';
+import { API_TOKEN, emailPipeline } from '@hatch/email-sender/testing';
 import { browserFixture, ensureBuilt, screenshot, startBridge } from './fixture.js';
 
 // A browser file runs a dozen page loads: on a loaded 2-core machine that can pass .taprc's 180 s.

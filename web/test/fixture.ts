@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { spawnService, type ServiceProcess, type Teardownable } from '@hatch/testing';
-import { testGateway, TEST_TOKEN, type TestGateway } from '../../services/gateway/test/helpers.js';
+import { testGateway, TEST_TOKEN, type TestGateway } from '@hatch/gateway/testing';
 import { DIST, ensureBuilt, WEB_DIR } from './build.js';
 
 export { DIST, ensureBuilt, TEST_TOKEN, WEB_DIR };

@@ -8,11 +8,10 @@ import t from 'tap';
 import type { Page } from 'playwright-core';
 import type { FastifyInstance } from 'fastify';
 import { createLogger } from '@hatch/log';
-import { createMetricsRegistry } from '@hatch/runtime';
+import { createMetricsRegistry } from '@hatch/service';
 import { freePort, type Teardownable } from '@hatch/testing';
-import { build } from '../../services/gateway/src/app.js';
-import { parseGatewayConfig } from '../../services/gateway/src/config.js';
-import { pipeline, API_TOKEN } from '../../services/sms-sender/test/harness.js';
+import { build, parseGatewayConfig } from '@hatch/gateway/testing';
+import { pipeline, API_TOKEN } from '@hatch/sms-sender/testing';
 import { browserFixture, ensureBuilt, screenshot, startBridge } from './fixture.js';
 
 // A browser file runs a dozen page loads: on a loaded 2-core machine that can pass .taprc's 180 s.

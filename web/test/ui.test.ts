@@ -12,7 +12,7 @@ import type { Page } from 'playwright-core';
 import { countSmsSegments, SMS_BODY_MAX } from '@hatch/contracts';
 import { randomUUID } from 'node:crypto';
 import { acceptMessages, insertOptOut } from '@hatch/db';
-import { webRoutes } from '../../services/gateway/src/web.js';
+import { webRoutes } from '@hatch/gateway/testing';
 import { browserFixture, screenshot, signIn, SMS_FROM, startUiServer, TEST_TOKEN } from './fixture.js';
 
 // A browser file runs a dozen page loads: on a loaded 2-core machine that can pass .taprc's 180 s.

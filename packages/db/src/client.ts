@@ -5,6 +5,7 @@
 import postgres from 'postgres';
 import { CompiledQuery, Kysely, type DatabaseConnection, type Driver, type QueryResult, type Transaction } from 'kysely';
 import { PostgresJSDialect, PostgresJSDriver } from 'kysely-postgres-js';
+import { withTimeout } from '@hatch/async';
 import type { DB } from './generated.js';
 
 /**
@@ -95,18 +96,6 @@ class HatchDriver extends PostgresJSDriver {
 export const ACQUIRE_TIMEOUT = 'ACQUIRE_TIMEOUT';
 /** The error code of a query not answered within its bound. */
 export const QUERY_TIMEOUT = 'QUERY_TIMEOUT';
-
-/**
- * `p`, or an Error(`message`) (with `code` when given) once `ms` have passed. The one bounded wait
- * of the project (@hatch/runtime re-exports it): the pool here, the bus, shutdown drains.
- */
-export function withTimeout<T>(p: PromiseLike<T>, ms: number, message: string, code?: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(Object.assign(new Error(message), code === undefined ? {} : { code })), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 export type Database = Kysely<DB>;
 /** A query function takes either the pool or a transaction; the caller opens transactions. */

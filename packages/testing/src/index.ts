@@ -14,15 +14,8 @@ export {
 } from './db.js';
 export { testNats, testNatsUrl, deleteStreamsWithPrefix, type TestNats } from './nats.js';
 export { spawnService, REPO_ROOT, type ServiceProcess } from './process.js';
-export {
-  freePort,
-  processGone,
-  spawnNats,
-  spawnPostgres,
-  type SpawnedNats,
-  type SpawnedPostgres,
-  type SpawnNatsOptions,
-  type SpawnPostgresOptions,
-  type PostgresStopMode,
-} from './spawn.js';
+export { freePort } from './ports.js';
+export { processGone } from './watchdog.js';
+export { spawnNats, type SpawnedNats, type SpawnNatsOptions } from './spawn-nats.js';
+export { spawnPostgres, type SpawnedPostgres, type SpawnPostgresOptions, type PostgresStopMode } from './spawn-postgres.js';
 export { boundedTeardown } from './teardown.js';

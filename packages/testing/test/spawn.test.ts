@@ -8,10 +8,13 @@ import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { freePort, processGone, spawnNats, spawnPostgres } from '../src/spawn.js';
+import { freePort } from '../src/ports.js';
+import { spawnNats } from '../src/spawn-nats.js';
+import { spawnPostgres } from '../src/spawn-postgres.js';
+import { processGone } from '../src/watchdog.js';
 import { waitFor } from '../src/wait.js';
 
-const spawnModule = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/spawn.ts');
+const srcDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src');
 
 const alive = (pid: number | undefined) => pid !== undefined && !processGone(pid);
 
@@ -158,7 +161,8 @@ async function childThatSpawns(t: { teardown(fn: () => unknown): void }, ending:
   const script = path.join(dir, 'child.mts');
   fs.writeFileSync(
     script,
-    `import { spawnNats, spawnPostgres } from ${JSON.stringify(spawnModule)};
+    `import { spawnNats } from ${JSON.stringify(path.join(srcDir, 'spawn-nats.ts'))};
+import { spawnPostgres } from ${JSON.stringify(path.join(srcDir, 'spawn-postgres.ts'))};
 const t = { teardown() {} }; // no teardown ever runs: only the exit hooks and the watchdog can clean up
 const [nats, pg] = await Promise.all([spawnNats(t), spawnPostgres(t)]);
 process.stdout.write(JSON.stringify({ natsPid: nats.pid, pgPid: pg.pid, dirs: [nats.storeDir, pg.dataDir] }) + '\\n');

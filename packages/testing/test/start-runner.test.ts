@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REPO_ROOT } from '../src/process.js';
-import { processGone } from '../src/spawn.js';
+import { processGone } from '../src/watchdog.js';
 import { waitFor } from '../src/wait.js';
 
 type Env = Record<string, string | undefined>;

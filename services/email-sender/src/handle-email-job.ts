@@ -1,7 +1,7 @@
 /**
  * handleEmailJob: what to do with one email job, decided against PostgreSQL (the source of
  * truth), never against the bus; the email twin of handleSmsJob on the same machinery (send
- * claims in @hatch/db send-claims.ts, the job loop in @hatch/runtime).
+ * claims in @hatch/db send-claims.ts, the job loop in @hatch/jobs).
  *
  * - An email is CLAIMED (queued → sending, conditional update) before SendGrid is called: a
  *   redelivered or duplicated job finds nothing to claim and never calls SendGrid again.
@@ -39,7 +39,7 @@ import {
   type EmailRow,
 } from '@hatch/db';
 import type { EmailJob } from '@hatch/contracts';
-import type { JobContext, JobOutcome } from '@hatch/runtime';
+import type { JobContext, JobOutcome } from '@hatch/jobs';
 import { classifySendGridError, type SendGridPort } from './sendgrid-client.js';
 import { renderEmail } from './template.js';
 

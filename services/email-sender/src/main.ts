@@ -1,5 +1,5 @@
 /** email-sender: consumes email jobs and sends them through SendGrid's SDK. */
-import { runWorkerProcess } from '@hatch/runtime';
+import { runWorkerProcess } from '@hatch/service';
 import { loadEmailSenderConfig } from './config.js';
 import { createSendGridPort } from './sendgrid-client.js';
 import { startEmailWorker } from './worker.js';

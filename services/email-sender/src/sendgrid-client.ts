@@ -6,7 +6,7 @@
  */
 import { MailService } from '@sendgrid/mail';
 import { SENDGRID_EMAIL_ID_ARG } from '@hatch/contracts';
-import { parseRateLimitResetMs, parseRetryAfterMs } from '@hatch/runtime';
+import { parseRateLimitResetMs, parseRetryAfterMs } from '@hatch/jobs';
 
 export interface MailToSend {
   emailId: string;
@@ -100,7 +100,7 @@ export function classifySendGridError(err: unknown, now = Date.now()): SendGridF
     const headers = e.response.headers ?? {};
     const message = errorsText(e.response.body) ?? e.message ?? `SendGrid answered ${status}`;
     if (status === 429) {
-      // both capped at MAX_PROVIDER_RETRY_AFTER_MS (@hatch/runtime): a hint of years parks nothing for years
+      // both capped at MAX_PROVIDER_RETRY_AFTER_MS (@hatch/jobs): a hint of years parks nothing for years
       const retryAfterMs = parseRateLimitResetMs(headers['x-ratelimit-reset'], now) ?? parseRetryAfterMs(headers['retry-after'], now);
       return { kind: 'rate_limited', code, retryAfterMs };
     }

@@ -1,11 +1,12 @@
 /**
- * startEmailWorker: the email job consumer (shared machinery in @hatch/runtime) around
+ * startEmailWorker: the email job consumer (shared machinery in @hatch/jobs) around
  * handleEmailJob, plus the retention sweep of attachment content never sent.
  */
 import { EmailJob, natsNames } from '@hatch/contracts';
 import { purgeEmailAttachments, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
-import { backoffFor, ensureStreams, startJobConsumer, type Bus } from '@hatch/runtime';
+import { ensureStreams, type Bus } from '@hatch/bus';
+import { backoffFor, startJobConsumer } from '@hatch/jobs';
 import { Counter, type Registry } from 'prom-client';
 import { failEmailExhausted, handleEmailJob, type EmailJobDeps } from './handle-email-job.js';
 import type { SendGridPort } from './sendgrid-client.js';

@@ -1,18 +1,18 @@
 /**
- * The email pipeline harness: the shared pipeline (@hatch/testing/pipeline: fresh database, NATS
+ * The email pipeline harness: the shared pipeline (@hatch/gateway/testing: fresh database, NATS
  * names of its own, a real gateway listening on a port) with the provider emulator driven through
  * the real @sendgrid/mail SDK posting signed events to that gateway (SENDGRID_WEBHOOK_PUBLIC_KEY =
  * the emulator's key), plus the email-sender in-process (startEmailWorker) or as a child process
  * (spawnService) for kill -9 tests.
  */
-import { createMetricsRegistry } from '@hatch/runtime';
+import { createMetricsRegistry } from '@hatch/service';
 import { boundedTeardown, waitFor, type Teardownable } from '@hatch/testing';
-import { pipeline, type Emulator, type Pipeline } from '@hatch/testing/pipeline';
+import { pipeline, type Emulator, type Pipeline } from '@hatch/gateway/testing';
 import type { Registry } from 'prom-client';
 import { startEmailWorker, type EmailWorkerOptions } from '../src/worker.js';
 import { createSendGridPort } from '../src/sendgrid-client.js';
 
-export { API_TOKEN, type Emulator } from '@hatch/testing/pipeline';
+export { API_TOKEN, type Emulator } from '@hatch/gateway/testing';
 export const FROM = 'hatch@example.com';
 
 export const FAST: Omit<EmailWorkerOptions, 'natsPrefix'> = {

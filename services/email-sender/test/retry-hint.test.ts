@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { MAX_PROVIDER_RETRY_AFTER_MS } from '@hatch/runtime';
+import { MAX_PROVIDER_RETRY_AFTER_MS } from '@hatch/jobs';
 import type { Teardownable } from '@hatch/testing';
 import { classifySendGridError, createSendGridPort } from '../src/sendgrid-client.js';
 

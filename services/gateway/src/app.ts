@@ -10,7 +10,7 @@ import { natsNames } from '@hatch/contracts';
 import type { Registry } from 'prom-client';
 import type { Logger } from '@hatch/log';
 import { purgeAuthFailures, purgeExpiredIdempotencyKeys, type Db } from '@hatch/db';
-import type { Bus } from '@hatch/runtime';
+import type { Bus } from '@hatch/bus';
 import type { GatewayConfig } from './config.js';
 import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './errors.js';
 import { registerJsonBodyParser } from './json-body.js';

@@ -1,7 +1,8 @@
 /** The composition root: opens the pool and the bus; close() shuts them in reverse order. */
 import { createDb, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
-import { connectBus, createMetricsRegistry, ensureStreams, type Bus } from '@hatch/runtime';
+import { connectBus, ensureStreams, type Bus } from '@hatch/bus';
+import { createMetricsRegistry } from '@hatch/service';
 import { natsNames } from '@hatch/contracts';
 import type { Registry } from 'prom-client';
 import type { GatewayConfig } from './config.js';

@@ -1,6 +1,6 @@
 /** gateway: config → logger → resources → app → listen; SIGTERM/SIGINT → graceful stop. */
 import { configSecrets, createLogger } from '@hatch/log';
-import { onShutdown } from '@hatch/runtime';
+import { onShutdown } from '@hatch/service';
 import { loadGatewayConfig } from './config.js';
 import { compose, type GatewayResources } from './compose.js';
 import { build } from './app.js';

@@ -12,7 +12,8 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { encode, EmailJob, SmsJob, type NatsNames } from '@hatch/contracts';
 import { claimDueOutbox, deferOutbox, deleteOutbox, requeueStalled, type Db, type OutboxJob } from '@hatch/db';
 import type { Logger } from '@hatch/log';
-import { withTimeout, type Bus } from '@hatch/runtime';
+import { withTimeout } from '@hatch/async';
+import type { Bus } from '@hatch/bus';
 
 export interface OutboxRelayOptions {
   sweepIntervalMs?: number;

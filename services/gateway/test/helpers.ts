@@ -2,7 +2,8 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { createLogger } from '@hatch/log';
-import { connectBus, createMetricsRegistry, ensureStreams, type Bus } from '@hatch/runtime';
+import { connectBus, ensureStreams, type Bus } from '@hatch/bus';
+import { createMetricsRegistry } from '@hatch/service';
 import { createTestDb, spawnService, testNats, type ServiceProcess, type Teardownable, type TestDb, type TestNats } from '@hatch/testing';
 import { build, type BuildOptions } from '../src/app.js';
 import { parseGatewayConfig, type GatewayConfig } from '../src/config.js';

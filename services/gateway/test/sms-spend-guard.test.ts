@@ -7,7 +7,8 @@
 import t from 'tap';
 import { createLogger } from '@hatch/log';
 import { createDb, findSmsSentToday } from '@hatch/db';
-import { connectBus, createMetricsRegistry } from '@hatch/runtime';
+import { connectBus } from '@hatch/bus';
+import { createMetricsRegistry } from '@hatch/service';
 import { waitFor, type Teardownable } from '@hatch/testing';
 import { build } from '../src/app.js';
 import { parseGatewayConfig } from '../src/config.js';

@@ -79,7 +79,8 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { BusChangeEvent, BusHeartbeat, encode, natsNames } from '@hatch/contracts';
 import { deleteOldJournalRows, findBridgePosition, findJournalAfter, journalRowToEvent, markBridgePosition, type Db, type JournalRow } from '@hatch/db';
 import type { Logger } from '@hatch/log';
-import { withTimeout, type Bus } from '@hatch/runtime';
+import { withTimeout } from '@hatch/async';
+import type { Bus } from '@hatch/bus';
 
 export const NOTIFY_CHANNEL = 'hatch_changes';
 /** pg advisory lock key of the bridge election ("hatch_rb"); advisory locks are per database. */

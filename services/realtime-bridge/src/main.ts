@@ -2,7 +2,8 @@
 import postgres from 'postgres';
 import { natsNames } from '@hatch/contracts';
 import { DEFAULT_QUERY_TIMEOUT_MS, serverTimeouts } from '@hatch/db';
-import { ensureStreams, runWorkerProcess } from '@hatch/runtime';
+import { ensureStreams } from '@hatch/bus';
+import { runWorkerProcess } from '@hatch/service';
 import { loadBridgeConfig } from './config.js';
 import { startBridge } from './bridge.js';
 

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { createTestDb, spawnNats, spawnPostgres, spawnService, testNats, urlForDatabase, waitFor, type TestDb } from '@hatch/testing';
 import { createDb, defaultMigrationsDir, migrate } from '@hatch/db';
-import { connectBus } from '@hatch/runtime';
+import { connectBus } from '@hatch/bus';
 import { assertStrictlyIncreasing, insertChats, journalIds, log, readStream, seedConversation, startTestBridge } from './harness.js';
 
 /** Writes `total` messages in transactions of `per`, yielding between them. */

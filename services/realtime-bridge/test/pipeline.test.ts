@@ -9,7 +9,7 @@ import { DiscardPolicy } from '@nats-io/jetstream';
 import { BusChangeEvent, BusHeartbeat, encode } from '@hatch/contracts';
 import { findJournalAfter, journalRowToEvent } from '@hatch/db';
 import { createTestDb, testNats, waitFor } from '@hatch/testing';
-import { connectBus, ensureStreams } from '@hatch/runtime';
+import { connectBus, ensureStreams } from '@hatch/bus';
 import { assertStrictlyIncreasing, insertChats, journalIds, log, readStream, seedConversation, startTestBridge } from './harness.js';
 
 /** `writers` concurrent writers, each `txs` transactions of `per` rows. */

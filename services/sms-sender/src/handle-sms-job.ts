@@ -12,7 +12,7 @@
  */
 import { applyMessageStatus, claimMessageForSending, findMessage, findMessageByProviderSid, insertOptOut, insertStatusEvent, markOutcomeUnknown, reclaimStaleSending, releaseClaim, type Db, type MessageRow } from '@hatch/db';
 import type { SmsJob } from '@hatch/contracts';
-import type { JobContext, JobOutcome } from '@hatch/runtime';
+import type { JobContext, JobOutcome } from '@hatch/jobs';
 import { classifyTwilioError, type ProviderMessage, type TwilioPort } from './twilio-client.js';
 
 export interface SmsJobDeps {
@@ -30,7 +30,7 @@ export interface SmsJobDeps {
 export const TWILIO_UNSUBSCRIBED = '21610';
 
 // shared with email-sender (one mechanism, two channels)
-export { backoffFor } from '@hatch/runtime';
+export { backoffFor } from '@hatch/jobs';
 
 export async function handleSmsJob(job: SmsJob, ctx: JobContext, deps: SmsJobDeps): Promise<JobOutcome> {
   const m = await findMessage(deps.db.db, job.message_id);

@@ -1,5 +1,5 @@
 /** sms-sender: consumes SMS jobs and sends them through Twilio's SDK. */
-import { runWorkerProcess } from '@hatch/runtime';
+import { runWorkerProcess } from '@hatch/service';
 import { loadSmsSenderConfig } from './config.js';
 import { createTwilioPort } from './twilio-client.js';
 import { startSmsWorker } from './worker.js';

@@ -11,7 +11,7 @@
 // uses (bench P7). `twilio(sid, token, opts)` is `new Twilio(sid, token, opts)`.
 import Twilio from 'twilio/lib/rest/Twilio.js';
 import TwilioRequestClient from 'twilio/lib/base/RequestClient.js';
-import { capRetryHintMs, parseRetryAfterMs } from '@hatch/runtime';
+import { capRetryHintMs, parseRetryAfterMs } from '@hatch/jobs';
 
 export interface SentMessage {
   sid: string;
@@ -67,7 +67,7 @@ class TimeoutRequestClient extends TwilioRequestClient {
 function withRetryAfter<R extends { statusCode: number; body: unknown; headers: unknown }>(res: R): R {
   if (res.statusCode !== 429) return res;
   const headers = (res.headers ?? {}) as Record<string, unknown>;
-  // seconds or an HTTP-date, capped at MAX_PROVIDER_RETRY_AFTER_MS (@hatch/runtime)
+  // seconds or an HTTP-date, capped at MAX_PROVIDER_RETRY_AFTER_MS (@hatch/jobs)
   const retryAfterMs = parseRetryAfterMs(headers['retry-after']);
   if (retryAfterMs === undefined) return res;
   try {

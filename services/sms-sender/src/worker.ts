@@ -1,8 +1,9 @@
-/** startSmsWorker: the SMS job consumer (shared machinery in @hatch/runtime) around handleSmsJob. */
+/** startSmsWorker: the SMS job consumer (shared machinery in @hatch/jobs) around handleSmsJob. */
 import { natsNames, SmsJob } from '@hatch/contracts';
 import type { Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
-import { ensureStreams, startJobConsumer, type Bus } from '@hatch/runtime';
+import { ensureStreams, type Bus } from '@hatch/bus';
+import { startJobConsumer } from '@hatch/jobs';
 import type { Registry } from 'prom-client';
 import { backoffFor, failExhausted, handleSmsJob } from './handle-sms-job.js';
 import type { TwilioPort } from './twilio-client.js';

@@ -1,16 +1,16 @@
 /**
- * The SMS pipeline harness: the shared pipeline (@hatch/testing/pipeline: fresh database, NATS
+ * The SMS pipeline harness: the shared pipeline (@hatch/gateway/testing: fresh database, NATS
  * names of its own, the provider emulator driven through the real twilio SDK, a real gateway
  * listening on a port for the emulator's signed status callbacks) plus the sms-sender, either
  * in-process (startSmsWorker) or as a child process (spawnService) for kill -9 tests.
  */
-import { createMetricsRegistry } from '@hatch/runtime';
+import { createMetricsRegistry } from '@hatch/service';
 import { boundedTeardown, type Teardownable } from '@hatch/testing';
-import { pipeline as sharedPipeline, type Pipeline as SharedPipeline, type PipelineOptions } from '@hatch/testing/pipeline';
+import { pipeline as sharedPipeline, type Pipeline as SharedPipeline, type PipelineOptions } from '@hatch/gateway/testing';
 import { startSmsWorker, type SmsWorkerOptions } from '../src/worker.js';
 import { createTwilioPort } from '../src/twilio-client.js';
 
-export { API_TOKEN, type Emulator, type PipelineOptions } from '@hatch/testing/pipeline';
+export { API_TOKEN, type Emulator, type PipelineOptions } from '@hatch/gateway/testing';
 
 export interface Pipeline extends SharedPipeline {
   /** POST /api/send_message through the real gateway */

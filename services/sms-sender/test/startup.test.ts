@@ -1,7 +1,7 @@
 import t from 'tap';
 import { createTestDb, freePort, spawnService, testNats, testNatsUrl } from '@hatch/testing';
 
-// The three workers share one process shell (packages/runtime runWorkerProcess); each is
+// The three workers share one process shell (packages/service runWorkerProcess); each is
 // started for real here: config refusal, ready, health endpoints, clean SIGTERM.
 const workers = [
   { service: 'sms-sender', env: { TWILIO_ACCOUNT_SID: `AC${'0'.repeat(32)}`, TWILIO_AUTH_TOKEN: 'tok', TWILIO_PHONE_NUMBER: '+15005550006', TWILIO_API_URL: 'http://127.0.0.1:1' } },

@@ -25,7 +25,7 @@ import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { BusChangeEvent, BusHeartbeat, decode, type NatsNames } from '@hatch/contracts';
 import type { Logger } from '@hatch/log';
-import type { Bus } from '@hatch/runtime';
+import type { Bus } from '@hatch/bus';
 
 export interface HubOptions {
   names: NatsNames;

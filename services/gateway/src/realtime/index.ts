@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { NatsNames } from '@hatch/contracts';
 import type { Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
-import type { Bus } from '@hatch/runtime';
+import type { Bus } from '@hatch/bus';
 import type { Registry } from 'prom-client';
 import type { RealtimeConfig } from './config.js';
 import { RealtimeHub } from './hub.js';

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import { runReadiness, type ReadinessCheck } from '@hatch/runtime';
+import { runReadiness, type ReadinessCheck } from '@hatch/service';
 
 export interface HealthRouteDeps {
   checks: Record<string, ReadinessCheck>;

@@ -5,7 +5,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from '@hatch/log';
-import { withTimeout } from '@hatch/db';
+import { withTimeout } from '@hatch/async';
 
 export interface Bus {
   nc: NatsConnection;
@@ -81,5 +81,3 @@ export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
     },
   };
 }
-
-export { withTimeout };

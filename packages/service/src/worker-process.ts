@@ -7,7 +7,7 @@
 import type { Registry } from 'prom-client';
 import { createDb, type Db } from '@hatch/db';
 import { configSecrets, createLogger, type Logger } from '@hatch/log';
-import { connectBus, type Bus } from './bus.js';
+import { connectBus, type Bus } from '@hatch/bus';
 import { createMetricsRegistry } from './metrics.js';
 import { startHealthServer, type ReadinessCheck } from './health.js';
 import { onShutdown } from './shutdown.js';

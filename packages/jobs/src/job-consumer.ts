@@ -18,8 +18,8 @@ import type { TSchema, Static } from 'typebox';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ContractError, decode, JOB_HEADERS } from '@hatch/contracts';
 import type { Logger } from '@hatch/log';
-import { withTimeout, type Bus } from './bus.js';
-import { isNotFound } from './streams.js';
+import { withTimeout } from '@hatch/async';
+import { isNotFound, type Bus } from '@hatch/bus';
 
 export type JobOutcome =
   | { kind: 'ack'; note?: string }

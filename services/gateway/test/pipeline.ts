@@ -1,22 +1,21 @@
 /**
- * `@hatch/testing/pipeline`: the set-up a sender's end-to-end tests share: a fresh database, NATS
+ * The set-up a sender's end-to-end tests share (`@hatch/gateway/testing`): a fresh database, NATS
  * names of its own (streams created), the provider emulator behind the real SDKs, a real gateway
  * listening on a port (it receives the emulator's signed callbacks), and teardown of all of it.
  * A channel (SMS, email) adds its provider settings, its worker and its own helpers on top.
  *
- * Why it lives here and not in `src/`: the pipeline needs the gateway, the emulator and
- * @hatch/runtime, and every one of those has @hatch/testing as a devDependency, so the package
- * itself (its build, its `.` export) must not import them. This test-only module sits outside
- * `src/` (never built, exported from source only) and reaches them by relative source paths,
- * the way the sender harnesses already reached the gateway.
+ * It lives with the gateway, the service it starts, so that the dependency points from the
+ * senders' tests to the gateway and the emulator, never from a package under packages/ to a
+ * service. Exported from source only (a test helper, never built).
  */
 import { createDb, defaultMigrationsDir, migrate, type Db } from '@hatch/db';
-import { createLogger } from '../../log/src/index.js';
-import { connectBus, createMetricsRegistry, ensureStreams, type Bus } from '../../runtime/src/index.js';
-import { startEmulator, type Emulator, type EmulatorOptions } from '../../../services/provider-emulator/src/index.js';
-import { build } from '../../../services/gateway/src/app.js';
-import { parseGatewayConfig } from '../../../services/gateway/src/config.js';
-import { boundedTeardown, createTestDb, freePort, spawnService, testNats, urlForDatabase, waitFor, type ServiceProcess, type Teardownable, type TestDb, type TestNats } from '../src/index.js';
+import { createLogger } from '@hatch/log';
+import { connectBus, ensureStreams, type Bus } from '@hatch/bus';
+import { createMetricsRegistry } from '@hatch/service';
+import { startEmulator, type Emulator, type EmulatorOptions } from '@hatch/provider-emulator';
+import { boundedTeardown, createTestDb, freePort, spawnService, testNats, urlForDatabase, waitFor, type ServiceProcess, type Teardownable, type TestDb, type TestNats } from '@hatch/testing';
+import { build } from '../src/app.js';
+import { parseGatewayConfig } from '../src/config.js';
 
 export type { Emulator };
 export type Gateway = Awaited<ReturnType<typeof build>>;
