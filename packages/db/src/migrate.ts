@@ -27,12 +27,15 @@ export interface MigrateResult {
   createdDatabase: boolean;
 }
 
+/** Per file name: whole-file SHA-256s an earlier migrator recorded, each with the v2 checksum of that text. */
+export type LegacyChecksums = Record<string, Array<{ sha256: string; v2: string }>>;
+
 export interface MigrateOptions {
   url: string;
   dir: string;
   log?: (msg: string) => void;
   /** Tests only: instead of the built-in LEGACY_CHECKSUMS. */
-  legacyChecksums?: Record<string, Array<{ sha256: string; v2: string }>>;
+  legacyChecksums?: LegacyChecksums;
 }
 
 export class MigrationError extends Error {
@@ -111,7 +114,7 @@ export function executedSql(sql: string): string {
       space = true;
     } else if (c === "'" || c === '"') {
       // E'…' (the E was emitted as the previous character, with no space in between) escapes with \
-      const backslashes = c === "'" && /[eE]$/.test(out) && !space && !/[A-Za-z0-9_$][eE]$/.test(out);
+      const backslashes = c === "'" && !space && /(^|[^A-Za-z0-9_$])[eE]$/.test(out);
       let j = i + 1;
       while (j < n) {
         if (backslashes && sql[j] === '\\') j += 2;
@@ -125,7 +128,7 @@ export function executedSql(sql: string): string {
     } else if (c === '$') {
       const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 66));
       // a tag directly after an identifier character is part of that identifier (e.g. a$b$)
-      if (tag && !(!space && /[A-Za-z0-9_$]$/.test(out))) {
+      if (tag && (space || !/[A-Za-z0-9_$]$/.test(out))) {
         const close = sql.indexOf(tag[0], i + tag[0].length);
         const end = close === -1 ? n : close + tag[0].length;
         emit(sql.slice(i, end));
@@ -153,7 +156,7 @@ export function migrationChecksum(sql: string): string {
  * executes what it did then (its v2 checksum, taken from the text as it was recorded). A
  * recorded plain SHA-256 that is in no entry is accepted only for the unchanged file.
  */
-const LEGACY_CHECKSUMS: Record<string, Array<{ sha256: string; v2: string }>> = {
+const LEGACY_CHECKSUMS: LegacyChecksums = {
   // comments that cited notes outside the repository now cite docs/ (issue 15)
   '0001_core_schema.sql': [{ sha256: '58dc8c56ab9a4c723e91486986ad3b5656047d13d441327a8d0ba06df1e401c3', v2: 'v2:da9a227e33dda71dcc65024bba6fc8a5e8d9c4e7582378e378b117f170122c29' }],
   '0002_change_journal.sql': [{ sha256: '0642f456104f47b8033af001e06748ab99e241a9faa0f70737b228b0d8b42b93', v2: 'v2:3ff0c6bc27399628be58e6cffc12e22006de84b1cf5327e372305154c8716e31' }],
@@ -163,7 +166,7 @@ const LEGACY_CHECKSUMS: Record<string, Array<{ sha256: string; v2: string }>> = 
 export function checksumMatches(
   file: MigrationFile,
   recorded: string,
-  legacy: Record<string, Array<{ sha256: string; v2: string }>> = LEGACY_CHECKSUMS,
+  legacy: LegacyChecksums = LEGACY_CHECKSUMS,
 ): boolean {
   if (recorded.startsWith('v2:')) return recorded === file.checksum;
   // a checksum of an earlier migrator: the SHA-256 of the whole file
