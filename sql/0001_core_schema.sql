@@ -90,10 +90,10 @@ CREATE TABLE email_attachments (
   PRIMARY KEY (email_id, position)
 );
 
--- Transactional outbox (design rule 1): written in the same transaction as the message, deleted
--- once JetStream acknowledged the publish. A row still here after its grace period is
--- re-published by a sweeper (FOR UPDATE SKIP LOCKED); dedupe_id is the Nats-Msg-Id, so a
--- double publish inside JetStream's window is dropped, and the worker's claim covers the rest.
+-- Transactional outbox (docs/architecture.md, rule 1): written in the same transaction as the
+-- message, deleted once JetStream acknowledged the publish. A row still here after its grace
+-- period is re-published by a sweeper (FOR UPDATE SKIP LOCKED); dedupe_id is the Nats-Msg-Id, so
+-- a double publish inside JetStream's window is dropped, and the worker's claim covers the rest.
 CREATE TABLE outbox (
   id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   kind             job_kind NOT NULL,

@@ -4,13 +4,14 @@
 -- each row to JetStream (<P>_EVENTS) with Nats-Msg-Id = journal id.
 --
 -- NOTIFY is only a wake-up, at most once per transaction: pg_notify takes a cluster-wide lock at
--- commit and serialises every notifying commit (~5k/s here, performance.md B1); one NOTIFY per
--- transaction instead of per row keeps a 100-row transaction to one notification.
+-- commit and serialises every notifying commit (a few thousand a second: docs/architecture.md,
+-- rule 3); one NOTIFY per transaction instead of per row keeps a 100-row transaction to one
+-- notification.
 --
 -- Journal ids come from an identity sequence: they are taken before commit, so a lower id can
--- become visible after a higher one (reliability.md §2.4). The bridge handles that with the gap
--- horizon (services/realtime-bridge/src/bridge.ts); the trigger's part is to make sure the writing
--- transaction has its xid before it takes a journal id (see journal_change below).
+-- become visible after a higher one (docs/architecture.md, rule 3). The bridge handles that with
+-- the gap horizon (services/realtime-bridge/src/bridge.ts); the trigger's part is to make sure
+-- the writing transaction has its xid before it takes a journal id (see journal_change below).
 
 CREATE TABLE change_journal (
   id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

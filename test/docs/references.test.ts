@@ -33,20 +33,6 @@ interface Problem {
   text: string;
 }
 
-/**
- * Applied migrations cannot change: the migrator keeps a checksum of each file and refuses to
- * run once one changed (packages/db/src/migrate.ts), so their comments stay as written. These
- * citations in them predate docs/, and docs/architecture.md explains what they name (its rule
- * numbers are the same, and rule 3 says what the other two are). Nothing else is excused, and a
- * new migration has no excuse. (Assembled, so this file does not hold them itself.)
- */
-const FROZEN: Array<{ file: string; text: string }> = [
-  { file: 'sql/0001_core_schema.sql', text: ['design', 'rule 1'].join(' ') },
-  { file: 'sql/0002_change_journal.sql', text: `${'performance'}.md B1` },
-  { file: 'sql/0002_change_journal.sql', text: `${'reliability'}.md §2.4` },
-];
-const frozen = (p: Problem) => FROZEN.some((f) => p.where.startsWith(`${f.file}:`) && p.text.includes(f.text));
-
 /** Generated or third-party content: not the repository's own words. */
 const SKIP_DIRS = new Set(['node_modules', 'dist', '.git', '.hatch', '.tap', '.secrets', 'coverage', 'test-artifacts']);
 const SKIP_PREFIXES = ['bench/results/', 'web/dist/', 'patches/'];
@@ -249,7 +235,7 @@ function checkRepository(root: string, files: string[] = repoFiles(root)): Probl
 // ---- the repository ----------------------------------------------------------------------
 
 const problems = checkRepository(REPO_ROOT);
-const show = (kind: Kind) => problems.filter((p) => p.kind === kind && !frozen(p)).map((p) => `${p.where}: ${p.what}`);
+const show = (kind: Kind) => problems.filter((p) => p.kind === kind).map((p) => `${p.where}: ${p.what}`);
 
 t.test('no file points outside the repository for its design or rules', async (t) => {
   t.same(show('outside'), []);
@@ -261,10 +247,6 @@ t.test('every markdown link and every docs/ or *.md reference names a file that 
 
 t.test('every #anchor of a link to a markdown file names one of its headings', async (t) => {
   t.same(show('anchor'), []);
-});
-
-t.test('the citations excused in applied migrations are still there (else drop them from FROZEN)', async (t) => {
-  for (const f of FROZEN) t.ok(fs.readFileSync(path.join(REPO_ROOT, f.file), 'utf8').includes(f.text), `${f.file} still cites it`);
 });
 
 t.test('the docs the README promises are there and linked from it', async (t) => {

@@ -68,7 +68,7 @@ const onePerTool = (t: { equal(found: unknown, wanted: unknown, message: string)
 };
 
 // Everything but shellcheck and kubectl (the ones setup.test.ts and kustomize.test.ts need)
-const ALL_BUT_TWO = ['docker-compose', 'nats-server', 'psql', 'git'];
+const ALL_BUT_TWO = ['docker-compose', 'nats-server', 'pg_createcluster', 'psql', 'git'];
 
 t.test('pnpm test where a tool is missing and cannot be installed: one line per missing tool with its install command, nothing run, exit 1, "0 passed, 1 failed"', async (t) => {
   const m = fakeMachine(t, ALL_BUT_TWO);

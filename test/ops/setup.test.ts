@@ -11,7 +11,7 @@ import path from 'node:path';
 import t from 'tap';
 import { createEmptyDatabase, freePort, processGone, REPO_ROOT, testNats, testNatsUrl, waitFor } from '@hatch/testing';
 import { requireTool, run } from './tools.js';
-import { copyCheckout, mode, portAnswers, psql, setupEnv } from './setup-helpers.js';
+import { assertStepDurations, copyCheckout, migrationFiles, mode, portAnswers, psql, setupEnv } from './setup-helpers.js';
 
 /** argv of a running process, and the pids whose parent it is (Linux /proc). */
 const cmdline = (pid: number) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
@@ -28,18 +28,6 @@ function childrenOf(pid: number): number[] {
       }
     })
     .map(Number);
-}
-
-/** Every step header ("[3/7] PostgreSQL and NATS") is followed, before the next one, by one line with its duration. */
-function assertStepDurations(t: { equal(found: unknown, wanted: unknown, message: string): unknown }, stdout: string, what: string): void {
-  const lines = stdout.split('\n');
-  const headers = lines.flatMap((l, i) => (/^\[\d+\/\d+\] /.test(l) ? [i] : []));
-  t.equal(headers.length, 7, `${what}: seven step headers\n${stdout}`);
-  headers.forEach((start, k) => {
-    const section = lines.slice(start + 1, headers[k + 1] ?? lines.length);
-    const durations = section.filter((l) => /^\s+done in \d+\.\d s$/.test(l));
-    t.equal(durations.length, 1, `${what}: "${lines[start]}" is followed by one duration line (done in N.N s)`);
-  });
 }
 
 // A whole setup (install, web UI build, migrations) takes about a minute on a loaded 2-core machine.
@@ -88,7 +76,7 @@ t.test('--yes --no-start: .env, .secrets 700/600, migrations applied; a second r
   t.match(envText, `EMULATOR_SENDGRID_SIGNING_KEY_FILE=${signingKeyFile}\n`, '.env points the emulator at it');
 
   const applied = () => psql(url, 'SELECT name FROM schema_migrations ORDER BY name');
-  const files = fs.readdirSync(path.join(REPO_ROOT, 'sql')).filter((f) => f.endsWith('.sql')).sort();
+  const files = migrationFiles();
   t.same(await applied(), files, 'every migration applied once');
 
   const second = await run('./setup.sh', ['--yes', '--no-start'], { cwd: dir, env, timeoutMs: 240_000 });

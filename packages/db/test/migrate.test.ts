@@ -5,8 +5,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import t from 'tap';
+import { createHash } from 'node:crypto';
 import { createEmptyDatabase } from '@hatch/testing';
 import { defaultMigrationsDir, migrate, MigrationError, readMigrations } from '../src/index.js';
+import { executedSql } from '../src/migrate.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -42,7 +44,7 @@ t.test('applies files in order, each once, creating the database if missing', as
   t.same(rows.map((r) => r.v), [1, 2], 'each file ran exactly once');
   const recorded = await query(url, (sql) => sql<{ name: string; checksum: string }[]>`SELECT name, checksum FROM schema_migrations ORDER BY name`);
   t.equal(recorded.length, 2);
-  t.match(recorded[0]?.checksum, /^[0-9a-f]{64}$/);
+  t.match(recorded[0]?.checksum, /^v2:[0-9a-f]{64}$/);
 });
 
 t.test('a failing migration rolls back whole and is not recorded', async (t) => {
@@ -65,6 +67,69 @@ t.test('refuses when an applied file changed, and applies nothing new', async (t
   await t.rejects(migrate({ url, dir }), MigrationError);
   const tables = await query(url, (sql) => sql<{ tablename: string }[]>`SELECT tablename FROM pg_tables WHERE tablename = 'b'`);
   t.equal(tables.length, 0, '0002 was not applied');
+});
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+t.test('an applied file whose comments and layout changed is accepted; a changed statement, literal or function body is refused', async (t) => {
+  const url = await createEmptyDatabase(t);
+  const body = "CREATE FUNCTION f() RETURNS text LANGUAGE plpgsql AS $$\nBEGIN\n  -- inside the body\n  RETURN 'a -- b';\nEND\n$$;";
+  const dir = tempMigrations(t, { '0001_a.sql': `-- see the old notes\nCREATE TABLE a (v int, s text DEFAULT 'x -- y'); /* old */\n${body}\n` });
+  await migrate({ url, dir });
+  const file = path.join(dir, '0001_a.sql');
+  fs.writeFileSync(file, `-- see docs/architecture.md, rule 1\n-- a second line\nCREATE TABLE a (\n  v int,\n  s text DEFAULT 'x -- y'\n); /* new /* nested */ */\n${body}\n`);
+  const again = await migrate({ url, dir });
+  t.same(again.alreadyApplied, ['0001_a.sql'], 'comments and whitespace between tokens changed: accepted, nothing applied');
+  for (const [what, text] of [
+    ['a statement', `CREATE TABLE a (v bigint, s text DEFAULT 'x -- y');\n${body}\n`],
+    ['a string literal', `CREATE TABLE a (v int, s text DEFAULT 'x --  y');\n${body}\n`],
+    ['a comment inside a function body', `CREATE TABLE a (v int, s text DEFAULT 'x -- y');\n${body.replace('inside the body', 'inside the body, changed')}\n`],
+  ] as const) {
+    fs.writeFileSync(file, text);
+    await t.rejects(migrate({ url, dir }), /refusing to migrate: .*0001_a\.sql/, `${what} changed: refused`);
+  }
+});
+
+t.test('executedSql keeps literals, quoted identifiers and dollar-quoted bodies, and drops comments and layout', async (t) => {
+  t.equal(executedSql("  SELECT  1, -- one\n 'a''--b', E'c\\'--d', \"e--\"\"f\" /* x /* y */ z */ ;\n"), "SELECT 1,'a''--b',E'c\\'--d',\"e--\"\"f\";");
+  t.equal(executedSql('SELECT $tag$ -- kept\n $$ $tag$, $1, a$b;'), 'SELECT $tag$ -- kept\n $$ $tag$,$1,a$b;');
+  t.equal(executedSql("SELECT 1 - /* apart */ -1, E 'x', ( v )"), "SELECT 1- -1,E 'x',(v)", 'a space only where it keeps tokens apart');
+});
+
+t.test("checksums recorded by the previous migrator (the file's SHA-256) are still accepted", async (t) => {
+  const url = await createEmptyDatabase(t);
+  const old = '-- cites the old notes\nCREATE TABLE a (v int);\n';
+  const dir = tempMigrations(t, { '0001_a.sql': old });
+  await migrate({ url, dir });
+  // as the previous migrator recorded it
+  await query(url, (sql) => sql`UPDATE schema_migrations SET checksum = ${sha256(old)}`);
+  t.same((await migrate({ url, dir })).alreadyApplied, ['0001_a.sql'], 'the unchanged file: accepted');
+  const fixed = '-- cites docs/architecture.md\nCREATE TABLE a (v int);\n';
+  fs.writeFileSync(path.join(dir, '0001_a.sql'), fixed);
+  await t.rejects(migrate({ url, dir }), /0001_a\.sql/, 'comments changed and no legacy entry: refused (the old text is unknown)');
+  const legacyChecksums = { '0001_a.sql': [{ sha256: sha256(old), v2: readMigrations(dir)[0]?.checksum ?? '' }] };
+  t.same((await migrate({ url, dir, legacyChecksums })).alreadyApplied, ['0001_a.sql'], 'with its legacy entry: accepted');
+  fs.writeFileSync(path.join(dir, '0001_a.sql'), '-- cites docs/architecture.md\nCREATE TABLE a (v bigint);\n');
+  await t.rejects(migrate({ url, dir, legacyChecksums }), /0001_a\.sql/, 'a changed statement under a legacy checksum: refused');
+  const recorded = await query(url, (sql) => sql<{ checksum: string }[]>`SELECT checksum FROM schema_migrations`);
+  t.equal(recorded[0]?.checksum, sha256(old), 'the recorded checksum is left as it was (a rolled-back release still accepts it)');
+});
+
+t.test("a database the previous release migrated (every file's SHA-256 recorded, before sql/'s comments were corrected) migrates", async (t) => {
+  const url = await createEmptyDatabase(t);
+  await migrate({ url, dir: defaultMigrationsDir() });
+  // What the previous release recorded: the SHA-256 of each file as it shipped then; 0001 and 0002
+  // have had only comments corrected since (their texts are in git history, commit c661d25).
+  const shipped: Record<string, string> = {
+    '0001_core_schema.sql': '58dc8c56ab9a4c723e91486986ad3b5656047d13d441327a8d0ba06df1e401c3',
+    '0002_change_journal.sql': '0642f456104f47b8033af001e06748ab99e241a9faa0f70737b228b0d8b42b93',
+  };
+  for (const f of readMigrations(defaultMigrationsDir())) {
+    await query(url, (sql) => sql`UPDATE schema_migrations SET checksum = ${shipped[f.name] ?? sha256(f.sql)} WHERE name = ${f.name}`);
+  }
+  const r = await migrate({ url, dir: defaultMigrationsDir() });
+  t.same(r.applied, [], 'nothing applied');
+  t.same(r.alreadyApplied, readMigrations(defaultMigrationsDir()).map((f) => f.name), 'every file accepted');
 });
 
 t.test('refuses badly named or duplicate-numbered files', async (t) => {
