@@ -7,7 +7,7 @@ import t from 'tap';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamPublishOptions } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { testNats, type Teardownable } from '@hatch/testing';
-import { isChainBroken } from '../src/bridge.js';
+import { isChainBroken } from '../src/publisher.js';
 
 async function setup(t: Teardownable) {
   const nats = testNats(t);
