@@ -11,10 +11,10 @@ import { findBridgePosition, markBridgePosition, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { withTimeout, type Bus } from '@hatch/runtime';
 import type { Registry } from 'prom-client';
-import { createJournalReader, GAP_RECHECK_MS } from './journal-reader.js';
-import { createLeaderLock } from './leader.js';
+import { createJournalReader, GAP_RECHECK_MS, HORIZON_QUERY_TIMEOUT_MS } from './journal-reader.js';
+import { createLeaderLock, LOCK_CHECK_TIMEOUT_MS } from './leader.js';
 import { createBridgeMetrics } from './metrics.js';
-import { createChainedPublisher, isChainBroken } from './publisher.js';
+import { createChainedPublisher, HEARTBEAT_TIMEOUT_MS, isChainBroken, PUBLISH_TIMEOUT_MS } from './publisher.js';
 import { deleteRelayedJournal } from './retention.js';
 
 export const NOTIFY_CHANNEL = 'hatch_changes';
@@ -56,6 +56,20 @@ export interface RunningBridge {
 /** A failed pass waits this long at most before the next (doubling from 100 ms). */
 export const MAX_BACKOFF_MS = 5000;
 const LISTEN_TIMEOUT_MS = 5000;
+
+/**
+ * The longest an active bridge goes on as active once its lock backend is gone (PostgreSQL down,
+ * or the backend ended), from its settings and the pool's bounds; every wait on the way is
+ * bounded (docs/realtime.md#how-soon-a-lost-lock-is-noticed): the lock check falls due
+ * (lockRetryMs); the round under way first re-issues LISTEN, then its pass ends at the first
+ * PostgreSQL operation that fails (a pool acquire + query, or a horizon query), after the
+ * publishes in flight and a heartbeat settled; the failed pass backs off; then the check itself.
+ */
+export function stepDownBoundMs(o: { lockRetryMs: number; pool: { acquireTimeoutMs: number; queryTimeoutMs: number } }): number {
+  const failingDbOperation = Math.max(o.pool.acquireTimeoutMs + o.pool.queryTimeoutMs, HORIZON_QUERY_TIMEOUT_MS);
+  const pass = PUBLISH_TIMEOUT_MS + HEARTBEAT_TIMEOUT_MS + failingDbOperation;
+  return o.lockRetryMs + LISTEN_TIMEOUT_MS + pass + MAX_BACKOFF_MS + LOCK_CHECK_TIMEOUT_MS;
+}
 
 export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridge {
   const log = deps.log.child({ component: 'bridge' });

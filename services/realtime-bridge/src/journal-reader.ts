@@ -13,7 +13,7 @@ import type { BridgeMetrics } from './metrics.js';
 export const GAP_RECHECK_MS = 25;
 const GAP_WARN_MS = 10_000;
 /** Bound of the horizon queries (raw postgres.js queries are not under @hatch/db's query bound). */
-const HORIZON_QUERY_TIMEOUT_MS = 5000;
+export const HORIZON_QUERY_TIMEOUT_MS = 5000;
 
 export interface JournalRead {
   /** consecutive rows after the position, none past an open gap */

@@ -9,7 +9,7 @@ import { withTimeout } from '@hatch/runtime';
 
 /** pg advisory lock key of the bridge election ("hatch_rb"); advisory locks are per database. */
 export const BRIDGE_LOCK_KEY = '7521962307316851298';
-/** Bounds of the lock's two queries: a step-down is noticed within lockRetryMs + LOCK_CHECK_TIMEOUT_MS. */
+/** Bounds of the lock's two queries (a step-down's part in stepDownBoundMs, bridge.ts). */
 export const LOCK_TAKE_TIMEOUT_MS = 5000;
 export const LOCK_CHECK_TIMEOUT_MS = 3000;
 

@@ -14,8 +14,8 @@ import type { BridgeMetrics } from './metrics.js';
 
 /** Publishes in flight at most (docs/architecture.md, rule 4); each holds one encoded event. */
 export const PUBLISH_WINDOW = 256;
-const PUBLISH_TIMEOUT_MS = 5000;
-const HEARTBEAT_TIMEOUT_MS = 3000;
+export const PUBLISH_TIMEOUT_MS = 5000;
+export const HEARTBEAT_TIMEOUT_MS = 3000;
 /** JetStream API error codes of a failed publish expectation (another publisher got in between). */
 const WRONG_LAST_MSG_ID = 10070;
 const WRONG_LAST_SEQUENCE = 10071;

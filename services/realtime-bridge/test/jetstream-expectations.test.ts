@@ -1,6 +1,6 @@
 /**
- * The nats-server behaviour the bridge's pipelined publishing relies on (bridge.ts header,
- * "PIPELINED PUBLISHING WITHOUT REORDERING"), checked on the running server (2.9.10 here), so
+ * The nats-server behaviour the bridge's pipelined publishing relies on (docs/realtime.md,
+ * "Chained publishing"), checked on the running server (2.9.10 here), so
  * that a server upgrade that changes it fails here first.
  */
 import t from 'tap';
