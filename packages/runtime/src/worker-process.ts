@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
 import type { Db } from '@hatch/db';
 import { configSecrets, createLogger, type Logger } from '@hatch/log';
 import type { Bus } from './bus.js';
+import type { PoolAndBus } from './resources.js';
 import { startHealthServer, type ReadinessCheck } from './health.js';
 import { onShutdown } from './shutdown.js';
 
@@ -16,15 +17,6 @@ export interface WorkerProcessDeps {
   bus: Bus;
   registry: Registry;
   log: Logger;
-}
-
-/** What a service's compose() opens: at least the pool, the bus and the metrics registry. */
-export interface WorkerResources {
-  db: Db;
-  bus: Bus;
-  registry: Registry;
-  /** closes what compose() opened, in reverse order */
-  close(): Promise<void>;
 }
 
 export interface RunningWorker {
@@ -43,7 +35,7 @@ export interface WorkerProcessSettings {
   LOG_LEVEL: string;
 }
 
-export interface WorkerProcessOptions<R extends WorkerResources> {
+export interface WorkerProcessOptions<R extends PoolAndBus> {
   service: string;
   config: WorkerProcessSettings;
   shutdownTimeoutMs?: number;
@@ -52,7 +44,7 @@ export interface WorkerProcessOptions<R extends WorkerResources> {
   start(deps: R & { log: Logger }): Promise<RunningWorker>;
 }
 
-export async function runWorkerProcess<R extends WorkerResources>(opts: WorkerProcessOptions<R>): Promise<void> {
+export async function runWorkerProcess<R extends PoolAndBus>(opts: WorkerProcessOptions<R>): Promise<void> {
   const { config } = opts;
   // the service's whole config: its provider credentials are never written to a log line
   const log = createLogger({ service: opts.service, level: config.LOG_LEVEL, secrets: configSecrets(config) });

@@ -1,23 +1,18 @@
 /**
  * The composition root: opens the pool, the bus (and the events stream), and hands the bridge a
- * factory for its dedicated connections; close() shuts the pool and bus in reverse order. The
+ * factory for its dedicated connections; close() shuts the bus and the pool in reverse order. The
  * dedicated connections are the bridge's own: it ends them when it steps down or stops.
  */
 import postgres from 'postgres';
 import { natsNames } from '@hatch/contracts';
-import { createDb, DEFAULT_QUERY_TIMEOUT_MS, serverTimeouts, type Db } from '@hatch/db';
+import { DEFAULT_QUERY_TIMEOUT_MS, serverTimeouts } from '@hatch/db';
 import type { Logger } from '@hatch/log';
-import { connectBus, createMetricsRegistry, ensureStreams, type Bus } from '@hatch/runtime';
-import type { Registry } from 'prom-client';
+import { ensureStreams, openPoolAndBus, type PoolAndBus } from '@hatch/runtime';
 import type { OpenConnection } from './bridge.js';
 import type { BridgeConfig } from './config.js';
 
-export interface BridgeResources {
-  db: Db;
-  bus: Bus;
-  registry: Registry;
+export interface BridgeResources extends PoolAndBus {
   openConnection: OpenConnection;
-  close(): Promise<void>;
 }
 
 /**
@@ -40,23 +35,6 @@ export function dedicatedConnection(url: string, ...[purpose, hooks]: Parameters
 }
 
 export async function compose(config: BridgeConfig, log: Logger): Promise<BridgeResources> {
-  const db = createDb(config.DATABASE_URL, { max: config.DATABASE_POOL_MAX, applicationName: 'hatch-realtime-bridge' });
-  let bus: Bus;
-  try {
-    bus = await connectBus({ url: config.NATS_URL, name: 'hatch-realtime-bridge', log });
-    await ensureStreams(bus.jsm, natsNames(config.HATCH_NATS_PREFIX));
-  } catch (err) {
-    await db.close(1);
-    throw err;
-  }
-  return {
-    db,
-    bus,
-    registry: createMetricsRegistry('realtime-bridge'),
-    openConnection: (purpose, hooks) => dedicatedConnection(config.DATABASE_URL, purpose, hooks),
-    async close() {
-      await bus.close(3000);
-      await db.close(3);
-    },
-  };
+  const core = await openPoolAndBus('realtime-bridge', config, log, (bus) => ensureStreams(bus.jsm, natsNames(config.HATCH_NATS_PREFIX)));
+  return { ...core, openConnection: (purpose, hooks) => dedicatedConnection(config.DATABASE_URL, purpose, hooks) };
 }
