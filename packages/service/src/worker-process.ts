@@ -1,14 +1,14 @@
 /**
  * runWorkerProcess: the shared outer shell of a worker's main.ts (sms-sender, email-sender,
- * realtime-bridge): open the pool and the bus, start the worker's behaviour, serve
- * /healthz /readyz /metrics, and on SIGTERM/SIGINT stop intake → drain → close bus and pool →
- * exit 0 within a bound. The behaviour itself stays in the service (`start`).
+ * realtime-bridge): the service's composition root opens its resources (`compose`, its
+ * compose.ts), then its behaviour starts (`start`); the shell serves /healthz /readyz /metrics,
+ * and on SIGTERM/SIGINT stops intake → drains → closes the resources → exits 0 within a bound.
  */
 import type { Registry } from 'prom-client';
-import { createDb, type Db } from '@hatch/db';
+import type { Db } from '@hatch/db';
 import { configSecrets, createLogger, type Logger } from '@hatch/log';
-import { connectBus, type Bus } from '@hatch/bus';
-import { createMetricsRegistry } from './metrics.js';
+import type { Bus } from '@hatch/bus';
+import type { PoolAndBus } from './resources.js';
 import { startHealthServer, type ReadinessCheck } from './health.js';
 import { onShutdown } from './shutdown.js';
 
@@ -35,28 +35,28 @@ export interface WorkerProcessSettings {
   LOG_LEVEL: string;
 }
 
-export interface WorkerProcessOptions {
+export interface WorkerProcessOptions<R extends PoolAndBus> {
   service: string;
   config: WorkerProcessSettings;
   shutdownTimeoutMs?: number;
-  start(deps: WorkerProcessDeps): Promise<RunningWorker>;
+  /** the service's composition root (its compose.ts) */
+  compose(log: Logger): Promise<R>;
+  start(deps: R & { log: Logger }): Promise<RunningWorker>;
 }
 
-export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void> {
+export async function runWorkerProcess<R extends PoolAndBus>(opts: WorkerProcessOptions<R>): Promise<void> {
   const { config } = opts;
   // the service's whole config: its provider credentials are never written to a log line
   const log = createLogger({ service: opts.service, level: config.LOG_LEVEL, secrets: configSecrets(config) });
-  const db = createDb(config.DATABASE_URL, { max: config.DATABASE_POOL_MAX, applicationName: `hatch-${opts.service}` });
-  let bus: Bus;
+  let resources: R;
   try {
-    bus = await connectBus({ url: config.NATS_URL, name: `hatch-${opts.service}`, log });
+    resources = await opts.compose(log);
   } catch (err) {
-    log.fatal({ err: { message: (err as Error).message } }, 'cannot reach NATS at start');
-    await db.close(1);
+    log.fatal({ err: { message: (err as Error).message } }, 'cannot reach a dependency at start');
     process.exit(1);
   }
-  const registry = createMetricsRegistry(opts.service);
-  const worker = await opts.start({ db, bus, registry, log });
+  const { db, bus, registry } = resources;
+  const worker = await opts.start({ ...resources, log });
   const health = await startHealthServer({
     port: config.HEALTH_PORT,
     registry,
@@ -73,8 +73,7 @@ export async function runWorkerProcess(opts: WorkerProcessOptions): Promise<void
   onShutdown(
     async () => {
       await worker.stop(); // stop intake, finish in-flight work
-      await bus.close(3000);
-      await db.close(3);
+      await resources.close();
       await health.close();
     },
     { log, timeoutMs: opts.shutdownTimeoutMs ?? 9_000 },

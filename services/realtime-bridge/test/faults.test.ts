@@ -8,6 +8,7 @@ import t from 'tap';
 import { createTestDb, spawnNats, spawnPostgres, spawnService, testNats, urlForDatabase, waitFor, type TestDb } from '@hatch/testing';
 import { createDb, defaultMigrationsDir, migrate } from '@hatch/db';
 import { connectBus } from '@hatch/bus';
+import { stepDownBoundMs } from '../src/bridge.js';
 import { assertStrictlyIncreasing, insertChats, journalIds, log, readStream, seedConversation, startTestBridge } from './harness.js';
 
 /** Writes `total` messages in transactions of `per`, yielding between them. */
@@ -105,17 +106,22 @@ t.test('PostgreSQL crashes and stays down a while: the bridge steps down, retrie
   const pg = await spawnPostgres(t);
   const url = urlForDatabase(pg.url, 'hatch');
   await migrate({ url, dir: defaultMigrationsDir() });
-  const handle = createDb(url, { max: 4, applicationName: 'hatch-test' });
+  // The bridge's pool (shared with this test's writes): bounds short enough that the step-down
+  // deadline below, which follows from them, stays well inside the test's time.
+  const pool = { acquireTimeoutMs: 5000, queryTimeoutMs: 5000 };
+  const lockRetryMs = 200;
+  const handle = createDb(url, { max: 4, applicationName: 'hatch-test', ...pool });
   t.teardown(() => handle.close(1));
   const db: TestDb = { ...handle, url, name: 'hatch' };
   const nats = testNats(t);
   const conv = await seedConversation(db);
-  const b = await startTestBridge(t, db, nats.url, nats.names, { pollIntervalMs: 200, lockRetryMs: 200 });
+  const b = await startTestBridge(t, db, nats.url, nats.names, { pollIntervalMs: 200, lockRetryMs });
   await waitFor(() => b.bridge.role() === 'active');
   await writer(db, conv, 50, 5);
   await pg.stop('immediate');
   // down long enough for the bridge to notice and keep failing (its reconnects are refused)
-  await waitFor(() => b.bridge.role() === 'standby', { timeoutMs: 15_000, message: 'bridge stepped down' });
+  const bound = stepDownBoundMs({ lockRetryMs, pool });
+  await waitFor(() => b.bridge.role() === 'standby', { timeoutMs: bound, message: `bridge stepped down within its bound (${bound} ms)` });
   await waitFor(async () => (await b.metric('hatch_bridge_takeovers_total')) >= 1 && b.bridge.role() === 'standby', { timeoutMs: 5000 });
   await pg.start();
   await writer(db, conv, 50, 5);

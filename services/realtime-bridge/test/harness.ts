@@ -1,6 +1,6 @@
 /** Bridge test harness: real PostgreSQL (a fresh DB per file) and real NATS (own prefix). */
 import { randomUUID } from 'node:crypto';
-import postgres from 'postgres';
+import type postgres from 'postgres';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { BusChangeEvent, decode, type NatsNames } from '@hatch/contracts';
 import type { Db } from '@hatch/db';
@@ -9,7 +9,8 @@ import { connectBus, ensureStreams, type Bus } from '@hatch/bus';
 import { createMetricsRegistry } from '@hatch/service';
 import type { Teardownable, TestDb } from '@hatch/testing';
 import type { Registry } from 'prom-client';
-import { startBridge, type BridgeOptions, type RunningBridge } from '../src/bridge.js';
+import { startBridge, type BridgeOptions, type OpenConnection, type RunningBridge } from '../src/bridge.js';
+import { dedicatedConnection } from '../src/compose.js';
 
 export const log = createLogger({ service: 'realtime-bridge-test', level: (process.env.TEST_LOG_LEVEL as 'info' | undefined) ?? 'silent', pretty: false });
 
@@ -35,19 +36,11 @@ export async function insertChats(db: Db, conversationId: string, n: number): Pr
   return rows.map((r) => r.id);
 }
 
+/** The service's own dedicated connections (compose.ts), each remembered so teardown ends it. */
 export function connectionFactory(url: string) {
   const opened: postgres.Sql[] = [];
-  const open = (purpose: 'lock' | 'listen', hooks?: { onnotify?: () => void; onclose?: () => void }) => {
-    const sql = postgres(url, {
-      max: 1,
-      idle_timeout: 0,
-      max_lifetime: null,
-      connect_timeout: 5,
-      connection: { application_name: `hatch-realtime-bridge-${purpose}` },
-      onnotice: () => {},
-      ...(hooks?.onnotify ? { onnotify: hooks.onnotify } : {}),
-      ...(hooks?.onclose ? { onclose: hooks.onclose } : {}),
-    } as postgres.Options<Record<string, never>>);
+  const open: OpenConnection = (purpose, hooks) => {
+    const sql = dedicatedConnection(url, purpose, hooks);
     opened.push(sql);
     return sql;
   };

@@ -1,13 +1,13 @@
 /**
- * The nats-server behaviour the bridge's pipelined publishing relies on (bridge.ts header,
- * "PIPELINED PUBLISHING WITHOUT REORDERING"), checked on the running server (2.9.10 here), so
+ * The nats-server behaviour the bridge's pipelined publishing relies on (docs/realtime.md,
+ * "Chained publishing"), checked on the running server (2.9.10 here), so
  * that a server upgrade that changes it fails here first.
  */
 import t from 'tap';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamPublishOptions } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { testNats, type Teardownable } from '@hatch/testing';
-import { isChainBroken } from '../src/bridge.js';
+import { isChainBroken } from '../src/publisher.js';
 
 async function setup(t: Teardownable) {
   const nats = testNats(t);

@@ -1,5 +1,5 @@
 /**
- * Pipelined, chained publishing (bridge.ts header, "PIPELINED PUBLISHING WITHOUT REORDERING"):
+ * Pipelined, chained publishing through the whole bridge (docs/realtime.md, "Chained publishing"):
  * large bursts, a foreign publisher breaking the chain mid-pipeline, a stream limit failing
  * publishes mid-batch, and rows already in the stream (a crashed bridge's unpersisted work).
  * Each: every journal row ends up in the stream exactly once, in journal order.

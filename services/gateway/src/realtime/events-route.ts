@@ -18,7 +18,8 @@ import { ConnectedEvent, ResetEvent, UUID_PATTERN } from '@hatch/contracts';
 import { findJournalAfter, findOldestJournalId, journalRowToEvent, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { HttpError } from '../errors.js';
-import { formatControl, formatEvent, replayHalf, type HubClient, type RealtimeHub } from './hub.js';
+import { formatControl, formatEvent, replayHalf, type HubClient } from './client-queue.js';
+import type { RealtimeHub } from './hub.js';
 
 export interface EventsRouteOptions {
   hub: RealtimeHub;
