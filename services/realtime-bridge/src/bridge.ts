@@ -77,7 +77,7 @@ import type postgres from 'postgres';
 import { JetStreamApiError, type PubAck } from '@nats-io/jetstream';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { BusChangeEvent, BusHeartbeat, encode, natsNames } from '@hatch/contracts';
-import { deleteOldJournalRows, findBridgePosition, findJournalAfter, journalRowToEvent, markBridgePosition, type Db, type JournalRow } from '@hatch/db';
+import { deleteOldJournalRows, ensureBridgePosition, findJournalAfter, journalRowToEvent, markBridgePosition, type Db, type JournalRow } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { withTimeout, type Bus } from '@hatch/runtime';
 
@@ -423,7 +423,7 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
     role = 'active';
     m.active.set(1);
     m.takeovers.inc();
-    pos = BigInt(await findBridgePosition(db, name));
+    pos = BigInt(await ensureBridgePosition(db, name));
     gap = undefined;
     tip = undefined;
     m.position.set(Number(pos));
