@@ -1,18 +1,9 @@
 import t from 'tap';
 import { EventWebhook, EventWebhookHeader } from '@sendgrid/eventwebhook';
 import { generateKeyPairSync } from 'node:crypto';
-import { admin, emulatorFor, receiverFor, sendgridFor, type Received, type SendGridResponseError } from './helpers.js';
+import { admin, emulatorFor, receiverFor, rejection, sendgridFor, type Received, type SendGridResponseError } from './helpers.js';
 
 const FROM = { email: 'hatch@example.com', name: 'Hatch' };
-
-async function rejection(p: Promise<unknown>): Promise<any> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 function verify(publicKeyBase64: string, r: Received): boolean {
   const ew = new EventWebhook();
