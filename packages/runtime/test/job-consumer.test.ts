@@ -7,7 +7,7 @@ import Type from 'typebox';
 import { createLogger } from '@hatch/log';
 import { JOB_HEADERS } from '@hatch/contracts';
 import { testNats, waitFor, waitForValue, type Teardownable } from '@hatch/testing';
-import { connectBus, createMetricsRegistry, ensureStreams, startJobConsumer, type Bus, type JobOutcome } from '../src/index.js';
+import { backoffFor, connectBus, createMetricsRegistry, ensureStreams, startJobConsumer, type Bus, type JobOutcome } from '../src/index.js';
 
 const log = createLogger({ service: 'job-consumer-test', level: 'silent', pretty: false });
 const Job = Type.Object({ n: Type.Integer() });
@@ -42,6 +42,11 @@ async function setup(t: Teardownable) {
   const publish = (n: number, msgID?: string) => bus.js.publish(nats.names.subjects.smsJob, JSON.stringify({ n }), msgID ? { msgID } : {});
   return { bus, nats, start, publish };
 }
+
+t.test('backoffFor: the first delivery\'s retry waits baseMs, each later one twice the last, never past maxMs', async (t) => {
+  const backoff = backoffFor(2000, 300_000);
+  t.same([1, 2, 3, 4, 8, 9, 50].map(backoff), [2000, 4000, 8000, 16_000, 256_000, 300_000, 300_000]);
+});
 
 t.test('stop() waits for a job in flight to finish, and it is acked (not redelivered)', async (t) => {
   const { start, publish } = await setup(t);

@@ -29,9 +29,6 @@ export interface SmsJobDeps {
 /** Twilio's code for a recipient who replied STOP. */
 export const TWILIO_UNSUBSCRIBED = '21610';
 
-// shared with email-sender (one mechanism, two channels)
-export { backoffFor } from '@hatch/runtime';
-
 export async function handleSmsJob(job: SmsJob, ctx: JobContext, deps: SmsJobDeps): Promise<JobOutcome> {
   const m = await findMessage(deps.db.db, job.message_id);
   if (!m) return { kind: 'ack', note: 'no such message' };

@@ -2,9 +2,9 @@
 import { natsNames, SmsJob } from '@hatch/contracts';
 import type { Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
-import { ensureStreams, startJobConsumer, type Bus } from '@hatch/runtime';
+import { backoffFor, ensureStreams, startJobConsumer, type Bus } from '@hatch/runtime';
 import type { Registry } from 'prom-client';
-import { backoffFor, failExhausted, handleSmsJob } from './handle-sms-job.js';
+import { failExhausted, handleSmsJob } from './handle-sms-job.js';
 import type { TwilioPort } from './twilio-client.js';
 
 export interface SmsWorkerOptions {
