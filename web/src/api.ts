@@ -5,7 +5,8 @@
  */
 import type {
   ConversationPage,
-  Email,
+  EmailPage,
+  EmailWithTimeline,
   ErrorBody,
   ErrorDetail,
   MessagePage,
@@ -15,7 +16,7 @@ import type {
   SendEmailResponse,
   SendMessageBody,
   SendMessageResponse,
-  TimelineEntry,
+  SessionBody,
 } from '@hatch/contracts';
 
 export class ApiError extends Error {
@@ -90,17 +91,8 @@ async function request<T>(method: string, path: string, opts: { body?: unknown; 
 
 const page = (limit: number, before?: string | null) => `limit=${limit}${before ? `&before=${encodeURIComponent(before)}` : ''}`;
 
-export interface EmailPage {
-  emails: Email[];
-  next_cursor: string | null;
-}
-export interface EmailWithTimeline {
-  email: Email;
-  timeline: TimelineEntry[];
-}
-
 export const api = {
-  login: (token: string) => request<void>('POST', '/api/session', { body: { token } }),
+  login: (token: string) => request<void>('POST', '/api/session', { body: { token } satisfies SessionBody }),
   logout: () => request<void>('DELETE', '/api/session'),
   conversations: (limit: number, before?: string | null) => request<ConversationPage>('GET', `/api/conversations?${page(limit, before)}`),
   messages: (conversationId: string, limit: number, before?: string | null) =>

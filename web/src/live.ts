@@ -5,7 +5,10 @@
  * `?lastEventId=` (EventSource cannot set headers), so nothing sent meanwhile is missed. A
  * `reset` event means the gap cannot be replayed: listeners refetch.
  */
-import type { EmailUpdateEvent, MessageUpdateEvent } from '@hatch/contracts';
+import { backoffDelay, type Backoff, type EmailUpdateEvent, type MessageUpdateEvent } from '@hatch/contracts';
+
+/** After the server refused the stream: 0.5 s doubling to 15 s, ±25 % so a restarted gateway is not met by every tab at once. */
+const RECONNECT_BACKOFF: Backoff = { baseMs: 500, maxMs: 15_000, jitter: 0.25 };
 
 export type LiveState = 'connecting' | 'live' | 'reconnecting';
 
@@ -58,7 +61,7 @@ export function startLive(h: LiveHandlers): { stop(): void } {
       if (source.readyState === EventSource.CLOSED) {
         source.close();
         h.refused();
-        const delay = Math.min(15_000, 500 * 2 ** attempt++) * (0.75 + Math.random() * 0.5);
+        const delay = backoffDelay(RECONNECT_BACKOFF, attempt++);
         timer = setTimeout(connect, delay);
       }
     };

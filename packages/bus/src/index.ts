@@ -1,2 +1,2 @@
 export { connectBus, type Bus, type ConnectBusOptions } from './bus.js';
-export { ensureStreams, streamConfigs, isNotFound, type StreamLimits } from './streams.js';
+export { ensureStreams, streamConfigs, isApiError, isNotFound, type StreamLimits } from './streams.js';

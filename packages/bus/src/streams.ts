@@ -2,7 +2,7 @@
  * JetStream streams: created (or updated to this shape) by every service at start, so no
  * deployment order matters. Names come from @hatch/contracts (natsNames).
  */
-import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { NatsNames } from '@hatch/contracts';
 
@@ -93,14 +93,27 @@ export async function ensureStreams(jsm: JetStreamManager, names: NatsNames, lim
       try {
         await jsm.streams.add(cfg);
       } catch (addErr) {
-        // another replica created it between our info and add
-        if (!/already in use|exists/i.test((addErr as Error).message)) throw addErr;
+        // Another replica created it between our info and add: with this configuration the
+        // server answers the add as done; with another (an older version's) it refuses, and the
+        // next start's update brings it to this one.
+        if (!isApiError(addErr, STREAM_NAME_IN_USE)) throw addErr;
       }
     }
   }
 }
 
+/**
+ * nats-server's JSStreamNameExistErr ("stream name already in use with a different
+ * configuration"); nats.js names only a few codes (JetStreamApiCodes), not this one.
+ */
+const STREAM_NAME_IN_USE = 10058;
+
+/** A JetStream API error with one of these codes (the server's err_code, stable across versions; messages are not). */
+export function isApiError(err: unknown, ...codes: number[]): err is JetStreamApiError {
+  return err instanceof JetStreamApiError && codes.includes(err.code);
+}
+
+/** The stream, or the consumer, does not exist. */
 export function isNotFound(err: unknown): boolean {
-  const e = err as { code?: string | number; message?: string; api_error?: { err_code?: number } };
-  return e?.api_error?.err_code === 10059 || e?.code === '404' || e?.code === 404 || /not found/i.test(e?.message ?? '');
+  return isApiError(err, JetStreamApiCodes.StreamNotFound, JetStreamApiCodes.ConsumerNotFound);
 }

@@ -4,11 +4,11 @@
  * the dead-letter stream: job-consumer.test.ts). Real NATS JetStream.
  */
 import t from 'tap';
-import { DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { DiscardPolicy, JetStreamApiCodes, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { createLogger } from '@hatch/log';
 import { testNats } from '@hatch/testing';
-import { connectBus, ensureStreams } from '../src/index.js';
+import { connectBus, ensureStreams, isApiError, isNotFound } from '../src/index.js';
 
 const log = createLogger({ service: 'dead-letters-test', level: 'silent', pretty: false });
 const DAY_MS = 24 * 3600 * 1000;
@@ -41,4 +41,34 @@ t.test('past its bound the dead-letter stream drops its oldest letters and still
   await bus.js.publish(nats.names.subjects.smsJob, JSON.stringify({ n: 2 }));
   await t.rejects(bus.js.publish(nats.names.subjects.smsJob, JSON.stringify({ n: 3 })), /maximum messages exceeded/i, 'a job past the bound is refused to its publisher');
   t.equal((await bus.jsm.streams.info(nats.names.streams.jobs)).state.messages, 2, 'and no waiting job was dropped for it');
+});
+
+t.test('ensureStreams: replicas starting together all succeed; one that finds the stream made with another configuration is not stopped by it', async (t) => {
+  const nats = testNats(t);
+  const bus = await connectBus({ url: nats.url, name: 'streams-race-test', log });
+  t.teardown(() => bus.close(1000));
+  await Promise.all([ensureStreams(bus.jsm, nats.names), ensureStreams(bus.jsm, nats.names), ensureStreams(bus.jsm, nats.names)]);
+  t.equal((await bus.jsm.streams.info(nats.names.streams.jobs)).config.max_msgs, 1_000_000);
+
+  // the race's other side, made deterministic: the stream appears (made by an older version,
+  // another configuration) between this replica's info and its add
+  const missing = await bus.jsm.streams.info(`${nats.names.streams.jobs}_MISSING`).catch((e: unknown) => e);
+  const streams = Object.create(bus.jsm.streams, { info: { value: () => Promise.reject(missing) } }) as typeof bus.jsm.streams;
+  await bus.jsm.streams.update(nats.names.streams.jobs, { max_msgs: 5 });
+  await t.resolves(ensureStreams({ streams } as typeof bus.jsm, nats.names), 'the server refusing the add as "already in use" is the race, not a failure');
+  await t.rejects(ensureStreams({ streams: Object.create(streams, { add: { value: () => Promise.reject(missing) } }) } as typeof bus.jsm, nats.names), 'any other error of the add still fails the start');
+});
+
+t.test('isNotFound and isApiError go by the server\'s error code, not its message', async (t) => {
+  const nats = testNats(t);
+  const bus = await connectBus({ url: nats.url, name: 'streams-errors-test', log });
+  t.teardown(() => bus.close(1000));
+  const missingStream = await bus.jsm.streams.info(`${nats.names.streams.jobs}_MISSING`).catch((e: unknown) => e);
+  t.ok(isNotFound(missingStream), 'a missing stream');
+  t.ok(isApiError(missingStream, JetStreamApiCodes.StreamNotFound));
+  await ensureStreams(bus.jsm, nats.names);
+  const missingConsumer = await bus.jsm.consumers.info(nats.names.streams.jobs, 'no-such-consumer').catch((e: unknown) => e);
+  t.ok(isNotFound(missingConsumer), 'a missing consumer');
+  t.notOk(isNotFound(new Error('stream not found')), 'an error that only says so is not one');
+  t.notOk(isApiError(missingConsumer, JetStreamApiCodes.StreamNotFound), 'a different code');
 });

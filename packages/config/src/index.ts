@@ -63,6 +63,7 @@ function describe(schema: TSchema): string {
   else if (Array.isArray(s.enum)) parts.push(`one of ${(s.enum as unknown[]).map((l) => JSON.stringify(l)).join(', ')}`);
   else if (s.pattern) parts.push(`matching ${String(s.pattern)}`);
   else if (s.format) parts.push(`a ${String(s.format)}`);
+  else if (typeof s.description === 'string') parts.push(s.description);
   else parts.push('a non-empty string');
   if (typeof s.minimum === 'number') parts.push(`>= ${s.minimum}`);
   if (typeof s.maximum === 'number') parts.push(`<= ${s.maximum}`);
@@ -75,16 +76,12 @@ export function loadConfig<S extends TObject>(schema: S, env: Env = process.env)
   const out: Record<string, unknown> = {};
   const required = new Set<string>((schema as { required?: string[] }).required ?? []);
   for (const [key, prop] of Object.entries(schema.properties) as Array<[string, TSchema]>) {
-    let raw = env[key];
-    const fileVar = env[`${key}_FILE`];
-    if ((raw === undefined || raw === '') && fileVar) {
-      try {
-        raw = fs.readFileSync(fileVar, 'utf8').replace(/\r?\n$/, '');
-      } catch (err) {
-        problems.push(`${key}_FILE: cannot read ${fileVar} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-        continue;
-      }
+    const secret = readSetting(env, key);
+    if ('problem' in secret) {
+      problems.push(secret.problem);
+      continue;
     }
+    const raw = secret.value;
     if (raw === undefined || raw === '') {
       const def = (prop as { default?: unknown }).default;
       if (def !== undefined) out[key] = def;
@@ -103,39 +100,32 @@ export function loadConfig<S extends TObject>(schema: S, env: Env = process.env)
   return Object.freeze(out) as Readonly<Static<S>>;
 }
 
+/** loadConfig for a service's main.ts: the config, or one line per problem and exit 1 (configOrExit). */
+export function loadConfigOrExit<S extends TObject>(service: string, schema: S, env: Env = process.env): Readonly<Static<S>> {
+  return configOrExit(service, () => loadConfig(schema, env));
+}
+
 /**
- * For a service's main.ts: the config, or one line per problem on stderr and exit code 1
- * (an operator reads these in `kubectl logs` / compose output, so no stack trace).
+ * The one reading of a setting: `NAME`, else the content of the file `NAME_FILE` names (trailing
+ * newline trimmed), else undefined; a `NAME_FILE` that cannot be read is a problem to report.
  */
-export function loadConfigOrExit<S extends TObject>(
-  service: string,
-  schema: S,
-  env: Env = process.env,
-): Readonly<Static<S>> {
+export function readSetting(env: Env, key: string): { value: string | undefined } | { problem: string } {
+  const raw = env[key];
+  const file = env[`${key}_FILE`];
+  if ((raw !== undefined && raw !== '') || !file) return { value: raw };
   try {
-    return loadConfig(schema, env);
+    return { value: fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '') };
   } catch (err) {
-    if (err instanceof ConfigError) {
-      for (const p of err.problems) process.stderr.write(`${service}: config error: ${p}\n`);
-      process.exit(1);
-    }
-    throw err;
+    return { problem: `${key}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
   }
 }
 
 /** DATABASE_URL, else built from POSTGRES_HOST/PORT/USER/PASSWORD/DB (contract), else local default. */
 export function databaseUrlFrom(env: Env = process.env): string {
+  // an unreadable *_FILE counts as unset here; loadConfig reports it (envWithDatabaseUrl keeps it)
   const readSecret = (k: string): string | undefined => {
-    if (env[k]) return env[k];
-    const f = env[`${k}_FILE`];
-    if (f) {
-      try {
-        return fs.readFileSync(f, 'utf8').replace(/\r?\n$/, '');
-      } catch {
-        return undefined; // reported by loadConfig when DATABASE_URL ends up malformed
-      }
-    }
-    return undefined;
+    const r = readSetting(env, k);
+    return 'value' in r && r.value ? r.value : undefined;
   };
   const direct = readSecret('DATABASE_URL');
   if (direct) return direct;
@@ -152,19 +142,50 @@ export function databaseUrlFrom(env: Env = process.env): string {
 /** pino levels, the one definition for every service's LOG_LEVEL. */
 export const LogLevel = Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, { default: 'info' });
 
+/** The PostgreSQL settings of every service that has a pool (gateway and workers); spread into its schema. */
+export function databaseSettings(poolMaxDefault: number) {
+  return {
+    DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
+    DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 200, default: poolMaxDefault }),
+  };
+}
+
+/** The NATS settings of every service on the bus (gateway and workers); spread into its schema. */
+export const natsSettings = {
+  NATS_URL: Type.String({ pattern: '^(nats|tls|ws|wss)://', default: 'nats://127.0.0.1:4222' }),
+  HATCH_NATS_PREFIX: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,30}$', default: 'HATCH' }),
+};
+
 /** Settings every worker shares (contract configuration table); spread into its own schema. */
 export function workerSettings(healthPortDefault: number) {
   return {
-    DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
-    DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
-    NATS_URL: Type.String({ pattern: '^(nats|tls|ws|wss)://', default: 'nats://127.0.0.1:4222' }),
-    HATCH_NATS_PREFIX: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,30}$', default: 'HATCH' }),
+    ...databaseSettings(10),
+    ...natsSettings,
     HEALTH_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: healthPortDefault }),
     LOG_LEVEL: LogLevel,
   };
 }
 
-/** The environment with DATABASE_URL resolved from its parts (contract default chain). */
+/**
+ * The environment with DATABASE_URL resolved from its parts (contract default chain). An
+ * unreadable DATABASE_URL_FILE is left for loadConfig to report rather than replaced by the
+ * local default (a mounted secret that went missing must not point a service at localhost).
+ */
 export function envWithDatabaseUrl(env: Env = process.env): Env {
+  if (env.DATABASE_URL_FILE && !env.DATABASE_URL && 'problem' in readSetting(env, 'DATABASE_URL')) return env;
   return { ...env, DATABASE_URL: databaseUrlFrom(env) };
+}
+
+/**
+ * For a service's main.ts: `parse()`'s config, or one line per problem on stderr and exit code
+ * 1 (an operator reads these in `kubectl logs` / compose output, so no stack trace).
+ */
+export function configOrExit<T>(service: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const p of err.problems) process.stderr.write(`${service}: config error: ${p}\n`);
+    process.exit(1);
+  }
 }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import Type from 'typebox';
-import { ConfigError, databaseUrlFrom, loadConfig } from '../src/index.js';
+import { ConfigError, databaseSettings, databaseUrlFrom, envWithDatabaseUrl, loadConfig } from '../src/index.js';
 
 const Schema = Type.Object({
   PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 5002 }),
@@ -61,4 +61,19 @@ t.test('DATABASE_URL is built from POSTGRES_* parts when not given', async (t) =
     databaseUrlFrom({ POSTGRES_HOST: 'db', POSTGRES_PORT: '6543', POSTGRES_USER: 'u', POSTGRES_PASSWORD: 'p@ss', POSTGRES_DB: 'x' }),
     'postgres://u:p%40ss@db:6543/x',
   );
+});
+
+t.test('an unreadable DATABASE_URL_FILE is reported, not replaced by the local default', async (t) => {
+  const missing = path.join(os.tmpdir(), `hatch-config-missing-${process.pid}`);
+  const Db = Type.Object(databaseSettings(10));
+  const err = t.throws(() => loadConfig(Db, envWithDatabaseUrl({ DATABASE_URL_FILE: missing }))) as unknown as ConfigError;
+  t.match(err.problems, [new RegExp(`DATABASE_URL_FILE: cannot read ${missing} \\(ENOENT\\)`)]);
+  t.equal(loadConfig(Db, envWithDatabaseUrl({})).DATABASE_URL, 'postgres://localhost:5432/hatch', 'with nothing set, the local default still applies');
+});
+
+t.test('a setting checked by a refinement is described by its description', async (t) => {
+  const S = Type.Object({ FROM: Type.Refine(Type.String({ description: 'an address with a dot' }), (v: string) => v.includes('.')) });
+  const err = t.throws(() => loadConfig(S, { FROM: 'nodot' })) as unknown as ConfigError;
+  t.equal(err.problems[0], 'FROM: must be an address with a dot (got "nodot")');
+  t.equal(loadConfig(S, { FROM: 'a.b' }).FROM, 'a.b');
 });

@@ -4,6 +4,7 @@
  * without CR/LF (header injection, docs/api.md#send-an-email), attachment sizes measured decoded.
  * Pure functions (no Node APIs): the web UI's composer checks with the same ones.
  */
+import Type from 'typebox';
 import type { ErrorDetail, SendEmailBody } from './http.js';
 import { EMAIL_LIMITS } from './http.js';
 
@@ -33,6 +34,9 @@ export function emailAddressProblem(value: string): string | null {
 export function isEmailAddress(value: string): boolean {
   return emailAddressProblem(value) === null;
 }
+
+/** A string that isEmailAddress accepts, as a schema for settings (SENDGRID_FROM_EMAIL) and the provider emulator. */
+export const EmailAddressSchema = Type.Refine(Type.String({ description: 'an email address like name@example.com' }), isEmailAddress);
 
 /** One address or an array of them, as the contract allows for to_email / cc / bcc. */
 export function asList(v: string | string[] | undefined): string[] {

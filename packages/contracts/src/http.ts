@@ -213,7 +213,9 @@ export const Email = Type.Object({
 export type Email = Static<typeof Email>;
 
 export const EmailPage = Type.Object({ emails: Type.Array(Email), next_cursor: Nullable(Type.String()) });
+export type EmailPage = Static<typeof EmailPage>;
 export const EmailWithTimeline = Type.Object({ email: Email, timeline: Type.Array(TimelineEntry) });
+export type EmailWithTimeline = Static<typeof EmailWithTimeline>;
 
 // ---- session ------------------------------------------------------------------------------
 

@@ -8,3 +8,4 @@ export * from './events.js';
 export * from './http.js';
 export * from './sms.js';
 export * from './email.js';
+export * from './backoff.js';

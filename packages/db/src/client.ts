@@ -6,6 +6,7 @@ import postgres from 'postgres';
 import { CompiledQuery, Kysely, type DatabaseConnection, type Driver, type QueryResult, type Transaction } from 'kysely';
 import { PostgresJSDialect, PostgresJSDriver } from 'kysely-postgres-js';
 import { withTimeout } from '@hatch/async';
+import { backoffDelay, type Backoff } from '@hatch/contracts';
 import type { DB } from './generated.js';
 
 /**
@@ -162,6 +163,9 @@ export interface Db {
   close(timeoutSeconds?: number): Promise<void>;
 }
 
+/** postgres.js's wait between reconnect attempts of one connection: 0.1 s doubling to 2 s. */
+const RECONNECT_BACKOFF: Backoff = { baseMs: 100, maxMs: 2000 };
+
 export function createDb(url: string, opts: CreateDbOptions = {}): Db {
   const queryTimeoutMs = opts.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS;
   const sql = postgres(url, {
@@ -171,7 +175,8 @@ export function createDb(url: string, opts: CreateDbOptions = {}): Db {
     connection: { application_name: opts.applicationName ?? 'hatch', ...serverTimeouts(queryTimeoutMs, opts) },
     // Reconnect quickly after PostgreSQL restarts: postgres.js's default backoff grows to 20 s
     // per connection (3^n / 100 s), which kept a recovered database unused for that long.
-    backoff: (retries: number) => Math.min(0.1 * 2 ** retries, 2),
+    // postgres.js takes seconds.
+    backoff: (retries: number) => backoffDelay(RECONNECT_BACKOFF, retries) / 1000,
     onnotice: () => {},
     // int8 (bigint ids, counts) stays a string: JS numbers lose precision past 2^53.
   });

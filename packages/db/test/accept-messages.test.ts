@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { createTestDb } from '@hatch/testing';
 import { conversationIdFor } from '@hatch/contracts/node';
-import { acceptMessages, claimMessageForSending, findConversation, findIdempotencyKey, findMessage, findTimeline, insertIdempotencyKey, insertOptOut, type AcceptMessage } from '../src/index.js';
+import { acceptMessages, claimSend, findConversation, findIdempotencyKey, findMessage, findTimeline, insertIdempotencyKey, insertOptOut, type AcceptMessage } from '../src/index.js';
 
 const ME = '+15550000001';
 
@@ -129,10 +129,10 @@ t.test('a send claim is one statement: queued → sending with its timeline row,
   const { db } = await createTestDb(t);
   const m = sms('+15556660001', 'claim me');
   await acceptMessages(db, [m]);
-  const first = await claimMessageForSending(db, m.message.id);
+  const first = await claimSend(db, 'messages', m.message.id);
   t.match(first, { id: m.message.id, status: 'sending', attempts: 1 });
   t.ok(first?.claimed_at instanceof Date, 'claimed_at set');
-  t.equal(await claimMessageForSending(db, m.message.id), undefined, 'a second claim finds nothing');
+  t.equal(await claimSend(db, 'messages', m.message.id), undefined, 'a second claim finds nothing');
   t.same(
     (await findTimeline(db, { messageId: m.message.id })).map((e) => [e.status, e.source, e.detail]),
     [

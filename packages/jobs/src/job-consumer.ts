@@ -16,10 +16,13 @@ import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@na
 import { headers as natsHeaders, nanos } from '@nats-io/transport-node';
 import type { TSchema, Static } from 'typebox';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { ContractError, decode, JOB_HEADERS } from '@hatch/contracts';
+import { backoffDelay, ContractError, decode, JOB_HEADERS, type Backoff } from '@hatch/contracts';
 import type { Logger } from '@hatch/log';
 import { withTimeout } from '@hatch/async';
 import { isNotFound, type Bus } from '@hatch/bus';
+
+/** Redelivery after an error the handler did not classify (database down, a bug): 2 s, 4 s, … 30 s. */
+const HANDLER_ERROR_BACKOFF: Backoff = { baseMs: 1000, maxMs: 30_000 };
 
 export type JobOutcome =
   | { kind: 'ack'; note?: string }
@@ -187,7 +190,7 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
         return;
       }
       log.warn({ err: { message: (err as Error).message }, seq: m.seq, deliveryCount }, 'job handler failed; retrying later');
-      m.nak(Math.min(30_000, 1000 * 2 ** Math.min(deliveryCount, 5)));
+      m.nak(backoffDelay(HANDLER_ERROR_BACKOFF, deliveryCount));
       outcomes.inc({ outcome: 'error' });
     } finally {
       clearInterval(heartbeat);
@@ -251,5 +254,5 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
 
 /** Retry delay when nothing better is known: base * 2^(delivery-1), capped (both channels). */
 export function backoffFor(baseMs: number, maxMs: number): (deliveryCount: number) => number {
-  return (deliveryCount: number) => Math.min(maxMs, baseMs * 2 ** Math.max(0, deliveryCount - 1));
+  return (deliveryCount: number) => backoffDelay({ baseMs, maxMs }, deliveryCount - 1);
 }

@@ -9,7 +9,7 @@ import { JOB_HEADERS } from '@hatch/contracts';
 import { testNats, waitFor, waitForValue, type Teardownable } from '@hatch/testing';
 import { connectBus, ensureStreams, type Bus } from '@hatch/bus';
 import { createMetricsRegistry } from '@hatch/service';
-import { startJobConsumer, type JobOutcome } from '../src/index.js';
+import { backoffFor, startJobConsumer, type JobOutcome } from '../src/index.js';
 
 const log = createLogger({ service: 'job-consumer-test', level: 'silent', pretty: false });
 const Job = Type.Object({ n: Type.Integer() });
@@ -44,6 +44,11 @@ async function setup(t: Teardownable) {
   const publish = (n: number, msgID?: string) => bus.js.publish(nats.names.subjects.smsJob, JSON.stringify({ n }), msgID ? { msgID } : {});
   return { bus, nats, start, publish };
 }
+
+t.test('backoffFor: the first delivery\'s retry waits baseMs, each later one twice the last, never past maxMs', async (t) => {
+  const backoff = backoffFor(2000, 300_000);
+  t.same([1, 2, 3, 4, 8, 9, 50].map(backoff), [2000, 4000, 8000, 16_000, 256_000, 300_000, 300_000]);
+});
 
 t.test('stop() waits for a job in flight to finish, and it is acked (not redelivered)', async (t) => {
   const { start, publish } = await setup(t);

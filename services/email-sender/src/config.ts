@@ -1,10 +1,11 @@
 import Type, { type Static } from 'typebox';
 import { envWithDatabaseUrl, loadConfig, loadConfigOrExit, workerSettings } from '@hatch/config';
+import { EmailAddressSchema } from '@hatch/contracts';
 
 export const EmailSenderConfig = Type.Object({
   ...workerSettings(9102),
   SENDGRID_API_KEY: Type.String({ minLength: 1 }),
-  SENDGRID_FROM_EMAIL: Type.String({ pattern: '^[^\\s@]+@[^\\s@]+$' }),
+  SENDGRID_FROM_EMAIL: EmailAddressSchema,
   SENDGRID_API_URL: Type.String({ pattern: '^https?://', default: 'https://api.sendgrid.com' }),
   SENDGRID_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 20_000 }),
   EMAIL_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 200, default: 8 }),

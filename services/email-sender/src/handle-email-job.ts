@@ -27,14 +27,14 @@
  */
 import {
   applyEmailStatus,
-  claimForSending,
+  claimSend,
   deleteEmailAttachments,
   findEmail,
   findEmailAttachments,
   insertStatusEvent,
   markSendOutcomeUnknown,
-  reclaimStaleSend,
-  releaseSendClaim,
+  claimStaleSend,
+  markSendReleased,
   type Db,
   type EmailRow,
 } from '@hatch/db';
@@ -72,7 +72,7 @@ export async function handleEmailJob(job: EmailJob, ctx: JobContext, deps: Email
 
   if (e.status === 'queued') {
     if (deps.pause.until > now) return { kind: 'retry', delayMs: deps.pause.until - now, reason: 'sending paused after a SendGrid authentication failure' };
-    const claimed = await claimForSending(deps.db.db, TABLE, e.id, { from_email: deps.fromEmail });
+    const claimed = await claimSend(deps.db.db, TABLE, e.id, { from_email: deps.fromEmail });
     if (claimed) return send(claimed, ctx, deps);
     return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'claimed by another worker' };
   }
@@ -89,7 +89,7 @@ export async function handleEmailJob(job: EmailJob, ctx: JobContext, deps: Email
     if (waited < deps.unknownOutcomeWaitMs) {
       return { kind: 'retry', delayMs: deps.unknownOutcomeWaitMs - waited, reason: 'outcome unknown; waiting for SendGrid events' };
     }
-    const taken = await reclaimStaleSend(deps.db.db, TABLE, e.id, new Date(now - deps.staleClaimMs));
+    const taken = await claimStaleSend(deps.db.db, TABLE, e.id, new Date(now - deps.staleClaimMs));
     if (!taken) return { kind: 'retry', delayMs: deps.backoff(ctx.deliveryCount), reason: 'reclaimed by another worker' };
     ctx.log.warn({ emailId: e.id, attempt: taken.attempts, waitedMs: waited }, 'no SendGrid event after an unknown outcome; resending');
     return send(taken, ctx, deps);
@@ -126,7 +126,7 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
       case 'not_sent': {
         const delayMs = f.kind === 'rate_limited' && f.retryAfterMs !== undefined ? f.retryAfterMs : deps.backoff(ctx.deliveryCount);
         await deps.db.db.transaction().execute(async (tx) => {
-          await releaseSendClaim(tx, TABLE, e.id);
+          await markSendReleased(tx, TABLE, e.id);
           await insertStatusEvent(tx, event('queued', `${f.kind === 'rate_limited' ? 'rate limited' : 'not sent'}; retrying in ${Math.ceil(delayMs / 1000)} s`));
         });
         return { kind: 'retry', delayMs, reason: `${f.kind} (${f.code})` };

@@ -1,8 +1,8 @@
 import Type, { type Static } from 'typebox';
 import { isIP } from 'node:net';
 import type { KeyObject } from 'node:crypto';
-import { ConfigError, envWithDatabaseUrl, loadConfig, LogLevel } from '@hatch/config';
-import { countryCallingCode, isCountryCallingCode } from '@hatch/contracts';
+import { ConfigError, configOrExit, databaseSettings, envWithDatabaseUrl, loadConfig, LogLevel, natsSettings } from '@hatch/config';
+import { countryCallingCode, E164_PATTERN, EmailAddressSchema, isCountryCallingCode } from '@hatch/contracts';
 import { realtimeSettings } from './realtime/config.js';
 import { sendgridPublicKeyOption } from './webhooks/sendgrid-key.js';
 
@@ -60,12 +60,10 @@ export function smsAllowedCountriesOption(value: string | undefined, twilioPhone
 export const GatewayConfig = Type.Object({
   PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 5002 }),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
-  DATABASE_URL: Type.String({ pattern: '^postgres(ql)?://' }),
-  DATABASE_POOL_MAX: Type.Integer({ minimum: 1, maximum: 200, default: 20 }),
-  NATS_URL: Type.String({ pattern: '^(nats|tls|ws|wss)://', default: 'nats://127.0.0.1:4222' }),
+  ...databaseSettings(20),
+  ...natsSettings,
   PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s/]+' })),
   HATCH_API_TOKEN: Type.String({ minLength: 16 }),
-  HATCH_NATS_PREFIX: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,30}$', default: 'HATCH' }),
   HATCH_SENDER_NAME: Type.String({ minLength: 1, maxLength: 100, default: 'me' }),
   HATCH_RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 1200 }),
   /** /webhooks/* requests per client address per minute before 429 (far above a real Twilio/SendGrid burst) */
@@ -93,7 +91,7 @@ export const GatewayConfig = Type.Object({
   HATCH_BODY_BYTES_IN_FLIGHT_MAX: Type.Integer({ minimum: 1024 * 1024, default: 48 * 1024 * 1024 }),
   TWILIO_ACCOUNT_SID: Type.Optional(Type.String({ pattern: '^AC[0-9a-fA-F]{32}$' })),
   TWILIO_AUTH_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
-  TWILIO_PHONE_NUMBER: Type.Optional(Type.String({ pattern: '^\\+[1-9][0-9]{7,14}$' })),
+  TWILIO_PHONE_NUMBER: Type.Optional(Type.String({ pattern: E164_PATTERN })),
   /** SMS spend guard: where SMS may go (smsAllowedCountriesOption; default the country of TWILIO_PHONE_NUMBER) */
   HATCH_SMS_ALLOWED_COUNTRIES: Type.Optional(Type.String({ maxLength: 2000 })),
   /** SMS spend guard: SMS accepted per UTC day, all senders on every replica together (counted in PostgreSQL); 0 sends none */
@@ -102,7 +100,7 @@ export const GatewayConfig = Type.Object({
   SENDGRID_WEBHOOK_PUBLIC_KEY: Type.Optional(Type.String({ minLength: 1 })),
   /** development only: accept unsigned SendGrid events when no key is set (warned about at start) */
   SENDGRID_WEBHOOK_ALLOW_UNSIGNED: Type.Boolean({ default: false }),
-  SENDGRID_FROM_EMAIL: Type.Optional(Type.String({ pattern: '^[^\\s@]+@[^\\s@]+$' })),
+  SENDGRID_FROM_EMAIL: Type.Optional(EmailAddressSchema),
   LOG_LEVEL: LogLevel,
   /** the built web UI to serve at / (default: web/dist of this checkout; the image sets /app/web) */
   HATCH_WEB_DIR: Type.Optional(Type.String({ minLength: 1 })),
@@ -129,11 +127,5 @@ export function parseGatewayConfig(env: Env): GatewayConfig {
 
 /** For main.ts: one line per problem on stderr, exit 1. */
 export function loadGatewayConfig(env: Env = process.env): GatewayConfig {
-  try {
-    return parseGatewayConfig(env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    for (const p of err.problems) process.stderr.write(`gateway: config error: ${p}\n`);
-    process.exit(1);
-  }
+  return configOrExit('gateway', () => parseGatewayConfig(env));
 }

@@ -9,11 +9,14 @@
  * rows that keep failing.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { encode, EmailJob, SmsJob, type NatsNames } from '@hatch/contracts';
+import { backoffDelay, encode, EmailJob, SmsJob, type Backoff, type NatsNames } from '@hatch/contracts';
 import { claimDueOutbox, deferOutbox, deleteOutbox, requeueStalled, type Db, type OutboxJob } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { withTimeout } from '@hatch/async';
 import type { Bus } from '@hatch/bus';
+
+/** A row the sweep could not publish waits 0.5 s, 1 s, … 30 s before the next try. */
+const REPUBLISH_BACKOFF: Backoff = { baseMs: 500, maxMs: 30_000 };
 
 export interface OutboxRelayOptions {
   sweepIntervalMs?: number;
@@ -127,7 +130,7 @@ export function startOutboxRelay(deps: OutboxRelayDeps, opts: OutboxRelayOptions
       const acked = rows.filter((_, i) => results[i]).map((r) => r.id);
       await deleteOutbox(tx, acked);
       for (const [i, r] of rows.entries()) {
-        if (!results[i]) await deferOutbox(tx, r.id, Math.min(30_000, 500 * 2 ** Math.min(r.publish_attempts, 6)), 'publish failed');
+        if (!results[i]) await deferOutbox(tx, r.id, backoffDelay(REPUBLISH_BACKOFF, r.publish_attempts), 'publish failed');
       }
       if (acked.length) {
         published.inc({ path: 'sweep' }, acked.length);

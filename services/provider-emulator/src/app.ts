@@ -18,8 +18,11 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import formbody from '@fastify/formbody';
 import type { Logger } from '@hatch/log';
 import { FaultError, parseFaultSpec, type FaultStore, type Provider } from './faults.js';
-import { registerSendGrid, sendgridErrors, type SendGridContext, type SendGridState } from './sendgrid.js';
-import { registerTwilio, twilioError, type TwilioContext, type TwilioHandle, type TwilioState } from './twilio.js';
+import { registerSendGrid, type SendGridContext, type SendGridState } from './sendgrid.js';
+import { sendgridErrors } from './sendgrid-errors.js';
+import { registerTwilio, type TwilioContext, type TwilioHandle } from './twilio.js';
+import { twilioError } from './twilio-errors.js';
+import type { TwilioState } from './twilio-resource.js';
 
 export interface AppDeps {
   log: Logger;

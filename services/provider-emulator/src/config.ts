@@ -4,7 +4,8 @@
  * SENDGRID_API_URL here and use these same development credentials.
  */
 import Type, { type Static } from 'typebox';
-import { ConfigError, LogLevel, loadConfig, loadConfigOrExit } from '@hatch/config';
+import { ConfigError, configOrExit, LogLevel, loadConfig } from '@hatch/config';
+import { E164_PATTERN } from '@hatch/contracts';
 import { DEFAULTS, type EmulatorOptions } from './emulator.js';
 import { FaultError, parseFaultSpec, type FaultSpec } from './faults.js';
 
@@ -20,7 +21,7 @@ export const EmulatorConfig = Type.Object({
   EMULATOR_HOST: Type.String({ minLength: 1, default: DEFAULTS.host }),
   EMULATOR_TWILIO_ACCOUNT_SID: Type.String({ pattern: '^AC[0-9a-fA-F]{32}$', default: DEFAULTS.accountSid }),
   EMULATOR_TWILIO_AUTH_TOKEN: Type.String({ minLength: 8, default: DEFAULTS.authToken }),
-  EMULATOR_TWILIO_PHONE_NUMBER: Type.String({ pattern: '^\\+[1-9][0-9]{7,14}$', default: DEFAULTS.phoneNumber }),
+  EMULATOR_TWILIO_PHONE_NUMBER: Type.String({ pattern: E164_PATTERN, default: DEFAULTS.phoneNumber }),
   EMULATOR_TWILIO_INBOUND_URL: Url(DEFAULTS.inboundUrl),
   EMULATOR_SENDGRID_API_KEY: Type.String({ minLength: 8, default: DEFAULTS.apiKey }),
   /** PEM of an EC P-256 private key (or EMULATOR_SENDGRID_SIGNING_KEY_FILE); generated when unset */
@@ -95,13 +96,5 @@ export function parseEmulatorConfig(env: Env): Readonly<EmulatorConfig> {
 
 /** For main.ts: the config, or one line per problem on stderr and exit 1. */
 export function loadEmulatorConfig(env: Env = process.env): Readonly<EmulatorConfig> {
-  const config = loadConfigOrExit('provider-emulator', EmulatorConfig, env);
-  try {
-    parseFaultsEnv(config.EMULATOR_FAULTS);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    for (const p of err.problems) process.stderr.write(`provider-emulator: config error: ${p}\n`);
-    process.exit(1);
-  }
-  return config;
+  return configOrExit('provider-emulator', () => parseEmulatorConfig(env));
 }

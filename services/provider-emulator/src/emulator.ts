@@ -9,7 +9,9 @@ import { Background } from './background.js';
 import { FaultStore, parseFaultSpec, type Fault, type FaultSpec, type Provider } from './faults.js';
 import { createSendGridState, type EmailRecord } from './sendgrid.js';
 import { createSendGridSigner } from './signing.js';
-import { createTwilioState, type InboundPlay, type InboundRecord, type InboundResult, type MessageRecord } from './twilio.js';
+import type { InboundResult } from './twilio.js';
+import { createTwilioState, type InboundRecord, type MessageRecord } from './twilio-resource.js';
+import type { InboundPlay } from './twilio-validation.js';
 import { WebhookClient, type WebhookPolicy } from './webhook-client.js';
 
 /** Defaults shared by the library and the service config (config.ts). */

@@ -3,6 +3,8 @@
  * credentials are set; the other services only know its base URL.
  */
 import { configSecrets, createLogger } from '@hatch/log';
+// the subpath: the package's index would bring NATS, PostgreSQL and prom-client into this bundle
+import { onShutdown } from '@hatch/service/shutdown';
 import { emulatorOptions, loadEmulatorConfig } from './config.js';
 import { startEmulator } from './emulator.js';
 
@@ -31,26 +33,4 @@ log.info(
   'provider emulator ready',
 );
 
-let shuttingDown = false;
-function shutdown(signal: string): void {
-  if (shuttingDown) return;
-  shuttingDown = true;
-  log.info({ signal }, 'shutting down');
-  const timer = setTimeout(() => {
-    log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown took too long; exiting');
-    process.exit(1);
-  }, SHUTDOWN_TIMEOUT_MS);
-  timer.unref();
-  emulator.stop().then(
-    () => {
-      log.info('stopped');
-      process.exit(0);
-    },
-    (err: unknown) => {
-      log.error({ err }, 'error during shutdown');
-      process.exit(1);
-    },
-  );
-}
-process.on('SIGTERM', () => shutdown('SIGTERM'));
-process.on('SIGINT', () => shutdown('SIGINT'));
+onShutdown(() => emulator.stop(), { log, timeoutMs: SHUTDOWN_TIMEOUT_MS });

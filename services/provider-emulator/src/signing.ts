@@ -2,7 +2,7 @@
  * Webhook signatures exactly as the providers compute them, so Hatch verifies the emulator's
  * callbacks with the real SDK helpers (`twilio.validateRequest`, `@sendgrid/eventwebhook`).
  */
-import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, sign, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 export type FormParams = Record<string, string | string[]>;
 
@@ -67,4 +67,11 @@ export function createSendGridSigner(privateKeyPem?: string): SendGridSigner {
       return sign('sha256', Buffer.from(timestamp + body, 'utf8'), privateKey).toString('base64');
     },
   };
+}
+
+/** Constant-time comparison of a presented credential with the configured one. */
+export function secretsEqual(a: string, b: string): boolean {
+  const ab = Buffer.from(a);
+  const bb = Buffer.from(b);
+  return ab.length === bb.length && timingSafeEqual(ab, bb);
 }

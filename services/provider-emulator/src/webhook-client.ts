@@ -11,6 +11,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { backoffDelay } from '@hatch/contracts';
 import type { Background } from './background.js';
 
 export interface WebhookRequest {
@@ -66,7 +67,7 @@ export class WebhookClient {
   async post(req: WebhookRequest, policy: WebhookPolicy): Promise<WebhookResult> {
     const result: WebhookResult = { attempts: 0, ok: false, status: null, error: null, responseBody: '', responseContentType: null };
     for (let attempt = 1; attempt <= policy.attempts; attempt++) {
-      if (attempt > 1) await this.bg.sleep(policy.retryBaseMs * 2 ** (attempt - 2));
+      if (attempt > 1) await this.bg.sleep(backoffDelay({ baseMs: policy.retryBaseMs, maxMs: Number.POSITIVE_INFINITY }, attempt - 2));
       result.attempts = attempt;
       try {
         const answer = await this.once(req, policy.timeoutMs);

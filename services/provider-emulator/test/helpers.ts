@@ -155,6 +155,16 @@ export async function receiverFor(t: Teardown): Promise<Receiver> {
   };
 }
 
+/** The error a call that must fail failed with: `any`, since each SDK's error has its own fields (the provider's answer). */
+export async function rejection(p: Promise<unknown>): Promise<any> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected the call to fail');
+}
+
 /** Plain JSON call to the emulator's admin API. */
 export async function admin(emulator: Emulator, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
   const res = await fetch(`${emulator.url}${path}`, {

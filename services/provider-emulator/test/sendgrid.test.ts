@@ -1,18 +1,9 @@
 import t from 'tap';
 import { EventWebhook, EventWebhookHeader } from '@sendgrid/eventwebhook';
 import { generateKeyPairSync } from 'node:crypto';
-import { admin, emulatorFor, receiverFor, sendgridFor, type Received, type SendGridResponseError } from './helpers.js';
+import { admin, emulatorFor, receiverFor, rejection, sendgridFor, type Received, type SendGridResponseError } from './helpers.js';
 
 const FROM = { email: 'hatch@example.com', name: 'Hatch' };
-
-async function rejection(p: Promise<unknown>): Promise<any> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 function verify(publicKeyBase64: string, r: Received): boolean {
   const ew = new EventWebhook();
@@ -139,6 +130,7 @@ t.test('refusals raise the SDK\'s ResponseError with the status and SendGrid\'s 
     ['missing from', { ...base, from: undefined }, 'from.email'],
     ['invalid to', { ...base, personalizations: [{ to: [{ email: 'not-an-email' }] }] }, 'personalizations.0.to.0.email'],
     ['65-character local part', { ...base, personalizations: [{ to: [{ email: `${'a'.repeat(65)}@example.com` }] }] }, 'personalizations.0.to.0.email'],
+    ['an address the contract refuses (two dots in a row)', { ...base, personalizations: [{ to: [{ email: 'a..b@example.com' }] }] }, 'personalizations.0.to.0.email'],
     ['header injection in an address', { ...base, personalizations: [{ to: [{ email: 'a@b.c\r\nBcc: x@y.z' }] }] }, 'personalizations.0.to.0.email'],
     ['CRLF in the subject', { ...base, subject: 'hi\r\nBcc: x@y.z' }, 'subject'],
     ['CRLF in the from name', { ...base, from: { email: 'hatch@example.com', name: 'Hatch\r\nBcc: x@y.z' } }, 'from.name'],

@@ -1,21 +1,12 @@
 import t from 'tap';
 import twilio from 'twilio';
 import { countSmsSegments } from '@hatch/contracts';
-import { admin, emulatorFor, receiverFor, twilioFor, type Received } from './helpers.js';
+import { admin, emulatorFor, receiverFor, rejection, twilioFor, type Received } from './helpers.js';
 
 const TO = '+15551230001';
 const OTHER = '+15551230002';
 
 const statuses = (rs: Received[]) => rs.map((r) => r.form.MessageStatus);
-
-async function rejection(p: Promise<unknown>): Promise<any> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 t.test('messages.create answers 201 queued in Twilio\'s shape and fetch returns the message', async (t) => {
   const emulator = await emulatorFor(t);

@@ -7,7 +7,7 @@
  */
 import type postgres from 'postgres';
 import { natsNames } from '@hatch/contracts';
-import { findBridgePosition, markBridgePosition, type Db } from '@hatch/db';
+import { ensureBridgePosition, markBridgePosition, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { withTimeout } from '@hatch/async';
 import { type Bus } from '@hatch/bus';
@@ -162,7 +162,7 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
     role = 'active';
     m.active.set(1);
     m.takeovers.inc();
-    pos = BigInt(await findBridgePosition(deps.db.db, name));
+    pos = BigInt(await ensureBridgePosition(deps.db.db, name));
     reader.reset();
     publisher.forgetTip();
     m.position.set(Number(pos));

@@ -2,7 +2,7 @@ import t from 'tap';
 import postgres from 'postgres';
 import { randomUUID } from 'node:crypto';
 import { createTestDb, waitFor } from '@hatch/testing';
-import { deleteOldJournalRows, findJournalAfter, journalRowToEvent, markBridgePosition, findBridgePosition } from '@hatch/db';
+import { deleteOldJournalRows, findJournalAfter, journalRowToEvent, markBridgePosition, ensureBridgePosition } from '@hatch/db';
 import { insertChats, seedConversation } from './harness.js';
 
 t.test('journal triggers: insert, status/body update and delete of messages and emails each write one row', async (t) => {
@@ -56,10 +56,10 @@ t.test('retention deletes only old rows the bridge has relayed, in bounded batch
   const conv = await seedConversation(db);
   await insertChats(db, conv, 30);
   await db.sql`UPDATE change_journal SET changed_at = now() - interval '2 days'`;
-  t.equal(await findBridgePosition(db.db, 'default'), '0');
+  t.equal(await ensureBridgePosition(db.db, 'default'), '0');
   await markBridgePosition(db.db, 'default', '20');
   await markBridgePosition(db.db, 'default', '5'); // a stale replica's late write
-  t.equal(await findBridgePosition(db.db, 'default'), '20');
+  t.equal(await ensureBridgePosition(db.db, 'default'), '20');
   t.equal(await deleteOldJournalRows(db.db, { olderThanMs: 24 * 3600_000, relayedUpTo: '20', limit: 8 }), 8);
   t.equal(await deleteOldJournalRows(db.db, { olderThanMs: 24 * 3600_000, relayedUpTo: '20', limit: 100 }), 12);
   t.equal(await deleteOldJournalRows(db.db, { olderThanMs: 24 * 3600_000, relayedUpTo: '20', limit: 100 }), 0, 'unrelayed rows stay whatever their age');

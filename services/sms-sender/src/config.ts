@@ -1,11 +1,12 @@
 import Type, { type Static } from 'typebox';
 import { envWithDatabaseUrl, loadConfig, loadConfigOrExit, workerSettings } from '@hatch/config';
+import { E164_PATTERN } from '@hatch/contracts';
 
 export const SmsSenderConfig = Type.Object({
   ...workerSettings(9101),
   TWILIO_ACCOUNT_SID: Type.String({ pattern: '^AC[0-9a-fA-F]{32}$' }),
   TWILIO_AUTH_TOKEN: Type.String({ minLength: 1 }),
-  TWILIO_PHONE_NUMBER: Type.String({ pattern: '^\\+[1-9][0-9]{7,14}$' }),
+  TWILIO_PHONE_NUMBER: Type.String({ pattern: E164_PATTERN }),
   TWILIO_API_URL: Type.String({ pattern: '^https?://', default: 'https://api.twilio.com' }),
   PUBLIC_URL: Type.String({ pattern: '^https?://', default: 'http://localhost:5002' }),
   SMS_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 500, default: 16 }),

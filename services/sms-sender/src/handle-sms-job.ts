@@ -10,7 +10,7 @@
  *   trace of it. The window left: Twilio accepted the message but the lookup does not see it yet
  *   (its list is eventually consistent); that is logged as a resend after reconciliation.
  */
-import { applyMessageStatus, claimMessageForSending, findMessage, findMessageByProviderSid, insertOptOut, insertStatusEvent, markOutcomeUnknown, reclaimStaleSending, releaseClaim, type Db, type MessageRow } from '@hatch/db';
+import { applyMessageStatus, claimSend, claimStaleSend, findMessage, findMessageByProviderSid, insertOptOut, insertStatusEvent, markSendOutcomeUnknown, markSendReleased, type Db, type MessageRow } from '@hatch/db';
 import type { SmsJob } from '@hatch/contracts';
 import type { JobContext, JobOutcome } from '@hatch/jobs';
 import { classifyTwilioError, type ProviderMessage, type TwilioPort } from './twilio-client.js';
@@ -29,23 +29,20 @@ export interface SmsJobDeps {
 /** Twilio's code for a recipient who replied STOP. */
 export const TWILIO_UNSUBSCRIBED = '21610';
 
-// shared with email-sender (one mechanism, two channels)
-export { backoffFor } from '@hatch/jobs';
-
 export async function handleSmsJob(job: SmsJob, ctx: JobContext, deps: SmsJobDeps): Promise<JobOutcome> {
   const m = await findMessage(deps.db.db, job.message_id);
   if (!m) return { kind: 'ack', note: 'no such message' };
   if (m.channel !== 'sms' || m.direction !== 'outbound') return { kind: 'ack', note: 'not an outbound SMS' };
 
   if (m.status === 'queued') {
-    const claimed = await claimMessageForSending(deps.db.db, m.id);
+    const claimed = await claimSend(deps.db.db, 'messages', m.id);
     if (claimed) return send(claimed, ctx, deps);
     return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'claimed by another worker' };
   }
   if (m.status === 'sending') {
     const liveClaim = m.claimed_at !== null && Date.now() - m.claimed_at.getTime() < deps.staleClaimMs;
     if (liveClaim) return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'another worker is sending it' };
-    const taken = await reclaimStaleSending(deps.db.db, m.id, new Date(Date.now() - deps.staleClaimMs));
+    const taken = await claimStaleSend(deps.db.db, 'messages', m.id, new Date(Date.now() - deps.staleClaimMs));
     if (!taken) return { kind: 'retry', delayMs: deps.backoff(ctx.deliveryCount), reason: 'reclaimed by another worker' };
     return reconcile(taken, ctx, deps);
   }
@@ -73,7 +70,7 @@ async function reconcile(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Prom
     }
   } catch (err) {
     const f = classifyTwilioError(err);
-    await markOutcomeUnknown(deps.db.db, m.id);
+    await markSendOutcomeUnknown(deps.db.db, 'messages', m.id);
     ctx.log.warn({ messageId: m.id, code: f.code }, 'reconciliation lookup failed; will try again');
     return { kind: 'retry', delayMs: f.kind === 'rate_limited' && f.retryAfterMs ? f.retryAfterMs : deps.backoff(ctx.deliveryCount), reason: `lookup failed: ${f.code}` };
   }
@@ -103,7 +100,7 @@ async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<J
       case 'rate_limited': {
         const delayMs = Math.max(f.retryAfterMs ?? 0, deps.backoff(ctx.deliveryCount));
         await deps.db.db.transaction().execute(async (tx) => {
-          await releaseClaim(tx, m.id);
+          await markSendReleased(tx, 'messages', m.id);
           await insertStatusEvent(tx, { message_id: m.id, status: 'queued', source: 'worker', provider_code: f.code, detail: `rate limited; retrying in ${Math.ceil(delayMs / 1000)} s` });
         });
         return { kind: 'retry', delayMs, reason: `rate limited (${f.code})` };
@@ -111,7 +108,7 @@ async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<J
       case 'not_sent': {
         ctx.log.error({ messageId: m.id, code: f.code }, `Twilio refused the request before sending: ${f.message}`);
         await deps.db.db.transaction().execute(async (tx) => {
-          await releaseClaim(tx, m.id);
+          await markSendReleased(tx, 'messages', m.id);
           await insertStatusEvent(tx, { message_id: m.id, status: 'queued', source: 'worker', provider_code: f.code, detail: f.message.slice(0, 300) });
         });
         return { kind: 'retry', delayMs: f.delayMs, reason: `not sent (${f.code})` };
@@ -119,7 +116,7 @@ async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<J
       case 'unknown': {
         ctx.log.warn({ messageId: m.id, code: f.code }, 'Twilio outcome unknown; the next attempt reconciles before any resend');
         await deps.db.db.transaction().execute(async (tx) => {
-          await markOutcomeUnknown(tx, m.id);
+          await markSendOutcomeUnknown(tx, 'messages', m.id);
           await insertStatusEvent(tx, { message_id: m.id, status: 'sending', source: 'worker', provider_code: f.code, detail: 'outcome unknown; reconciling' });
         });
         return { kind: 'retry', delayMs: deps.backoff(ctx.deliveryCount), reason: `outcome unknown (${f.code})` };

@@ -3,9 +3,9 @@ import { natsNames, SmsJob } from '@hatch/contracts';
 import type { Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { ensureStreams, type Bus } from '@hatch/bus';
-import { startJobConsumer } from '@hatch/jobs';
+import { backoffFor, startJobConsumer } from '@hatch/jobs';
 import type { Registry } from 'prom-client';
-import { backoffFor, failExhausted, handleSmsJob } from './handle-sms-job.js';
+import { failExhausted, handleSmsJob } from './handle-sms-job.js';
 import type { TwilioPort } from './twilio-client.js';
 
 export interface SmsWorkerOptions {

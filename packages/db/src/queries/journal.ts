@@ -46,8 +46,8 @@ export async function deleteOldJournalRows(ex: Executor, opts: { olderThanMs: nu
   return Number(r.numDeletedRows);
 }
 
-/** The bridge's last relayed journal id ('0' before the first relay). */
-export async function findBridgePosition(ex: Executor, name: string): Promise<string> {
+/** The bridge's last relayed journal id: inserts its row ('0') the first time, then reads it. */
+export async function ensureBridgePosition(ex: Executor, name: string): Promise<string> {
   await ex.insertInto('bridge_positions').values({ name }).onConflict((oc) => oc.column('name').doNothing()).execute();
   const r = await ex.selectFrom('bridge_positions').select('last_id').where('name', '=', name).executeTakeFirstOrThrow();
   return r.last_id;

@@ -5,6 +5,10 @@
  * `claimed_at` says whether the claim is live: NULL while sending means the last call's outcome
  * is unknown (timeout, 5xx, reset) and the next attempt must reconcile before any resend.
  * Both tables share the columns used here (status, attempts, claimed_at, updated_at).
+ *
+ * One vocabulary for both channels: claimSend, claimStaleSend, markSendReleased,
+ * markSendOutcomeUnknown, each taking the table. For SMS the claim is what keeps a message to
+ * one Twilio call (Twilio's POST is not idempotent).
  */
 import { sql, type Selectable } from 'kysely';
 import type { Executor } from '../client.js';
@@ -22,7 +26,7 @@ const as = (t: SendTable) => t as 'messages';
  * someone else has it. `also`: columns written with the claim (an email takes the configured
  * sender address at send time).
  */
-export async function claimForSending<T extends SendTable>(ex: Executor, table: T, id: string, also: { from_email?: string } = {}): Promise<Row<T> | undefined> {
+export async function claimSend<T extends SendTable>(ex: Executor, table: T, id: string, also: { from_email?: string } = {}): Promise<Row<T> | undefined> {
   const now = new Date();
   const owner = table === 'messages' ? 'message_id' : 'email_id';
   const extra = table === 'emails' && also.from_email !== undefined ? sql`, from_email = ${also.from_email}` : sql``;
@@ -44,7 +48,7 @@ export async function claimForSending<T extends SendTable>(ex: Executor, table: 
  * Takes over a row left in `sending` whose claim is gone (outcome unknown: claimed_at NULL) or
  * stale (its worker died: claimed before `staleBefore`), for reconciliation.
  */
-export async function reclaimStaleSend<T extends SendTable>(ex: Executor, table: T, id: string, staleBefore: Date): Promise<Row<T> | undefined> {
+export async function claimStaleSend<T extends SendTable>(ex: Executor, table: T, id: string, staleBefore: Date): Promise<Row<T> | undefined> {
   const row = await ex
     .updateTable(as(table))
     .set((eb) => ({ attempts: eb('attempts', '+', 1), claimed_at: new Date(), updated_at: new Date() }))
@@ -57,7 +61,7 @@ export async function reclaimStaleSend<T extends SendTable>(ex: Executor, table:
 }
 
 /** Gives a claim back: the provider surely did not take it (429, refused before sending). */
-export async function releaseSendClaim(ex: Executor, table: SendTable, id: string): Promise<void> {
+export async function markSendReleased(ex: Executor, table: SendTable, id: string): Promise<void> {
   await ex.updateTable(as(table)).set({ status: 'queued', claimed_at: null, updated_at: new Date() }).where('id', '=', id).where('status', '=', 'sending').execute();
 }
 
