@@ -16,7 +16,7 @@ import { markdownTable, parseArgs, type Row } from './lib/report.js';
 import { killAllSync, ROOT, stopAll, type Proc } from './lib/procs.js';
 import { createBenchDb, createRawTables, deleteStreams, pgbenchAvailable, versions, type BenchDb } from './lib/infra.js';
 import { allocatePorts, startService, type ServiceName, type StackEnvOpts } from './lib/stack.js';
-import { SCENARIOS, type Ctx, type ScenarioResult } from './scenarios.js';
+import { SCENARIOS, type Ctx, type ScenarioResult } from './scenarios/index.js';
 
 const args = parseArgs(process.argv.slice(2));
 const wanted = Object.keys(SCENARIOS).filter((k) => !args.only || args.only.includes(k)) as Array<keyof typeof SCENARIOS>;

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { Teardownable } from './db.js';
-import { freePort } from './ports.js';
+import { freePort, startOnFreePort } from './ports.js';
 import { waitFor } from './wait.js';
 import { disown, killWatchdog, makeTmpDir, own, startWatchdog, type Owned } from './watchdog.js';
 
@@ -231,17 +231,11 @@ export async function spawnNats(t: Teardownable, opts: SpawnNatsOptions = {}): P
   t.teardown(() => handle.destroy());
   watchdog = startWatchdog(dir, pidFile, 'nats-server', 'KILL');
   try {
-    // Only the first start may move to another port (someone took ours between freePort and bind).
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await launch();
-        break;
-      } catch (err) {
-        const inUse = /address already in use/i.test(launchOutput);
-        if (!inUse || attempt >= 3) throw err;
-        port = await freePort();
-      }
-    }
+    await startOnFreePort(
+      launch,
+      () => /address already in use/i.test(launchOutput),
+      (p) => (port = p),
+    );
   } catch (err) {
     await handle.destroy();
     throw err;

@@ -9,7 +9,7 @@ import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Teardownable } from './db.js';
-import { freePort } from './ports.js';
+import { freePort, startOnFreePort } from './ports.js';
 import { waitFor } from './wait.js';
 import { disown, killWatchdog, makeTmpDir, own, processGone, startWatchdog, type Owned } from './watchdog.js';
 
@@ -260,17 +260,14 @@ export async function spawnPostgres(t: Teardownable, opts: SpawnPostgresOptions 
     );
     if (init.code !== 0) throw new Error(`initdb failed: ${init.output.trim()}`);
     fs.appendFileSync(path.join(dataDir, 'postgresql.conf'), "\ninclude 'hatch.conf'\n");
-    for (let attempt = 1; ; attempt++) {
-      writeConf();
-      try {
+    await startOnFreePort(
+      async () => {
+        writeConf();
         await launch();
-        break;
-      } catch (err) {
-        const inUse = /could not bind|address already in use/i.test(readFrom(logFile, logMark));
-        if (!inUse || attempt >= 3) throw err;
-        port = await freePort();
-      }
-    }
+      },
+      () => /could not bind|address already in use/i.test(readFrom(logFile, logMark)),
+      (p) => (port = p),
+    );
   } catch (err) {
     await handle.destroy();
     throw err;

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { freePort } from '../src/ports.js';
+import { freePort, startOnFreePort } from '../src/ports.js';
 import { spawnNats } from '../src/spawn-nats.js';
 import { spawnPostgres } from '../src/spawn-postgres.js';
 import { processGone } from '../src/watchdog.js';
@@ -26,6 +26,49 @@ t.test('freePort returns distinct ports that can be bound on 127.0.0.1', async (
   await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(a, '127.0.0.1', resolve));
   await new Promise<void>((resolve) => srv.close(() => resolve()));
   t.pass('bound the returned port');
+});
+
+t.test('startOnFreePort moves a first start whose port was taken to a fresh port, and gives up after its attempts', async (t) => {
+  const listen = (srv: net.Server, port: number) =>
+    new Promise<void>((resolve, reject) => srv.once('error', reject).listen({ port, host: '127.0.0.1', exclusive: true }, resolve));
+  const close = (srv: net.Server) => new Promise<void>((resolve) => srv.close(() => resolve()));
+  const blocker = net.createServer();
+  const taken = await freePort();
+  await listen(blocker, taken);
+  t.teardown(() => close(blocker));
+
+  let port = taken;
+  let lastCode = '';
+  let server: net.Server | undefined;
+  await startOnFreePort(
+    async () => {
+      const srv = net.createServer();
+      try {
+        await listen(srv, port);
+        server = srv;
+      } catch (err) {
+        lastCode = (err as NodeJS.ErrnoException).code ?? '';
+        throw err;
+      }
+    },
+    () => lastCode === 'EADDRINUSE',
+    (p) => (port = p),
+  );
+  t.equal(lastCode, 'EADDRINUSE', 'the first start found the port taken');
+  t.not(port, taken, 'moved to another port');
+  t.equal((server?.address() as net.AddressInfo | undefined)?.port, port, 'listening on the new one');
+  if (server) await close(server);
+
+  let calls = 0;
+  const fail = (msg: string) => async () => {
+    calls++;
+    throw new Error(msg);
+  };
+  await t.rejects(startOnFreePort(fail('bad config'), () => false, () => t.fail('moved on an unrelated failure')), /bad config/);
+  t.equal(calls, 1, 'a failure that is not the port is not retried');
+  calls = 0;
+  await t.rejects(startOnFreePort(fail('still taken'), () => true, () => undefined, 3), /still taken/);
+  t.equal(calls, 3, 'at most `attempts` starts');
 });
 
 t.test('spawnNats: a JetStream stream and its acked messages survive kill -9 and a start on the same port', async (t) => {

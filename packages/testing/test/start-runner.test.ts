@@ -26,6 +26,8 @@ interface StartModule {
   parseDotenv(text: string): Record<string, string>;
   withDotenv(env: Env, file: string): Env;
   planServices(env: Env, opts?: { only?: string[]; dist?: boolean }): { services: Planned[]; notes: string[] };
+}
+interface RunServicesModule {
   compactLogLine(line: string, color: boolean): string;
 }
 interface DevProviders {
@@ -38,6 +40,7 @@ interface DevProviders {
 
 const startScript = path.join(REPO_ROOT, 'scripts/start.mjs');
 const start = (await import(pathToFileURL(startScript).href)) as StartModule;
+const runner = (await import(pathToFileURL(path.join(REPO_ROOT, 'scripts/run-services.mjs')).href)) as RunServicesModule;
 const { DEV_PROVIDERS } = (await import(pathToFileURL(path.join(REPO_ROOT, 'scripts/dev-providers.mjs')).href)) as DevProviders;
 
 function tmpDir(t: { teardown(fn: () => unknown): void }): string {
@@ -204,9 +207,9 @@ t.test('planServices({ dist }) runs each service from its bundle (what ./setup.s
 
 t.test('compactLogLine shows pino JSON compactly and leaves other lines alone', async (t) => {
   const line = JSON.stringify({ level: 40, time: '2025-01-01T10:00:00.000Z', service: 'gateway', pid: 1, hostname: 'h', msg: 'slow', ms: 12 });
-  t.match(start.compactLogLine(line, false), /^\d\d:\d\d:\d\d\.\d{3} WARN  slow ms=12$/);
-  t.equal(start.compactLogLine('plain text', false), 'plain text');
-  t.equal(start.compactLogLine('{not json', false), '{not json');
+  t.match(runner.compactLogLine(line, false), /^\d\d:\d\d:\d\d\.\d{3} WARN  slow ms=12$/);
+  t.equal(runner.compactLogLine('plain text', false), 'plain text');
+  t.equal(runner.compactLogLine('{not json', false), '{not json');
 });
 
 /* ---------------------------------------------------------------------------------------- */

@@ -1,0 +1,66 @@
+/**
+ * What every scenario gets (the running stack, the bench database, the run's settings) and gives
+ * back (report rows and raw data), and the per-process CPU summary each one notes beside its figure.
+ */
+import os from 'node:os';
+import type postgres from 'postgres';
+import { summarize, type Row } from '../lib/report.js';
+import { pidsByComm, type CpuWindow, type Proc, type Watched } from '../lib/procs.js';
+import type { StackEnvOpts } from '../lib/stack.js';
+
+export interface Ctx {
+  /** extra node flags for a service (--cpu-prof when BENCH_CPU_PROF names it) */
+  profArgs(name: string): string[];
+  quick: boolean;
+  /** pids of the PostgreSQL backends serving the bench database (refreshed every second) */
+  pgPids: number[];
+  runs: number;
+  /** seconds of each measuring window */
+  seconds: number;
+  env: StackEnvOpts;
+  /** the running stack by service name */
+  stack: Map<string, Proc>;
+  sql: postgres.Sql;
+  conversationId: string;
+  log(msg: string): void;
+  /** raw per-run data for the JSON file */
+  detail: Record<string, unknown>;
+}
+
+export interface ScenarioResult {
+  rows: Row[];
+  detail: unknown;
+}
+
+export const gatewayUrl = (c: Ctx) => `http://127.0.0.1:${c.env.ports.gateway}`;
+
+export function watched(c: Ctx, extra: Watched = {}): Watched {
+  const w: Watched = {};
+  for (const [name, p] of c.stack) w[name] = p.pid;
+  w['postgres (bench db backends)'] = () => c.pgPids;
+  w['nats-server'] = () => pidsByComm('nats-server');
+  w['bench (load generator)'] = process.pid;
+  return { ...w, ...extra };
+}
+
+/** The busiest process of each run, and the median CPU % per process over the runs. */
+export function cpuSummary(windows: CpuWindow[]): { medianCpuPct: Record<string, number>; bottleneck: string; machineBusyPct: number } {
+  const names = Object.keys(windows[0]?.cpu ?? {});
+  const medianCpuPct: Record<string, number> = {};
+  for (const n of names) medianCpuPct[n] = summarize(windows.map((w) => w.cpu[n] ?? 0)).median;
+  const top = Object.entries(medianCpuPct).sort((a, b) => b[1] - a[1])[0];
+  return {
+    medianCpuPct,
+    bottleneck: top ? `${top[0]} ${top[1].toFixed(0)} %` : '?',
+    machineBusyPct: summarize(windows.map((w) => w.machineBusyPct)).median,
+  };
+}
+
+export function cpuNote(s: ReturnType<typeof cpuSummary>): string {
+  const parts = Object.entries(s.medianCpuPct)
+    .sort((a, b) => b[1] - a[1])
+    .map(([n, v]) => `${n} ${v.toFixed(0)}`);
+  const ours = Object.values(s.medianCpuPct).reduce((a, b) => a + b, 0);
+  const others = Math.max(0, s.machineBusyPct - ours);
+  return `CPU % of one core: ${parts.join(', ')}; whole machine busy ${s.machineBusyPct.toFixed(0)} % of ${100 * os.cpus().length} %, of which ${others.toFixed(0)} % other processes (other users, and PostgreSQL's WAL writer / checkpointer, shared)`;
+}
