@@ -166,6 +166,9 @@ export function workerSettings(healthPortDefault: number) {
   };
 }
 
+/** What a worker's loaded config holds of workerSettings (runWorkerProcess reads it). */
+export type WorkerSettings = Static<TObject<ReturnType<typeof workerSettings>>>;
+
 /**
  * The environment with DATABASE_URL resolved from its parts (contract default chain). An
  * unreadable DATABASE_URL_FILE is left for loadConfig to report rather than replaced by the

@@ -5,6 +5,7 @@
  * and on SIGTERM/SIGINT stops intake → drains → closes the resources → exits 0 within a bound.
  */
 import type { Registry } from 'prom-client';
+import type { WorkerSettings } from '@hatch/config';
 import type { Db } from '@hatch/db';
 import { configSecrets, createLogger, type Logger } from '@hatch/log';
 import type { Bus } from '@hatch/bus';
@@ -26,14 +27,8 @@ export interface RunningWorker {
   readyExtra?: () => Record<string, unknown>;
 }
 
-/** The settings every worker has (@hatch/config workerSettings), as its loaded config holds them. */
-export interface WorkerProcessSettings {
-  DATABASE_URL: string;
-  DATABASE_POOL_MAX: number;
-  NATS_URL: string;
-  HEALTH_PORT: number;
-  LOG_LEVEL: string;
-}
+/** The settings every worker has: @hatch/config's workerSettings, as its loaded config holds them. */
+export type WorkerProcessSettings = WorkerSettings;
 
 export interface WorkerProcessOptions<R extends PoolAndBus> {
   service: string;
