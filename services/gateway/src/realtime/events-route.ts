@@ -12,6 +12,7 @@
  * fault is the caller's, and a 200 + `retry:` would have its EventSource reconnect for ever.
  */
 import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { fastifySSE } from '@fastify/sse';
 import Type from 'typebox';
 import { ConnectedEvent, ResetEvent, UUID_PATTERN } from '@hatch/contracts';
@@ -53,13 +54,13 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
     hub.closeAll((c) => streams.get(c)?.());
   });
 
-  app.get(
+  app.withTypeProvider<TypeBoxTypeProvider>().get(
     '/events',
     // No HEAD twin: a HEAD stream sends nothing (Node withholds a HEAD answer's head until it
     // ends, and a stream never ends), so it hung holding a hub client (found by test/fuzz.test.ts).
     { sse: 'only', exposeHeadRoute: false, schema: { querystring: EventsQuery } },
     async (req, reply) => {
-      const q = req.query as { conversation_id?: string; lastEventId?: string; lastEventID?: string };
+      const q = req.query;
       const headerId = req.headers['last-event-id'];
       const lastEventId = (Array.isArray(headerId) ? headerId[0] : headerId) ?? q.lastEventId ?? q.lastEventID;
       const refuse = (reason: string) => {

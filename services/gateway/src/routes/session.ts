@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ErrorBody, SessionBody } from '@hatch/contracts';
 import { clearSessionCookie, setSessionCookie, tokenMatches } from '../auth.js';
 import { HttpError } from '../errors.js';
@@ -17,7 +18,7 @@ export interface SessionRouteDeps {
  * signed session cookie.
  */
 export function loginRoute(app: FastifyInstance, deps: SessionRouteDeps): void {
-  app.post<{ Body: SessionBody }>(
+  app.withTypeProvider<TypeBoxTypeProvider>().post(
     '/api/session',
     { schema: { body: SessionBody, response: { 401: ErrorBody, 429: ErrorBody } } },
     async (req, reply) => {
