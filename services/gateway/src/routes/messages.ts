@@ -76,7 +76,10 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
 
   app.post(
     '/send_message',
-    { schema: { body: SendMessageBody, response: { 202: SendMessageResponse, '4xx': ErrorBody } }, config: { idempotent: true } },
+    {
+      schema: { tags: ['messages'], operationId: 'sendMessage', summary: 'Send an SMS (to an E.164 number) or a chat message (to a contact name)', body: SendMessageBody, response: { 202: SendMessageResponse, '4xx': ErrorBody } },
+      config: { idempotent: true, openapi: { errors: ['RECIPIENT_OPTED_OUT', 'SMS_COUNTRY_NOT_ALLOWED', 'SMS_DAILY_LIMIT_REACHED'] } },
+    },
     async (req, reply) => {
       const problems: ErrorDetail[] = [];
       const to = checkParticipant(req.body.to);
@@ -135,7 +138,9 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
 
   app.get(
     '/conversations',
-    { schema: { querystring: PageQuery, response: { 200: ConversationPage } } },
+    {
+      schema: { tags: ['messages'], operationId: 'listConversations', summary: 'Conversations, the most recently active first', querystring: PageQuery, response: { 200: ConversationPage } },
+          },
     async (req) => {
       const limit = req.query.limit ?? 50;
       const rows = await listConversations(db.db, { limit: limit + 1, before: decodeCursor(req.query.before) });
@@ -161,7 +166,10 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
 
   app.get(
     '/conversation/:id/messages',
-    { schema: { params: IdParams, querystring: PageQuery, response: { 200: MessagePage } } },
+    {
+      schema: { tags: ['messages'], operationId: 'listConversationMessages', summary: "A conversation's messages, the newest first", params: IdParams, querystring: PageQuery, response: { 200: MessagePage } },
+      config: { openapi: { errors: ['NOT_FOUND'] } },
+    },
     async (req) => {
       const id = parseId(req.params.id, 'conversation');
       const limit = req.query.limit ?? 50;
@@ -176,7 +184,10 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
 
   app.get(
     '/messages/:id',
-    { schema: { params: IdParams, response: { 200: MessageWithTimeline } } },
+    {
+      schema: { tags: ['messages'], operationId: 'getMessage', summary: 'A message with its delivery timeline', params: IdParams, response: { 200: MessageWithTimeline } },
+      config: { openapi: { errors: ['NOT_FOUND'] } },
+    },
     async (req) => {
       const id = parseId(req.params.id, 'message');
       const m = await findMessage(db.db, id);
@@ -188,7 +199,10 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
 
   app.post(
     '/messages/:id/retry',
-    { schema: { params: IdParams, response: { 202: RetryResponse } }, config: { idempotent: true } },
+    {
+      schema: { tags: ['messages'], operationId: 'retryMessage', summary: 'Send a failed SMS again', params: IdParams, response: { 202: RetryResponse } },
+      config: { idempotent: true, openapi: { errors: ['NOT_FOUND', 'NOT_RETRYABLE', 'SMS_COUNTRY_NOT_ALLOWED', 'SMS_DAILY_LIMIT_REACHED'] } },
+    },
     async (req, reply) => {
       const id = parseId(req.params.id, 'message');
       const outbox = await db.db.transaction().execute(async (tx) => {
