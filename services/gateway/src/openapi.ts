@@ -66,9 +66,9 @@ const RETRY_AFTER = { 'retry-after': { type: 'integer', minimum: 0, description:
 
 function errorResponse(status: number, codes: ErrorCode[]): Record<string, unknown> {
   const note = STATUS_NOTES[status];
+  const { examples: all = [], ...body } = ErrorBody as typeof ErrorBody & { examples?: ErrorBody[] };
   // The contract's examples of an error body whose code is one of this status's.
-  const examples = ((ErrorBody as { examples?: ErrorBody[] }).examples ?? []).filter((e) => (codes as string[]).includes(e.code));
-  const { examples: _all, ...body } = ErrorBody as typeof ErrorBody & { examples?: unknown };
+  const examples = all.filter((e) => (codes as string[]).includes(e.code));
   return {
     ...body,
     description: `${codes.join(', ')}${note ? `: ${note}` : ''}`,

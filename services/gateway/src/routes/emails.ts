@@ -111,9 +111,7 @@ export function emailRoutes(instance: FastifyInstance, deps: EmailRouteDeps): vo
 
   app.get(
     '/emails',
-    {
-      schema: { tags: ['emails'], operationId: 'listEmails', summary: 'Emails, the newest first', querystring: PageQuery, response: { 200: EmailPage } },
-          },
+    { schema: { tags: ['emails'], operationId: 'listEmails', summary: 'Emails, the newest first', querystring: PageQuery, response: { 200: EmailPage } } },
     async (req) => {
       const limit = req.query.limit ?? 50;
       const rows = await listEmails(db.db, { limit: limit + 1, before: decodeCursor(req.query.before) });

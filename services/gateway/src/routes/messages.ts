@@ -138,9 +138,7 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
 
   app.get(
     '/conversations',
-    {
-      schema: { tags: ['messages'], operationId: 'listConversations', summary: 'Conversations, the most recently active first', querystring: PageQuery, response: { 200: ConversationPage } },
-          },
+    { schema: { tags: ['messages'], operationId: 'listConversations', summary: 'Conversations, the most recently active first', querystring: PageQuery, response: { 200: ConversationPage } } },
     async (req) => {
       const limit = req.query.limit ?? 50;
       const rows = await listConversations(db.db, { limit: limit + 1, before: decodeCursor(req.query.before) });
