@@ -82,8 +82,10 @@ function errorCodesOf(schema: FastifySchema, route: RouteOptions): ErrorCode[] {
   const config = route.config ?? {};
   const docs = config.openapi ?? {};
   const codes = new Set<ErrorCode>();
-  if (schema.body || schema.querystring || schema.params || docs.body || docs.querystring) codes.add('INVALID_REQUEST');
-  if (schema.body || docs.body) {
+  // A POST may carry a JSON body even where the route reads none: it is parsed, and bounded, all the same.
+  const takesBody = schema.body || docs.body || [route.method].flat().includes('POST');
+  if (takesBody || schema.querystring || schema.params || docs.querystring) codes.add('INVALID_REQUEST');
+  if (takesBody) {
     codes.add('PAYLOAD_TOO_LARGE');
     codes.add('UNSUPPORTED_MEDIA_TYPE');
   }
