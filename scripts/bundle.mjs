@@ -13,7 +13,9 @@
  *   node scripts/bundle.mjs gateway       only these
  *
  * Kept outside the bundle (EXTERNAL): packages too big to carry whole whose own lazy loading
- * does better: the twilio SDK (≈ 10 MB of REST resources it requires only when first used).
+ * does better: the twilio SDK (≈ 10 MB of REST resources it requires only when first used);
+ * and packages that read their own files at run time: @fastify/swagger-ui (Swagger UI's
+ * scripts and styles, served from its package directory).
  * An external must be a direct dependency of the service, so that it resolves from
  * services/<name>/dist (pnpm's layout; `pnpm deploy` in the Dockerfile keeps it).
  */
@@ -24,7 +26,7 @@ import { build } from 'esbuild';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SERVICES = ['gateway', 'sms-sender', 'email-sender', 'realtime-bridge', 'provider-emulator'];
-export const EXTERNAL = ['twilio'];
+export const EXTERNAL = ['twilio', '@fastify/swagger-ui'];
 
 // CommonJS dependencies call require() for Node built-ins; an ES module bundle needs a real one.
 const BANNER = "import { createRequire as __hatchCreateRequire } from 'node:module';\nconst require = __hatchCreateRequire(import.meta.url);";

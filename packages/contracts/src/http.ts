@@ -47,12 +47,15 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export const ErrorDetail = Type.Object({ field: Type.String(), message: Type.String() });
 export type ErrorDetail = Static<typeof ErrorDetail>;
 
-export const ErrorBody = Type.Object({
-  success: Type.Literal(false),
-  error: Type.String(),
-  code: Type.String(),
-  details: Type.Optional(Type.Array(ErrorDetail)),
-});
+export const ErrorBody = Type.Object(
+  {
+    success: Type.Literal(false),
+    error: Type.String({ description: 'for people: what went wrong and what to do' }),
+    code: Type.String({ description: 'for programs: one of ERROR_CODES' }),
+    details: Type.Optional(Type.Array(ErrorDetail, { description: 'the fields at fault' })),
+  },
+  { examples: [{ success: false, error: 'body.to is required', code: 'INVALID_REQUEST', details: [{ field: 'body.to', message: 'is required' }] }] },
+);
 export type ErrorBody = Static<typeof ErrorBody>;
 
 // ---- pagination ---------------------------------------------------------------------------
@@ -76,20 +79,30 @@ export const Direction = Type.Union([Type.Literal('outbound'), Type.Literal('inb
 
 export const SendMessageBody = Type.Object(
   {
-    to: Type.String({ minLength: 1, maxLength: 200 }),
+    to: Type.String({ minLength: 1, maxLength: 200, description: 'an E.164 number (an SMS) or a contact name (a chat message)' }),
     body: Type.String({ minLength: 1, maxLength: SMS_BODY_MAX }),
-    from: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    from: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'default: TWILIO_PHONE_NUMBER for an SMS, HATCH_SENDER_NAME for a chat message' })),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    // In the OpenAPI document; a test sends each to a gateway.
+    examples: [
+      { to: '+14155550100', body: 'Your order has shipped.', from: '+14155550199' },
+      { to: 'Alice', body: 'Lunch at noon?' },
+    ],
+  },
 );
 export type SendMessageBody = Static<typeof SendMessageBody>;
 
-export const SendMessageResponse = Type.Object({
-  success: Type.Literal(true),
-  message_id: Uuid,
-  conversation_id: Uuid,
-  status: MessageStatusSchema,
-});
+export const SendMessageResponse = Type.Object(
+  {
+    success: Type.Literal(true),
+    message_id: Uuid,
+    conversation_id: Uuid,
+    status: MessageStatusSchema,
+  },
+  { examples: [{ success: true, message_id: '0193a5b2-7c1e-7d4a-9f3b-2a6c8e1d4f70', conversation_id: '5f0c2b9e-3d7a-5e41-8b6f-1c9d2e3a4b5c', status: 'queued' }] },
+);
 export type SendMessageResponse = Static<typeof SendMessageResponse>;
 
 export const Message = Type.Object({
@@ -177,16 +190,33 @@ export const SendEmailBody = Type.Object(
     reply_to: Type.Optional(EmailAddress),
     attachments: Type.Optional(Type.Array(EmailAttachmentInput, { maxItems: EMAIL_LIMITS.attachmentsMax })),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      { to_email: 'alice@example.com', subject: 'Welcome', body: 'Thanks for signing up.' },
+      {
+        to_email: ['alice@example.com', 'bob@example.com'],
+        cc: 'carol@example.com',
+        subject: 'Invoice 1042',
+        body: 'Your invoice is attached.',
+        html_content: '<p>Your invoice is attached.</p>',
+        reply_to: 'billing@example.com',
+        attachments: [{ filename: 'invoice-1042.txt', content: 'SW52b2ljZSAxMDQyOiAxMi4wMCBFVVI=', type: 'text/plain' }],
+      },
+    ],
+  },
 );
 export type SendEmailBody = Static<typeof SendEmailBody>;
 
-export const SendEmailResponse = Type.Object({
-  success: Type.Literal(true),
-  email_id: Uuid,
-  status: EmailStatusSchema,
-  message: Type.String(),
-});
+export const SendEmailResponse = Type.Object(
+  {
+    success: Type.Literal(true),
+    email_id: Uuid,
+    status: EmailStatusSchema,
+    message: Type.String(),
+  },
+  { examples: [{ success: true, email_id: '0193a5b2-8d2f-7e5b-a04c-3b7d9f2e5a81', status: 'queued', message: 'Email queued for delivery' }] },
+);
 export type SendEmailResponse = Static<typeof SendEmailResponse>;
 
 export const EmailAttachmentMeta = Type.Object({ filename: Type.String(), type: Type.String(), size: Type.Integer({ minimum: 0 }) });
@@ -219,7 +249,10 @@ export type EmailWithTimeline = Static<typeof EmailWithTimeline>;
 
 // ---- session ------------------------------------------------------------------------------
 
-export const SessionBody = Type.Object({ token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false });
+export const SessionBody = Type.Object(
+  { token: Type.String({ minLength: 1, maxLength: 512, description: 'the API token (HATCH_API_TOKEN)' }) },
+  { additionalProperties: false, examples: [{ token: 'change-me-to-a-long-random-token' }] },
+);
 export type SessionBody = Static<typeof SessionBody>;
 
 // ---- health -------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
  * build(deps): the gateway's behaviour as a Fastify instance (never listens; main.ts does).
  * Routes are registered by hand so every path can be grepped.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import cookie from '@fastify/cookie';
@@ -31,6 +31,7 @@ import { startOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from './o
 import { registerRealtime } from './realtime/index.js';
 import type { RealtimeHub } from './realtime/hub.js';
 import { webRoutes } from './web.js';
+import { openApiRoutes, registerOpenApi } from './openapi.js';
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -45,6 +46,8 @@ export interface BuildOptions {
   sends?: SendBatcherOptions;
   /** the built web UI (default: web/dist of this checkout) */
   webRoot?: string;
+  /** sees every route as it is registered (test/openapi.test.ts: each one is in the OpenAPI document) */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 declare module 'fastify' {
@@ -82,6 +85,7 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
     // fastify passes `http` on at runtime, but its types only know it for HTTP/2: spread untyped.
     ...({ http: { headersTimeout: deps.config.HATCH_HTTP_HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1000 } } as object),
   });
+  if (opts.onRoute) app.addHook('onRoute', opts.onRoute);
   app.setValidatorCompiler(typeboxValidatorCompiler);
   // JSON only: a text/plain body is 415, not parsed (contract), and a cross-site form cannot
   // post JSON without a CORS preflight, which keeps cookie-authenticated POSTs CSRF-safe.
@@ -96,6 +100,8 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   await app.register(cookie, { secret: sessionSecret(deps.config.HATCH_API_TOKEN) });
   registerBodyBudget(app, deps, { maxBytes: deps.config.HATCH_BODY_BYTES_IN_FLIGHT_MAX, defaultBodyLimit: BODY_LIMIT_BYTES });
   registerIdempotency(app, deps.db);
+  // Before any route: its onRoute hook collects them all for the OpenAPI document.
+  await registerOpenApi(app);
   const failures = createAuthFailureLimiter(deps, { limit: deps.config.HATCH_AUTH_FAILURES_PER_MINUTE, windowMs: AUTH_FAILURE_WINDOW_MS });
   const names = natsNames(deps.config.HATCH_NATS_PREFIX);
   const relay = startOutboxRelay({ db: deps.db, bus: deps.bus, names, log: deps.log, registry: deps.registry }, opts.outbox);
@@ -122,6 +128,10 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   await app.register(
     async (api) => {
       registerAuth(api, deps.config.HATCH_API_TOKEN, failures);
+      // Marks every route of this plugin, so the OpenAPI document names its security (openapi.ts).
+      api.addHook('onRoute', (route) => {
+        route.config = { ...route.config, authenticated: true };
+      });
       // Per credential (the principal auth found), per replica.
       await api.register(rateLimit, {
         global: true,
@@ -135,6 +145,7 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
       logoutRoute(api, session);
       messageRoutes(api, { db: deps.db, relay, sends, smsFrom: deps.config.TWILIO_PHONE_NUMBER, chatFrom: deps.config.HATCH_SENDER_NAME, smsGuard });
       emailRoutes(api, { db: deps.db, relay, fromEmail: deps.config.SENDGRID_FROM_EMAIL });
+      await openApiRoutes(api);
       // An unknown /api path is a route of this plugin too (more specific than the web UI's
       // `/*`), so it is authenticated first: 401, then 404. A not-found handler would not do:
       // the router hands such paths to the UI's catch-all, outside this plugin.

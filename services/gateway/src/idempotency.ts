@@ -26,7 +26,8 @@ import { HttpError } from './errors.js';
 export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 /** how long a request may hold its key before another may take over (a crashed request) */
 export const IDEMPOTENCY_LOCK_MS = 60_000;
-const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+/** an Idempotency-Key: 1 to 255 printable ASCII characters (also in the OpenAPI document) */
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 export interface IdempotencyContext {
   scope: string;
@@ -121,7 +122,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db): void {
     const raw = req.headers['idempotency-key'];
     if (raw === undefined) return;
     const key = Array.isArray(raw) ? raw[0] ?? '' : raw;
-    if (!KEY_PATTERN.test(key)) {
+    if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
       throw new HttpError('INVALID_REQUEST', 'Idempotency-Key must be 1 to 255 printable ASCII characters', {
         details: [{ field: 'headers.idempotency-key', message: 'must be 1 to 255 printable ASCII characters' }],
       });

@@ -77,6 +77,7 @@ function leak(res: RawResponse): string | undefined {
   }
   if (/text\/event-stream/i.test(res.headers['content-type'] ?? '')) return 'an event stream';
   if (res.body.includes(MARKER)) return 'API data in the body';
+  if (/"openapi":|SwaggerUI|id="swagger-ui"/.test(res.body)) return 'the API document or its UI';
   if (res.status >= 200 && res.status < 300 && /json/i.test(res.headers['content-type'] ?? '')) return `a ${res.status} JSON answer`;
   if (res.status === 202 || res.status === 204) return `a ${res.status}`;
   return undefined;
@@ -91,7 +92,22 @@ t.test('every spelling of an API request target, with every method, is 401 or no
   const { message_id: messageId, conversation_id: conversationId } = seeded.json() as { message_id: string; conversation_id: string };
   const jobsBefore = (await bus.jsm.streams.info(names.streams.jobs)).state.messages;
 
-  const rests = ['conversations', 'events', 'send_message', 'send_email', 'emails', `messages/${messageId}`, `messages/${messageId}/retry`, `conversation/${conversationId}/messages`, 'session', 'nope/deeper'];
+  const rests = [
+    'conversations',
+    'events',
+    'send_message',
+    'send_email',
+    'emails',
+    `messages/${messageId}`,
+    `messages/${messageId}/retry`,
+    `conversation/${conversationId}/messages`,
+    'session',
+    'openapi.json',
+    'docs',
+    // Swagger UI's files (joined: test/docs/references.test.ts would take it for a docs/ path)
+    ['docs', 'static', 'swagger-ui-bundle.js'].join('/'),
+    'nope/deeper',
+  ];
   const body = JSON.stringify({ to: '+15551234567', body: `sms ${MARKER}`, to_email: 'a@example.com', subject: 's' });
   const found: string[] = [];
   let sent = 0;

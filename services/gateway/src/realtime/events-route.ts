@@ -12,9 +12,10 @@
  * fault is the caller's, and a 200 + `retry:` would have its EventSource reconnect for ever.
  */
 import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { fastifySSE } from '@fastify/sse';
 import Type from 'typebox';
-import { ConnectedEvent, ResetEvent, UUID_PATTERN } from '@hatch/contracts';
+import { ConnectedEvent, EmailUpdateEvent, MessageUpdateEvent, ResetEvent, UUID_PATTERN } from '@hatch/contracts';
 import { findJournalAfter, findOldestJournalId, journalRowToEvent, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { HttpError } from '../errors.js';
@@ -41,6 +42,16 @@ const EventsQuery = Type.Object({
 
 const ID_RE = /^[0-9]{1,19}$/;
 
+/** The stream as the OpenAPI document describes it: one JSON object per event's `data:` line. */
+const EVENT_STREAM_DOCS = {
+  description:
+    'A Server-Sent Events stream (`retry:` first, then events, with `: heartbeat` comments between). Each event is named by its `type` ' +
+    '(`connected`, `message_update`, `email_update`, `reset`), its `data:` is one JSON object below, and its `id:` (a decimal journal id) ' +
+    'resumes the stream after it (`Last-Event-ID` header, or the `lastEventId` parameter). `reset`: that id cannot be resumed, refetch. ' +
+    'At the connection limit, or while the event subscription is not ready, the stream is `retry:` and a comment, then ends.',
+  content: { 'text/event-stream': { schema: { oneOf: [ConnectedEvent, MessageUpdateEvent, EmailUpdateEvent, ResetEvent] } } },
+};
+
 export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions): Promise<void> {
   const { hub } = opts;
   const log = opts.log.child({ component: 'sse' });
@@ -54,13 +65,18 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
     hub.closeAll((c) => streams.get(c)?.());
   });
 
-  app.get(
+  app.withTypeProvider<TypeBoxTypeProvider>().get(
     '/events',
     // No HEAD twin: a HEAD stream sends nothing (Node withholds a HEAD answer's head until it
     // ends, and a stream never ends), so it hung holding a hub client (found by test/fuzz.test.ts).
-    { sse: 'only', exposeHeadRoute: false, schema: { querystring: EventsQuery } },
+    {
+      sse: 'only',
+      exposeHeadRoute: false,
+      schema: { tags: ['events'], operationId: 'events', summary: 'Changes to messages and emails, as Server-Sent Events', querystring: EventsQuery },
+      config: { openapi: { errors: ['NOT_ACCEPTABLE'], responses: { 200: EVENT_STREAM_DOCS } } },
+    },
     async (req, reply) => {
-      const q = req.query as { conversation_id?: string; lastEventId?: string; lastEventID?: string };
+      const q = req.query;
       const headerId = req.headers['last-event-id'];
       const lastEventId = (Array.isArray(headerId) ? headerId[0] : headerId) ?? q.lastEventId ?? q.lastEventID;
       const refuse = (reason: string) => {

@@ -5,12 +5,13 @@
  * outbox row in one transaction, then hands the outbox row to the relay (docs/architecture.md, rule 1).
  */
 import type { FastifyInstance } from 'fastify';
-import Type from 'typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   checkSendEmail,
   EmailPage,
   EmailWithTimeline,
   ErrorBody,
+  IdParams,
   isUuid,
   PageQuery,
   SEND_EMAIL_BODY_LIMIT_BYTES,
@@ -34,8 +35,6 @@ export interface EmailRouteDeps {
   fromEmail?: string;
 }
 
-const IdParam = Type.Object({ id: Type.String({ maxLength: 64 }) });
-
 export function toApiEmail(e: EmailRow): Email {
   return {
     id: e.id,
@@ -58,15 +57,16 @@ export function toApiEmail(e: EmailRow): Email {
   };
 }
 
-export function emailRoutes(app: FastifyInstance, deps: EmailRouteDeps): void {
+export function emailRoutes(instance: FastifyInstance, deps: EmailRouteDeps): void {
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>();
   const { db } = deps;
 
-  app.post<{ Body: SendEmailBody }>(
+  app.post(
     '/send_email',
     {
       // Attachments (≤ 20 MB decoded, base64 in JSON) need more than the global 64 KiB.
       bodyLimit: SEND_EMAIL_BODY_LIMIT_BYTES,
-      schema: { body: SendEmailBody, response: { 202: SendEmailResponse, '4xx': ErrorBody } },
+      schema: { tags: ['emails'], operationId: 'sendEmail', summary: 'Send an email (attachments base64 in the body)', body: SendEmailBody, response: { 202: SendEmailResponse, '4xx': ErrorBody } },
       config: { idempotent: true },
     },
     async (req, reply) => {
@@ -109,22 +109,33 @@ export function emailRoutes(app: FastifyInstance, deps: EmailRouteDeps): void {
     },
   );
 
-  app.get<{ Querystring: PageQuery }>('/emails', { schema: { querystring: PageQuery, response: { 200: EmailPage } } }, async (req) => {
-    const limit = req.query.limit ?? 50;
-    const rows = await listEmails(db.db, { limit: limit + 1, before: decodeCursor(req.query.before) });
-    const page = rows.slice(0, limit);
-    const tail = page[page.length - 1];
-    return { emails: page.map(toApiEmail), next_cursor: rows.length > limit && tail ? encodeCursor({ at: tail.created_at, id: tail.id }) : null };
-  });
+  app.get(
+    '/emails',
+    { schema: { tags: ['emails'], operationId: 'listEmails', summary: 'Emails, the newest first', querystring: PageQuery, response: { 200: EmailPage } } },
+    async (req) => {
+      const limit = req.query.limit ?? 50;
+      const rows = await listEmails(db.db, { limit: limit + 1, before: decodeCursor(req.query.before) });
+      const page = rows.slice(0, limit);
+      const tail = page[page.length - 1];
+      return { emails: page.map(toApiEmail), next_cursor: rows.length > limit && tail ? encodeCursor({ at: tail.created_at, id: tail.id }) : null };
+    },
+  );
 
-  app.get<{ Params: { id: string } }>('/emails/:id', { schema: { params: IdParam, response: { 200: EmailWithTimeline } } }, async (req) => {
-    if (!isUuid(req.params.id)) {
-      throw new HttpError('INVALID_REQUEST', 'params.id must be an email id (a UUID)', { details: [{ field: 'params.id', message: 'must be an email id (a UUID)' }] });
-    }
-    const id = req.params.id.toLowerCase();
-    const e = await findEmail(db.db, id);
-    if (!e) throw new HttpError('NOT_FOUND', 'no such email');
-    const timeline = await findTimeline(db.db, { emailId: id });
-    return { email: toApiEmail(e), timeline: timeline.map(toTimelineEntry) };
-  });
+  app.get(
+    '/emails/:id',
+    {
+      schema: { tags: ['emails'], operationId: 'getEmail', summary: 'An email with its delivery timeline', params: IdParams, response: { 200: EmailWithTimeline } },
+      config: { openapi: { errors: ['NOT_FOUND'] } },
+    },
+    async (req) => {
+      if (!isUuid(req.params.id)) {
+        throw new HttpError('INVALID_REQUEST', 'params.id must be an email id (a UUID)', { details: [{ field: 'params.id', message: 'must be an email id (a UUID)' }] });
+      }
+      const id = req.params.id.toLowerCase();
+      const e = await findEmail(db.db, id);
+      if (!e) throw new HttpError('NOT_FOUND', 'no such email');
+      const timeline = await findTimeline(db.db, { emailId: id });
+      return { email: toApiEmail(e), timeline: timeline.map(toTimelineEntry) };
+    },
+  );
 }

@@ -3,12 +3,13 @@
  * messages, a message with its delivery timeline, retry a failed SMS.
  */
 import type { FastifyInstance } from 'fastify';
-import Type from 'typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   checkParticipant,
   countSmsSegments,
   ConversationPage,
   ErrorBody,
+  IdParams,
   isUuid,
   MessagePage,
   MessageWithTimeline,
@@ -55,8 +56,6 @@ export interface MessageRouteDeps {
   smsGuard: SmsGuard;
 }
 
-const IdParam = Type.Object({ id: Type.String({ maxLength: 64 }) });
-
 // Line feeds and tabs are text; every other control character (and CR: CRLF is refused
 // anywhere, contract) is not.
 // eslint-disable-next-line no-control-regex
@@ -71,12 +70,16 @@ function parseId(raw: string, what: string): string {
   return raw.toLowerCase();
 }
 
-export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): void {
+export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps): void {
+  const app = instance.withTypeProvider<TypeBoxTypeProvider>();
   const { db } = deps;
 
-  app.post<{ Body: SendMessageBody }>(
+  app.post(
     '/send_message',
-    { schema: { body: SendMessageBody, response: { 202: SendMessageResponse, '4xx': ErrorBody } }, config: { idempotent: true } },
+    {
+      schema: { tags: ['messages'], operationId: 'sendMessage', summary: 'Send an SMS (to an E.164 number) or a chat message (to a contact name)', body: SendMessageBody, response: { 202: SendMessageResponse, '4xx': ErrorBody } },
+      config: { idempotent: true, openapi: { errors: ['RECIPIENT_OPTED_OUT', 'SMS_COUNTRY_NOT_ALLOWED', 'SMS_DAILY_LIMIT_REACHED'] } },
+    },
     async (req, reply) => {
       const problems: ErrorDetail[] = [];
       const to = checkParticipant(req.body.to);
@@ -133,9 +136,9 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
     },
   );
 
-  app.get<{ Querystring: PageQuery }>(
+  app.get(
     '/conversations',
-    { schema: { querystring: PageQuery, response: { 200: ConversationPage } } },
+    { schema: { tags: ['messages'], operationId: 'listConversations', summary: 'Conversations, the most recently active first', querystring: PageQuery, response: { 200: ConversationPage } } },
     async (req) => {
       const limit = req.query.limit ?? 50;
       const rows = await listConversations(db.db, { limit: limit + 1, before: decodeCursor(req.query.before) });
@@ -159,9 +162,12 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
     },
   );
 
-  app.get<{ Params: { id: string }; Querystring: PageQuery }>(
+  app.get(
     '/conversation/:id/messages',
-    { schema: { params: IdParam, querystring: PageQuery, response: { 200: MessagePage } } },
+    {
+      schema: { tags: ['messages'], operationId: 'listConversationMessages', summary: "A conversation's messages, the newest first", params: IdParams, querystring: PageQuery, response: { 200: MessagePage } },
+      config: { openapi: { errors: ['NOT_FOUND'] } },
+    },
     async (req) => {
       const id = parseId(req.params.id, 'conversation');
       const limit = req.query.limit ?? 50;
@@ -174,9 +180,12 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  app.get(
     '/messages/:id',
-    { schema: { params: IdParam, response: { 200: MessageWithTimeline } } },
+    {
+      schema: { tags: ['messages'], operationId: 'getMessage', summary: 'A message with its delivery timeline', params: IdParams, response: { 200: MessageWithTimeline } },
+      config: { openapi: { errors: ['NOT_FOUND'] } },
+    },
     async (req) => {
       const id = parseId(req.params.id, 'message');
       const m = await findMessage(db.db, id);
@@ -186,9 +195,12 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
     },
   );
 
-  app.post<{ Params: { id: string } }>(
+  app.post(
     '/messages/:id/retry',
-    { schema: { params: IdParam, response: { 202: RetryResponse } }, config: { idempotent: true } },
+    {
+      schema: { tags: ['messages'], operationId: 'retryMessage', summary: 'Send a failed SMS again', params: IdParams, response: { 202: RetryResponse } },
+      config: { idempotent: true, openapi: { errors: ['NOT_FOUND', 'NOT_RETRYABLE', 'SMS_COUNTRY_NOT_ALLOWED', 'SMS_DAILY_LIMIT_REACHED'] } },
+    },
     async (req, reply) => {
       const id = parseId(req.params.id, 'message');
       const outbox = await db.db.transaction().execute(async (tx) => {

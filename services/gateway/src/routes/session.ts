@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ErrorBody, SessionBody } from '@hatch/contracts';
-import { clearSessionCookie, setSessionCookie, tokenMatches } from '../auth.js';
+import { clearSessionCookie, SESSION_COOKIE, setSessionCookie, tokenMatches } from '../auth.js';
 import { HttpError } from '../errors.js';
 import type { AuthFailureLimiter } from '../auth-failures.js';
 
@@ -17,9 +18,12 @@ export interface SessionRouteDeps {
  * signed session cookie.
  */
 export function loginRoute(app: FastifyInstance, deps: SessionRouteDeps): void {
-  app.post<{ Body: SessionBody }>(
+  app.withTypeProvider<TypeBoxTypeProvider>().post(
     '/api/session',
-    { schema: { body: SessionBody, response: { 401: ErrorBody, 429: ErrorBody } } },
+    {
+      schema: { tags: ['session'], operationId: 'signIn', summary: 'Sign in with the API token: sets the session cookie', body: SessionBody, response: { 401: ErrorBody, 429: ErrorBody } },
+      config: { openapi: { errors: ['UNAUTHORIZED', 'RATE_LIMITED', 'SERVICE_UNAVAILABLE'], responses: { 204: { type: 'null', description: `signed in: Set-Cookie ${SESSION_COOKIE} (HttpOnly, SameSite=Strict)` } } } },
+    },
     async (req, reply) => {
       if (!tokenMatches(req.body.token, deps.apiToken)) throw await deps.failures.refuse(req.ip, new HttpError('UNAUTHORIZED', 'wrong token'));
       return setSessionCookie(reply, deps.secureCookies).code(204).send();
@@ -29,7 +33,9 @@ export function loginRoute(app: FastifyInstance, deps: SessionRouteDeps): void {
 
 /** DELETE /api/session (inside the `/api` plugin, so authenticated): clears the cookie. */
 export function logoutRoute(api: FastifyInstance, deps: SessionRouteDeps): void {
-  api.delete('/session', async (_req, reply) => {
-    return clearSessionCookie(reply, deps.secureCookies).code(204).send();
-  });
+  api.delete(
+    '/session',
+    { schema: { tags: ['session'], operationId: 'signOut', summary: 'Sign out: clears the session cookie' }, config: { openapi: { responses: { 204: { type: 'null', description: 'signed out' } } } } },
+    async (_req, reply) => clearSessionCookie(reply, deps.secureCookies).code(204).send(),
+  );
 }

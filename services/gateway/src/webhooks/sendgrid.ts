@@ -22,6 +22,7 @@ import { verify, type KeyObject } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { EventWebhookHeader } from '@sendgrid/eventwebhook';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import Type from 'typebox';
 import { isUuid, SENDGRID_EMAIL_ID_ARG, type EmailStatus } from '@hatch/contracts';
 import { applyEmailStatus, findEmailByProviderMessageId, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
@@ -49,6 +50,33 @@ export const SENDGRID_VERIFY_QUEUE = 32;
 /** Retry-After of the 503 past the verification bound: the queue drains in milliseconds. */
 export const SENDGRID_OVERLOAD_RETRY_AFTER_S = 1;
 const MAX_EVENTS = 10_000;
+
+/**
+ * What the OpenAPI document shows of a batch (SendGrid sends more fields). Not validated by a
+ * schema: the signature covers the raw bytes, so this route parses and checks them itself.
+ */
+const EVENTS_DOCS = {
+  errors: ['FORBIDDEN', 'RATE_LIMITED', 'SERVICE_UNAVAILABLE'],
+  security: 'sendgridSignature',
+  body: {
+    contentType: 'application/json',
+    schema: Type.Array(
+      Type.Object(
+        {
+          event: Type.String({ description: 'processed, deferred, delivered, bounce, dropped; others (open, click, …) go on the timeline only' }),
+          email: Type.Optional(Type.String()),
+          timestamp: Type.Optional(Type.Integer()),
+          sg_event_id: Type.Optional(Type.String({ description: 'each event is applied once' })),
+          sg_message_id: Type.Optional(Type.String()),
+          [SENDGRID_EMAIL_ID_ARG]: Type.Optional(Type.String({ description: 'our email id (a custom arg of the send)' })),
+        },
+        { additionalProperties: true },
+      ),
+      { maxItems: MAX_EVENTS },
+    ),
+  },
+  responses: { 204: { type: 'null', description: 'applied (events for unknown emails are ignored)' } },
+} as const;
 const SIGNATURE_HEADER = EventWebhookHeader.SIGNATURE().toLowerCase();
 const TIMESTAMP_HEADER = EventWebhookHeader.TIMESTAMP().toLowerCase();
 /** base64 of a DER ECDSA P-256 signature (at most 72 bytes: 96 characters), with room to spare */
@@ -192,6 +220,8 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
       '/webhooks/sendgrid/events',
       {
         bodyLimit: SENDGRID_WEBHOOK_BODY_LIMIT,
+        schema: { tags: ['webhooks'], operationId: 'sendgridEvents', summary: 'SendGrid Event Webhook: a batch of email events' },
+        config: { openapi: EVENTS_DOCS },
         // preParsing: after the webhook rate limiter (onRequest), before the body is read.
         preParsing: async (req, _reply, payload) => {
           admit(req);
