@@ -156,6 +156,10 @@ export const natsSettings = {
   HATCH_NATS_PREFIX: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,30}$', default: 'HATCH' }),
 };
 
+/** What a loaded config holds of databaseSettings and natsSettings (openPoolAndBus reads it). */
+export type DatabaseSettings = Static<TObject<ReturnType<typeof databaseSettings>>>;
+export type NatsSettings = Static<TObject<typeof natsSettings>>;
+
 /** Settings every worker shares (contract configuration table); spread into its own schema. */
 export function workerSettings(healthPortDefault: number) {
   return {

@@ -4,17 +4,14 @@
  * order. A failure while connecting closes what was already open before it is thrown.
  */
 import type { Registry } from 'prom-client';
+import type { DatabaseSettings, NatsSettings } from '@hatch/config';
 import { createDb, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { connectBus, type Bus } from '@hatch/bus';
 import { createMetricsRegistry } from './metrics.js';
 
-/** The settings it reads (@hatch/config's database and NATS settings, as every service has them). */
-export interface PoolAndBusSettings {
-  DATABASE_URL: string;
-  DATABASE_POOL_MAX: number;
-  NATS_URL: string;
-}
+/** The settings it reads: @hatch/config's database and NATS settings, as every service has them. */
+export type PoolAndBusSettings = DatabaseSettings & NatsSettings;
 
 export interface PoolAndBus {
   db: Db;
