@@ -10,8 +10,8 @@
 --
 -- Journal ids come from an identity sequence: they are taken before commit, so a lower id can
 -- become visible after a higher one (docs/architecture.md, rule 3). The bridge handles that with
--- the gap horizon (services/realtime-bridge/src/bridge.ts); the trigger's part is to make sure
--- the writing transaction has its xid before it takes a journal id (see journal_change below).
+-- the gap horizon (services/realtime-bridge/src/journal-reader.ts); the trigger's part is to make
+-- sure the writing transaction has its xid before it takes a journal id (see journal_change below).
 
 CREATE TABLE change_journal (
   id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -8,7 +8,7 @@ import { REPO_ROOT } from '@hatch/testing';
 import { requireTool, run, yamlDocs, type Doc } from './tools.js';
 
 const HATCH = ['gateway', 'sms-sender', 'email-sender', 'realtime-bridge'];
-/** the longest shutdown bound of a service (runtime worker-process / gateway main) */
+/** the longest shutdown bound of a service (@hatch/service worker-process / gateway main) */
 const SERVICE_SHUTDOWN_S = 10;
 
 async function render(overlay: string): Promise<Doc[]> {
