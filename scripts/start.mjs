@@ -84,7 +84,11 @@ export function withDotenv(env, file = path.join(ROOT, '.env')) {
 
 const isSet = (env, name) => Boolean(env[name] || env[`${name}_FILE`]);
 
-/** The emulator's SendGrid signing key: the configured one (a PEM, one-line "\\n" too), else a new one. */
+/**
+ * The emulator's SendGrid signing key: the configured one (a PEM, one-line "\\n" too), else a new one.
+ * Read here, not through @hatch/config's readSetting: this runner is plain Node and runs before
+ * any build, and it needs the key itself to hand the gateway the public half.
+ */
 function emulatorSigningKey(env) {
   const file = env.EMULATOR_SENDGRID_SIGNING_KEY_FILE;
   const pem = env.EMULATOR_SENDGRID_SIGNING_KEY || (file ? fs.readFileSync(file, 'utf8') : '');
