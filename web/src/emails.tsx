@@ -4,6 +4,7 @@ import type { Email, TimelineEntry } from '@hatch/contracts';
 import { api, ApiError } from './api.js';
 import { useLiveEvents } from './bus.js';
 import { IconBack, IconMail } from './icons.js';
+import { LoadState } from './load-state.js';
 import { linkClick } from './router.js';
 import { Timeline } from './timeline.js';
 import { fullTime, relativeTime } from './time.js';
@@ -77,12 +78,7 @@ export function EmailsView({ now, onCompose }: { now: number; onCompose(): void 
         </button>
       </header>
       <div class="emails-scroll">
-        {loading ? <p class="muted center">Loading…</p> : null}
-        {error ? (
-          <p class="form-error" role="alert">
-            {error}
-          </p>
-        ) : null}
+        <LoadState loading={loading} error={error} />
         {!loading && !error && emails.length === 0 ? (
           <div class="empty">
             <IconMail />

@@ -9,6 +9,7 @@ import { api, ApiError, newIdempotencyKey } from './api.js';
 import { useLiveEvents } from './bus.js';
 import { Composer } from './composer.js';
 import { ChannelIcon, IconBack } from './icons.js';
+import { LoadState } from './load-state.js';
 import { byCreated, otherOfMessage, otherParticipant } from './participants.js';
 import { linkClick } from './router.js';
 import { markSeen } from './seen.js';
@@ -141,12 +142,7 @@ export function Thread(p: ThreadProps) {
             </button>
           </div>
         ) : null}
-        {loading ? <p class="muted center">Loading…</p> : null}
-        {error ? (
-          <p class="form-error" role="alert">
-            {error}
-          </p>
-        ) : null}
+        <LoadState loading={loading} error={error} />
         {!loading && !error && messages.length === 0 ? <p class="muted center">No messages yet.</p> : null}
         <ol class="bubbles">
           {messages.map((m) => (
