@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import autocannon from 'autocannon';
-import postgres from 'postgres';
+import type postgres from 'postgres';
 import { Histogram, summarize, type Row } from './lib/report.js';
 import { cpuWindow, pidsByComm, rssBytes, sleep, spawnTs, waitUntil, type CpuWindow, type Proc, type Watched } from './lib/procs.js';
 import { insertTps, NATS_URL, pgbenchAvailable, pgbenchScript, purgeStream, SEND_TX_SCRIPT } from './lib/infra.js';

@@ -7,7 +7,7 @@ import Type from 'typebox';
 import { createLogger } from '@hatch/log';
 import { JOB_HEADERS } from '@hatch/contracts';
 import { testNats, waitFor, waitForValue, type Teardownable } from '@hatch/testing';
-import { connectBus, createMetricsRegistry, ensureStreams, startJobConsumer, type Bus, type JobOutcome } from '../src/index.js';
+import { connectBus, createMetricsRegistry, ensureStreams, startJobConsumer, type JobOutcome } from '../src/index.js';
 
 const log = createLogger({ service: 'job-consumer-test', level: 'silent', pretty: false });
 const Job = Type.Object({ n: Type.Integer() });

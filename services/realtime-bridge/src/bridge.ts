@@ -389,7 +389,7 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
       if (gap && expected > gap.upTo) gap = undefined;
     }
     const before = pos;
-    let published = 0;
+    let published: number;
     try {
       published = await publishRows(out);
     } finally {

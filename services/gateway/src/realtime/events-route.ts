@@ -14,7 +14,7 @@
 import type { FastifyInstance } from 'fastify';
 import { fastifySSE } from '@fastify/sse';
 import Type from 'typebox';
-import { ConnectedEvent, ResetEvent, UUID_PATTERN } from '@hatch/contracts';
+import { type ConnectedEvent, type ResetEvent, UUID_PATTERN } from '@hatch/contracts';
 import { findJournalAfter, findOldestJournalId, journalRowToEvent, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { HttpError } from '../errors.js';

@@ -91,7 +91,7 @@ export function emailRoutes(app: FastifyInstance, deps: EmailRouteDeps): void {
           cc,
           bcc,
           reply_to: b.reply_to ?? null,
-          attachments: attachments.map((a, i) => ({ filename: a.filename, type: a.type.toLowerCase(), size: attachmentSizes[i] ?? 0 })) as never,
+          attachments: attachments.map((a, i) => ({ filename: a.filename, type: a.type.toLowerCase(), size: attachmentSizes[i] ?? 0 })),
           status: 'queued',
         });
         await insertEmailAttachments(

@@ -59,7 +59,6 @@ const IdParam = Type.Object({ id: Type.String({ maxLength: 64 }) });
 
 // Line feeds and tabs are text; every other control character (and CR: CRLF is refused
 // anywhere, contract) is not.
-// eslint-disable-next-line no-control-regex
 const BODY_FORBIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f]/;
 
 function invalid(field: string, message: string): HttpError {
@@ -103,7 +102,7 @@ export function messageRoutes(app: FastifyInstance, deps: MessageRouteDeps): voi
       const id = newRecordId();
       const conversationId = conversationIdFor(from, to.value);
       const status = channel === 'sms' ? 'queued' : 'stored';
-      const response = { success: true as const, message_id: id, conversation_id: conversationId, status: status as 'queued' | 'stored' };
+      const response = { success: true as const, message_id: id, conversation_id: conversationId, status };
       const outcome = await deps.sends.accept({
         message: {
           id,
