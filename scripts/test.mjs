@@ -62,6 +62,7 @@ let currentFile = [];
 const rl = readline.createInterface({ input: child.stdout });
 const rlClosed = new Promise((r) => rl.once('close', r));
 rl.on('line', (line) => {
+  if (coverage && line === '# No coverage generated') return; // tap's own collector, which is off; c8's report follows
   process.stdout.write(`${line}\n`);
   // Each file's own tests sit one level in (4 spaces) in tap's TAP stream.
   const sub = /^ {4}(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\b.*| # time=.*)?$/.exec(line);
@@ -104,6 +105,8 @@ function coverageReport() {
   const args = ['report', '--temp-directory', coverageRaw, '--reports-dir', reportDir, '--reporter=json-summary', '--reporter=html', '--all'];
   // --all: a source file no test loads counts as 0 %, not as absent
   for (const glob of ['packages/*/src/**', 'services/*/src/**', 'web/src/**']) args.push('--include', glob);
+  // types only (kysely-codegen's output): no line of it runs, so --all would count every line as missed
+  args.push('--exclude', 'packages/db/src/generated.ts');
   const r = spawnSync(c8, args, { cwd: root, env: { ...process.env, NODE_V8_COVERAGE: '' }, stdio: ['ignore', 'ignore', 'inherit'] });
   fs.rmSync(coverageRaw, { recursive: true, force: true });
   if (r.status !== 0) {
