@@ -154,6 +154,7 @@ export function createLogger(opts: CreateLoggerOptions): Logger {
  */
 function loadPretty(): typeof PinoPretty {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- the bundle's require(), see above
-  const mod = (typeof require === 'function' ? require('pino-pretty') : createRequire(import.meta.url)('pino-pretty')) as typeof PinoPretty & { default?: typeof PinoPretty };
+  const loaded = typeof require === 'function' ? require('pino-pretty') : createRequire(import.meta.url)('pino-pretty');
+  const mod = loaded as typeof PinoPretty & { default?: typeof PinoPretty };
   return mod.default ?? mod;
 }
