@@ -7,7 +7,7 @@ import path from 'node:path';
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const dirs = ['packages', 'services'].flatMap((d) => fs.readdirSync(path.join(root, d)).map((x) => `${d}/${x}`)).filter((d) => fs.existsSync(path.join(root, d, 'package.json')));
 const check = process.argv.includes('--check');
-let stale = [];
+const stale = [];
 const write = (file, text) => {
   if (check) {
     if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) stale.push(path.relative(root, file));

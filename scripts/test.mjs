@@ -9,9 +9,18 @@
  * Before anything runs, the outside tools the tests use (Chromium, nginx, shellcheck, …) are
  * checked and, where it can, installed (scripts/test-tools.mjs); when one is missing and cannot
  * be installed, nothing runs and the run counts as one failure.
+ *
+ * Coverage (`pnpm test --coverage`): every Node process the run starts (test files, and the
+ * services they spawn) writes V8 coverage (NODE_V8_COVERAGE); afterwards c8 maps it to the
+ * TypeScript sources, prints one line per package and the total, and writes coverage/index.html.
+ * c8 rather than tap's own coverage: tap collects it in-process, where tsx's transform (no
+ * sourcesContent unless NODE_V8_COVERAGE is set) maps to nothing and tap reports every file at
+ * 100 %; and only c8 sees the spawned services, which exit on SIGTERM and so write theirs.
+ * Opt-in: it made a sample run half as long again (the README's Coverage section).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +28,16 @@ import { preflight } from './test-tools.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const runId = randomBytes(4).toString('hex');
+const coverage = process.argv.includes('--coverage');
+const tapArgs = process.argv.slice(2).filter((a) => a !== '--coverage');
+const coverageRaw = path.join(root, '.tap/v8-coverage');
 const env = { ...process.env, HATCH_TEST_RUN_ID: runId, FORCE_COLOR: '0' };
+if (coverage) {
+  fs.rmSync(coverageRaw, { recursive: true, force: true });
+  env.NODE_V8_COVERAGE = coverageRaw;
+  // tap's own collector (.taprc: disable-coverage) still profiles its `before` script, and prints a table of it
+  env._TAPJS_PROCESSINFO_COVERAGE_ = '0';
+}
 const tsNode = ['--conditions=@hatch/source', '--import', 'tsx'];
 const runCli = path.join(root, 'packages/testing/src/run-cli.ts');
 
@@ -33,7 +51,7 @@ if (!preflight() || helper('prepare') !== 0) {
 }
 
 const tapBin = path.join(root, 'node_modules/.bin/tap');
-const child = spawn(tapBin, ['--reporter=tap', ...process.argv.slice(2)], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(tapBin, ['--reporter=tap', ...tapArgs], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
 
 let passed = 0;
 let failed = 0;
@@ -44,6 +62,7 @@ let currentFile = [];
 const rl = readline.createInterface({ input: child.stdout });
 const rlClosed = new Promise((r) => rl.once('close', r));
 rl.on('line', (line) => {
+  if (coverage && line === '# No coverage generated') return; // tap's own collector, which is off; c8's report follows
   process.stdout.write(`${line}\n`);
   // Each file's own tests sit one level in (4 spaces) in tap's TAP stream.
   const sub = /^ {4}(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\b.*| # time=.*)?$/.exec(line);
@@ -68,6 +87,7 @@ rl.on('line', (line) => {
 const code = await new Promise((resolve) => child.on('close', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
 await rlClosed;
 helper('cleanup');
+if (coverage) coverageReport();
 failed += fileFailures;
 if (failures.length) {
   process.stdout.write('\nFailed:\n');
@@ -77,3 +97,41 @@ const exitCode = code !== 0 || failed > 0 ? 1 : 0;
 if (exitCode !== 0 && failed === 0) failed = 1; // tap failed without a failing test line
 process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
 process.exit(exitCode);
+
+/** c8's report of the run's V8 coverage: one line per package (lines, branches, functions) and the total. */
+function coverageReport() {
+  const reportDir = path.join(root, 'coverage');
+  const c8 = path.join(root, 'node_modules/.bin/c8');
+  const args = ['report', '--temp-directory', coverageRaw, '--reports-dir', reportDir, '--reporter=json-summary', '--reporter=html', '--all'];
+  // --all: a source file no test loads counts as 0 %, not as absent
+  for (const glob of ['packages/*/src/**', 'services/*/src/**', 'web/src/**']) args.push('--include', glob);
+  // types only (kysely-codegen's output): no line of it runs, so --all would count every line as missed
+  args.push('--exclude', 'packages/db/src/generated.ts');
+  const r = spawnSync(c8, args, { cwd: root, env: { ...process.env, NODE_V8_COVERAGE: '' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  fs.rmSync(coverageRaw, { recursive: true, force: true });
+  if (r.status !== 0) {
+    process.stdout.write('\ncoverage: c8 report failed\n');
+    return;
+  }
+  const summary = JSON.parse(fs.readFileSync(path.join(reportDir, 'coverage-summary.json'), 'utf8'));
+  const sum = () => ({ lines: [0, 0], branches: [0, 0], functions: [0, 0] });
+  const byPackage = new Map();
+  for (const [file, s] of Object.entries(summary)) {
+    if (file === 'total') continue;
+    const rel = path.relative(root, file).split(path.sep);
+    const name = rel[0] === 'packages' || rel[0] === 'services' ? rel.slice(0, 2).join('/') : rel[0];
+    const p = byPackage.get(name) ?? sum();
+    for (const k of ['lines', 'branches', 'functions']) {
+      p[k][0] += s[k].covered;
+      p[k][1] += s[k].total;
+    }
+    byPackage.set(name, p);
+  }
+  const pct = ([c, t]) => (t ? `${((100 * c) / t).toFixed(1)}%` : '-').padStart(7);
+  const row = (name, p) => `  ${name.padEnd(30)} ${pct(p.lines)} ${pct(p.branches)} ${pct(p.functions)}\n`;
+  const t = summary.total;
+  process.stdout.write(`\nCoverage (c8; lines, branches, functions; coverage/index.html has each line):\n`);
+  for (const [name, p] of [...byPackage].sort(([a], [b]) => a.localeCompare(b))) process.stdout.write(row(name, p));
+  const total = { lines: [t.lines.covered, t.lines.total], branches: [t.branches.covered, t.branches.total], functions: [t.functions.covered, t.functions.total] };
+  process.stdout.write(row('all', total));
+}

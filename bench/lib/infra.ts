@@ -200,8 +200,8 @@ export async function purgeStream(name: string): Promise<void> {
 
 export async function versions(): Promise<{ postgres: string; nats: string; synchronousCommit: string }> {
   const sql = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-  let pg = '?';
-  let sc = '?';
+  let pg: string;
+  let sc: string;
   try {
     pg = (await sql`SHOW server_version`)[0]?.server_version as string;
     sc = (await sql`SHOW synchronous_commit`)[0]?.synchronous_commit as string;

@@ -25,7 +25,6 @@ export async function requireTool(name: string): Promise<void> {
 }
 
 // Rendered manifests are plain data; tests walk them by path.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Doc = Record<string, any>;
 
 export function yamlDocs(text: string): Doc[] {

@@ -13,7 +13,7 @@ export interface ConversationListProps {
   error?: string;
   activeId?: string;
   now: number;
-  onLoadMore(): void;
+  onLoadMore: () => void;
 }
 
 export function isUnread(c: Conversation, activeId?: string): boolean {

@@ -32,7 +32,7 @@ interface Attachment {
 function readBase64(file: File): Promise<string> {
   return new Promise((resolve, reject) => {
     const r = new FileReader();
-    r.onload = () => resolve(String(r.result).replace(/^data:[^,]*,/, ''));
+    r.onload = () => resolve((r.result as string).replace(/^data:[^,]*,/, ''));
     r.onerror = () => reject(r.error ?? new Error('could not read the file'));
     r.readAsDataURL(file);
   });
@@ -61,7 +61,7 @@ function detailsByField(details: ErrorDetail[], body: SendEmailBody): Errors {
   return out;
 }
 
-export function EmailModal({ onClose, onSent }: { onClose(): void; onSent(): void }) {
+export function EmailModal({ onClose, onSent }: { onClose: () => void; onSent: () => void }) {
   const dialog = useRef<HTMLDialogElement>(null);
   const [v, setV] = useState({ to_email: '', cc: '', bcc: '', reply_to: '', subject: '', body: '' });
   const [files, setFiles] = useState<Attachment[]>([]);

@@ -11,7 +11,7 @@ import { fullTime, relativeTime } from './time.js';
 
 const PAGE = 50;
 
-export function EmailsView({ now, onCompose }: { now: number; onCompose(): void }) {
+export function EmailsView({ now, onCompose }: { now: number; onCompose: () => void }) {
   const [emails, setEmails] = useState<Email[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [loading, setLoading] = useState(true);

@@ -65,19 +65,19 @@ export function startLive(h: LiveHandlers): { stop(): void } {
         timer = setTimeout(connect, delay);
       }
     };
-    source.addEventListener('connected', (e) => remember(e as MessageEvent));
+    source.addEventListener('connected', (e) => remember(e));
     source.addEventListener('message_update', (e) => {
-      remember(e as MessageEvent);
-      const data = parse<MessageUpdateEvent>(e as MessageEvent);
+      remember(e);
+      const data = parse<MessageUpdateEvent>(e);
       if (data) h.message(data);
     });
     source.addEventListener('email_update', (e) => {
-      remember(e as MessageEvent);
-      const data = parse<EmailUpdateEvent>(e as MessageEvent);
+      remember(e);
+      const data = parse<EmailUpdateEvent>(e);
       if (data) h.email(data);
     });
     source.addEventListener('reset', (e) => {
-      remember(e as MessageEvent);
+      remember(e);
       h.refetch();
     });
   };

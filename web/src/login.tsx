@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, ApiError } from './api.js';
 
-export function Login({ onLoggedIn, initialError }: { onLoggedIn(): void; initialError?: string }) {
+export function Login({ onLoggedIn, initialError }: { onLoggedIn: () => void; initialError?: string }) {
   const [token, setToken] = useState('');
   const [error, setError] = useState(initialError);
   const [busy, setBusy] = useState(false);

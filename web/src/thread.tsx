@@ -167,7 +167,7 @@ export function Thread(p: ThreadProps) {
   );
 }
 
-function Bubble({ m, open, onToggle, now, onChanged }: { m: Message; open: boolean; onToggle(): void; now: number; onChanged(m: Message): void }) {
+function Bubble({ m, open, onToggle, now, onChanged }: { m: Message; open: boolean; onToggle: () => void; now: number; onChanged: (m: Message) => void }) {
   const out = m.direction === 'outbound';
   const [timeline, setTimeline] = useState<TimelineEntry[] | null>(null);
   const [retrying, setRetrying] = useState(false);

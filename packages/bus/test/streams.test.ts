@@ -52,7 +52,10 @@ t.test('ensureStreams: replicas starting together all succeed; one that finds th
 
   // the race's other side, made deterministic: the stream appears (made by an older version,
   // another configuration) between this replica's info and its add
-  const missing = await bus.jsm.streams.info(`${nats.names.streams.jobs}_MISSING`).catch((e: unknown) => e);
+  const missing = await bus.jsm.streams.info(`${nats.names.streams.jobs}_MISSING`).then(
+    () => new Error('expected the server to answer not found'),
+    (e: unknown) => e as Error,
+  );
   const streams = Object.create(bus.jsm.streams, { info: { value: () => Promise.reject(missing) } }) as typeof bus.jsm.streams;
   await bus.jsm.streams.update(nats.names.streams.jobs, { max_msgs: 5 });
   await t.resolves(ensureStreams({ streams } as typeof bus.jsm, nats.names), 'the server refusing the add as "already in use" is the race, not a failure');

@@ -54,7 +54,7 @@ function coerce(raw: string, schema: TSchema): unknown {
 }
 
 function describe(schema: TSchema): string {
-  const s = schema as Record<string, unknown>;
+  const s = schema as Record<string, unknown> & { pattern?: string; format?: string };
   const type = schemaType(schema);
   const parts: string[] = [];
   if (type === 'integer') parts.push('an integer');
@@ -75,7 +75,7 @@ export function loadConfig<S extends TObject>(schema: S, env: Env = process.env)
   const problems: string[] = [];
   const out: Record<string, unknown> = {};
   const required = new Set<string>((schema as { required?: string[] }).required ?? []);
-  for (const [key, prop] of Object.entries(schema.properties) as Array<[string, TSchema]>) {
+  for (const [key, prop] of Object.entries<TSchema>(schema.properties)) {
     const secret = readSetting(env, key);
     if ('problem' in secret) {
       problems.push(secret.problem);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import Type from 'typebox';
-import { ConfigError, LogLevel, loadConfig } from '../src/index.js';
+import { type ConfigError, LogLevel, loadConfig } from '../src/index.js';
 
 t.test('LOG_LEVEL defaults to info and names the allowed levels when wrong', async (t) => {
   const S = Type.Object({ LOG_LEVEL: LogLevel });

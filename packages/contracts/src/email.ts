@@ -18,7 +18,6 @@ const TLD = /^([A-Za-z]{2,63}|xn--[A-Za-z0-9-]{1,59})$/;
 /** Why `value` is not an acceptable address, or null when it is. */
 export function emailAddressProblem(value: string): string | null {
   if (value.length > EMAIL_LIMITS.addressMax) return `must be at most ${EMAIL_LIMITS.addressMax} characters`;
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u0020\u007f]/.test(value)) return 'must not contain spaces, line breaks or control characters';
   const at = value.lastIndexOf('@');
   if (at < 1 || at === value.length - 1) return 'must be an address like name@example.com';
@@ -45,10 +44,8 @@ export function asList(v: string | string[] | undefined): string[] {
 }
 
 // Header-bound text: CR, LF, NUL and other C0 controls (tab included), DEL, U+2028/2029.
-// eslint-disable-next-line no-control-regex
 const HEADER_FORBIDDEN = /[\u0000-\u001f\u007f\u2028\u2029]/;
 // Body text: line breaks and tabs are text; other controls are not.
-// eslint-disable-next-line no-control-regex
 const BODY_FORBIDDEN = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 // RFC 6838 type/subtype names (no parameters).

@@ -8,7 +8,6 @@ export const E164_PATTERN = '^\\+[1-9][0-9]{7,14}$';
 const E164 = new RegExp(E164_PATTERN);
 
 // C0/C1 controls, DEL, and the Unicode line/paragraph separators that break headers and logs.
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 export const NAME_MAX = 100;

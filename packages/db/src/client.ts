@@ -37,7 +37,7 @@ class PreparedConnection implements DatabaseConnection {
       rows: Array.from(result.values()) as R[],
     };
   }
-  // eslint-disable-next-line require-yield
+  // eslint-disable-next-line require-yield -- Kysely's driver interface needs the method; it only refuses
   async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
     throw new Error('streaming queries are not supported by @hatch/db');
   }

@@ -73,7 +73,7 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
  * comment inside a function body is part of the function PostgreSQL stores.
  */
 const WORD = /[A-Za-z0-9_$\u0080-\uffff]/;
-const OPERATOR = /[-+*\/<>=~!@#%^&|`?]/;
+const OPERATOR = /[-+*/<>=~!@#%^&|`?]/;
 function keepsApart(before: string, after: string): boolean {
   if (WORD.test(before)) return WORD.test(after) || after === "'" || after === '"';
   return OPERATOR.test(before) && OPERATOR.test(after);

@@ -7,7 +7,7 @@ import path from 'node:path';
 t.test('committed generated.ts matches the migrated schema (kysely-codegen --verify)', async (t) => {
   const { url } = await createTestDb(t);
   const bin = path.resolve(path.dirname(GENERATED_FILE), '../node_modules/.bin/kysely-codegen');
-  let output = '';
+  let output: string;
   try {
     output = execFileSync(bin, codegenArgs(url, true), { encoding: 'utf8', stdio: 'pipe' });
   } catch (err) {

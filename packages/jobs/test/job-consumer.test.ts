@@ -7,7 +7,7 @@ import Type from 'typebox';
 import { createLogger } from '@hatch/log';
 import { JOB_HEADERS } from '@hatch/contracts';
 import { testNats, waitFor, waitForValue, type Teardownable } from '@hatch/testing';
-import { connectBus, ensureStreams, type Bus } from '@hatch/bus';
+import { connectBus, ensureStreams } from '@hatch/bus';
 import { createMetricsRegistry } from '@hatch/service';
 import { backoffFor, startJobConsumer, type JobOutcome } from '../src/index.js';
 

@@ -153,6 +153,8 @@ export function createLogger(opts: CreateLoggerOptions): Logger {
  * bundles this literal call (evaluated only here); native ESM (tsx, tsc output) has none.
  */
 function loadPretty(): typeof PinoPretty {
-  const mod = (typeof require === 'function' ? require('pino-pretty') : createRequire(import.meta.url)('pino-pretty')) as typeof PinoPretty & { default?: typeof PinoPretty };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the bundle's require(), see above
+  const loaded = typeof require === 'function' ? require('pino-pretty') : createRequire(import.meta.url)('pino-pretty');
+  const mod = loaded as typeof PinoPretty & { default?: typeof PinoPretty };
   return mod.default ?? mod;
 }

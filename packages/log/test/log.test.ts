@@ -73,7 +73,7 @@ t.test('secrets are redacted at any depth, whatever holds them: objects, arrays,
   const text = JSON.stringify(lines[0]);
   for (let i = 1; i <= 11; i++) t.notMatch(text, `secret-${String(i).padStart(2, '0')}`, `secret-${String(i).padStart(2, '0')} is not logged`);
   t.notMatch(text, '12345678', 'a number under a secret key too');
-  const line = lines[0] as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const line = lines[0] as Record<string, any>;
   t.equal(line.a.b.c.d.authorization, '[redacted]', 'depth 5');
   t.equal(line.a.b.c.d.list[1].nested[0].sendgrid_api_key, '[redacted]', 'inside arrays');
   t.equal(line.err.response.headers['set-cookie'], '[redacted]', 'an array value whole');
@@ -104,7 +104,7 @@ t.test('query-string secrets, Bearer/Basic credentials, URL passwords and SendGr
   for (let i = 1; i <= 9; i++) t.notMatch(text, `tok-secret-${i}`, `tok-secret-${i} is not logged`);
   t.notMatch(text, Buffer.from('AC123:tok-secret-8').toString('base64'));
   t.notMatch(text, sgKey);
-  const line = lines[0] as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const line = lines[0] as Record<string, any>;
   t.equal(line.req.url, '/api/events?token=[redacted]&lastEventId=42&limit=20', 'the other parameters are kept');
   t.equal(line.deep.x.y.z, 'https://h.example/cb?access_token=[redacted]#frag');
   t.equal(line.db, 'postgres://hatch:[redacted]@db.internal:5432/hatch', 'user, host and database kept');

@@ -7,7 +7,7 @@ import postgres from 'postgres';
 import { createDb, defaultMigrationsDir, migrate, quoteIdent, readMigrations, type Db } from '@hatch/db';
 
 export interface Teardownable {
-  teardown(fn: () => unknown | Promise<unknown>): void;
+  teardown(fn: () => unknown): void;
 }
 
 export const TEST_DB_PREFIX = 'hatch_t_';

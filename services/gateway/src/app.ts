@@ -64,6 +64,7 @@ export const BODY_LIMIT_BYTES = 64 * 1024;
 
 export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- sets Fastify's logger type parameter: without it the app is no plain FastifyInstance
     loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT_BYTES,
     onProtoPoisoning: 'error',

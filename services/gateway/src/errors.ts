@@ -88,7 +88,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     }
     if (err.validation) {
       const part = err.validationContext ?? 'body';
-      const details = validationDetails(part, err.validation as ValidationEntry[]);
+      const details = validationDetails(part, err.validation);
       const first = details[0];
       return reply.code(400).send(errorBody('INVALID_REQUEST', first ? `${first.field} ${first.message}` : 'invalid request', details));
     }

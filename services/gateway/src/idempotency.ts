@@ -56,7 +56,7 @@ export function canonicalJson(value: unknown, depth = 0): string {
   if (depth > CANONICAL_JSON_MAX_DEPTH) throw new HttpError('INVALID_REQUEST', `request body is nested more than ${CANONICAL_JSON_MAX_DEPTH} levels deep`);
   if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v, depth + 1)).join(',')}]`;
   if (value && typeof value === 'object') {
-    return `{${Object.keys(value as object)
+    return `{${Object.keys(value)
       .sort()
       .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k], depth + 1)}`)
       .join(',')}}`;

@@ -35,7 +35,7 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
-    parse(req, body as string, (err, value) => {
+    void parse(req, body as string, (err, value) => {
       if (err) return done(err, undefined);
       if (SURROGATE_ESCAPE.test(body as string) && hasLoneSurrogate(value)) {
         return done(new HttpError('INVALID_REQUEST', 'request body is not valid Unicode: a string holds a lone surrogate escape such as \\ud800'), undefined);

@@ -5,11 +5,11 @@
  * timeouts without cutting event streams, and the request-body bytes read at once bounded.
  */
 import t from 'tap';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { ConfigError } from '@hatch/config';
 import { waitFor } from '@hatch/testing';
-import { listening, testGateway, TEST_TOKEN, type TestGateway } from './helpers.js';
+import { listening, testGateway, TEST_TOKEN } from './helpers.js';
 import { rawRequest } from './raw-http.js';
 import { parseGatewayConfig } from '../src/config.js';
 

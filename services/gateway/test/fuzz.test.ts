@@ -361,7 +361,7 @@ function mutateTarget(r: Rng, target: string, wellFormed: boolean): string {
     const path = q < 0 ? out : out.slice(0, q);
     const query = q < 0 ? '' : out.slice(q);
     const at = r.int(Math.max(path.length, 1));
-    let p = path;
+    let p: string;
     let op = r.int(14);
     // a backslash, raw UTF-8, a target past 16 KiB or a percent-encoded character in an
     // absolute-form scheme (`%68ttp://`, `ht%74p://`): the parser's 400 / 431, which ends the
@@ -841,7 +841,6 @@ function bodyOf(req: FuzzRequest): Buffer | undefined {
 /** A JS string literal with everything outside printable ASCII escaped: exact, and safe in TAP output. */
 function show(s: string, max = Number(process.env.HATCH_FUZZ_SHOW ?? 300)): string {
   const cut = s.length > max ? `${s.slice(0, max)}...(${s.length} chars)` : s;
-  // eslint-disable-next-line no-control-regex
   return `"${cut.replace(/[^\x20-\x7e]|["\\]/g, (c) => (c === '"' || c === '\\' ? `\\${c}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`))}"`;
 }
 
@@ -1013,7 +1012,7 @@ t.test(`${REQUESTS} fuzzed requests against a listening gateway: never a 5xx, no
   const send = async (payload: object, url = '/api/send_message') => {
     const res = await app.inject({ method: 'POST', url, headers: auth, payload });
     t.equal(res.statusCode, 202, `seeded ${url}`);
-    return res.json() as { message_id: string; conversation_id: string; email_id: string };
+    return res.json<{ message_id: string; conversation_id: string; email_id: string }>();
   };
   const chat = await send({ to: 'Seed Contact', body: 'seed' });
   const sms = await send({ to: '+15551234567', body: 'seed sms' });
@@ -1021,7 +1020,7 @@ t.test(`${REQUESTS} fuzzed requests against a listening gateway: never a 5xx, no
   await db.db.updateTable('messages').set({ status: 'failed', error_code: '30003' }).where('id', '=', failed.message_id).execute();
   const email = await send({ to_email: 'ann@example.com', subject: 's', body: 'b' }, '/api/send_email');
   await send({ to_email: 'bob@example.com', subject: 's2', body: 'b2' }, '/api/send_email');
-  const page = async (url: string) => (await app.inject({ method: 'GET', url, headers: auth })).json() as { next_cursor: string | null };
+  const page = async (url: string) => (await app.inject({ method: 'GET', url, headers: auth })).json<{ next_cursor: string | null }>();
   const login = await rawRequest(port, { method: 'POST', target: '/api/session', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: TEST_TOKEN }) });
   t.equal(login.status, 204, 'signed in for a session cookie');
   const known: Known = {

@@ -40,7 +40,7 @@ async function gatewayWithRoutes(t: Teardownable): Promise<{ g: TestGateway; rou
 async function documentOf(g: TestGateway): Promise<Doc> {
   const res = await g.app.inject({ method: 'GET', url: '/api/openapi.json', headers: g.auth });
   if (res.statusCode !== 200) throw new Error(`GET /api/openapi.json: ${res.statusCode} ${res.body}`);
-  return res.json() as Doc;
+  return res.json<Doc>();
 }
 
 /** Every example of a media object: `example`, `examples.*.value`, and its schema's `examples`. */
@@ -67,7 +67,7 @@ t.test('the document is valid OpenAPI 3.1 (by a validator), and holds every regi
   const doc = await documentOf(g);
   t.equal(doc.openapi, '3.1.0');
   const validator = new Validator();
-  const result = await validator.validate(structuredClone(doc) as never);
+  const result = await validator.validate(structuredClone(doc));
   t.same(result.errors ?? [], [], 'no validation errors');
   t.ok(result.valid, 'valid');
   t.equal(validator.version, '3.1', 'validated as OpenAPI 3.1');
@@ -118,7 +118,7 @@ t.test("the document's examples pass the routes' own schemas, and the gateway ac
   const routeOf = (method: string, path: string) => routes.find((r) => [r.method].flat().includes(method.toUpperCase()) && toOpenApiPath(r.url) === path);
   const check = (label: string, schema: unknown, value: unknown) => {
     const v = validatorFor(schema as TSchema);
-    t.ok(v.Check(value), `${label}: ${JSON.stringify(value).slice(0, 80)}`) || t.comment(JSON.stringify([...v.Errors(value)].slice(0, 3)));
+    if (!t.ok(v.Check(value), `${label}: ${JSON.stringify(value).slice(0, 80)}`)) t.comment(JSON.stringify([...v.Errors(value)].slice(0, 3)));
   };
   let checked = 0;
   const requestExamples = new Map<string, unknown[]>();

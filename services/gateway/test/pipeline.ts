@@ -78,7 +78,7 @@ async function ownDatabase(t: Teardownable, serverUrl: string): Promise<TestDb> 
 export async function pipeline(t: Teardownable, channel: Channel, opts: PipelineOptions = {}): Promise<Pipeline> {
   const db = opts.postgresUrl ? await ownDatabase(t, opts.postgresUrl) : await createTestDb(t, { max: 10 });
   const nats = testNats(t, { url: opts.natsUrl });
-  const log = createLogger({ service: 'test', level: (process.env.HATCH_TEST_LOG ?? 'silent') as 'silent' });
+  const log = createLogger({ service: 'test', level: (process.env.HATCH_TEST_LOG ?? 'silent') });
   const bus = await connectBus({ url: nats.url, name: `${channel.service}-pipeline-test`, log });
   boundedTeardown(t, 'bus close', () => bus.close(1000));
   await ensureStreams(bus.jsm, nats.names);

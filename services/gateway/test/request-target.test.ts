@@ -89,7 +89,7 @@ t.test('every spelling of an API request target, with every method, is 401 or no
   const port = (app.server.address() as AddressInfo).port;
   const seeded = await app.inject({ method: 'POST', url: '/api/send_message', headers: auth, payload: { to: `Contact ${MARKER}`, body: `body ${MARKER}` } });
   t.equal(seeded.statusCode, 202, 'seeded one chat message with the authenticated route');
-  const { message_id: messageId, conversation_id: conversationId } = seeded.json() as { message_id: string; conversation_id: string };
+  const { message_id: messageId, conversation_id: conversationId } = seeded.json<{ message_id: string; conversation_id: string }>();
   const jobsBefore = (await bus.jsm.streams.info(names.streams.jobs)).state.messages;
 
   const rests = [

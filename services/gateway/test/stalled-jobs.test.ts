@@ -17,7 +17,7 @@ t.test('stalled SMS and emails get a new job; fresh, finished and pending ones d
   const send = async (to: string) => {
     const r = await app.inject({ method: 'POST', url: '/api/send_message', headers: gw.auth, payload: { to, body: 'hello' } });
     t.equal(r.statusCode, 202);
-    return (r.json() as { message_id: string }).message_id;
+    return r.json<{ message_id: string }>().message_id;
   };
   const stalled = await send('+15550000001');
   const sendingStalled = await send('+15550000002');

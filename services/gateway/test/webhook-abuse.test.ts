@@ -6,7 +6,6 @@
  */
 import t from 'tap';
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -50,6 +50,7 @@ function isProvider(v: unknown): v is Provider {
 
 export async function buildApp(deps: AppDeps): Promise<App> {
   const app = Fastify({
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- sets Fastify's logger type parameter: without it the app is no plain FastifyInstance
     loggerInstance: deps.log.child({ component: 'http' }) as FastifyBaseLogger,
     // Per-request logs would cost more than the requests themselves under `pnpm bench`;
     // handlers log what matters at debug, faults and failed webhooks at warn.

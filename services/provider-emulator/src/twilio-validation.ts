@@ -19,7 +19,7 @@ const MESSAGING_SERVICE_SID = /^MG[0-9a-fA-F]{32}$/;
 export function formParams(body: unknown): FormParams {
   const out: FormParams = {};
   if (body === null || typeof body !== 'object') return out;
-  for (const [k, v] of Object.entries(body as Record<string, unknown>)) {
+  for (const [k, v] of Object.entries(body as Record<string, string | string[] | undefined>)) {
     if (Array.isArray(v)) out[k] = v.map(String);
     else if (v !== undefined && v !== null) out[k] = String(v);
   }

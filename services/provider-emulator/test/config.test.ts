@@ -20,7 +20,7 @@ t.test('every setting has a working default', async (t) => {
 });
 
 t.test('malformed settings are all reported at once', async (t) => {
-  const err = await t.throws(() =>
+  const err = t.throws(() =>
     parseEmulatorConfig({ EMULATOR_PORT: 'abc', EMULATOR_TWILIO_ACCOUNT_SID: 'AC123', EMULATOR_SENDGRID_WEBHOOK_URL: 'localhost:5002', EMULATOR_CALLBACK_DELAY_MS: '-1' }),
   );
   t.ok(err instanceof ConfigError);

@@ -140,7 +140,7 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
     const { rows, verdict } = await reader.read(pos);
     if (rows.length === 0 && verdict === 'idle') return 'idle';
     const before = pos;
-    let published = 0;
+    let published: number;
     try {
       published = await publisher.publish(rows, {
         keepGoing: () => !stopping && role === 'active',

@@ -12,7 +12,7 @@ import type { Registry } from 'prom-client';
 import { startBridge, type BridgeOptions, type OpenConnection, type RunningBridge } from '../src/bridge.js';
 import { dedicatedConnection } from '../src/compose.js';
 
-export const log = createLogger({ service: 'realtime-bridge-test', level: (process.env.TEST_LOG_LEVEL as 'info' | undefined) ?? 'silent', pretty: false });
+export const log = createLogger({ service: 'realtime-bridge-test', level: process.env.TEST_LOG_LEVEL ?? 'silent', pretty: false });
 
 export async function seedConversation(db: Db): Promise<string> {
   const id = randomUUID();

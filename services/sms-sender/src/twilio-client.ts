@@ -109,7 +109,7 @@ export type TwilioFailure =
  * 4xx is permanent (21211 invalid To, 21610 unsubscribed, 21614 not mobile, 21408 region, …).
  */
 export function classifyTwilioError(err: unknown): TwilioFailure {
-  const e = err as { status?: unknown; code?: unknown; message?: string; details?: { retry_after_seconds?: number } };
+  const e = err as { status?: unknown; code?: number | string; message?: string; details?: { retry_after_seconds?: number } };
   if (typeof e?.status === 'number') {
     const code = e.code !== undefined && e.code !== null ? String(e.code) : `HTTP_${e.status}`;
     if (e.status === 429 || code === '20429') {

@@ -5,7 +5,7 @@ import { applyStatusChange, type StatusChangeResult, type StatusReport } from '.
 
 export interface EmailStatusChange extends StatusReport {
   /** an email status, or a timeline-only event (open, click, …) when `timelineOnly` */
-  status: EmailStatus | string;
+  status: string;
   /** columns written with a forward move */
   onMove?: Partial<Pick<NewEmail, 'error_code' | 'error_message' | 'claimed_at' | 'provider_response'>>;
   /** columns written whether or not the status moves, where the email has none yet (first provider message id) */

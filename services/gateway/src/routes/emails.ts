@@ -91,7 +91,7 @@ export function emailRoutes(instance: FastifyInstance, deps: EmailRouteDeps): vo
           cc,
           bcc,
           reply_to: b.reply_to ?? null,
-          attachments: attachments.map((a, i) => ({ filename: a.filename, type: a.type.toLowerCase(), size: attachmentSizes[i] ?? 0 })) as never,
+          attachments: attachments.map((a, i) => ({ filename: a.filename, type: a.type.toLowerCase(), size: attachmentSizes[i] ?? 0 })),
           status: 'queued',
         });
         await insertEmailAttachments(

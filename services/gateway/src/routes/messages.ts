@@ -58,7 +58,6 @@ export interface MessageRouteDeps {
 
 // Line feeds and tabs are text; every other control character (and CR: CRLF is refused
 // anywhere, contract) is not.
-// eslint-disable-next-line no-control-regex
 const BODY_FORBIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f]/;
 
 function invalid(field: string, message: string): HttpError {
@@ -106,7 +105,7 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
       const id = newRecordId();
       const conversationId = conversationIdFor(from, to.value);
       const status = channel === 'sms' ? 'queued' : 'stored';
-      const response = { success: true as const, message_id: id, conversation_id: conversationId, status: status as 'queued' | 'stored' };
+      const response: SendMessageResponse = { success: true, message_id: id, conversation_id: conversationId, status };
       const outcome = await deps.sends.accept({
         message: {
           id,

@@ -179,7 +179,7 @@ export function twilioWebhooks(app: FastifyInstance, deps: TwilioWebhookDeps): v
               source: 'twilio_inbound',
               outbox: false,
             },
-          ]).catch((err: { code?: string }) => {
+          ]).catch((err: Error & { code?: string }) => {
             throw err.code === '23505' ? new DuplicateInbound() : err;
           });
           if (OPT_OUT_WORDS.has(keyword)) await insertOptOut(tx, { phone: from, reason: keyword, source: 'inbound' });
