@@ -199,6 +199,9 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
   }
 
   let messages: ConsumerMessages | undefined;
+  // consecutive interruptions without a job in between: the wait before re-opening grows
+  let interruptions = 0;
+  let wakeRetry: (() => void) | undefined;
   const loop = (async () => {
     while (!stopped) {
       try {
@@ -209,6 +212,7 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
           break;
         }
         for await (const m of messages) {
+          interruptions = 0;
           if (stopped) {
             m.nak(); // not started: let another worker take it now
             continue;
@@ -220,8 +224,16 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
         }
       } catch (err) {
         if (stopped) break;
-        log.warn({ err: { message: (err as Error).message } }, 'consume loop interrupted; restarting');
-        await new Promise((r) => setTimeout(r, 1000));
+        const wait = backoffDelay(CONSUME_RETRY_BACKOFF, interruptions++);
+        log.warn({ err: { message: (err as Error).message }, retryInMs: Math.round(wait) }, 'consume loop interrupted; restarting');
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, wait);
+          wakeRetry = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wakeRetry = undefined;
       }
     }
   })();
@@ -231,6 +243,7 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
     inFlight: () => inFlight,
     async stop() {
       stopped = true;
+      wakeRetry?.();
       await messages?.close().catch(() => {});
       while (slotFreed.length) slotFreed.shift()?.();
       if (inFlight > 0) {
@@ -251,6 +264,9 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
     },
   };
 }
+
+/** Re-opening the consumer after an interruption (NATS gone, the consumer missing): 1 s doubling to 30 s. */
+export const CONSUME_RETRY_BACKOFF: Backoff = { baseMs: 1000, maxMs: 30_000, jitter: 0.2 };
 
 /** Retry delay when nothing better is known: base * 2^(delivery-1), capped (both channels). */
 export function backoffFor(baseMs: number, maxMs: number): (deliveryCount: number) => number {

@@ -21,7 +21,7 @@
 import type { Writable } from 'node:stream';
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Registry } from 'prom-client';
-import { BusChangeEvent, BusHeartbeat, decode, type NatsNames } from '@hatch/contracts';
+import { backoffDelay, BusChangeEvent, BusHeartbeat, decode, type Backoff, type NatsNames } from '@hatch/contracts';
 import type { Logger } from '@hatch/log';
 import type { Bus } from '@hatch/bus';
 import { formatEvent, HubClient, type QueueOwner } from './client-queue.js';
@@ -39,6 +39,9 @@ export interface HubOptions {
   /** streams one principal may hold on this process; default: no cap */
   maxClientsPerPrincipal?: number;
 }
+
+/** Re-subscribing to the events stream after a failure: 200 ms doubling to 5 s. */
+export const RESUBSCRIBE_BACKOFF: Backoff = { baseMs: 200, maxMs: 5000, jitter: 0.2 };
 
 export class RealtimeHub implements QueueOwner {
   private readonly clients = new Set<HubClient>();
@@ -269,7 +272,7 @@ export class RealtimeHub implements QueueOwner {
 
   private async run(): Promise<void> {
     const { names, bus } = this.opts;
-    let backoff = 200;
+    let failures = 0;
     while (!this.stopping) {
       try {
         let startSeq = this.streamSeq + 1;
@@ -289,17 +292,20 @@ export class RealtimeHub implements QueueOwner {
           break;
         }
         if (startSeq === 0) this.markSynced(); // empty stream: nothing happened yet
-        backoff = 200;
         for await (const msg of this.messages) {
+          failures = 0; // a message: the subscription works
           this.streamSeq = msg.seq;
           this.handle(msg.subject, msg.data);
         }
       } catch (err) {
         if (this.stopping) break;
-        this.log.warn({ err: { message: (err as Error).message }, retryInMs: backoff }, 'events subscription failed; retrying');
+        this.log.warn({ err: { message: (err as Error).message }, failures }, 'events subscription failed; retrying');
       }
       this.messages = undefined;
       if (this.stopping) break;
+      // An iterator that ended without an error counts too: a subscription that keeps ending
+      // at once must not be re-created in a tight loop.
+      const backoff = backoffDelay(RESUBSCRIBE_BACKOFF, failures++);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, backoff);
         this.wakeBackoff = () => {
@@ -308,7 +314,6 @@ export class RealtimeHub implements QueueOwner {
         };
       });
       this.wakeBackoff = undefined;
-      backoff = Math.min(backoff * 2, 5000);
     }
   }
 
