@@ -17,14 +17,17 @@
  *   memory (10,000 × 1,000 frames), so the bytes every client holds are summed against
  *   `queueBudgetBytes` (see RealtimeHub.enforceBudget for what is counted and the policy).
  * - At most `maxClientsPerPrincipal` streams per principal (the route answers 429 past it).
+ * - Every `keepaliveMs`, one `keepalive` event (no `id:`) to every client, through its bounded
+ *   queue like any frame: EventSource clients cannot see `:` comments, and a client that hears
+ *   nothing for two intervals reconnects elsewhere (@hatch/contracts stall.ts).
  */
 import type { Writable } from 'node:stream';
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Registry } from 'prom-client';
-import { backoffDelay, BusChangeEvent, BusHeartbeat, decode, type Backoff, type NatsNames } from '@hatch/contracts';
+import { backoffDelay, BusChangeEvent, BusHeartbeat, decode, type Backoff, type KeepaliveEvent, type NatsNames } from '@hatch/contracts';
 import type { Logger } from '@hatch/log';
 import type { Bus } from '@hatch/bus';
-import { formatEvent, HubClient, type QueueOwner } from './client-queue.js';
+import { formatControl, formatEvent, HubClient, type QueueOwner } from './client-queue.js';
 import { createHubMetrics, type HubMetrics } from './hub-metrics.js';
 
 export interface HubOptions {
@@ -38,6 +41,8 @@ export interface HubOptions {
   queueBudgetBytes?: number;
   /** streams one principal may hold on this process; default: no cap */
   maxClientsPerPrincipal?: number;
+  /** a `keepalive` event to every client this often (the SSE heartbeat interval); default: none */
+  keepaliveMs?: number;
 }
 
 /** Re-subscribing to the events stream after a failure: 200 ms doubling to 5 s. */
@@ -59,6 +64,7 @@ export class RealtimeHub implements QueueOwner {
   private syncWaiters: Array<() => void> = [];
   private idWaiters = new Set<{ id: bigint; resolve: () => void }>();
   private wakeBackoff: (() => void) | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
   /** highest journal id received (see header); valid once `synced` */
   lastId = 0n;
   synced = false;
@@ -110,6 +116,20 @@ export class RealtimeHub implements QueueOwner {
 
   start(): void {
     this.loop ??= this.run();
+    const every = this.opts.keepaliveMs;
+    if (every !== undefined && !this.keepaliveTimer) {
+      this.keepaliveTimer = setInterval(() => this.keepalive(), every);
+      this.keepaliveTimer.unref();
+    }
+  }
+
+  /** One `keepalive` frame (one string for every client), queued like any other frame. */
+  keepalive(): void {
+    if (this.clients.size === 0) return;
+    const data: KeepaliveEvent = { type: 'keepalive', timestamp: new Date().toISOString() };
+    const text = formatControl('keepalive', data);
+    const bytes = Buffer.byteLength(text);
+    for (const c of [...this.clients]) c.enqueue(text, bytes);
   }
 
   /** Whether `principal` already holds its cap of streams on this process. */
@@ -235,6 +255,7 @@ export class RealtimeHub implements QueueOwner {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.keepaliveTimer);
     this.wakeBackoff?.();
     await this.messages?.close().catch(() => undefined);
     await this.loop;
