@@ -97,8 +97,9 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
   const log = o.log.child({ component: `${o.kind}-jobs` });
   const outcomes = new Counter({ name: `hatch_${o.kind}_jobs_total`, help: `${o.kind} jobs by outcome`, labelNames: ['outcome'], registers: [o.registry] });
   const inFlightGauge = new Gauge({ name: `hatch_${o.kind}_jobs_in_flight`, help: `${o.kind} jobs being handled`, registers: [o.registry] });
-  await ensureConsumer(o.bus, { stream: o.stream, durable: o.durable, subject: o.subject, ackWaitMs: o.ackWaitMs, maxDeliver: o.maxDeliver, maxAckPending: Math.max(o.concurrency * 4, 16) });
-  const consumer = await o.bus.js.consumers.get(o.stream, o.durable);
+  const consumerConfig = { stream: o.stream, durable: o.durable, subject: o.subject, ackWaitMs: o.ackWaitMs, maxDeliver: o.maxDeliver, maxAckPending: Math.max(o.concurrency * 4, 16) };
+  await ensureConsumer(o.bus, consumerConfig);
+  let consumer = await o.bus.js.consumers.get(o.stream, o.durable);
 
   let inFlight = 0;
   // what stop() names and lets go when a job outlives the drain bound
@@ -205,7 +206,15 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
   const loop = (async () => {
     while (!stopped) {
       try {
-        messages = await consumer.consume({ max_messages: o.concurrency });
+        if (interruptions > 0) {
+          // The durable consumer may be gone (deleted by hand, lost with its stream): create it
+          // again rather than wait for someone to restart the worker.
+          await ensureConsumer(o.bus, consumerConfig);
+          consumer = await o.bus.js.consumers.get(o.stream, o.durable);
+        }
+        // abort_on_missing_resource: a deleted consumer or stream ends the iterator with an
+        // error (handled below) instead of nats.js waiting, silently, for it to come back.
+        messages = await consumer.consume({ max_messages: o.concurrency, abort_on_missing_resource: true });
         if (stopped) {
           // stop() ran while this was being opened: it closed the previous one, not this one
           await messages.close().catch(() => {});
