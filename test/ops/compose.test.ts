@@ -24,11 +24,12 @@ async function resolved(args: string[]): Promise<Doc> {
 
 t.before(() => requireTool('docker-compose'));
 
-t.test('compose validates; only the emulator is in a profile (dev)', async (t) => {
+t.test('compose validates; only the emulator (dev) and the other NATS nodes (cluster) are in a profile', async (t) => {
   const c = await resolved([]);
-  t.same(Object.keys(c.services).sort(), ['email-sender', 'gateway', 'migrate', 'nats', 'postgres', 'provider-emulator', 'proxy', 'realtime-bridge', 'sms-sender']);
+  t.same(Object.keys(c.services).sort(), ['email-sender', 'gateway', 'migrate', 'nats', 'nats-2', 'nats-3', 'postgres', 'provider-emulator', 'proxy', 'realtime-bridge', 'sms-sender']);
   for (const [name, s] of Object.entries(c.services as Record<string, Doc>)) {
     if (name === 'provider-emulator') t.same(s.profiles, ['dev'], 'the emulator runs only with --profile dev');
+    else if (name === 'nats-2' || name === 'nats-3') t.same(s.profiles, ['cluster'], `${name} runs only with --profile cluster`);
     else t.notOk(s.profiles, `${name} runs without a profile`);
   }
 });
@@ -69,6 +70,41 @@ t.test('every Hatch service waits for a completed migration, restarts, is limite
   t.equal(c.services['realtime-bridge'].deploy.replicas, 2, 'bridge runs with a standby');
   t.same(c.services['provider-emulator'].profiles, ['dev']);
   t.equal(c.networks['hatch-network'].name, 'hatch-network');
+});
+
+t.test('profile cluster (deploy/cluster.env): three NATS nodes clustered with JetStream, every stream replicated 3 ways, every client told of all three', async (t) => {
+  const single = await resolved([]);
+  t.same(Object.keys(single.services).filter((n) => n.startsWith('nats') && !single.services[n].profiles), ['nats'], 'by default one NATS');
+  t.equal(single.services.gateway.environment.HATCH_STREAM_REPLICAS, '1', 'by default one copy of each stream');
+  const c = await resolved(['--env-file', path.join(REPO_ROOT, 'deploy/cluster.env')]);
+  const nodes = ['nats', 'nats-2', 'nats-3'];
+  const clusterConf = fs.readFileSync(path.join(REPO_ROOT, 'deploy/nats/cluster.conf'), 'utf8');
+  const routes = [...clusterConf.matchAll(/nats-route:\/\/([a-z0-9-]+):6222/g)].map((m) => m[1]);
+  t.same(routes.sort(), nodes, 'cluster.conf routes to all three nodes');
+  t.match(clusterConf, /listen: 0\.0\.0\.0:6222/, 'each node listens for routes');
+  const volumes = new Set<string>();
+  for (const name of nodes) {
+    const n = c.services[name];
+    if (!n) {
+      t.fail(`${name} missing from the cluster profile`);
+      continue;
+    }
+    const cmd = (n.command as string[]).join(' ');
+    t.match(cmd, /(^| )-js( |$)/, `${name}: JetStream`);
+    t.match(cmd, /-c \/etc\/nats\/cluster\.conf/, `${name}: the cluster configuration`);
+    t.match(cmd, new RegExp(`--server_name ${name}( |$)`), `${name}: its own server name`);
+    t.match(n.image, single.services.nats.image, `${name}: the same pinned image`);
+    t.ok(n.healthcheck?.test, `${name}: healthcheck`);
+    const store = (n.volumes as Array<string | Doc>).map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`)).find((v) => v.endsWith(':/data') || v.includes(':/data:'));
+    t.ok(store, `${name}: a store volume`);
+    volumes.add(String(store).split(':')[0] ?? '');
+  }
+  t.equal(volumes.size, 3, 'each node its own store');
+  for (const name of HATCH) {
+    const env = c.services[name].environment;
+    t.equal(env.HATCH_STREAM_REPLICAS, '3', `${name}: streams replicated 3 ways`);
+    t.same(String(env.NATS_URL).split(',').sort(), nodes.map((n) => `nats://${n}:4222`).sort(), `${name}: NATS_URL lists all three nodes`);
+  }
 });
 
 t.test('the gateway scales behind an SSE-safe proxy', async (t) => {

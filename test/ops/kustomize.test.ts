@@ -105,3 +105,16 @@ t.test('dev runs the emulator and its own infrastructure; prod runs neither and 
     for (const c of d.spec.template.spec.containers) t.match(c.image, /:\d+\.\d+\.\d+$/, `prod: ${c.name} image pinned to a version`);
   }
 });
+
+t.test('prod runs every stream and durable consumer replicated 3 ways on a NATS cluster every client knows all of; dev one NATS, one copy', async (t) => {
+  const config = (docs: Doc[]) => byKind(docs, 'ConfigMap').find((m) => m.metadata.name.startsWith('hatch-config'))?.data ?? {};
+  const prod = config(await render('prod'));
+  t.equal(prod.HATCH_STREAM_REPLICAS, '3', 'prod: HATCH_STREAM_REPLICAS=3');
+  const servers = String(prod.NATS_URL).split(',');
+  t.equal(servers.length, 3, `prod: NATS_URL lists three servers (${prod.NATS_URL})`);
+  t.equal(new Set(servers).size, 3, 'three different servers');
+  for (const s of servers) t.match(s, /^nats:\/\/nats-[0-2]\.nats-headless:4222$/, `${s}: a pod of the Helm chart's StatefulSet`);
+  const dev = config(await render('dev'));
+  t.notOk(dev.HATCH_STREAM_REPLICAS && dev.HATCH_STREAM_REPLICAS !== '1', 'dev: one copy (its single NATS could not hold three)');
+  t.equal(dev.NATS_URL, 'nats://nats:4222', 'dev: its one NATS');
+});

@@ -4,8 +4,14 @@
  * good (an error status, a gateway restart that refused the reconnect) we open a new one with
  * `?lastEventId=` (EventSource cannot set headers), so nothing sent meanwhile is missed. A
  * `reset` event means the gap cannot be replayed: listeners refetch.
+ *
+ * A stopped gateway (a stall, not a crash) keeps the connection open and silent, and the browser
+ * would wait on it for ever: every stream gets a `keepalive` event each heartbeat interval (the
+ * `connected` event names it), so nothing at all for two intervals (watchForStall, the rule the
+ * soak's and the tests' Node clients follow too) means stalled: we drop it and reconnect with
+ * `?lastEventId=`, which the load balancer sends to a replica that answers.
  */
-import { backoffDelay, type Backoff, type EmailUpdateEvent, type MessageUpdateEvent } from '@hatch/contracts';
+import { backoffDelay, watchForStall, type Backoff, type ConnectedEvent, type EmailUpdateEvent, type MessageUpdateEvent, type StallWatch } from '@hatch/contracts';
 
 /** After the server refused the stream: 0.5 s doubling to 15 s, ±25 % so a restarted gateway is not met by every tab at once. */
 const RECONNECT_BACKOFF: Backoff = { baseMs: 500, maxMs: 15_000, jitter: 0.25 };
@@ -29,6 +35,9 @@ export function startLive(h: LiveHandlers): { stop(): void } {
   let attempt = 0;
   let stopped = false;
   let everOpen = false;
+  let watch: StallWatch | undefined;
+  // the last interval a stream announced: a reconnect that stalls before its `connected` is noticed as soon
+  let heartbeatMs: number | undefined;
 
   const remember = (e: MessageEvent) => {
     if (e.lastEventId) lastId = e.lastEventId;
@@ -47,6 +56,18 @@ export function startLive(h: LiveHandlers): { stop(): void } {
     const url = lastId ? `/api/events?lastEventId=${encodeURIComponent(lastId)}` : '/api/events';
     const source = new EventSource(url, { withCredentials: true });
     es = source;
+    watch?.stop();
+    const w = watchForStall(() => {
+      if (stopped || es !== source) return;
+      source.close();
+      h.state('reconnecting');
+      connect();
+    }, heartbeatMs);
+    watch = w;
+    const seen = (e: Event) => {
+      if (es === source) w.seen();
+      return e as MessageEvent;
+    };
     source.onopen = () => {
       attempt = 0;
       // The first open of a window loads its data itself; a reopen without an id to resume from
@@ -60,24 +81,37 @@ export function startLive(h: LiveHandlers): { stop(): void } {
       h.state('reconnecting');
       if (source.readyState === EventSource.CLOSED) {
         source.close();
+        w.stop();
         h.refused();
         const delay = backoffDelay(RECONNECT_BACKOFF, attempt++);
         timer = setTimeout(connect, delay);
       }
     };
-    source.addEventListener('connected', (e) => remember(e));
+    source.addEventListener('connected', (e) => {
+      const m = seen(e);
+      remember(m);
+      const announced = parse<ConnectedEvent>(m)?.heartbeat_ms;
+      if (announced) {
+        heartbeatMs = announced;
+        w.setHeartbeat(announced);
+      }
+    });
+    // no id: nothing to remember, only proof that the stream is alive
+    source.addEventListener('keepalive', (e) => void seen(e));
     source.addEventListener('message_update', (e) => {
-      remember(e);
-      const data = parse<MessageUpdateEvent>(e);
+      const m = seen(e);
+      remember(m);
+      const data = parse<MessageUpdateEvent>(m);
       if (data) h.message(data);
     });
     source.addEventListener('email_update', (e) => {
-      remember(e);
-      const data = parse<EmailUpdateEvent>(e);
+      const m = seen(e);
+      remember(m);
+      const data = parse<EmailUpdateEvent>(m);
       if (data) h.email(data);
     });
     source.addEventListener('reset', (e) => {
-      remember(e);
+      remember(seen(e));
       h.refetch();
     });
   };
@@ -87,6 +121,7 @@ export function startLive(h: LiveHandlers): { stop(): void } {
     stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
+      watch?.stop();
       es?.close();
     },
   };

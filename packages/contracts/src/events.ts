@@ -29,8 +29,24 @@ export const EmailUpdateEvent = Type.Object({
 });
 export type EmailUpdateEvent = Static<typeof EmailUpdateEvent>;
 
-export const ConnectedEvent = Type.Object({ type: Type.Literal('connected'), client_id: Type.String() });
+/**
+ * The first event of every stream. `heartbeat_ms`: how often this stream gets a `keepalive`, so a
+ * client knows when silence means a stalled stream (stall.ts).
+ */
+export const ConnectedEvent = Type.Object({
+  type: Type.Literal('connected'),
+  client_id: Type.String(),
+  heartbeat_ms: Type.Optional(Type.Integer({ minimum: 1 })),
+});
 export type ConnectedEvent = Static<typeof ConnectedEvent>;
+
+/**
+ * Sent every heartbeat interval on every stream, with no `id:` (a resume point only ever names
+ * a journal id), besides the `:` comments that keep proxies from closing an idle stream: an
+ * EventSource cannot see comments, and a client notices a stalled stream by this event's absence.
+ */
+export const KeepaliveEvent = Type.Object({ type: Type.Literal('keepalive'), timestamp: Type.String({ format: 'date-time' }) });
+export type KeepaliveEvent = Static<typeof KeepaliveEvent>;
 
 /** Tells a client its Last-Event-ID cannot be resumed (too old, or not ours): refetch. */
 export const ResetEvent = Type.Object({ type: Type.Literal('reset'), reason: Type.String() });

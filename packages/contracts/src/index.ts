@@ -9,3 +9,4 @@ export * from './http.js';
 export * from './sms.js';
 export * from './email.js';
 export * from './backoff.js';
+export * from './stall.js';

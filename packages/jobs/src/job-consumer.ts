@@ -97,8 +97,9 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
   const log = o.log.child({ component: `${o.kind}-jobs` });
   const outcomes = new Counter({ name: `hatch_${o.kind}_jobs_total`, help: `${o.kind} jobs by outcome`, labelNames: ['outcome'], registers: [o.registry] });
   const inFlightGauge = new Gauge({ name: `hatch_${o.kind}_jobs_in_flight`, help: `${o.kind} jobs being handled`, registers: [o.registry] });
-  await ensureConsumer(o.bus, { stream: o.stream, durable: o.durable, subject: o.subject, ackWaitMs: o.ackWaitMs, maxDeliver: o.maxDeliver, maxAckPending: Math.max(o.concurrency * 4, 16) });
-  const consumer = await o.bus.js.consumers.get(o.stream, o.durable);
+  const consumerConfig = { stream: o.stream, durable: o.durable, subject: o.subject, ackWaitMs: o.ackWaitMs, maxDeliver: o.maxDeliver, maxAckPending: Math.max(o.concurrency * 4, 16) };
+  await ensureConsumer(o.bus, consumerConfig);
+  let consumer = await o.bus.js.consumers.get(o.stream, o.durable);
 
   let inFlight = 0;
   // what stop() names and lets go when a job outlives the drain bound
@@ -199,16 +200,28 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
   }
 
   let messages: ConsumerMessages | undefined;
+  // consecutive interruptions without a job in between: the wait before re-opening grows
+  let interruptions = 0;
+  let wakeRetry: (() => void) | undefined;
   const loop = (async () => {
     while (!stopped) {
       try {
-        messages = await consumer.consume({ max_messages: o.concurrency });
+        if (interruptions > 0) {
+          // The durable consumer may be gone (deleted by hand, lost with its stream): create it
+          // again rather than wait for someone to restart the worker.
+          await ensureConsumer(o.bus, consumerConfig);
+          consumer = await o.bus.js.consumers.get(o.stream, o.durable);
+        }
+        // abort_on_missing_resource: a deleted consumer or stream ends the iterator with an
+        // error (handled below) instead of nats.js waiting, silently, for it to come back.
+        messages = await consumer.consume({ max_messages: o.concurrency, abort_on_missing_resource: true });
         if (stopped) {
           // stop() ran while this was being opened: it closed the previous one, not this one
           await messages.close().catch(() => {});
           break;
         }
         for await (const m of messages) {
+          interruptions = 0;
           if (stopped) {
             m.nak(); // not started: let another worker take it now
             continue;
@@ -220,8 +233,16 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
         }
       } catch (err) {
         if (stopped) break;
-        log.warn({ err: { message: (err as Error).message } }, 'consume loop interrupted; restarting');
-        await new Promise((r) => setTimeout(r, 1000));
+        const wait = backoffDelay(CONSUME_RETRY_BACKOFF, interruptions++);
+        log.warn({ err: { message: (err as Error).message }, retryInMs: Math.round(wait) }, 'consume loop interrupted; restarting');
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, wait);
+          wakeRetry = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wakeRetry = undefined;
       }
     }
   })();
@@ -231,6 +252,7 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
     inFlight: () => inFlight,
     async stop() {
       stopped = true;
+      wakeRetry?.();
       await messages?.close().catch(() => {});
       while (slotFreed.length) slotFreed.shift()?.();
       if (inFlight > 0) {
@@ -251,6 +273,9 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
     },
   };
 }
+
+/** Re-opening the consumer after an interruption (NATS gone, the consumer missing): 1 s doubling to 30 s. */
+export const CONSUME_RETRY_BACKOFF: Backoff = { baseMs: 1000, maxMs: 30_000, jitter: 0.2 };
 
 /** Retry delay when nothing better is known: base * 2^(delivery-1), capped (both channels). */
 export function backoffFor(baseMs: number, maxMs: number): (deliveryCount: number) => number {

@@ -2,6 +2,7 @@
  * The shared job consumer: its shutdown drains jobs in flight, within a bound; a job exhausted by
  * errors its handler throws is dead-lettered (issue 14). Real NATS JetStream.
  */
+import { Writable } from 'node:stream';
 import t from 'tap';
 import Type from 'typebox';
 import { createLogger } from '@hatch/log';
@@ -129,4 +130,50 @@ t.test('a job whose handler keeps throwing is dead-lettered on its last delivery
   t.same(deliveries, [1, 2], 'delivered exactly the allowed number of times');
   t.same(exhausted, ['handler error: relation "messages" does not exist'], 'the failure was recorded once');
   await waitFor(async () => (await bus.jsm.streams.info(nats.names.streams.jobs)).state.messages === 0, { timeoutMs: 5000, message: 'the work queue empty' });
+});
+
+t.test('its durable consumer deleted under it: the worker notices, creates it again after a backoff wait, and handles the next job', async (t) => {
+  const lines: Array<{ msg?: string; retryInMs?: number }> = [];
+  const captured = createLogger({
+    service: 'job-consumer-test',
+    level: 'warn',
+    destination: new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(JSON.parse(chunk.toString()) as { msg?: string; retryInMs?: number });
+        done();
+      },
+    }),
+  });
+  const { bus, nats, publish } = await setup(t);
+  const handled: number[] = [];
+  const c = await startJobConsumer({
+    bus,
+    log: captured,
+    registry: createMetricsRegistry('test'),
+    kind: 'sms',
+    stream: nats.names.streams.jobs,
+    durable: nats.names.consumers.smsSender,
+    subject: nats.names.subjects.smsJob,
+    dlqSubject: nats.names.subjects.dlqFor('sms'),
+    schema: Job,
+    concurrency: 2,
+    ackWaitMs: 1000,
+    maxDeliver: 5,
+    handle: async (job) => {
+      handled.push(job.n);
+      return { kind: 'ack' };
+    },
+    onExhausted: async () => undefined,
+  });
+  t.teardown(() => c.stop());
+  await publish(1);
+  await waitFor(() => handled.includes(1), { message: 'the first job handled' });
+  await bus.jsm.consumers.delete(nats.names.streams.jobs, nats.names.consumers.smsSender);
+  await waitFor(() => lines.some((l) => l.msg === 'consume loop interrupted; restarting'), { timeoutMs: 20_000, message: 'the loss noticed' });
+  await publish(2);
+  await waitFor(() => handled.includes(2), { timeoutMs: 20_000, message: 'the job after the loss handled: the consumer was created again' });
+  const info = await bus.jsm.consumers.info(nats.names.streams.jobs, nats.names.consumers.smsSender);
+  t.equal(info.config.durable_name, nats.names.consumers.smsSender, 'the durable consumer exists again');
+  const waits = lines.filter((l) => l.msg === 'consume loop interrupted; restarting').map((l) => l.retryInMs ?? 0);
+  t.ok(waits.length >= 1 && waits.every((w) => w > 0), `each interruption waits before the next attempt (${waits.join(', ')} ms)`);
 });

@@ -17,6 +17,8 @@ import type { Bus } from '@hatch/bus';
 
 /** A row the sweep could not publish waits 0.5 s, 1 s, … 30 s before the next try. */
 const REPUBLISH_BACKOFF: Backoff = { baseMs: 500, maxMs: 30_000 };
+/** Failed sweeps in a row (PostgreSQL unreachable) stretch the sweep interval, doubling to this. */
+export const MAX_SWEEP_BACKOFF_MS = 30_000;
 
 export interface OutboxRelayOptions {
   sweepIntervalMs?: number;
@@ -78,6 +80,8 @@ export function startOutboxRelay(deps: OutboxRelayDeps, opts: OutboxRelayOptions
   let sweeping: Promise<number> | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  /** sweeps that failed in a row: the next one waits longer (backoffDelay) */
+  let sweepFailures = 0;
 
   async function publish(row: OutboxJob): Promise<boolean> {
     const { subject, payload } = jobFor(row, deps.names);
@@ -142,8 +146,13 @@ export function startOutboxRelay(deps: OutboxRelayDeps, opts: OutboxRelayOptions
 
   function sweepOnce(): Promise<number> {
     sweeping ??= sweep()
+      .then((n) => {
+        sweepFailures = 0;
+        return n;
+      })
       .catch((err: unknown) => {
-        log.warn({ err: { message: (err as Error).message } }, 'outbox sweep failed');
+        sweepFailures++;
+        log.warn({ err: { message: (err as Error).message }, failures: sweepFailures }, 'outbox sweep failed');
         return 0;
       })
       .finally(() => {
@@ -177,7 +186,7 @@ export function startOutboxRelay(deps: OutboxRelayDeps, opts: OutboxRelayOptions
         if (n >= batchSize && !stopped) await sweepOnce();
         schedule();
       });
-    }, sweepIntervalMs);
+    }, sweepFailures === 0 ? sweepIntervalMs : backoffDelay({ baseMs: sweepIntervalMs, maxMs: Math.max(sweepIntervalMs, MAX_SWEEP_BACKOFF_MS), jitter: 0.2 }, sweepFailures));
     timer.unref();
   };
   schedule();

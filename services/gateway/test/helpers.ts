@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { createLogger } from '@hatch/log';
 import { connectBus, ensureStreams, type Bus } from '@hatch/bus';
 import { createMetricsRegistry } from '@hatch/service';
-import { createTestDb, spawnService, testNats, type ServiceProcess, type Teardownable, type TestDb, type TestNats } from '@hatch/testing';
+import { createTestDb, freePort, spawnService, testNats, type ServiceProcess, type Teardownable, type TestDb, type TestNats } from '@hatch/testing';
 import { build, type BuildOptions } from '../src/app.js';
 import { parseGatewayConfig, type GatewayConfig } from '../src/config.js';
 
@@ -66,4 +66,26 @@ export async function startBridge(t: Teardownable, db: { url: string }, nats: { 
   });
   await bridge.waitForLog((l) => l.msg === 'became the active bridge', 30_000);
   return bridge;
+}
+
+/** The gateway as a real process on a free loopback port, once it is ready. */
+export async function spawnGateway(
+  t: Teardownable,
+  db: { url: string },
+  nats: { url: string; prefix: string },
+  env: Record<string, string> = {},
+): Promise<{ proc: ServiceProcess; port: number; url: string }> {
+  const port = await freePort();
+  const proc = spawnService(t, 'gateway', {
+    DATABASE_URL: db.url,
+    NATS_URL: nats.url,
+    HATCH_NATS_PREFIX: nats.prefix,
+    HATCH_API_TOKEN: TEST_TOKEN,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'info',
+    ...env,
+  });
+  await proc.waitForLog((l) => l.msg === 'gateway ready', 30_000);
+  return { proc, port, url: `http://127.0.0.1:${port}` };
 }

@@ -10,13 +10,13 @@ import type { FastifyInstance } from 'fastify';
 import { createLogger } from '@hatch/log';
 import { connectBus, ensureStreams } from '@hatch/bus';
 import { createMetricsRegistry } from '@hatch/service';
-import { createTestDb, freePort, spawnNats, spawnService, testNats, waitFor, type TestDb, type Teardownable } from '@hatch/testing';
+import { createTestDb, spawnNats, testNats, waitFor, type TestDb, type Teardownable } from '@hatch/testing';
 import type { Db } from '@hatch/db';
 import { build } from '../src/app.js';
 import { parseGatewayConfig } from '../src/config.js';
 import { signedSession, SESSION_COOKIE } from '../src/auth.js';
 import { RealtimeHub } from '../src/realtime/hub.js';
-import { startBridge, TEST_TOKEN } from './helpers.js';
+import { spawnGateway, startBridge, TEST_TOKEN } from './helpers.js';
 import { openSse, type SseClient } from './sse-client.js';
 
 const AUTH = { authorization: `Bearer ${TEST_TOKEN}` };
@@ -375,18 +375,8 @@ t.test('T7: kill -9 of the replica a client streams from, mid-stream: it resumes
   const { db, nats, b } = await shared();
   const conv = await conversation(db);
   const start = await maxId(db);
-  const port = await freePort();
-  const g = spawnService(t, 'gateway', {
-    DATABASE_URL: db.url,
-    NATS_URL: nats.url,
-    HATCH_NATS_PREFIX: nats.prefix,
-    HATCH_API_TOKEN: TEST_TOKEN,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'info',
-  });
-  await g.waitForLog((l) => l.msg === 'gateway ready', 30_000);
-  const c = await openSse(`http://127.0.0.1:${port}/api/events`, AUTH);
+  const { proc: g, url } = await spawnGateway(t, db, nats);
+  const c = await openSse(`${url}/api/events`, AUTH);
   await c.waitFor((x) => x.of('connected').length === 1);
   const writing = write(db, conv, 150, 5);
   await c.waitFor((x) => updates(x).length >= 30, 20_000);
@@ -425,11 +415,11 @@ t.test('a slow HTTP client is cut: its connection is closed (not left open after
   // resuming from the last id it read gets the rest, nothing missing and nothing twice
   const c = await openSse(`${a.url}/api/events?conversation_id=${conv}`, { ...AUTH, 'last-event-id': String(last) });
   t.teardown(() => c.close());
-  await waitFor(() => c.events.filter((e) => e.event !== 'connected' && Number(e.id) > last).length >= start + written - last, { timeoutMs: 30_000, message: 'the rest replayed' }).catch(async (err: Error) => {
+  await waitFor(() => updates(c).filter((e) => Number(e.id) > last).length >= start + written - last, { timeoutMs: 30_000, message: 'the rest replayed' }).catch(async (err: Error) => {
     const m = (await a.app.inject({ method: 'GET', url: '/metrics' })).body.split('\n').filter((l) => /^hatch_sse_(slow|replay|events_received)/.test(l));
     throw new Error(`${err.message}; got ${c.events.length} events (${c.events.map((e) => e.id).slice(0, 3).join(',')}…${c.events.at(-1)?.id}), ended=${c.ended()}, start=${start}, written=${written}, last=${last}; ${m.join('; ')}`);
   });
-  const rest = c.events.filter((e) => e.event !== 'connected').map((e) => Number(e.id));
+  const rest = updates(c).map((e) => Number(e.id));
   t.same(rest, Array.from({ length: start + written - last }, (_, i) => last + 1 + i), 'every later event once, in order');
 });
 

@@ -24,7 +24,8 @@ export interface SseClient {
   close(): void;
 }
 
-export function openSse(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
+/** `onEvent`: called for each event as it is parsed (not for comments: EventSource cannot see them). */
+export function openSse(url: string, headers: Record<string, string> = {}, onEvent?: (e: SseEvent) => void): Promise<SseClient> {
   return new Promise((resolve, reject) => {
     const req = http.get(url, { headers: { accept: 'text/event-stream', ...headers } }, (res) => {
       let buf = '';
@@ -61,7 +62,10 @@ export function openSse(url: string, headers: Record<string, string> = {}): Prom
               hasData = true;
             } else if (line.startsWith('retry: ')) client.retry = Number(line.slice(7));
           }
-          if (hasData) client.events.push(ev);
+          if (hasData) {
+            client.events.push(ev);
+            onEvent?.(ev);
+          }
         }
       });
       const end = () => (done = true);

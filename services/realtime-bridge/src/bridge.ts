@@ -6,7 +6,7 @@
  * heartbeats, runs retention (retention.ts), and re-checks the lock between passes.
  */
 import type postgres from 'postgres';
-import { natsNames } from '@hatch/contracts';
+import { backoffDelay, natsNames, type Backoff } from '@hatch/contracts';
 import { ensureBridgePosition, markBridgePosition, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { withTimeout } from '@hatch/async';
@@ -45,6 +45,22 @@ export interface BridgeOptions {
   retentionMs?: number;
   retentionIntervalMs?: number;
   retentionBatch?: number;
+  /**
+   * The relay is unhealthy once its last successful journal read is older than this: /readyz
+   * says not ready, and an active bridge whose passes keep failing that long steps down
+   */
+  relayStallMs?: number;
+}
+
+/** The relay's health for /readyz (relayHealth below). */
+export interface RelayHealth {
+  ok: boolean;
+  /** why not ok */
+  reason?: string;
+  /** ms since the last successful journal read of this active term (null: not active) */
+  lastReadAgeMs: number | null;
+  /** consecutive failed attempts (lock, takeover, or relay passes) behind the current wait */
+  failures: number;
 }
 
 export interface RunningBridge {
@@ -52,10 +68,19 @@ export interface RunningBridge {
   role(): BridgeRole;
   /** last relayed journal id (as a string) */
   position(): string;
+  health(): RelayHealth;
 }
 
-/** A failed pass waits this long at most before the next (doubling from 100 ms). */
+/** A failed relay pass waits before the next (backoffDelay: doubling from 100 ms to MAX_BACKOFF_MS). */
 export const MAX_BACKOFF_MS = 5000;
+export const PASS_BACKOFF: Backoff = { baseMs: 100, maxMs: MAX_BACKOFF_MS, jitter: 0.2 };
+/**
+ * A failed lock attempt or takeover (PostgreSQL unreachable, its database gone, a takeover read
+ * failing) waits lockRetryMs, then doubling to this: a bridge whose database is gone idles.
+ */
+export const MAX_LOCK_BACKOFF_MS = 30_000;
+/** Default of BridgeOptions.relayStallMs. */
+export const DEFAULT_RELAY_STALL_MS = 30_000;
 const LISTEN_TIMEOUT_MS = 5000;
 
 /**
@@ -69,7 +94,7 @@ const LISTEN_TIMEOUT_MS = 5000;
 export function stepDownBoundMs(o: { lockRetryMs: number; pool: { acquireTimeoutMs: number; queryTimeoutMs: number } }): number {
   const failingDbOperation = Math.max(o.pool.acquireTimeoutMs + o.pool.queryTimeoutMs, HORIZON_QUERY_TIMEOUT_MS);
   const pass = PUBLISH_TIMEOUT_MS + HEARTBEAT_TIMEOUT_MS + failingDbOperation;
-  return o.lockRetryMs + LISTEN_TIMEOUT_MS + pass + MAX_BACKOFF_MS + LOCK_CHECK_TIMEOUT_MS;
+  return o.lockRetryMs + LISTEN_TIMEOUT_MS + pass + MAX_BACKOFF_MS * (1 + (PASS_BACKOFF.jitter ?? 0)) + LOCK_CHECK_TIMEOUT_MS;
 }
 
 export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridge {
@@ -83,6 +108,8 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
   const retentionMs = opts.retentionMs ?? 24 * 3600 * 1000;
   const retentionIntervalMs = opts.retentionIntervalMs ?? 60_000;
   const retentionBatch = opts.retentionBatch ?? 5000;
+  const relayStallMs = opts.relayStallMs ?? DEFAULT_RELAY_STALL_MS;
+  const lockBackoff: Backoff = { baseMs: lockRetryMs, maxMs: Math.max(lockRetryMs, MAX_LOCK_BACKOFF_MS), jitter: 0.2 };
   const m = createBridgeMetrics(deps.registry);
   const lock = createLeaderLock(() => deps.openConnection('lock'), log);
   const reader = createJournalReader({ db: deps.db, log, metrics: m }, { batchSize });
@@ -97,6 +124,14 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
   let pendingWake = false;
   let listenConn: postgres.Sql | undefined;
   let listening = false;
+  /** when this active term last read the journal successfully (the relay's health) */
+  let lastReadAt = 0;
+  /** consecutive failed lock attempts, takeovers or stalled terms (the wait between lock attempts) */
+  let lockFailures = 0;
+  /** consecutive failed relay passes of this active term (the wait between passes) */
+  let passFailures = 0;
+  let failureReason: string | undefined;
+  const stopWaiters = new Set<() => void>();
 
   const wake = (reason: string) => {
     wakeReason = reason;
@@ -114,6 +149,38 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
       }
       wakeUp = done;
     });
+
+  /**
+   * A retry wait: only stop() ends it early. A NOTIFY or a LISTEN connection closing (which a
+   * database going away does at every attempt) must not cut a backoff short, or a bridge whose
+   * database is gone retries as fast as its connections fail.
+   */
+  const backoffWait = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (stopping) return resolve();
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        stopWaiters.delete(done);
+        resolve();
+      }
+      stopWaiters.add(done);
+    });
+
+  const lockFailed = (reason: string) => {
+    lockFailures++;
+    failureReason = reason;
+  };
+
+  function health(): RelayHealth {
+    if (role === 'active') {
+      const age = Date.now() - lastReadAt;
+      if (age > relayStallMs) return { ok: false, reason: `no successful journal read for ${age} ms (bound ${relayStallMs} ms)`, lastReadAgeMs: age, failures: passFailures };
+      return { ok: true, lastReadAgeMs: age, failures: passFailures };
+    }
+    if (lockFailures > 0) return { ok: false, reason: failureReason ?? 'failing', lastReadAgeMs: null, failures: lockFailures };
+    return { ok: true, lastReadAgeMs: null, failures: 0 };
+  }
 
   async function ensureListening(): Promise<void> {
     if (listening) return;
@@ -138,6 +205,7 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
   /** One read + publish pass. */
   async function relayStep(): Promise<'idle' | 'more' | 'blocked'> {
     const { rows, verdict } = await reader.read(pos);
+    lastReadAt = Date.now();
     if (rows.length === 0 && verdict === 'idle') return 'idle';
     const before = pos;
     let published: number;
@@ -158,11 +226,34 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
     return verdict;
   }
 
-  async function runActive(): Promise<void> {
+  /**
+   * One active term, from taking the lock to losing it, stalling or stopping. Whatever ends it
+   * (a throw included: the takeover read failing, say), the lock and LISTEN connections are
+   * ended on the way out, so a standby can take over. Resolves 'stalled' when the relay failed
+   * for relayStallMs, so the caller backs off before trying the lock again.
+   */
+  async function runActive(): Promise<'lost' | 'stalled' | 'stopped'> {
     role = 'active';
     m.active.set(1);
+    lastReadAt = Date.now();
+    try {
+      return await relayWhileHeld();
+    } finally {
+      role = stopping ? 'stopped' : 'standby';
+      m.active.set(0);
+      listening = false;
+      const lc = listenConn;
+      listenConn = undefined;
+      await lc?.end({ timeout: 1 }).catch(() => {});
+      await lock.release();
+    }
+  }
+
+  async function relayWhileHeld(): Promise<'lost' | 'stalled' | 'stopped'> {
     m.takeovers.inc();
     pos = BigInt(await ensureBridgePosition(deps.db.db, name));
+    lockFailures = 0;
+    passFailures = 0;
     reader.reset();
     publisher.forgetTip();
     m.position.set(Number(pos));
@@ -171,14 +262,13 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
     let lastLockCheck = Date.now();
     let lastHeartbeat = 0;
     let lastRetention = 0;
-    let backoff = 100;
     while (!stopping) {
       const now = Date.now();
       if (now - lastLockCheck >= lockRetryMs) {
         lastLockCheck = now;
         if (!(await lock.held())) {
           log.warn('lost the advisory lock connection; stepping down');
-          break;
+          return 'lost';
         }
       }
       await ensureListening();
@@ -194,7 +284,7 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
           lastRetention = Date.now();
           await deleteRelayedJournal(deps.db, m, { retentionMs, relayedUpTo: pos, batch: retentionBatch, stopping: () => stopping });
         }
-        backoff = 100;
+        passFailures = 0;
         if (r === 'more') continue;
         wakeReason = 'poll';
         // idle: wake on NOTIFY, else poll, and re-check the lock at least every lockRetryMs
@@ -203,48 +293,68 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
         m.publishErrors.inc();
         publisher.forgetTip();
         // A pass that moved the position before failing is not stuck: no growing backoff.
-        if (pos !== passFrom) backoff = 100;
+        if (pos !== passFrom) passFailures = 0;
         if (isChainBroken(err)) {
           // Another publisher got in between (a second bridge during a takeover): re-read at once
           // if this pass made progress (it cannot spin without progress: then it backs off).
           log.info({ err: { message: (err as Error).message }, position: pos.toString() }, 'another publisher got into the events stream; re-reading from the last position');
           if (pos !== passFrom) continue;
-        } else {
-          log.warn({ err: { message: (err as Error).message }, position: pos.toString(), retryInMs: backoff }, 'relay pass failed; retrying from the last position');
         }
-        await pause(backoff);
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        const message = (err as Error).message;
+        const stalledMs = Date.now() - lastReadAt;
+        if (stalledMs > relayStallMs) {
+          // Holding the lock while unable to relay would keep a healthy standby out for ever.
+          log.error({ err: { message }, position: pos.toString(), stalledMs }, 'the relay has failed for longer than its bound; stepping down');
+          lockFailed(`relay failed for ${stalledMs} ms: ${message}`);
+          return 'stalled';
+        }
+        const wait = backoffDelay(PASS_BACKOFF, passFailures++);
+        log.warn({ err: { message }, position: pos.toString(), retryInMs: Math.round(wait) }, 'relay pass failed; retrying from the last position');
+        await backoffWait(wait);
       }
     }
-    role = stopping ? 'stopped' : 'standby';
-    m.active.set(0);
-    listening = false;
-    const lc = listenConn;
-    listenConn = undefined;
-    await lc?.end({ timeout: 1 }).catch(() => {});
-    await lock.release();
+    return 'stopped';
   }
 
   const loop = (async () => {
     while (!stopping) {
-      if (await lock.tryLock()) {
-        await runActive();
-      } else {
-        await pause(lockRetryMs);
+      const attempt = await lock.tryLock();
+      if (attempt === 'busy') {
+        lockFailures = 0;
+        await backoffWait(lockRetryMs);
+        continue;
       }
+      if (attempt === 'taken') {
+        const ended = await runActive().catch((err: unknown) => {
+          const message = (err as Error).message;
+          log.error({ err: { message } }, 'the relay failed at takeover; released the lock, retrying with backoff');
+          lockFailed(`takeover failed: ${message}`);
+          return 'failed' as const;
+        });
+        // Lost the lock (its connection ended): try again at once; the attempt tells if PostgreSQL is there.
+        if (ended === 'lost' || ended === 'stopped') continue;
+      } else {
+        lockFailed('cannot reach PostgreSQL for the advisory lock');
+      }
+      const wait = backoffDelay(lockBackoff, lockFailures - 1);
+      log.debug({ retryInMs: Math.round(wait), failures: lockFailures }, 'waiting before the next lock attempt');
+      await backoffWait(wait);
     }
   })().catch((err: unknown) => {
+    // Nothing above throws; if something does, the process must not live on without a relay.
     log.fatal({ err }, 'bridge loop crashed');
-    process.exitCode = 1;
+    process.exit(1);
   });
 
   log.info({ natsPrefix: names.prefix, batchSize, pollIntervalMs }, 'bridge started as standby; waiting for the lock');
   return {
     role: () => role,
     position: () => pos.toString(),
+    health,
     async stop() {
       stopping = true;
       wake('stop');
+      for (const w of [...stopWaiters]) w();
       await loop;
       role = 'stopped';
       // Ending the lock connection releases the advisory lock: a standby takes over at once.

@@ -13,6 +13,11 @@ export const BridgeConfig = Type.Object({
   HATCH_BRIDGE_LOCK_RETRY_MS: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000 }),
   /** heartbeat event through bridge → NATS → gateways */
   HATCH_BRIDGE_HEARTBEAT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 5000 }),
+  /**
+   * the relay is unhealthy (/readyz 503) once its last successful journal read is older than
+   * this; an active bridge whose passes keep failing that long releases the lock for a standby
+   */
+  HATCH_BRIDGE_RELAY_STALL_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 30_000 }),
 });
 export type BridgeConfig = Static<typeof BridgeConfig>;
 

@@ -13,9 +13,12 @@ export const BRIDGE_LOCK_KEY = '7521962307316851298';
 export const LOCK_TAKE_TIMEOUT_MS = 5000;
 export const LOCK_CHECK_TIMEOUT_MS = 3000;
 
+/** taken: this replica holds it now; busy: another holds it; unreachable: the attempt failed (PostgreSQL down or gone) */
+export type LockAttempt = 'taken' | 'busy' | 'unreachable';
+
 export interface LeaderLock {
   /** Takes the lock if free (opening the dedicated connection when needed). */
-  tryLock(): Promise<boolean>;
+  tryLock(): Promise<LockAttempt>;
   /** Still the backend that took the lock, hence still its holder? */
   held(): Promise<boolean>;
   /** Ends the dedicated connection: the lock is free at once for a standby. */
@@ -45,11 +48,11 @@ export function createLeaderLock(open: () => postgres.Sql, log: Logger): LeaderL
           'lock query timed out',
         );
         if (r?.ok) pid = r.pid;
-        return r?.ok === true;
+        return r?.ok === true ? 'taken' : 'busy';
       } catch (err) {
         log.warn({ err: { message: (err as Error).message } }, 'advisory lock attempt failed');
         await release();
-        return false;
+        return 'unreachable';
       }
     },
     async held() {

@@ -17,7 +17,22 @@ await runWorkerProcess({
       lockRetryMs: config.HATCH_BRIDGE_LOCK_RETRY_MS,
       heartbeatMs: config.HATCH_BRIDGE_HEARTBEAT_MS,
       retentionMs: config.HATCH_EVENT_RETENTION_HOURS * 3600 * 1000,
+      relayStallMs: config.HATCH_BRIDGE_RELAY_STALL_MS,
     });
-    return { stop: () => bridge.stop(), readyExtra: () => ({ role: bridge.role(), position: bridge.position() }) };
+    return {
+      stop: () => bridge.stop(),
+      // not only the role: an active bridge that cannot read the journal, or a replica whose
+      // lock attempts or takeovers fail, is not ready
+      checks: {
+        relay: async () => {
+          const h = bridge.health();
+          if (!h.ok) throw new Error(h.reason);
+        },
+      },
+      readyExtra: () => {
+        const h = bridge.health();
+        return { role: bridge.role(), position: bridge.position(), last_read_age_ms: h.lastReadAgeMs, failures: h.failures };
+      },
+    };
   },
 });

@@ -5,7 +5,7 @@
  * nothing overtakes the failed row (docs/realtime.md#chained-publishing).
  */
 import { randomUUID } from 'node:crypto';
-import { JetStreamApiError, type PubAck } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, type PubAck } from '@nats-io/jetstream';
 import { BusChangeEvent, BusHeartbeat, encode, type NatsNames } from '@hatch/contracts';
 import { journalRowToEvent, type JournalRow } from '@hatch/db';
 import type { Logger } from '@hatch/log';
@@ -16,13 +16,15 @@ import type { BridgeMetrics } from './metrics.js';
 export const PUBLISH_WINDOW = 256;
 export const PUBLISH_TIMEOUT_MS = 5000;
 export const HEARTBEAT_TIMEOUT_MS = 3000;
-/** JetStream API error codes of a failed publish expectation (another publisher got in between). */
+/**
+ * JetStream API error code of a failed Nats-Expected-Last-Msg-Id (another publisher got in
+ * between); nats.js names the sequence one (JetStreamApiCodes) but not this one.
+ */
 const WRONG_LAST_MSG_ID = 10070;
-const WRONG_LAST_SEQUENCE = 10071;
 
 /** A failed expectation: expected while two bridges overlap (a takeover), not a fault. */
 export function isChainBroken(err: unknown): boolean {
-  return err instanceof JetStreamApiError && (err.code === WRONG_LAST_MSG_ID || err.code === WRONG_LAST_SEQUENCE);
+  return err instanceof JetStreamApiError && (err.code === WRONG_LAST_MSG_ID || err.code === JetStreamApiCodes.StreamWrongLastSequence);
 }
 
 type PublishOutcome = { ack: PubAck } | { err: unknown } | { skipped: true };

@@ -9,7 +9,7 @@ import { createTestDb, spawnNats, spawnPostgres, spawnService, testNats, urlForD
 import { createDb, defaultMigrationsDir, migrate } from '@hatch/db';
 import { connectBus } from '@hatch/bus';
 import { stepDownBoundMs } from '../src/bridge.js';
-import { assertStrictlyIncreasing, insertChats, journalIds, log, readStream, seedConversation, startTestBridge } from './harness.js';
+import { assertStrictlyIncreasing, bridgeEnv, insertChats, journalIds, log, readStream, seedConversation, startTestBridge } from './harness.js';
 
 /** Writes `total` messages in transactions of `per`, yielding between them. */
 async function writer(db: Parameters<typeof insertChats>[0], conv: string, total: number, per: number, onProgress?: (written: number) => Promise<void>): Promise<void> {
@@ -23,17 +23,7 @@ t.test('kill -9 of the active bridge: the standby process takes over within seco
   const db = await createTestDb(t);
   const nats = testNats(t);
   const conv = await seedConversation(db);
-  const env = {
-    DATABASE_URL: db.url,
-    NATS_URL: nats.url,
-    HATCH_NATS_PREFIX: nats.prefix,
-    HEALTH_PORT: '0',
-    LOG_LEVEL: 'info',
-    HATCH_BRIDGE_LOCK_RETRY_MS: '200',
-    HATCH_BRIDGE_POLL_INTERVAL_MS: '200',
-    HATCH_BRIDGE_HEARTBEAT_MS: '500',
-    HATCH_BRIDGE_BATCH_SIZE: '20',
-  };
+  const env = bridgeEnv(db, nats, { HATCH_BRIDGE_BATCH_SIZE: '20' });
   const a = spawnService(t, 'realtime-bridge', env);
   await a.waitForLog((l) => l.msg === 'became the active bridge', 30_000);
   const b = spawnService(t, 'realtime-bridge', env);

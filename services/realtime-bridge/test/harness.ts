@@ -7,7 +7,7 @@ import type { Db } from '@hatch/db';
 import { createLogger } from '@hatch/log';
 import { connectBus, ensureStreams, type Bus } from '@hatch/bus';
 import { createMetricsRegistry } from '@hatch/service';
-import type { Teardownable, TestDb } from '@hatch/testing';
+import type { Teardownable, TestDb, TestNats } from '@hatch/testing';
 import type { Registry } from 'prom-client';
 import { startBridge, type BridgeOptions, type OpenConnection, type RunningBridge } from '../src/bridge.js';
 import { dedicatedConnection } from '../src/compose.js';
@@ -34,6 +34,21 @@ export async function insertChats(db: Db, conversationId: string, n: number): Pr
   }));
   await db.db.insertInto('messages').values(rows).execute();
   return rows.map((r) => r.id);
+}
+
+/** The environment of a bridge process (spawnService) on this test's database and NATS prefix, with short intervals. */
+export function bridgeEnv(db: TestDb, nats: TestNats, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATABASE_URL: db.url,
+    NATS_URL: nats.url,
+    HATCH_NATS_PREFIX: nats.prefix,
+    HEALTH_PORT: '0',
+    LOG_LEVEL: 'info',
+    HATCH_BRIDGE_LOCK_RETRY_MS: '200',
+    HATCH_BRIDGE_POLL_INTERVAL_MS: '200',
+    HATCH_BRIDGE_HEARTBEAT_MS: '500',
+    ...extra,
+  };
 }
 
 /** The service's own dedicated connections (compose.ts), each remembered so teardown ends it. */

@@ -2,7 +2,10 @@
 import Type from 'typebox';
 
 export const realtimeSettings = {
-  /** `:` heartbeat comment on every SSE stream (issue 6: 15 s; proxies drop idle streams) */
+  /**
+   * `:` heartbeat comment (issue 6: 15 s; proxies drop idle streams) and `keepalive` event
+   * (issue 17: EventSource cannot see comments; clients reconnect after two silent intervals)
+   */
   HATCH_SSE_HEARTBEAT_MS: Type.Integer({ minimum: 100, maximum: 300_000, default: 15_000 }),
   /** `retry:` hint sent to EventSource clients (ms before reconnecting) */
   HATCH_SSE_RETRY_MS: Type.Integer({ minimum: 100, maximum: 300_000, default: 3000 }),

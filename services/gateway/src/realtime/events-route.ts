@@ -1,7 +1,8 @@
 /**
  * GET /api/events[?conversation_id=][&lastEventId=]: Server-Sent Events (contract "Server-Sent
  * Events", issue 6), through the official @fastify/sse plugin (headers text/event-stream,
- * Cache-Control: no-cache, X-Accel-Buffering: no; heartbeat comments). The plugin's own
+ * Cache-Control: no-cache, X-Accel-Buffering: no; heartbeat comments; the `keepalive` events
+ * come from the hub, as the `connected` event's heartbeat_ms announces). The plugin's own
  * `send()` awaits each write; frames here go through the hub's bounded, coalescing per-client
  * queue instead, written to the same response.
  *
@@ -126,7 +127,7 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
       reply.sse.sendHeaders(200);
       // The hub's position now: everything up to it is history (replayed), everything after is live.
       const seam = hub.lastId;
-      const connected: ConnectedEvent = { type: 'connected', client_id: client.id };
+      const connected: ConnectedEvent = { type: 'connected', client_id: client.id, heartbeat_ms: opts.heartbeatMs };
       const reset = (reason: string) => {
         hub.metrics.resets.inc({ reason });
         const data: ResetEvent = { type: 'reset', reason };

@@ -17,14 +17,17 @@
  *   memory (10,000 × 1,000 frames), so the bytes every client holds are summed against
  *   `queueBudgetBytes` (see RealtimeHub.enforceBudget for what is counted and the policy).
  * - At most `maxClientsPerPrincipal` streams per principal (the route answers 429 past it).
+ * - Every `keepaliveMs`, one `keepalive` event (no `id:`) to every client, through its bounded
+ *   queue like any frame: EventSource clients cannot see `:` comments, and a client that hears
+ *   nothing for two intervals reconnects elsewhere (@hatch/contracts stall.ts).
  */
 import type { Writable } from 'node:stream';
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Registry } from 'prom-client';
-import { BusChangeEvent, BusHeartbeat, decode, type NatsNames } from '@hatch/contracts';
+import { backoffDelay, BusChangeEvent, BusHeartbeat, decode, type Backoff, type KeepaliveEvent, type NatsNames } from '@hatch/contracts';
 import type { Logger } from '@hatch/log';
 import type { Bus } from '@hatch/bus';
-import { formatEvent, HubClient, type QueueOwner } from './client-queue.js';
+import { formatControl, formatEvent, HubClient, type QueueOwner } from './client-queue.js';
 import { createHubMetrics, type HubMetrics } from './hub-metrics.js';
 
 export interface HubOptions {
@@ -38,7 +41,12 @@ export interface HubOptions {
   queueBudgetBytes?: number;
   /** streams one principal may hold on this process; default: no cap */
   maxClientsPerPrincipal?: number;
+  /** a `keepalive` event to every client this often (the SSE heartbeat interval); default: none */
+  keepaliveMs?: number;
 }
+
+/** Re-subscribing to the events stream after a failure: 200 ms doubling to 5 s. */
+export const RESUBSCRIBE_BACKOFF: Backoff = { baseMs: 200, maxMs: 5000, jitter: 0.2 };
 
 export class RealtimeHub implements QueueOwner {
   private readonly clients = new Set<HubClient>();
@@ -56,6 +64,7 @@ export class RealtimeHub implements QueueOwner {
   private syncWaiters: Array<() => void> = [];
   private idWaiters = new Set<{ id: bigint; resolve: () => void }>();
   private wakeBackoff: (() => void) | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
   /** highest journal id received (see header); valid once `synced` */
   lastId = 0n;
   synced = false;
@@ -107,6 +116,20 @@ export class RealtimeHub implements QueueOwner {
 
   start(): void {
     this.loop ??= this.run();
+    const every = this.opts.keepaliveMs;
+    if (every !== undefined && !this.keepaliveTimer) {
+      this.keepaliveTimer = setInterval(() => this.keepalive(), every);
+      this.keepaliveTimer.unref();
+    }
+  }
+
+  /** One `keepalive` frame (one string for every client), queued like any other frame. */
+  keepalive(): void {
+    if (this.clients.size === 0) return;
+    const data: KeepaliveEvent = { type: 'keepalive', timestamp: new Date().toISOString() };
+    const text = formatControl('keepalive', data);
+    const bytes = Buffer.byteLength(text);
+    for (const c of [...this.clients]) c.enqueue(text, bytes);
   }
 
   /** Whether `principal` already holds its cap of streams on this process. */
@@ -232,6 +255,7 @@ export class RealtimeHub implements QueueOwner {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    clearInterval(this.keepaliveTimer);
     this.wakeBackoff?.();
     await this.messages?.close().catch(() => undefined);
     await this.loop;
@@ -269,7 +293,7 @@ export class RealtimeHub implements QueueOwner {
 
   private async run(): Promise<void> {
     const { names, bus } = this.opts;
-    let backoff = 200;
+    let failures = 0;
     while (!this.stopping) {
       try {
         let startSeq = this.streamSeq + 1;
@@ -289,17 +313,20 @@ export class RealtimeHub implements QueueOwner {
           break;
         }
         if (startSeq === 0) this.markSynced(); // empty stream: nothing happened yet
-        backoff = 200;
         for await (const msg of this.messages) {
+          failures = 0; // a message: the subscription works
           this.streamSeq = msg.seq;
           this.handle(msg.subject, msg.data);
         }
       } catch (err) {
         if (this.stopping) break;
-        this.log.warn({ err: { message: (err as Error).message }, retryInMs: backoff }, 'events subscription failed; retrying');
+        this.log.warn({ err: { message: (err as Error).message }, failures }, 'events subscription failed; retrying');
       }
       this.messages = undefined;
       if (this.stopping) break;
+      // An iterator that ended without an error counts too: a subscription that keeps ending
+      // at once must not be re-created in a tight loop.
+      const backoff = backoffDelay(RESUBSCRIBE_BACKOFF, failures++);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, backoff);
         this.wakeBackoff = () => {
@@ -308,7 +335,6 @@ export class RealtimeHub implements QueueOwner {
         };
       });
       this.wakeBackoff = undefined;
-      backoff = Math.min(backoff * 2, 5000);
     }
   }
 

@@ -31,6 +31,7 @@ export async function registerRealtime(app: FastifyInstance, deps: RealtimeDeps)
     maxClients: deps.config.HATCH_SSE_MAX_CLIENTS,
     queueBudgetBytes: deps.config.HATCH_SSE_QUEUE_BUDGET_BYTES,
     maxClientsPerPrincipal: deps.config.HATCH_SSE_MAX_CLIENTS_PER_PRINCIPAL,
+    keepaliveMs: deps.config.HATCH_SSE_HEARTBEAT_MS,
   });
   hub.start();
   app.addHook('onClose', () => hub.stop());
