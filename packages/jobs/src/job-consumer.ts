@@ -83,6 +83,8 @@ export async function ensureConsumer(bus: Bus, o: { stream: string; durable: str
     // job whose worker crashed on that attempt is still delivered once more to be recorded.
     max_deliver: o.maxDeliver + 2,
     max_ack_pending: o.maxAckPending,
+    // as many copies as its stream (HATCH_STREAM_REPLICAS): a node lost keeps the ack state
+    num_replicas: bus.replicas,
   };
   try {
     await bus.jsm.consumers.info(o.stream, o.durable);

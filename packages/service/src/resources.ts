@@ -14,6 +14,7 @@ export interface PoolAndBusSettings {
   DATABASE_URL: string;
   DATABASE_POOL_MAX: number;
   NATS_URL: string;
+  HATCH_STREAM_REPLICAS: number;
 }
 
 export interface PoolAndBus {
@@ -29,7 +30,7 @@ export async function openPoolAndBus(service: string, config: PoolAndBusSettings
   const db = createDb(config.DATABASE_URL, { max: config.DATABASE_POOL_MAX, applicationName: `hatch-${service}` });
   let bus: Bus | undefined;
   try {
-    bus = await connectBus({ url: config.NATS_URL, name: `hatch-${service}`, log });
+    bus = await connectBus({ url: config.NATS_URL, replicas: config.HATCH_STREAM_REPLICAS, name: `hatch-${service}`, log });
     await prepare?.(bus);
   } catch (err) {
     await bus?.close(1000);
