@@ -284,6 +284,8 @@ export function startSseClient(o: {
       }
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
+        // a connection the client already left (roamed, stalled) must not count
+        if (req !== r) return;
         lastActivity = Date.now();
         buf += chunk;
         let nl: number;

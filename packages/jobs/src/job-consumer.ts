@@ -204,7 +204,10 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
   const loop = (async () => {
     while (!stopped) {
       try {
-        messages = await consumer.consume({ max_messages: o.concurrency });
+        // Pulls expire after 5 s (heartbeats every 2.5 s) instead of nats.js's 30 s: when the
+        // node holding the pull dies or stalls, the missing heartbeats are noticed and the pull
+        // goes to another node within seconds, not half a minute (the soak's stall-nats).
+        messages = await consumer.consume({ max_messages: o.concurrency, expires: 5000 });
         if (stopped) {
           // stop() ran while this was being opened: it closed the previous one, not this one
           await messages.close().catch(() => {});
