@@ -6,11 +6,14 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from '@hatch/log';
 import { withTimeout } from '@hatch/async';
+import { natsServers } from '@hatch/config';
 
 export interface Bus {
   nc: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
+  /** copies of each stream and durable consumer (HATCH_STREAM_REPLICAS), for ensureStreams and ensureConsumer */
+  replicas: number;
   /** true while the client is connected (false while reconnecting) */
   isConnected(): boolean;
   /** round trip to the server, for readiness; throws when it does not answer in time */
@@ -19,7 +22,10 @@ export interface Bus {
 }
 
 export interface ConnectBusOptions {
+  /** NATS_URL: one server or a comma-separated list (the nodes of a cluster; any of them will do) */
   url: string;
+  /** HATCH_STREAM_REPLICAS (default 1) */
+  replicas?: number;
   name: string;
   log?: Logger;
   /** ms to wait for the first connection before failing */
@@ -28,9 +34,8 @@ export interface ConnectBusOptions {
 
 export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
   const log = opts.log?.child({ component: 'bus' });
-  const servers = opts.url.split(',').map((s) => s.trim());
   const nc = await connect({
-    servers,
+    servers: natsServers(opts.url),
     name: opts.name,
     timeout: opts.timeoutMs ?? 5000,
     maxReconnectAttempts: -1,
@@ -62,6 +67,7 @@ export async function connectBus(opts: ConnectBusOptions): Promise<Bus> {
     nc,
     js,
     jsm,
+    replicas: opts.replicas ?? 1,
     isConnected: () => connected && !nc.isClosed(),
     async ping(timeoutMs = 1000) {
       if (nc.isClosed() || !connected) throw new Error('nats: not connected');

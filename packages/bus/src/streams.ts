@@ -44,8 +44,9 @@ export interface StreamLimits {
   eventsMaxMsgs?: number;
 }
 
-export function streamConfigs(names: NatsNames, limits: StreamLimits = {}): Array<Partial<StreamConfig> & { name: string }> {
-  return [
+/** `replicas`: num_replicas of every stream (HATCH_STREAM_REPLICAS; Bus.replicas). */
+export function streamConfigs(names: NatsNames, limits: StreamLimits = {}, replicas = 1): Array<Partial<StreamConfig> & { name: string }> {
+  const streams: Array<Partial<StreamConfig> & { name: string }> = [
     {
       name: names.streams.jobs,
       subjects: [names.subjects.jobs],
@@ -80,11 +81,12 @@ export function streamConfigs(names: NatsNames, limits: StreamLimits = {}): Arra
       duplicate_window: nanos(120_000),
     },
   ];
+  return streams.map((cfg) => ({ ...cfg, num_replicas: replicas }));
 }
 
 /** Creates each stream, or brings an existing one to this configuration. */
-export async function ensureStreams(jsm: JetStreamManager, names: NatsNames, limits: StreamLimits = {}): Promise<void> {
-  for (const cfg of streamConfigs(names, limits)) {
+export async function ensureStreams(jsm: JetStreamManager, names: NatsNames, limits: StreamLimits = {}, replicas = 1): Promise<void> {
+  for (const cfg of streamConfigs(names, limits, replicas)) {
     try {
       await jsm.streams.info(cfg.name);
       await jsm.streams.update(cfg.name, cfg);

@@ -61,9 +61,10 @@ function describe(schema: TSchema): string {
   else if (type === 'number') parts.push('a number');
   else if (type === 'boolean') parts.push('true or false');
   else if (Array.isArray(s.enum)) parts.push(`one of ${(s.enum as unknown[]).map((l) => JSON.stringify(l)).join(', ')}`);
+  // a description, when the schema has one, says it better than its pattern
+  else if (typeof s.description === 'string') parts.push(s.description);
   else if (s.pattern) parts.push(`matching ${String(s.pattern)}`);
   else if (s.format) parts.push(`a ${String(s.format)}`);
-  else if (typeof s.description === 'string') parts.push(s.description);
   else parts.push('a non-empty string');
   if (typeof s.minimum === 'number') parts.push(`>= ${s.minimum}`);
   if (typeof s.maximum === 'number') parts.push(`<= ${s.maximum}`);
@@ -150,10 +151,35 @@ export function databaseSettings(poolMaxDefault: number) {
   };
 }
 
+/** One NATS server URL (no comma or space inside: NATS_URL separates servers with commas). */
+const NATS_SERVER = '(nats|tls|ws|wss)://[^,\\s]+';
+
+/**
+ * NATS_URL's servers, in order: a comma-separated list (spaces around the commas allowed), so a
+ * client connects to, and reconnects to, any node of a cluster. The one reading of the list.
+ */
+export function natsServers(url: string): string[] {
+  return url
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
 /** The NATS settings of every service on the bus (gateway and workers); spread into its schema. */
 export const natsSettings = {
-  NATS_URL: Type.String({ pattern: '^(nats|tls|ws|wss)://', default: 'nats://127.0.0.1:4222' }),
+  NATS_URL: Type.String({
+    pattern: `^\\s*${NATS_SERVER}(\\s*,\\s*${NATS_SERVER})*\\s*$`,
+    description: 'one nats:// (or tls://, ws://, wss://) URL, or several separated by commas (the nodes of a cluster)',
+    default: 'nats://127.0.0.1:4222',
+  }),
   HATCH_NATS_PREFIX: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,30}$', default: 'HATCH' }),
+  /**
+   * Copies of each stream and durable consumer the cluster keeps (num_replicas): 1 on a single
+   * server, 3 on a three-node cluster (a node may then be lost without losing the stream). A
+   * single server refuses more than 1. Every replica of every service must use the same value:
+   * each brings the streams to its configuration at start.
+   */
+  HATCH_STREAM_REPLICAS: Type.Integer({ minimum: 1, maximum: 5, default: 1 }),
 };
 
 /** What a loaded config holds of databaseSettings and natsSettings (openPoolAndBus reads it). */

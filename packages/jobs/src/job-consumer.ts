@@ -83,6 +83,8 @@ export async function ensureConsumer(bus: Bus, o: { stream: string; durable: str
     // job whose worker crashed on that attempt is still delivered once more to be recorded.
     max_deliver: o.maxDeliver + 2,
     max_ack_pending: o.maxAckPending,
+    // as many copies as its stream (HATCH_STREAM_REPLICAS): a node lost keeps the ack state
+    num_replicas: bus.replicas,
   };
   try {
     await bus.jsm.consumers.info(o.stream, o.durable);
@@ -214,7 +216,10 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
         }
         // abort_on_missing_resource: a deleted consumer or stream ends the iterator with an
         // error (handled below) instead of nats.js waiting, silently, for it to come back.
-        messages = await consumer.consume({ max_messages: o.concurrency, abort_on_missing_resource: true });
+        // Pulls expire after 5 s (heartbeats every 2.5 s) instead of nats.js's 30 s: when the
+        // node holding the pull dies or stalls, the missing heartbeats are noticed and the pull
+        // goes to another node within seconds, not half a minute (the soak's stall-nats).
+        messages = await consumer.consume({ max_messages: o.concurrency, expires: 5000, abort_on_missing_resource: true });
         if (stopped) {
           // stop() ran while this was being opened: it closed the previous one, not this one
           await messages.close().catch(() => {});

@@ -26,7 +26,7 @@ export async function openPoolAndBus(service: string, config: PoolAndBusSettings
   const db = createDb(config.DATABASE_URL, { max: config.DATABASE_POOL_MAX, applicationName: `hatch-${service}` });
   let bus: Bus | undefined;
   try {
-    bus = await connectBus({ url: config.NATS_URL, name: `hatch-${service}`, log });
+    bus = await connectBus({ url: config.NATS_URL, replicas: config.HATCH_STREAM_REPLICAS, name: `hatch-${service}`, log });
     await prepare?.(bus);
   } catch (err) {
     await bus?.close(1000);

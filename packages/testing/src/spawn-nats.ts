@@ -39,6 +39,12 @@ export interface SpawnNatsOptions {
   args?: string[];
   /** ready deadline for each start (default 15 s) */
   startTimeoutMs?: number;
+  /**
+   * A node of a cluster (spawnNatsCluster): its route port and the route ports of the other
+   * nodes, all on 127.0.0.1. The client port is then fixed too (it cannot move: the others'
+   * clients list it).
+   */
+  cluster?: { name: string; routePort: number; peerRoutePorts: number[]; clientPort: number };
 }
 
 export interface SpawnedNats {
@@ -118,6 +124,16 @@ export async function spawnNats(t: Teardownable, opts: SpawnNatsOptions = {}): P
   const syncAlways = opts.syncAlways === true && supportsSyncInterval(dir);
   const startTimeoutMs = opts.startTimeoutMs ?? 15_000;
   let confArgs = ['-js', '-sd', storeDir];
+  const clusterArgs = opts.cluster
+    ? [
+        '--cluster_name',
+        opts.cluster.name,
+        '--cluster',
+        `nats://127.0.0.1:${opts.cluster.routePort}`,
+        '--routes',
+        opts.cluster.peerRoutePorts.map((p) => `nats://127.0.0.1:${p}`).join(','),
+      ]
+    : [];
   if (syncAlways) {
     const conf = path.join(dir, 'nats.conf');
     fs.writeFileSync(conf, `jetstream {\n  store_dir: ${JSON.stringify(storeDir)}\n  sync_interval: always\n}\n`);
@@ -126,14 +142,14 @@ export async function spawnNats(t: Teardownable, opts: SpawnNatsOptions = {}): P
 
   const out = new OutputTail();
   let launchOutput = '';
-  let port = await freePort();
+  let port = opts.cluster?.clientPort ?? (await freePort());
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
   let destroyed = false;
   let watchdog: ChildProcess | undefined;
 
   const launch = async (): Promise<void> => {
-    const args = ['-a', '127.0.0.1', '-p', String(port), '-n', name, ...confArgs, ...(opts.args ?? [])];
+    const args = ['-a', '127.0.0.1', '-p', String(port), '-n', name, ...confArgs, ...clusterArgs, ...(opts.args ?? [])];
     const c = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     launchOutput = '';
@@ -231,10 +247,13 @@ export async function spawnNats(t: Teardownable, opts: SpawnNatsOptions = {}): P
   t.teardown(() => handle.destroy());
   watchdog = startWatchdog(dir, pidFile, 'nats-server', 'KILL');
   try {
+    // A cluster node keeps its port (its peers' routes name it); a lone server may move once
+    // someone took its port between freePort and bind.
     await startOnFreePort(
       launch,
       () => /address already in use/i.test(launchOutput),
       (p) => (port = p),
+      opts.cluster ? 1 : 3,
     );
   } catch (err) {
     await handle.destroy();

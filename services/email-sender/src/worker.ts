@@ -30,7 +30,7 @@ export interface EmailWorkerOptions {
 
 export async function startEmailWorker(deps: { db: Db; bus: Bus; log: Logger; registry: Registry; sendgrid: SendGridPort }, opts: EmailWorkerOptions): Promise<{ stop(): Promise<void> }> {
   const names = natsNames(opts.natsPrefix);
-  await ensureStreams(deps.bus.jsm, names);
+  await ensureStreams(deps.bus.jsm, names, {}, deps.bus.replicas);
   const authFailures = new Counter({ name: 'hatch_sendgrid_auth_failures_total', help: 'SendGrid 401/403 answers (credentials or account problem; sending pauses)', labelNames: ['code'], registers: [deps.registry] });
   const handlerDeps: EmailJobDeps = {
     db: deps.db,

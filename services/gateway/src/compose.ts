@@ -8,5 +8,5 @@ import type { GatewayConfig } from './config.js';
 export type GatewayResources = PoolAndBus;
 
 export function compose(config: GatewayConfig, log: Logger): Promise<GatewayResources> {
-  return openPoolAndBus('gateway', config, log, (bus) => ensureStreams(bus.jsm, natsNames(config.HATCH_NATS_PREFIX)));
+  return openPoolAndBus('gateway', config, log, (bus) => ensureStreams(bus.jsm, natsNames(config.HATCH_NATS_PREFIX), {}, bus.replicas));
 }
