@@ -220,6 +220,38 @@ t.test('unresumable ids get a reset event (200, never an error): garbage, unknow
   for (const c of [garbage, future, old]) c.close();
 });
 
+t.test('a resume with an id the journal holds but this replica has not reached (it lags the bridge) ends the stream for a retry, not a reset; once caught up the same id resumes without loss', async (t) => {
+  const db = await createTestDb(t);
+  const nats = testNats(t);
+  // No bridge yet: the journal moves on, this replica's position does not (a lagging subscription).
+  const a = await replica(t, db, nats.url, nats.prefix);
+  const conv = await conversation(db);
+  await write(db, conv, 3);
+  const held = await maxId(db);
+  await write(db, conv, 2);
+  const lagging = await openSse(`${a.url}/api/events`, { ...AUTH, 'last-event-id': String(held) });
+  t.equal(lagging.status, 200);
+  await lagging.waitFor((x) => x.ended(), 15_000, 'the stream ends');
+  t.equal(lagging.of('reset').length, 0, 'no reset: the id is one of ours');
+  t.equal(updates(lagging).length, 0, 'nothing sent');
+  t.equal(await metricOf(a.app, 'hatch_sse_lagging_resumes_total'), 1, 'counted as a lagging resume');
+  // An id past the journal is still not ours: reset.
+  const forged = await openSse(`${a.url}/api/events`, { ...AUTH, 'last-event-id': String(held + 1000) });
+  await forged.waitFor((x) => x.of('reset').length === 1, 15_000, 'reset for an id past the journal');
+  forged.close();
+  // The bridge catches the replica up; the client's retry with the same id gets exactly what followed it.
+  const live = await openSse(`${a.url}/api/events`, AUTH);
+  await startBridge(t, db, nats, { HATCH_BRIDGE_LOCK_RETRY_MS: '200', HATCH_BRIDGE_HEARTBEAT_MS: '500' });
+  const last = await maxId(db);
+  await live.waitFor((x) => ids(x).includes(last), 30_000, 'the replica caught up');
+  live.close();
+  const retried = await openSse(`${a.url}/api/events`, { ...AUTH, 'last-event-id': String(held) });
+  await retried.waitFor((x) => ids(x).includes(last), 15_000, 'the events after the id');
+  t.same(ids(retried), (await journal(db)).filter((id) => id > held), 'every event after the id, once, in order');
+  t.equal(retried.of('reset').length, 0);
+  retried.close();
+});
+
 t.test('limits: past the connection limit a client gets 200 + retry: and the stream ends; shutdown ends every stream', async (t) => {
   const { db, nats } = await shared();
   const a = await replica(t, db, nats.url, nats.prefix, { HATCH_SSE_MAX_CLIENTS: '1' });

@@ -19,6 +19,12 @@ export async function findJournalAfter(ex: Executor, afterId: string, limit: num
 }
 
 /** The oldest journal id still kept (retention deletes older ones), or undefined when empty. */
+/** The newest journal id committed so far (a resuming client's id up to it is one of ours). */
+export async function findNewestJournalId(ex: Executor): Promise<string | undefined> {
+  const r = await ex.selectFrom('change_journal').select('id').orderBy('id', 'desc').limit(1).executeTakeFirst();
+  return r?.id;
+}
+
 export async function findOldestJournalId(ex: Executor): Promise<string | undefined> {
   const r = await ex.selectFrom('change_journal').select('id').orderBy('id').limit(1).executeTakeFirst();
   return r?.id;

@@ -17,7 +17,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { fastifySSE } from '@fastify/sse';
 import Type from 'typebox';
 import { ConnectedEvent, EmailUpdateEvent, MessageUpdateEvent, ResetEvent, UUID_PATTERN } from '@hatch/contracts';
-import { findJournalAfter, findOldestJournalId, journalRowToEvent, type Db } from '@hatch/db';
+import { findJournalAfter, findNewestJournalId, findOldestJournalId, journalRowToEvent, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { HttpError } from '../errors.js';
 import { formatControl, formatEvent, replayHalf, type HubClient } from './client-queue.js';
@@ -146,7 +146,22 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
       const from = BigInt(lastEventId);
       client.skipUpTo = from;
       // Another replica may be a few ms ahead: wait briefly before calling the id unknown.
-      if (from > seam && !(await hub.waitForId(from, 2000))) return reset('unknown_id');
+      if (from > seam && !(await hub.waitForId(from, 2000))) {
+        // An id the journal holds is ours: this replica lags behind the bridge (its subscription
+        // is catching up, e.g. after losing a NATS node; seen in the soak). A reset would make the
+        // client drop what it has and refetch; ending the stream makes it retry after `retry:`
+        // with the same id, here or on another replica, and lose nothing. An id past the journal
+        // is not one of ours: reset. When the lookup fails, the client retries too.
+        const newest = await findNewestJournalId(opts.db.db).then(
+          (id) => id,
+          () => null,
+        );
+        if (newest === undefined || (newest !== null && BigInt(newest) < from)) return reset('unknown_id');
+        hub.metrics.laggingResumes.inc();
+        log.debug({ lastEventId, position: seam.toString() }, 'resume past this replica\'s position; ending the stream for a retry');
+        endStream();
+        return;
+      }
       try {
         if (from < seam) {
           const oldest = await findOldestJournalId(opts.db.db);

@@ -45,6 +45,11 @@ export function createHubMetrics(registry: Registry, view: { clients(): number; 
       registers,
     }),
     resets: new Counter({ name: 'hatch_sse_resets_total', help: 'reset events (Last-Event-ID not resumable)', labelNames: ['reason'], registers }),
+    laggingResumes: new Counter({
+      name: 'hatch_sse_lagging_resumes_total',
+      help: 'resumes with an id this gateway has not reached yet (the journal holds it): the stream ends for a retry instead of a reset',
+      registers,
+    }),
     rejected: new Counter({ name: 'hatch_sse_rejected_total', help: 'SSE connections refused (limit or not ready)', labelNames: ['reason'], registers }),
     lag: new Histogram({
       name: 'hatch_realtime_lag_seconds',

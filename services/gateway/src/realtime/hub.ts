@@ -20,6 +20,9 @@
  * - Every `keepaliveMs`, one `keepalive` event (no `id:`) to every client, through its bounded
  *   queue like any frame: EventSource clients cannot see `:` comments, and a client that hears
  *   nothing for two intervals reconnects elsewhere (@hatch/contracts stall.ts).
+ *
+ * Longer than ~350 lines on purpose: the subscription, the seam and the budget policy share the
+ * hub's state (lastId, clients, held bytes); the per-client queue and metrics are already apart.
  */
 import type { Writable } from 'node:stream';
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
@@ -305,7 +308,10 @@ export class RealtimeHub implements QueueOwner {
         const consumer = await bus.js.consumers.get(names.streams.events, {
           ...(startSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All }),
         });
-        const messages = await consumer.consume({ max_messages: 1000 });
+        // Pulls expire after 5 s (heartbeats every 2.5 s) instead of nats.js's 30 s: a lost or
+        // stalled NATS node is noticed within seconds and the ordered consumer re-created on
+        // another (the soak measured change → SSE p99 77 s after a node kill with 30 s, 14 s with 5 s).
+        const messages = await consumer.consume({ max_messages: 1000, expires: 5000 });
         this.messages = messages;
         if (this.stopping) {
           // stop() ran while the consumer was being created: it could not close this one
