@@ -61,7 +61,7 @@ async function post(base: string, path: string, body: unknown, key: string | und
     signal: AbortSignal.timeout(8000),
   });
   const text = await res.text();
-  let parsed: Record<string, unknown> = {};
+  let parsed: Record<string, unknown>;
   try {
     parsed = JSON.parse(text) as Record<string, unknown>;
   } catch {
