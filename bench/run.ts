@@ -78,8 +78,12 @@ function profArgs(name: string): string[] {
 
 async function main(): Promise<void> {
   const facts = { ...machine(), ...(await versions()) };
-  log(`machine: ${facts.cpuCount} × ${facts.cpuModel}, Node ${facts.node}, PostgreSQL ${facts.postgres}, NATS ${facts.nats}, load ${facts.loadAvgAtStart.join(' ')}`);
-  log(`scenarios ${wanted.join(', ')}; ${args.runs} run(s) each${args.quick ? ' (quick)' : ''}; raw inserts by ${pgbenchAvailable() ? 'pgbench' : 'postgres.js'}`);
+  log(
+    `machine: ${facts.cpuCount} × ${facts.cpuModel}, Node ${facts.node}, PostgreSQL ${facts.postgres}, NATS ${facts.nats}, load ${facts.loadAvgAtStart.join(' ')}`,
+  );
+  log(
+    `scenarios ${wanted.join(', ')}; ${args.runs} run(s) each${args.quick ? ' (quick)' : ''}; raw inserts by ${pgbenchAvailable() ? 'pgbench' : 'postgres.js'}`,
+  );
   db = await createBenchDb();
   await createRawTables(db.url);
   log(`database ${db.name} migrated; NATS prefix ${prefix}`);
@@ -90,7 +94,9 @@ async function main(): Promise<void> {
   if (needStack) {
     // sms-sender is started by P2 only: P1 measures intake, not intake plus the SMS pipeline.
     const order: ServiceName[] = ['provider-emulator', 'realtime-bridge', 'gateway'];
-    const up = await Promise.allSettled(order.map((name) => startService(name, env, { ...(name === 'gateway' ? { nofile: 200_000 } : {}), nodeArgs: profArgs(name) })));
+    const up = await Promise.allSettled(
+      order.map((name) => startService(name, env, { ...(name === 'gateway' ? { nofile: 200_000 } : {}), nodeArgs: profArgs(name) })),
+    );
     up.forEach((r, i) => {
       const name = order[i] as string;
       if (r.status === 'fulfilled') {
@@ -100,7 +106,11 @@ async function main(): Promise<void> {
     });
     const failed = up.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    log(`stack up: ${Object.entries(stackReady).map(([n, ms]) => `${n} ${(ms / 1000).toFixed(1)} s`).join(', ')}`);
+    log(
+      `stack up: ${Object.entries(stackReady)
+        .map(([n, ms]) => `${n} ${(ms / 1000).toFixed(1)} s`)
+        .join(', ')}`,
+    );
   }
   const sql = postgres(db.url, { max: 16, onnotice: () => {} });
   const conversationId = '00000000-0000-4000-8000-0000000be7c1';
@@ -113,7 +123,19 @@ async function main(): Promise<void> {
       .catch(() => undefined);
   }, 1000);
   pgTimer.unref();
-  const ctx: Ctx = { profArgs, pgPids, quick: args.quick, runs: args.runs, seconds: args.quick ? 3 : 5, env, stack, sql, conversationId, log, detail: {} };
+  const ctx: Ctx = {
+    profArgs,
+    pgPids,
+    quick: args.quick,
+    runs: args.runs,
+    seconds: args.quick ? 3 : 5,
+    env,
+    stack,
+    sql,
+    conversationId,
+    log,
+    detail: {},
+  };
 
   const rows: Row[] = [];
   const details: Record<string, unknown> = {};
@@ -151,13 +173,18 @@ async function main(): Promise<void> {
     table,
     '',
     ...(notes.length ? ['Notes:', '', ...notes, ''] : []),
-    ...(Object.keys(failures).length ? ['Failed scenarios:', '', ...Object.entries(failures).map(([k, m]) => `- ${k}: ${m.split('\n')[0]}`), ''] : []),
+    ...(Object.keys(failures).length
+      ? ['Failed scenarios:', '', ...Object.entries(failures).map(([k, m]) => `- ${k}: ${m.split('\n')[0]}`), '']
+      : []),
   ].join('\n');
   process.stdout.write(`\n${md}\n`);
   const dir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(dir, { recursive: true });
   const base = path.join(dir, `${stamp}${args.quick ? '-quick' : ''}${args.only ? `-${args.only.join('')}` : ''}`);
-  fs.writeFileSync(`${base}.json`, `${JSON.stringify({ started: started.toISOString(), totalSeconds, args, machine: facts, stackReadyMs: stackReady, rows, details, failures }, null, 2)}\n`);
+  fs.writeFileSync(
+    `${base}.json`,
+    `${JSON.stringify({ started: started.toISOString(), totalSeconds, args, machine: facts, stackReadyMs: stackReady, rows, details, failures }, null, 2)}\n`,
+  );
   fs.writeFileSync(`${base}.md`, `${md}\n`);
   log(`saved ${path.relative(ROOT, base)}.{json,md}`);
   if (Object.keys(failures).length) process.exitCode = 1;

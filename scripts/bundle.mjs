@@ -29,7 +29,8 @@ export const SERVICES = ['gateway', 'sms-sender', 'email-sender', 'realtime-brid
 export const EXTERNAL = ['twilio', '@fastify/swagger-ui'];
 
 // CommonJS dependencies call require() for Node built-ins; an ES module bundle needs a real one.
-const BANNER = "import { createRequire as __hatchCreateRequire } from 'node:module';\nconst require = __hatchCreateRequire(import.meta.url);";
+const BANNER =
+  "import { createRequire as __hatchCreateRequire } from 'node:module';\nconst require = __hatchCreateRequire(import.meta.url);";
 
 export async function bundleService(name) {
   const dir = path.join(ROOT, 'services', name);

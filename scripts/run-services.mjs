@@ -33,7 +33,9 @@ export function compactLogLine(line, color) {
   const { level, time, msg, pid: _pid, hostname: _host, service: _service, ...rest } = o;
   const d = new Date(time ?? Date.now());
   const pad = (n, w = 2) => String(n).padStart(w, '0');
-  const ts = Number.isNaN(d.getTime()) ? '' : `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)} `;
+  const ts = Number.isNaN(d.getTime())
+    ? ''
+    : `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)} `;
   const [name, code] = LEVELS[level] ?? [String(level).padEnd(5), 0];
   const fields = Object.entries(rest)
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
@@ -96,7 +98,11 @@ export function runServices(services, opts = {}) {
       stopAll('SIGTERM');
       killTimer = setTimeout(() => {
         failed = true;
-        say(`still running after ${boundMs / 1000} s: ${live().map((p) => p.name).join(', ')}; killing`);
+        say(
+          `still running after ${boundMs / 1000} s: ${live()
+            .map((p) => p.name)
+            .join(', ')}; killing`,
+        );
         stopAll('SIGKILL');
       }, boundMs);
     }
@@ -126,7 +132,11 @@ export function runServices(services, opts = {}) {
     function onSignal(sig) {
       if (stopping) {
         failed = true;
-        say(`${sig} again: killing ${live().map((p) => p.name).join(', ')}`);
+        say(
+          `${sig} again: killing ${live()
+            .map((p) => p.name)
+            .join(', ')}`,
+        );
         stopAll('SIGKILL');
         return;
       }

@@ -163,7 +163,9 @@ export function planServices(baseEnv, { only = [], dist = false } = {}) {
         SENDGRID_API_KEY: DEV_PROVIDERS.sendgrid.apiKey,
         SENDGRID_FROM_EMAIL: env.SENDGRID_FROM_EMAIL || DEV_PROVIDERS.sendgrid.fromEmail,
       });
-      extra.gateway = { SENDGRID_WEBHOOK_PUBLIC_KEY: createPublicKey(privateKey).export({ type: 'spki', format: 'der' }).toString('base64') };
+      extra.gateway = {
+        SENDGRID_WEBHOOK_PUBLIC_KEY: createPublicKey(privateKey).export({ type: 'spki', format: 'der' }).toString('base64'),
+      };
       notes.push(`SendGrid: provider emulator at ${emuUrl} (no SENDGRID_API_KEY set)`);
     } else notes.push('SendGrid: real (credentials set)');
   }
@@ -207,7 +209,9 @@ async function main() {
     ({ services, notes } = planServices(env, { only: args.filter((a) => a !== '--dist'), dist }));
     const missing = services.filter((s) => !fs.existsSync(path.join(ROOT, s.args.at(-1))));
     if (missing.length) {
-      throw new Error(`missing entry file ${missing.map((s) => s.args.at(-1)).join(', ')} (${dist ? 'run pnpm build first' : 'is the checkout complete?'})`);
+      throw new Error(
+        `missing entry file ${missing.map((s) => s.args.at(-1)).join(', ')} (${dist ? 'run pnpm build first' : 'is the checkout complete?'})`,
+      );
     }
   }
   const boundMs = Number(env.HATCH_START_SHUTDOWN_MS) > 0 ? Number(env.HATCH_START_SHUTDOWN_MS) : SHUTDOWN_BOUND_MS;

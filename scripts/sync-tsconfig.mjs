@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const dirs = ['packages', 'services'].flatMap((d) => fs.readdirSync(path.join(root, d)).map((x) => `${d}/${x}`)).filter((d) => fs.existsSync(path.join(root, d, 'package.json')));
+const dirs = ['packages', 'services']
+  .flatMap((d) => fs.readdirSync(path.join(root, d)).map((x) => `${d}/${x}`))
+  .filter((d) => fs.existsSync(path.join(root, d, 'package.json')));
 const check = process.argv.includes('--check');
 const stale = [];
 const write = (file, text) => {
@@ -16,7 +18,9 @@ const write = (file, text) => {
 const byName = new Map(dirs.map((d) => [JSON.parse(fs.readFileSync(path.join(root, d, 'package.json'), 'utf8')).name, d]));
 for (const d of dirs) {
   const pj = JSON.parse(fs.readFileSync(path.join(root, d, 'package.json'), 'utf8'));
-  const refs = Object.keys(pj.dependencies ?? {}).filter((n) => byName.has(n)).map((n) => ({ path: path.relative(d, byName.get(n)) }));
+  const refs = Object.keys(pj.dependencies ?? {})
+    .filter((n) => byName.has(n))
+    .map((n) => ({ path: path.relative(d, byName.get(n)) }));
   const file = path.join(root, d, 'tsconfig.json');
   const ts = JSON.parse(fs.readFileSync(file, 'utf8'));
   ts.references = refs;

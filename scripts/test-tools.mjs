@@ -75,7 +75,13 @@ export const TOOLS = [
   {
     name: 'nats-server',
     pkg: 'nats-server',
-    find: (env) => firstExecutable([env.HATCH_NATS_SERVER_BIN, searchPath('nats-server', env.PATH), '/usr/sbin/nats-server', '/usr/local/bin/nats-server']),
+    find: (env) =>
+      firstExecutable([
+        env.HATCH_NATS_SERVER_BIN,
+        searchPath('nats-server', env.PATH),
+        '/usr/sbin/nats-server',
+        '/usr/local/bin/nats-server',
+      ]),
   },
   // fault tests: spawnPostgres runs a cluster of their own (initdb + pg_ctl)
   { name: 'initdb/pg_ctl', pkg: 'postgresql', find: (env) => pgBinDir(env) },
@@ -108,7 +114,10 @@ export function preflight({ env = process.env, out = process.stdout, uid = proce
     else {
       missing.push(tool);
       if (!cannot) say(`${tool.name}: installing (${tool.pkg})`);
-      else say(`${tool.name}: missing; install it with: ${installCmd([tool.pkg])}${aptGet ? '' : ` (Debian/Ubuntu; elsewhere your system's ${tool.pkg} package)`}`);
+      else
+        say(
+          `${tool.name}: missing; install it with: ${installCmd([tool.pkg])}${aptGet ? '' : ` (Debian/Ubuntu; elsewhere your system's ${tool.pkg} package)`}`,
+        );
     }
   }
   if (missing.length === 0) return true;

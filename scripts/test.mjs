@@ -102,7 +102,16 @@ process.exit(exitCode);
 function coverageReport() {
   const reportDir = path.join(root, 'coverage');
   const c8 = path.join(root, 'node_modules/.bin/c8');
-  const args = ['report', '--temp-directory', coverageRaw, '--reports-dir', reportDir, '--reporter=json-summary', '--reporter=html', '--all'];
+  const args = [
+    'report',
+    '--temp-directory',
+    coverageRaw,
+    '--reports-dir',
+    reportDir,
+    '--reporter=json-summary',
+    '--reporter=html',
+    '--all',
+  ];
   // --all: a source file no test loads counts as 0 %, not as absent
   for (const glob of ['packages/*/src/**', 'services/*/src/**', 'web/src/**']) args.push('--include', glob);
   // types only (kysely-codegen's output): no line of it runs, so --all would count every line as missed
@@ -132,6 +141,10 @@ function coverageReport() {
   const t = summary.total;
   process.stdout.write(`\nCoverage (c8; lines, branches, functions; coverage/index.html has each line):\n`);
   for (const [name, p] of [...byPackage].sort(([a], [b]) => a.localeCompare(b))) process.stdout.write(row(name, p));
-  const total = { lines: [t.lines.covered, t.lines.total], branches: [t.branches.covered, t.branches.total], functions: [t.functions.covered, t.functions.total] };
+  const total = {
+    lines: [t.lines.covered, t.lines.total],
+    branches: [t.branches.covered, t.branches.total],
+    functions: [t.functions.covered, t.functions.total],
+  };
   process.stdout.write(row('all', total));
 }

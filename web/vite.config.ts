@@ -13,7 +13,10 @@ export default defineConfig({
     rollupOptions: {
       // The UI uses the contracts' types, constants and pure functions; the TypeBox schema
       // builders (`Type.X(...)`) have no side effects, so unused schemas drop out of the bundle.
-      treeshake: { manualPureFunctions: ['Type', 'Nullable', 'Compile'], moduleSideEffects: (id: string) => !/[/](typebox|contracts)[/]/.test(id) },
+      treeshake: {
+        manualPureFunctions: ['Type', 'Nullable', 'Compile'],
+        moduleSideEffects: (id: string) => !/[/](typebox|contracts)[/]/.test(id),
+      },
     },
   },
   server: {

@@ -100,7 +100,7 @@ export const SEND_TX_SCRIPT = [
   '\\set c random(1, 10000)',
   "WITH ids AS (SELECT (lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') || '7' || substr(md5(random()::text), 1, 19))::uuid AS mid, " +
     "('00000000-0000-4000-8000-' || lpad(:c::text, 12, '0'))::uuid AS cid, '+1555' || lpad(:c::text, 7, '0') AS rcpt), " +
-    "conv AS (INSERT INTO conversations (id, participants, channel, last_message_id, last_message_at, message_count) " +
+    'conv AS (INSERT INTO conversations (id, participants, channel, last_message_id, last_message_at, message_count) ' +
     "SELECT cid, ARRAY['+15005550006', rcpt], 'sms', mid, now(), 1 FROM ids " +
     'ON CONFLICT (id) DO UPDATE SET last_message_id = excluded.last_message_id, last_message_at = greatest(conversations.last_message_at, excluded.last_message_at), ' +
     'message_count = conversations.message_count + excluded.message_count, updated_at = excluded.updated_at RETURNING 1), ' +
@@ -111,7 +111,13 @@ export const SEND_TX_SCRIPT = [
 ].join('\n');
 
 /** pgbench -n -M <mode> -j 2 with a custom script; returns tps. */
-export async function pgbenchScript(url: string, scriptText: string, clients: number, seconds: number, mode: 'prepared' | 'simple' = 'prepared'): Promise<number> {
+export async function pgbenchScript(
+  url: string,
+  scriptText: string,
+  clients: number,
+  seconds: number,
+  mode: 'prepared' | 'simple' = 'prepared',
+): Promise<number> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hatch-bench-'));
   const script = path.join(dir, 'script.sql');
   fs.writeFileSync(script, scriptText);
@@ -120,8 +126,26 @@ export async function pgbenchScript(url: string, scriptText: string, clients: nu
     const out = await new Promise<string>((resolve, reject) => {
       execFile(
         'pgbench',
-        ['-n', '-M', mode, '-c', String(clients), '-j', String(Math.min(2, clients)), '-T', String(seconds), '-f', script,
-          '-h', u.hostname, '-p', u.port || '5432', '-U', decodeURIComponent(u.username) || 'postgres', u.pathname.slice(1)],
+        [
+          '-n',
+          '-M',
+          mode,
+          '-c',
+          String(clients),
+          '-j',
+          String(Math.min(2, clients)),
+          '-T',
+          String(seconds),
+          '-f',
+          script,
+          '-h',
+          u.hostname,
+          '-p',
+          u.port || '5432',
+          '-U',
+          decodeURIComponent(u.username) || 'postgres',
+          u.pathname.slice(1),
+        ],
         { timeout: (seconds + 30) * 1000, maxBuffer: 1 << 20 },
         (err, stdout, stderr) => (err ? reject(new Error(`pgbench: ${err.message}\n${stderr}`)) : resolve(stdout)),
       );

@@ -19,7 +19,9 @@ const js = jetstream(nc);
 try {
   await jsm.streams.add({ name: stream, subjects: [subject], max_msgs: N * 2, max_bytes: 256 * 1024 * 1024 });
   await jsm.consumers.add(stream, { durable_name: 'bench-raw', ack_policy: AckPolicy.Explicit, max_ack_pending: 10_000 });
-  const payload = new TextEncoder().encode(JSON.stringify({ message_id: '00000000-0000-4000-8000-000000000000', attempt: 1, pad: 'x'.repeat(130) }));
+  const payload = new TextEncoder().encode(
+    JSON.stringify({ message_id: '00000000-0000-4000-8000-000000000000', attempt: 1, pad: 'x'.repeat(130) }),
+  );
   const consumer = await js.consumers.get(stream, 'bench-raw');
   const t0 = performance.now();
   let consumed = 0;

@@ -238,7 +238,7 @@ export function cpuWindow(watched: Watched): { end(): CpuWindow } {
         cpu[name] = Math.round((s / seconds) * 1000) / 10;
       }
       const m1 = machineTicks();
-      const machineBusyPct = Math.round(((m1.busy - m0.busy) / Math.max(1, m1.total - m0.total)) * 1000) / 10 * os.cpus().length;
+      const machineBusyPct = (Math.round(((m1.busy - m0.busy) / Math.max(1, m1.total - m0.total)) * 1000) / 10) * os.cpus().length;
       return { cpu, seconds, machineBusyPct };
     },
   };

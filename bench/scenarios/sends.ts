@@ -33,7 +33,11 @@ function sendRequests(kind: 'mixed' | 'sms') {
         const i = sendCounter++;
         const k = i % 10_000;
         const sms = kind === 'sms' || i % 2 === 1;
-        req.body = JSON.stringify(sms ? { to: `+1555${String(1_000_000 + k).slice(-7)}`, body: `bench sms ${i}` } : { to: `bench-contact-${k}`, body: `bench chat ${i}` });
+        req.body = JSON.stringify(
+          sms
+            ? { to: `+1555${String(1_000_000 + k).slice(-7)}`, body: `bench sms ${i}` }
+            : { to: `bench-contact-${k}`, body: `bench chat ${i}` },
+        );
         return req;
       },
     },
@@ -49,7 +53,15 @@ async function cannon(c: Ctx, opts: { seconds: number; kind: 'mixed' | 'sms'; ov
     ...(opts.overallRate ? { overallRate: Math.max(1, Math.round(opts.overallRate)) } : {}),
   });
   const ok = r['2xx'];
-  return { accepted: ok, rate: ok / opts.seconds, non2xx: r.non2xx, errors: r.errors, timeouts: r.timeouts, p50: r.latency.p50, p99: r.latency.p99 };
+  return {
+    accepted: ok,
+    rate: ok / opts.seconds,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+  };
 }
 
 export async function p1(c: Ctx): Promise<ScenarioResult> {
@@ -76,7 +88,9 @@ export async function p1(c: Ctx): Promise<ScenarioResult> {
     const half = await cannon(c, { seconds: c.seconds, kind: 'mixed', overallRate: max.rate / 2 });
     p99Half.push(half.p99);
     runs.push({ rawInsertTps: r.tps, sendTxTps: tx, max, half });
-    c.log(`P1 run ${i + 1}: raw ${r.tps.toFixed(0)} tps, send-shaped tx in pgbench ${tx.toFixed(0)} tps, Hatch ${max.rate.toFixed(0)}/s (non-2xx ${max.non2xx}), p99 at half rate ${half.p99} ms`);
+    c.log(
+      `P1 run ${i + 1}: raw ${r.tps.toFixed(0)} tps, send-shaped tx in pgbench ${tx.toFixed(0)} tps, Hatch ${max.rate.toFixed(0)}/s (non-2xx ${max.non2xx}), p99 at half rate ${half.p99} ms`,
+    );
   }
   // SMS accepted here are not for P2: their jobs are purged and their rows closed.
   await purgeStream(`${c.env.prefix.toUpperCase()}_JOBS`);
@@ -105,7 +119,8 @@ export async function p1(c: Ctx): Promise<ScenarioResult> {
         ? [
             {
               scenario: 'P1',
-              measure: 'diagnostic: one send written alone in pgbench (the accept statement for one message, journal trigger + NOTIFY; no Node, no group commit)',
+              measure:
+                'diagnostic: one send written alone in pgbench (the accept statement for one message, journal trigger + NOTIFY; no Node, no group commit)',
               unit: 'tps',
               value: summarize(sendTx),
               raw: { label: rawLabel, value: summarize(raw) },
@@ -131,46 +146,58 @@ export async function p2(c: Ctx): Promise<ScenarioResult> {
   const sender = await startService('sms-sender', c.env, { nodeArgs: c.profArgs('sms-sender') });
   c.stack.set('sms-sender', sender.proc);
   try {
-  for (let i = 0; i < c.runs; i++) {
-    const js = spawnTs('js-raw', 'bench/lib/js-raw.ts', [], { env: { NATS_URL, BENCH_PREFIX: `${c.env.prefix}R${i}`, BENCH_N: String(n) } });
-    const jr = (await js.nextMessage(120_000)) as { rate: number; publishRate: number; consumed: number };
-    // it deletes its stream and exits by itself; a signal only if it does not within a bound
-    await Promise.race([js.exited, sleep(15_000)]);
-    await js.stop();
-    raw.push(jr.rate);
+    for (let i = 0; i < c.runs; i++) {
+      const js = spawnTs('js-raw', 'bench/lib/js-raw.ts', [], {
+        env: { NATS_URL, BENCH_PREFIX: `${c.env.prefix}R${i}`, BENCH_N: String(n) },
+      });
+      const jr = (await js.nextMessage(120_000)) as { rate: number; publishRate: number; consumed: number };
+      // it deletes its stream and exits by itself; a signal only if it does not within a bound
+      await Promise.race([js.exited, sleep(15_000)]);
+      await js.stop();
+      raw.push(jr.rate);
 
-    const since = new Date();
-    const t0 = performance.now();
-    const w = cpuWindow(watched(c));
-    const sent = await cannon(c, { seconds: c.seconds, kind: 'sms' });
-    let done = 0;
-    let total = 0;
-    let tDone = 0;
-    // Denominator: every SMS row this run created (requests still in flight when autocannon
-    // stopped included); done when each of them reached sent (or delivered, after the callback).
-    await waitUntil(
-      async () => {
-        const [row] = await c.sql<{ total: number; done: number }[]>`
+      const since = new Date();
+      const t0 = performance.now();
+      const w = cpuWindow(watched(c));
+      const sent = await cannon(c, { seconds: c.seconds, kind: 'sms' });
+      let done = 0;
+      let total = 0;
+      let tDone = 0;
+      // Denominator: every SMS row this run created (requests still in flight when autocannon
+      // stopped included); done when each of them reached sent (or delivered, after the callback).
+      await waitUntil(
+        async () => {
+          const [row] = await c.sql<{ total: number; done: number }[]>`
           SELECT count(*)::int AS total, (count(*) FILTER (WHERE status IN ('sent', 'delivered')))::int AS done
           FROM messages WHERE channel = 'sms' AND created_at >= ${since}`;
-        total = row?.total ?? 0;
-        done = row?.done ?? 0;
-        if (total > 0 && done >= total) tDone = performance.now();
-        return tDone > 0;
-      },
-      90_000,
-      'every accepted SMS to reach sent',
-      200,
-    ).catch(() => undefined);
-    windows.push(w.end());
-    const seconds = ((tDone || performance.now()) - t0) / 1000;
-    rate.push(done / seconds);
-    runs.push({ jetstreamRaw: jr, accepted: sent.accepted, rows: total, intakeRate: sent.rate, sent: done, seconds, complete: tDone > 0 });
-    c.log(`P2 run ${i + 1}: raw JetStream ${jr.rate.toFixed(0)}/s; Hatch ${total} accepted at ${sent.rate.toFixed(0)}/s, ${done} sent in ${seconds.toFixed(1)} s → ${(done / seconds).toFixed(0)}/s`);
-    // next run starts from an empty backlog
-    await c.sql`UPDATE messages SET status = 'failed', error_code = 'BENCH_P2' WHERE status IN ('queued', 'sending')`;
-    await purgeStream(`${c.env.prefix.toUpperCase()}_JOBS`);
-  }
+          total = row?.total ?? 0;
+          done = row?.done ?? 0;
+          if (total > 0 && done >= total) tDone = performance.now();
+          return tDone > 0;
+        },
+        90_000,
+        'every accepted SMS to reach sent',
+        200,
+      ).catch(() => undefined);
+      windows.push(w.end());
+      const seconds = ((tDone || performance.now()) - t0) / 1000;
+      rate.push(done / seconds);
+      runs.push({
+        jetstreamRaw: jr,
+        accepted: sent.accepted,
+        rows: total,
+        intakeRate: sent.rate,
+        sent: done,
+        seconds,
+        complete: tDone > 0,
+      });
+      c.log(
+        `P2 run ${i + 1}: raw JetStream ${jr.rate.toFixed(0)}/s; Hatch ${total} accepted at ${sent.rate.toFixed(0)}/s, ${done} sent in ${seconds.toFixed(1)} s → ${(done / seconds).toFixed(0)}/s`,
+      );
+      // next run starts from an empty backlog
+      await c.sql`UPDATE messages SET status = 'failed', error_code = 'BENCH_P2' WHERE status IN ('queued', 'sending')`;
+      await purgeStream(`${c.env.prefix.toUpperCase()}_JOBS`);
+    }
   } finally {
     c.stack.delete('sms-sender');
     await sender.proc.stop('SIGTERM', 10_000);

@@ -80,7 +80,13 @@ export async function insertRows(sql: postgres.Sql, conversationId: string, rows
 }
 
 /** Paced writer: `batches` per second of `rowsPerTx` rows each, for `seconds`. */
-export async function pacedWriter(sql: postgres.Sql, conversationId: string, perSecond: number, rowsPerTx: number, seconds: number): Promise<number> {
+export async function pacedWriter(
+  sql: postgres.Sql,
+  conversationId: string,
+  perSecond: number,
+  rowsPerTx: number,
+  seconds: number,
+): Promise<number> {
   const t0 = performance.now();
   const total = Math.round(perSecond * seconds);
   let n = 0;

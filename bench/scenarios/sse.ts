@@ -59,8 +59,18 @@ export async function p3(c: Ctx): Promise<ScenarioResult> {
       windows.push(w.end());
       const seconds = ((tDone || performance.now()) - t0) / 1000;
       rate.push(got / seconds);
-      runs.push({ rawNotifyTps: r.tps, inserted, writeRate: inserted / writeSeconds, received: got, resumes, seconds, complete: tDone > 0 });
-      c.log(`P3 run ${i + 1}: raw notify ${r.tps.toFixed(0)} tps; wrote ${inserted} rows at ${(inserted / writeSeconds).toFixed(0)}/s, relayed ${got} in ${seconds.toFixed(1)} s → ${(got / seconds).toFixed(0)}/s (client resumed ${resumes}×)`);
+      runs.push({
+        rawNotifyTps: r.tps,
+        inserted,
+        writeRate: inserted / writeSeconds,
+        received: got,
+        resumes,
+        seconds,
+        complete: tDone > 0,
+      });
+      c.log(
+        `P3 run ${i + 1}: raw notify ${r.tps.toFixed(0)} tps; wrote ${inserted} rows at ${(inserted / writeSeconds).toFixed(0)}/s, relayed ${got} in ${seconds.toFixed(1)} s → ${(got / seconds).toFixed(0)}/s (client resumed ${resumes}×)`,
+      );
     }
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
@@ -110,7 +120,15 @@ export async function p4(c: Ctx): Promise<ScenarioResult> {
       const st = await windowStats(procs);
       const deliveries = st.events / st.seconds;
       const serverCpu = win.cpu[key] ?? 0;
-      return { connected, deliveries, serverCpuPct: serverCpu, perCore: deliveries / Math.max(0.05, serverCpu / 100), open: st.open, closed: st.closed, win };
+      return {
+        connected,
+        deliveries,
+        serverCpuPct: serverCpu,
+        perCore: deliveries / Math.max(0.05, serverCpu / 100),
+        open: st.open,
+        closed: st.closed,
+        win,
+      };
     } finally {
       await Promise.all(procs.map((p) => p.stop()));
     }
@@ -173,14 +191,19 @@ export async function p5(c: Ctx): Promise<ScenarioResult> {
   if (global.gc) global.gc();
   const before = rssBytes(gw.pid) ?? 0;
   const addrs = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
-  const { procs, connected, seconds } = await openClients(c.env.ports.gateway, TARGET, 10_000, { addrs, connectMs: c.quick ? 60_000 : 150_000 });
+  const { procs, connected, seconds } = await openClients(c.env.ports.gateway, TARGET, 10_000, {
+    addrs,
+    connectMs: c.quick ? 60_000 : 150_000,
+  });
   try {
     await sleep(3000);
     const after = rssBytes(gw.pid) ?? 0;
     const st = await windowStats(procs);
     const perConn = connected > 0 ? (after - before) / connected : Number.NaN;
     const projected50k = before + perConn * 50_000;
-    c.log(`P5: ${connected}/${TARGET} connected in ${seconds.toFixed(1)} s (${st.open} still open); gateway RSS ${(before / 2 ** 20).toFixed(0)} → ${(after / 2 ** 20).toFixed(0)} MiB, ${(perConn / 1024).toFixed(1)} KiB per connection`);
+    c.log(
+      `P5: ${connected}/${TARGET} connected in ${seconds.toFixed(1)} s (${st.open} still open); gateway RSS ${(before / 2 ** 20).toFixed(0)} → ${(after / 2 ** 20).toFixed(0)} MiB, ${(perConn / 1024).toFixed(1)} KiB per connection`,
+    );
     const extrapolated = connected < 50_000;
     return {
       rows: [
@@ -202,7 +225,16 @@ export async function p5(c: Ctx): Promise<ScenarioResult> {
         },
         { scenario: 'P5', measure: 'RSS per idle SSE connection', unit: 'KiB', value: summarize([perConn / 1024]) },
       ],
-      detail: { target: TARGET, connected, connectSeconds: seconds, open: st.open, rssBefore: before, rssAfter: after, perConn, projected50k },
+      detail: {
+        target: TARGET,
+        connected,
+        connectSeconds: seconds,
+        open: st.open,
+        rssBefore: before,
+        rssAfter: after,
+        perConn,
+        projected50k,
+      },
     };
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
@@ -234,8 +266,20 @@ export async function p6(c: Ctx): Promise<ScenarioResult> {
       if (st.hist) h.merge(st.hist);
       p50.push(h.percentile(0.5));
       p99.push(h.percentile(0.99));
-      runs.push({ rows, expected: rows * connected, received: st.events, p50: h.percentile(0.5), p90: h.percentile(0.9), p99: h.percentile(0.99), p999: h.percentile(0.999), max: h.max, open: st.open });
-      c.log(`P6 run ${i + 1}: ${st.events}/${rows * connected} events, p50 ${h.percentile(0.5).toFixed(1)} ms, p99 ${h.percentile(0.99).toFixed(1)} ms, max ${h.max.toFixed(0)} ms`);
+      runs.push({
+        rows,
+        expected: rows * connected,
+        received: st.events,
+        p50: h.percentile(0.5),
+        p90: h.percentile(0.9),
+        p99: h.percentile(0.99),
+        p999: h.percentile(0.999),
+        max: h.max,
+        open: st.open,
+      });
+      c.log(
+        `P6 run ${i + 1}: ${st.events}/${rows * connected} events, p50 ${h.percentile(0.5).toFixed(1)} ms, p99 ${h.percentile(0.99).toFixed(1)} ms, max ${h.max.toFixed(0)} ms`,
+      );
     }
   } finally {
     await Promise.all(procs.map((p) => p.stop()));

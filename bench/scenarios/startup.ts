@@ -31,8 +31,20 @@ export async function p7(c: Ctx): Promise<ScenarioResult> {
     detail[name] = { how, staleSourceFiles: stale, readySeconds: ready, rssMB: rss };
     const staleNote = fromDist && stale > 0 ? ` (${stale} source files newer than the build)` : '';
     rows.push(
-      { scenario: 'P7', measure: `${name} idle RSS (${how})${staleNote}`, unit: 'MB', value: summarize(rss), goal: { text: '≤ 80 MB', on: 'measure', direction: 'atMost', threshold: 80 } },
-      { scenario: 'P7', measure: `${name} start → ready (${how})`, unit: 's', value: summarize(ready), goal: { text: '≤ 2 s', on: 'measure', direction: 'atMost', threshold: 2 } },
+      {
+        scenario: 'P7',
+        measure: `${name} idle RSS (${how})${staleNote}`,
+        unit: 'MB',
+        value: summarize(rss),
+        goal: { text: '≤ 80 MB', on: 'measure', direction: 'atMost', threshold: 80 },
+      },
+      {
+        scenario: 'P7',
+        measure: `${name} start → ready (${how})`,
+        unit: 's',
+        value: summarize(ready),
+        goal: { text: '≤ 2 s', on: 'measure', direction: 'atMost', threshold: 2 },
+      },
     );
   }
   return { rows, detail };

@@ -2,7 +2,19 @@
  * The bench's report arithmetic on fixed inputs (timings themselves are never asserted anywhere).
  */
 import t from 'tap';
-import { bottleneck, fmt, goalMet, Histogram, markdownTable, median, parseArgs, percentile, ratio, summarize, type Row } from '../lib/report.js';
+import {
+  bottleneck,
+  fmt,
+  goalMet,
+  Histogram,
+  markdownTable,
+  median,
+  parseArgs,
+  percentile,
+  ratio,
+  summarize,
+  type Row,
+} from '../lib/report.js';
 
 t.test('median, summary and spread', async (t) => {
   t.equal(median([3, 1, 2]), 2);
@@ -50,7 +62,13 @@ t.test('goals and the Markdown table', async (t) => {
       raw: { label: 'pgbench', value: summarize([10000, 10000, 10000]) },
       goal: { text: '≥ 70 % of raw', on: 'ratio', direction: 'atLeast', threshold: 0.7 },
     },
-    { scenario: 'P6', measure: 'p99', unit: 'ms', value: summarize([60]), goal: { text: '≤ 50 ms', on: 'measure', direction: 'atMost', threshold: 50 } },
+    {
+      scenario: 'P6',
+      measure: 'p99',
+      unit: 'ms',
+      value: summarize([60]),
+      goal: { text: '≤ 50 ms', on: 'measure', direction: 'atMost', threshold: 50 },
+    },
     { scenario: 'P5', measure: 'per connection', unit: 'KiB', value: summarize([12.5]) },
   ];
   t.equal(goalMet(rows[0] as Row), true);

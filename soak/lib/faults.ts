@@ -15,7 +15,15 @@
 import type { Rng } from './random.js';
 import type { Replica, Stack } from './stack.js';
 
-export const FAULT_KINDS = ['kill-service', 'kill-nats', 'stall-nats', 'stall-gateway', 'pg-restart', 'kill-active-bridge', 'rolling-restart'] as const;
+export const FAULT_KINDS = [
+  'kill-service',
+  'kill-nats',
+  'stall-nats',
+  'stall-gateway',
+  'pg-restart',
+  'kill-active-bridge',
+  'rolling-restart',
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface FaultRecord {

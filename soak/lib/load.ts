@@ -138,7 +138,12 @@ export function createSender(gateways: () => string[], rnd: Rng, keyShare = 0.5)
         const retryAfter = Number(ans.headers.get('retry-after'));
         if (ans.status === 503 || ans.status === 409) {
           if (!Number.isFinite(retryAfter) || ans.headers.get('retry-after') === null) {
-            stats.violations.push({ at: Date.now(), gateway: gw, status: ans.status, detail: `no Retry-After: ${JSON.stringify(ans.body).slice(0, 200)}` });
+            stats.violations.push({
+              at: Date.now(),
+              gateway: gw,
+              status: ans.status,
+              detail: `no Retry-After: ${JSON.stringify(ans.body).slice(0, 200)}`,
+            });
           }
           if (ans.status === 503) stats.retried503++;
           // a 409 is an earlier attempt with this key still running
@@ -233,7 +238,9 @@ export function startSseClient(o: {
       return;
     }
     if (frame.event === 'reset') {
-      client.problems.push(`reset at ${new Date().toISOString()} by ${current?.host} resuming from ${current?.resumedFrom} (the gateway is at ${frame.id}): ${frame.data}`);
+      client.problems.push(
+        `reset at ${new Date().toISOString()} by ${current?.host} resuming from ${current?.resumedFrom} (the gateway is at ${frame.id}): ${frame.data}`,
+      );
       if (frame.id !== undefined) lastId = BigInt(frame.id);
       return;
     }
@@ -331,15 +338,18 @@ export function startSseClient(o: {
 
   if (o.roams) {
     const roam = () => {
-      roamTimer = setTimeout(() => {
-        if (stopped) return;
-        const r = req;
-        req = undefined;
-        r?.destroy();
-        nextGateway = o.rnd.int(0, o.gateways().length - 1);
-        connect();
-        roam();
-      }, o.rnd.int(5000, 15000));
+      roamTimer = setTimeout(
+        () => {
+          if (stopped) return;
+          const r = req;
+          req = undefined;
+          r?.destroy();
+          nextGateway = o.rnd.int(0, o.gateways().length - 1);
+          connect();
+          roam();
+        },
+        o.rnd.int(5000, 15000),
+      );
     };
     roam();
   }

@@ -26,7 +26,17 @@ export interface OracleResult {
   lost: Finding[];
   sentTwice: Finding[];
   stuck: Finding[];
-  sse: Array<{ client: string; filter: string; expected: number; received: number; missing: number; extra: number; problems: string[]; connections: number; stalls: number }>;
+  sse: Array<{
+    client: string;
+    filter: string;
+    expected: number;
+    received: number;
+    missing: number;
+    extra: number;
+    problems: string[];
+    connections: number;
+    stalls: number;
+  }>;
   /** per SMS / email: created → first `sent` (ms), with its creation time */
   sendToSent: Array<{ at: number; ms: number }>;
 }
@@ -50,7 +60,8 @@ async function emulatorRecords(emulatorUrl: string): Promise<{ messages: Emulato
   };
   const m = await get<{ messages: EmulatorMessage[]; evicted: number }>('/_emulator/messages');
   const e = await get<{ emails: EmulatorEmail[]; evicted: number }>('/_emulator/emails');
-  if (m.evicted || e.evicted) throw new Error(`the emulator evicted records (${m.evicted} messages, ${e.evicted} emails): raise EMULATOR_MAX_RECORDS`);
+  if (m.evicted || e.evicted)
+    throw new Error(`the emulator evicted records (${m.evicted} messages, ${e.evicted} emails): raise EMULATOR_MAX_RECORDS`);
   return { messages: m.messages, emails: e.emails };
 }
 
@@ -69,7 +80,12 @@ function emailIdOf(e: EmulatorEmail): string | undefined {
 
 const FINAL_SMS = new Set(['sent', 'delivered', 'undelivered', 'failed']);
 
-export async function checkOracle(sql: postgres.Sql, emulatorUrl: string, records: SendRecord[], clients: SseClient[]): Promise<OracleResult> {
+export async function checkOracle(
+  sql: postgres.Sql,
+  emulatorUrl: string,
+  records: SendRecord[],
+  clients: SseClient[],
+): Promise<OracleResult> {
   const { messages, emails } = await emulatorRecords(emulatorUrl);
   const smsCount = new Map<string, number>();
   for (const m of messages) {
@@ -128,7 +144,12 @@ export async function checkOracle(sql: postgres.Sql, emulatorUrl: string, record
       // a copy after one whose answer was lost or an error (unknown outcome) is the documented window
       const unknownBefore = copies.slice(0, -1).every((c) => c.httpStatus === null || (c.httpStatus ?? 0) >= 500 || c.fault !== null);
       if (unknownBefore) res.emails.explainedDuplicates++;
-      else sentTwice.push({ what: 'email', id: r.id, detail: `${copies.length} copies reached SendGrid, the earlier ones answered ${copies.map((c) => c.httpStatus).join(', ')}` });
+      else
+        sentTwice.push({
+          what: 'email',
+          id: r.id,
+          detail: `${copies.length} copies reached SendGrid, the earlier ones answered ${copies.map((c) => c.httpStatus).join(', ')}`,
+        });
     } else if (copies.length === 1) res.emails.sent++;
     else if (r.status === 'failed' && r.error_code) res.emails.failedWithReason++;
     else lost.push({ what: 'email', id: r.id, detail: `status ${r.status} but never reached SendGrid` });
@@ -144,7 +165,9 @@ export async function checkOracle(sql: postgres.Sql, emulatorUrl: string, record
     SELECT id::text, table_name, conversation_id::text FROM change_journal ORDER BY id`;
   for (const c of clients) {
     const start = c.startId ?? -1n;
-    const expected = journal.filter((j) => BigInt(j.id) > start && (!c.conversationId || (j.table_name === 'messages' && j.conversation_id === c.conversationId))).map((j) => j.id);
+    const expected = journal
+      .filter((j) => BigInt(j.id) > start && (!c.conversationId || (j.table_name === 'messages' && j.conversation_id === c.conversationId)))
+      .map((j) => j.id);
     const received = c.events.map((e) => String(e.id));
     const got = new Set(received);
     const want = new Set(expected);
@@ -180,7 +203,9 @@ export async function drained(sql: postgres.Sql, clients: SseClient[]): Promise<
   for (const c of clients) {
     const last = c.events.at(-1)?.id ?? c.startId ?? -1n;
     if (c.conversationId) {
-      const [f] = await sql<Array<{ max: string | null }>>`SELECT max(id)::text AS max FROM change_journal WHERE table_name = 'messages' AND conversation_id = ${c.conversationId}`;
+      const [f] = await sql<
+        Array<{ max: string | null }>
+      >`SELECT max(id)::text AS max FROM change_journal WHERE table_name = 'messages' AND conversation_id = ${c.conversationId}`;
       if (last < BigInt(f?.max ?? '0')) return false;
     } else if (last < maxAll) return false;
   }

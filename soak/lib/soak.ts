@@ -7,7 +7,16 @@
  */
 import postgres from 'postgres';
 import { waitFor, type Teardownable } from '@hatch/testing';
-import { createSender, REFUSED_NUMBER, ROOMS, startSseClient, type HttpStats, type SendKind, type SendRecord, type SseClient } from './load.js';
+import {
+  createSender,
+  REFUSED_NUMBER,
+  ROOMS,
+  startSseClient,
+  type HttpStats,
+  type SendKind,
+  type SendRecord,
+  type SseClient,
+} from './load.js';
 import { faultBag, FAULT_KINDS, injectFault, type FaultKind, type FaultRecord } from './faults.js';
 import { checkOracle, drained, type OracleResult } from './oracle.js';
 import { rng } from './random.js';
@@ -28,7 +37,15 @@ export interface SoakOptions {
   log: (msg: string) => void;
 }
 
-export const DEFAULTS: Omit<SoakOptions, 'log'> = { durationS: 1800, rate: 4, seed: 1, faultMinS: 10, faultMaxS: 30, drainS: 90, everyKind: true };
+export const DEFAULTS: Omit<SoakOptions, 'log'> = {
+  durationS: 1800,
+  rate: 4,
+  seed: 1,
+  faultMinS: 10,
+  faultMaxS: 30,
+  drainS: 90,
+  everyKind: true,
+};
 
 export interface SoakResult {
   options: Omit<SoakOptions, 'log'>;
@@ -171,7 +188,9 @@ export async function runSoak(t: Teardownable, o: SoakOptions): Promise<SoakResu
       faults.push(rec);
       seen.add(kind);
       rec.recoveredAt = await probe(rec.startedAt);
-      log(`  recovered ${rec.recoveredAt ? `${((rec.recoveredAt - rec.startedAt) / 1000).toFixed(1)} s after the fault began` : 'NOT within 120 s'}`);
+      log(
+        `  recovered ${rec.recoveredAt ? `${((rec.recoveredAt - rec.startedAt) / 1000).toFixed(1)} s after the fault began` : 'NOT within 120 s'}`,
+      );
     }
     faultsDone = true;
   })();
@@ -195,8 +214,24 @@ export async function runSoak(t: Teardownable, o: SoakOptions): Promise<SoakResu
   for (const c of clients) c.stop();
 
   const oracle = await checkOracle(sql, stack.emulatorUrl, sender.records, clients);
-  const sseLatency = clients.flatMap((c) => c.events.filter((e) => Number.isFinite(e.changedAt)).map((e) => ({ at: e.changedAt, ms: e.at - e.changedAt })));
-  return { options, startedAt, loadEndedAt, planned, records: sender.records, http: sender.stats, faults, unexpectedExits, failedStarts: stack.failedStarts, manual, drainedInMs, oracle, sseLatency };
+  const sseLatency = clients.flatMap((c) =>
+    c.events.filter((e) => Number.isFinite(e.changedAt)).map((e) => ({ at: e.changedAt, ms: e.at - e.changedAt })),
+  );
+  return {
+    options,
+    startedAt,
+    loadEndedAt,
+    planned,
+    records: sender.records,
+    http: sender.stats,
+    faults,
+    unexpectedExits,
+    failedStarts: stack.failedStarts,
+    manual,
+    drainedInMs,
+    oracle,
+    sseLatency,
+  };
 }
 
 /** Whether the run kept every promise (what the short test asserts and the report headlines). */

@@ -8,7 +8,19 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { freePort, REPO_ROOT, spawnNatsCluster, spawnPostgres, spawnService, urlForDatabase, waitFor, type ServiceProcess, type SpawnedNatsCluster, type SpawnedPostgres, type Teardownable } from '@hatch/testing';
+import {
+  freePort,
+  REPO_ROOT,
+  spawnNatsCluster,
+  spawnPostgres,
+  spawnService,
+  urlForDatabase,
+  waitFor,
+  type ServiceProcess,
+  type SpawnedNatsCluster,
+  type SpawnedPostgres,
+  type Teardownable,
+} from '@hatch/testing';
 
 export const TOKEN = 'soak-token-0123456789abcdef';
 const TWILIO = { sid: `AC${'50ac'.padEnd(32, '0')}`, token: 'soak-emulator-twilio-token', phone: '+15005550006' };
@@ -16,7 +28,13 @@ const SENDGRID = { key: 'SG.soak-emulator.key', from: 'soak@example.com' };
 export const NATS_PREFIX = 'SOAK';
 
 export type ServiceName = 'gateway' | 'realtime-bridge' | 'sms-sender' | 'email-sender' | 'provider-emulator';
-export const REPLICAS: Record<ServiceName, number> = { gateway: 3, 'realtime-bridge': 2, 'sms-sender': 2, 'email-sender': 2, 'provider-emulator': 1 };
+export const REPLICAS: Record<ServiceName, number> = {
+  gateway: 3,
+  'realtime-bridge': 2,
+  'sms-sender': 2,
+  'email-sender': 2,
+  'provider-emulator': 1,
+};
 
 export interface Replica {
   service: ServiceName;

@@ -43,7 +43,12 @@ const MAX_BYTES = 1024 * 1024;
 function repoFiles(root: string): string[] {
   let list: string[];
   try {
-    list = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] })
+    list = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+      cwd: root,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
       .split('\0')
       .filter(Boolean);
   } catch {
@@ -159,9 +164,17 @@ function checkRepository(root: string, files: string[] = repoFiles(root)): Probl
       if (isMd && fenceLine) fence = !fence;
 
       // (a) pointers outside the repository
-      if (/(?:\.\.\/)+shared\b/.test(raw)) problems.push({ kind: 'outside', where, text: raw, what: `points into a folder next to the repository: ${raw.trim()}` });
-      if (/(?<![\w.-])\/work\/[\w.-]/.test(raw)) problems.push({ kind: 'outside', where, text: raw, what: `an absolute path of a development machine: ${raw.trim()}` });
-      if (/\bdesign rules? \d/i.test(raw)) problems.push({ kind: 'outside', where, text: raw, what: `cites a design rule without its document (write "docs/architecture.md, rule N"): ${raw.trim()}` });
+      if (/(?:\.\.\/)+shared\b/.test(raw))
+        problems.push({ kind: 'outside', where, text: raw, what: `points into a folder next to the repository: ${raw.trim()}` });
+      if (/(?<![\w.-])\/work\/[\w.-]/.test(raw))
+        problems.push({ kind: 'outside', where, text: raw, what: `an absolute path of a development machine: ${raw.trim()}` });
+      if (/\bdesign rules? \d/i.test(raw))
+        problems.push({
+          kind: 'outside',
+          where,
+          text: raw,
+          what: `cites a design rule without its document (write "docs/architecture.md, rule N"): ${raw.trim()}`,
+        });
 
       let line = raw.replace(URL_RE, ' ');
 
@@ -176,7 +189,12 @@ function checkRepository(root: string, files: string[] = repoFiles(root)): Probl
           target = target.replace(/^<|>$/g, '');
           if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // mailto:, https:, …
           const [p = '', anchor] = target.split('#', 2);
-          const abs = p === '' ? path.join(root, file) : p.startsWith('/') ? path.join(root, p) : path.resolve(root, path.dirname(file), decodeURIComponent(p));
+          const abs =
+            p === ''
+              ? path.join(root, file)
+              : p.startsWith('/')
+                ? path.join(root, p)
+                : path.resolve(root, path.dirname(file), decodeURIComponent(p));
           if (!inside(root, abs)) {
             problems.push({ kind: 'outside', where, text: raw, what: `link ${target} leaves the repository` });
             continue;
@@ -194,8 +212,14 @@ function checkRepository(root: string, files: string[] = repoFiles(root)): Probl
         for (const m of line.matchAll(/`([^`\s]+)`/g)) {
           const p = m[1] ?? '';
           if (!/^[\w.-]+(\/[\w.@-]+)+\.[a-z]{1,5}$/i.test(p)) continue;
-          if (!topLevel.has(p.split('/')[0] as string) || p.split('/').some((seg) => SKIP_DIRS.has(seg)) || SKIP_PREFIXES.some((s) => p.startsWith(s))) continue;
-          if (!mentionCandidates(root, file, p).some((c) => inside(root, c) && fs.existsSync(c))) problems.push({ kind: 'missing', where, text: raw, what: `\`${p}\` does not exist` });
+          if (
+            !topLevel.has(p.split('/')[0] as string) ||
+            p.split('/').some((seg) => SKIP_DIRS.has(seg)) ||
+            SKIP_PREFIXES.some((s) => p.startsWith(s))
+          )
+            continue;
+          if (!mentionCandidates(root, file, p).some((c) => inside(root, c) && fs.existsSync(c)))
+            problems.push({ kind: 'missing', where, text: raw, what: `\`${p}\` does not exist` });
         }
       }
 
@@ -208,7 +232,8 @@ function checkRepository(root: string, files: string[] = repoFiles(root)): Probl
           continue;
         }
         const hit = cands.find((c) => inside(root, c) && fs.existsSync(c));
-        if (!hit) problems.push({ kind: 'missing', where, text: raw, what: `${ref}${m[2] ? `#${m[2]}` : ''}: no such file in the repository` });
+        if (!hit)
+          problems.push({ kind: 'missing', where, text: raw, what: `${ref}${m[2] ? `#${m[2]}` : ''}: no such file in the repository` });
         else {
           checkAnchor(where, raw, hit, m[2], ref);
           // a section named in quotes right after the file (README.md "Commands"): a heading of
@@ -251,7 +276,15 @@ t.test('every #anchor of a link to a markdown file names one of its headings', a
 
 t.test('the docs the README promises are there and linked from it', async (t) => {
   const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
-  for (const doc of ['docs/architecture.md', 'docs/reliability.md', 'docs/operations.md', 'docs/api.md', 'SECURITY.md', 'bench/README.md', 'k8s/README.md']) {
+  for (const doc of [
+    'docs/architecture.md',
+    'docs/reliability.md',
+    'docs/operations.md',
+    'docs/api.md',
+    'SECURITY.md',
+    'bench/README.md',
+    'k8s/README.md',
+  ]) {
     t.ok(fs.existsSync(path.join(REPO_ROOT, doc)), `${doc} exists`);
     t.ok(readme.includes(`](${doc})`), `README links ${doc}`);
   }
@@ -269,25 +302,34 @@ t.test('the checker is live: it reports each kind of dangling reference in a mad
     fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
     fs.writeFileSync(path.join(root, rel), text);
   };
-  write(md('README'), [
-    '# Demo',
-    '',
-    `See [the design](${outsideDir}/${md('design')}) and [ops](docs/${md('ops')}).`,
-    `Rules: [arch](docs/${md('architecture')}#the-rules), [arch top](docs/${md('architecture')}#architecture-of-it).`,
-    'Code: `src/app.ts` and `src/gone.ts`.',
-    '',
-    '```',
-    `[not a link](${md('nowhere')})`,
-    '```',
-  ].join('\n'));
-  write(`docs/${md('architecture')}`, ['# Architecture of it', '', '## The rules', '', '## The rules', '', `Back to [the readme](../${md('README')}#demo).`].join('\n'));
-  write('src/app.ts', [
-    `// why: ${md('reliability')} §2.4, and docs/${md('architecture')}#the-rules-1 (exists), docs/${md('architecture')}#no-such-part`,
-    `// ${['design', 'rule'].join(' ')} 3 says so`,
-    `const report = \`\${stamp}.${'md'}\`; // a template, not a reference`,
-    `// https://example.com/${md('whatever')} is a URL`,
-    `// as ${md('README')} "Demo" says, not ${md('README')} "Nothing like it"`,
-  ].join('\n'));
+  write(
+    md('README'),
+    [
+      '# Demo',
+      '',
+      `See [the design](${outsideDir}/${md('design')}) and [ops](docs/${md('ops')}).`,
+      `Rules: [arch](docs/${md('architecture')}#the-rules), [arch top](docs/${md('architecture')}#architecture-of-it).`,
+      'Code: `src/app.ts` and `src/gone.ts`.',
+      '',
+      '```',
+      `[not a link](${md('nowhere')})`,
+      '```',
+    ].join('\n'),
+  );
+  write(
+    `docs/${md('architecture')}`,
+    ['# Architecture of it', '', '## The rules', '', '## The rules', '', `Back to [the readme](../${md('README')}#demo).`].join('\n'),
+  );
+  write(
+    'src/app.ts',
+    [
+      `// why: ${md('reliability')} §2.4, and docs/${md('architecture')}#the-rules-1 (exists), docs/${md('architecture')}#no-such-part`,
+      `// ${['design', 'rule'].join(' ')} 3 says so`,
+      `const report = \`\${stamp}.${'md'}\`; // a template, not a reference`,
+      `// https://example.com/${md('whatever')} is a URL`,
+      `// as ${md('README')} "Demo" says, not ${md('README')} "Nothing like it"`,
+    ].join('\n'),
+  );
   const got = checkRepository(root).map((p) => `${p.kind} ${p.where}`);
   t.same(
     got.sort(),

@@ -64,13 +64,20 @@ t.test('the API token, the Twilio auth token and the SendGrid API key appear in 
     SENDGRID_FROM_EMAIL: 'hatch@example.com',
     SENDGRID_API_URL: emulatorUrl,
   });
-  await Promise.all([gateway.waitForLog((l) => l.msg === 'gateway ready'), sms.waitForLog((l) => l.msg === 'sms-sender ready'), email.waitForLog((l) => l.msg === 'email-sender ready')]);
+  await Promise.all([
+    gateway.waitForLog((l) => l.msg === 'gateway ready'),
+    sms.waitForLog((l) => l.msg === 'sms-sender ready'),
+    email.waitForLog((l) => l.msg === 'email-sender ready'),
+  ]);
 
   const auth = { authorization: `Bearer ${API_TOKEN}` };
   const json = { 'content-type': 'application/json' };
   // a wrong token, in the header and in the cookie
   t.equal((await fetch(`${gatewayUrl}/api/conversations`, { headers: { authorization: `Bearer ${WRONG_TOKEN}` } })).status, 401);
-  t.equal((await fetch(`${gatewayUrl}/api/session`, { method: 'POST', headers: json, body: JSON.stringify({ token: WRONG_TOKEN }) })).status, 401);
+  t.equal(
+    (await fetch(`${gatewayUrl}/api/session`, { method: 'POST', headers: json, body: JSON.stringify({ token: WRONG_TOKEN }) })).status,
+    401,
+  );
   // the real token where it does not belong: in query strings (the request line is logged)
   await fetch(`${gatewayUrl}/api/conversations?token=${API_TOKEN}&limit=5`);
   await fetch(`${gatewayUrl}/api/events?access_token=${API_TOKEN}`);
@@ -81,15 +88,25 @@ t.test('the API token, the Twilio auth token and the SendGrid API key appear in 
   const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
   t.equal((await fetch(`${gatewayUrl}/api/conversations`, { headers: { cookie } })).status, 200, 'the session cookie works');
   // an SMS and an email, through the workers, the emulator and its signed callbacks
-  const sent = await fetch(`${gatewayUrl}/api/send_message`, { method: 'POST', headers: { ...auth, ...json }, body: JSON.stringify({ to: '+14155550100', body: 'no secrets here' }) });
+  const sent = await fetch(`${gatewayUrl}/api/send_message`, {
+    method: 'POST',
+    headers: { ...auth, ...json },
+    body: JSON.stringify({ to: '+14155550100', body: 'no secrets here' }),
+  });
   t.equal(sent.status, 202, 'SMS accepted');
   const messageId = ((await sent.json()) as { message_id: string }).message_id;
-  const mailed = await fetch(`${gatewayUrl}/api/send_email`, { method: 'POST', headers: { ...auth, ...json }, body: JSON.stringify({ to_email: 'ann@example.com', subject: 'hello', body: 'no secrets here' }) });
+  const mailed = await fetch(`${gatewayUrl}/api/send_email`, {
+    method: 'POST',
+    headers: { ...auth, ...json },
+    body: JSON.stringify({ to_email: 'ann@example.com', subject: 'hello', body: 'no secrets here' }),
+  });
   t.equal(mailed.status, 202, 'email accepted');
   const emailId = ((await mailed.json()) as { email_id: string }).email_id;
   const smsStatus = await waitForValue(
     async () => {
-      const m = (await (await fetch(`${gatewayUrl}/api/messages/${messageId}`, { headers: auth })).json()) as { message: { status: string } };
+      const m = (await (await fetch(`${gatewayUrl}/api/messages/${messageId}`, { headers: auth })).json()) as {
+        message: { status: string };
+      };
       return m.message.status === 'delivered' ? m.message.status : undefined;
     },
     { timeoutMs: 30_000, message: 'the SMS delivered (sent by the worker, the callback verified)' },
@@ -134,5 +151,8 @@ t.test('the API token, the Twilio auth token and the SendGrid API key appear in 
     .filter((u): u is string => typeof u === 'string');
   t.ok(urls.includes('/api/conversations?token=[redacted]&limit=5'), 'the query-string token is redacted, the rest of the URL kept');
   t.ok(urls.includes('/api/events?access_token=[redacted]'));
-  t.ok(sms.logs().some((l) => l.msg === 'sms sent'), 'the SMS went through the sms-sender');
+  t.ok(
+    sms.logs().some((l) => l.msg === 'sms sent'),
+    'the SMS went through the sms-sender',
+  );
 });

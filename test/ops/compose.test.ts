@@ -26,7 +26,19 @@ t.before(() => requireTool('docker-compose'));
 
 t.test('compose validates; only the emulator (dev) and the other NATS nodes (cluster) are in a profile', async (t) => {
   const c = await resolved([]);
-  t.same(Object.keys(c.services).sort(), ['email-sender', 'gateway', 'migrate', 'nats', 'nats-2', 'nats-3', 'postgres', 'provider-emulator', 'proxy', 'realtime-bridge', 'sms-sender']);
+  t.same(Object.keys(c.services).sort(), [
+    'email-sender',
+    'gateway',
+    'migrate',
+    'nats',
+    'nats-2',
+    'nats-3',
+    'postgres',
+    'provider-emulator',
+    'proxy',
+    'realtime-bridge',
+    'sms-sender',
+  ]);
   for (const [name, s] of Object.entries(c.services as Record<string, Doc>)) {
     if (name === 'provider-emulator') t.same(s.profiles, ['dev'], 'the emulator runs only with --profile dev');
     else if (name === 'nats-2' || name === 'nats-3') t.same(s.profiles, ['cluster'], `${name} runs only with --profile cluster`);
@@ -64,7 +76,8 @@ t.test('every Hatch service waits for a completed migration, restarts, is limite
     t.ok(s.networks && 'hatch-network' in s.networks, `${name} on hatch-network`);
     t.equal(s.build?.args?.SERVICE, name, `${name} builds its own image target`);
     for (const [k, v] of Object.entries(s.environment ?? {})) {
-      if (/TOKEN|PASSWORD|API_KEY/.test(k)) t.ok(k.endsWith('_FILE') && String(v).startsWith('/run/secrets/'), `${name}: ${k} is a secret file, not a value`);
+      if (/TOKEN|PASSWORD|API_KEY/.test(k))
+        t.ok(k.endsWith('_FILE') && String(v).startsWith('/run/secrets/'), `${name}: ${k} is a secret file, not a value`);
     }
   }
   t.equal(c.services['realtime-bridge'].deploy.replicas, 2, 'bridge runs with a standby');
@@ -72,40 +85,53 @@ t.test('every Hatch service waits for a completed migration, restarts, is limite
   t.equal(c.networks['hatch-network'].name, 'hatch-network');
 });
 
-t.test('profile cluster (deploy/cluster.env): three NATS nodes clustered with JetStream, every stream replicated 3 ways, every client told of all three', async (t) => {
-  const single = await resolved([]);
-  t.same(Object.keys(single.services).filter((n) => n.startsWith('nats') && !single.services[n].profiles), ['nats'], 'by default one NATS');
-  t.equal(single.services.gateway.environment.HATCH_STREAM_REPLICAS, '1', 'by default one copy of each stream');
-  const c = await resolved(['--env-file', path.join(REPO_ROOT, 'deploy/cluster.env')]);
-  const nodes = ['nats', 'nats-2', 'nats-3'];
-  const clusterConf = fs.readFileSync(path.join(REPO_ROOT, 'deploy/nats/cluster.conf'), 'utf8');
-  const routes = [...clusterConf.matchAll(/nats-route:\/\/([a-z0-9-]+):6222/g)].map((m) => m[1]);
-  t.same(routes.sort(), nodes, 'cluster.conf routes to all three nodes');
-  t.match(clusterConf, /listen: 0\.0\.0\.0:6222/, 'each node listens for routes');
-  const volumes = new Set<string>();
-  for (const name of nodes) {
-    const n = c.services[name];
-    if (!n) {
-      t.fail(`${name} missing from the cluster profile`);
-      continue;
+t.test(
+  'profile cluster (deploy/cluster.env): three NATS nodes clustered with JetStream, every stream replicated 3 ways, every client told of all three',
+  async (t) => {
+    const single = await resolved([]);
+    t.same(
+      Object.keys(single.services).filter((n) => n.startsWith('nats') && !single.services[n].profiles),
+      ['nats'],
+      'by default one NATS',
+    );
+    t.equal(single.services.gateway.environment.HATCH_STREAM_REPLICAS, '1', 'by default one copy of each stream');
+    const c = await resolved(['--env-file', path.join(REPO_ROOT, 'deploy/cluster.env')]);
+    const nodes = ['nats', 'nats-2', 'nats-3'];
+    const clusterConf = fs.readFileSync(path.join(REPO_ROOT, 'deploy/nats/cluster.conf'), 'utf8');
+    const routes = [...clusterConf.matchAll(/nats-route:\/\/([a-z0-9-]+):6222/g)].map((m) => m[1]);
+    t.same(routes.sort(), nodes, 'cluster.conf routes to all three nodes');
+    t.match(clusterConf, /listen: 0\.0\.0\.0:6222/, 'each node listens for routes');
+    const volumes = new Set<string>();
+    for (const name of nodes) {
+      const n = c.services[name];
+      if (!n) {
+        t.fail(`${name} missing from the cluster profile`);
+        continue;
+      }
+      const cmd = (n.command as string[]).join(' ');
+      t.match(cmd, /(^| )-js( |$)/, `${name}: JetStream`);
+      t.match(cmd, /-c \/etc\/nats\/cluster\.conf/, `${name}: the cluster configuration`);
+      t.match(cmd, new RegExp(`--server_name ${name}( |$)`), `${name}: its own server name`);
+      t.match(n.image, single.services.nats.image, `${name}: the same pinned image`);
+      t.ok(n.healthcheck?.test, `${name}: healthcheck`);
+      const store = (n.volumes as Array<string | Doc>)
+        .map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`))
+        .find((v) => v.endsWith(':/data') || v.includes(':/data:'));
+      t.ok(store, `${name}: a store volume`);
+      volumes.add(String(store).split(':')[0] ?? '');
     }
-    const cmd = (n.command as string[]).join(' ');
-    t.match(cmd, /(^| )-js( |$)/, `${name}: JetStream`);
-    t.match(cmd, /-c \/etc\/nats\/cluster\.conf/, `${name}: the cluster configuration`);
-    t.match(cmd, new RegExp(`--server_name ${name}( |$)`), `${name}: its own server name`);
-    t.match(n.image, single.services.nats.image, `${name}: the same pinned image`);
-    t.ok(n.healthcheck?.test, `${name}: healthcheck`);
-    const store = (n.volumes as Array<string | Doc>).map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`)).find((v) => v.endsWith(':/data') || v.includes(':/data:'));
-    t.ok(store, `${name}: a store volume`);
-    volumes.add(String(store).split(':')[0] ?? '');
-  }
-  t.equal(volumes.size, 3, 'each node its own store');
-  for (const name of HATCH) {
-    const env = c.services[name].environment;
-    t.equal(env.HATCH_STREAM_REPLICAS, '3', `${name}: streams replicated 3 ways`);
-    t.same(String(env.NATS_URL).split(',').sort(), nodes.map((n) => `nats://${n}:4222`).sort(), `${name}: NATS_URL lists all three nodes`);
-  }
-});
+    t.equal(volumes.size, 3, 'each node its own store');
+    for (const name of HATCH) {
+      const env = c.services[name].environment;
+      t.equal(env.HATCH_STREAM_REPLICAS, '3', `${name}: streams replicated 3 ways`);
+      t.same(
+        String(env.NATS_URL).split(',').sort(),
+        nodes.map((n) => `nats://${n}:4222`).sort(),
+        `${name}: NATS_URL lists all three nodes`,
+      );
+    }
+  },
+);
 
 t.test('the gateway scales behind an SSE-safe proxy', async (t) => {
   const c = await resolved([]);
@@ -140,7 +166,10 @@ t.test('the bundled nginx does not route /metrics in any spelling (scraped on th
     [/set \$gateway http:\/\/gateway:5002;/, `set $gateway http://127.0.0.1:${upstreamPort};`],
     [/worker_processes auto;/, `daemon off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;`],
     [/worker_connections \d+;/, 'worker_connections 64;'],
-    [/http \{/, `http { client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;`],
+    [
+      /http \{/,
+      `http { client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fastcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;`,
+    ],
   ];
   for (const [from, to] of swaps) {
     t.match(conf, from, `deploy/nginx.conf still has ${from}`);
@@ -160,11 +189,14 @@ t.test('the bundled nginx does not route /metrics in any spelling (scraped on th
   // The request target goes on the wire as written (fetch would normalise it).
   const get = (target: string) =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, path: target, method: 'GET', headers: { host: 'hatch.example.com' }, agent: false }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
+      const req = http.request(
+        { host: '127.0.0.1', port, path: target, method: 'GET', headers: { host: 'hatch.example.com' }, agent: false },
+        (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -179,7 +211,19 @@ t.test('the bundled nginx does not route /metrics in any spelling (scraped on th
     { timeoutMs: 10_000, message: 'nginx listening' },
   );
 
-  for (const target of ['/metrics', '/metrics/', '/metrics?format=prometheus', '//metrics', '/%6Detrics', '/%6detrics', '/./metrics', '/api/../metrics', '/metrics;x', 'http://anything/metrics', 'http://gateway:5002/metrics']) {
+  for (const target of [
+    '/metrics',
+    '/metrics/',
+    '/metrics?format=prometheus',
+    '//metrics',
+    '/%6Detrics',
+    '/%6detrics',
+    '/./metrics',
+    '/api/../metrics',
+    '/metrics;x',
+    'http://anything/metrics',
+    'http://gateway:5002/metrics',
+  ]) {
     const r = await get(target);
     t.equal(r.status, 404, `${target} → 404 at the proxy`);
   }
@@ -202,16 +246,19 @@ t.test('the image: multi-stage, prod-only deploy, non-root, healthcheck, no secr
   for (const p of ['.secrets', '.env', '**/node_modules']) t.ok(ignore.split('\n').includes(p), `.dockerignore has ${p}`);
 });
 
-t.test('dev profile: the emulator signs SendGrid events with a key from .secrets/, whose public half the gateway takes from .env (issue 14: no unsigned mode)', async (t) => {
-  const c = await resolved(['--profile', 'dev']);
-  const emu = c.services['provider-emulator'];
-  t.equal(emu.environment.EMULATOR_SENDGRID_SIGNING_KEY_FILE, '/run/secrets/sendgrid_webhook_signing_key');
-  t.ok(
-    (emu.secrets as Array<{ source: string }>).some((s) => s.source === 'sendgrid_webhook_signing_key'),
-    'mounted as a compose secret',
-  );
-  t.ok(c.secrets.sendgrid_webhook_signing_key.file.endsWith('.secrets/sendgrid_webhook_signing_key'), 'the file ./setup.sh writes');
-  const setup = fs.readFileSync(path.join(REPO_ROOT, 'setup.sh'), 'utf8');
-  t.match(setup, /SG_SIGNING_KEY_FILE="\$SECRETS_DIR\/sendgrid_webhook_signing_key"/, 'setup.sh writes that file');
-  t.ok('SENDGRID_WEBHOOK_PUBLIC_KEY' in c.services.gateway.environment, "the gateway's key comes from .env");
-});
+t.test(
+  'dev profile: the emulator signs SendGrid events with a key from .secrets/, whose public half the gateway takes from .env (issue 14: no unsigned mode)',
+  async (t) => {
+    const c = await resolved(['--profile', 'dev']);
+    const emu = c.services['provider-emulator'];
+    t.equal(emu.environment.EMULATOR_SENDGRID_SIGNING_KEY_FILE, '/run/secrets/sendgrid_webhook_signing_key');
+    t.ok(
+      (emu.secrets as Array<{ source: string }>).some((s) => s.source === 'sendgrid_webhook_signing_key'),
+      'mounted as a compose secret',
+    );
+    t.ok(c.secrets.sendgrid_webhook_signing_key.file.endsWith('.secrets/sendgrid_webhook_signing_key'), 'the file ./setup.sh writes');
+    const setup = fs.readFileSync(path.join(REPO_ROOT, 'setup.sh'), 'utf8');
+    t.match(setup, /SG_SIGNING_KEY_FILE="\$SECRETS_DIR\/sendgrid_webhook_signing_key"/, 'setup.sh writes that file');
+    t.ok('SENDGRID_WEBHOOK_PUBLIC_KEY' in c.services.gateway.environment, "the gateway's key comes from .env");
+  },
+);

@@ -46,15 +46,26 @@ for (const overlay of ['dev', 'prod']) {
       t.match(mig?.command?.join(' ') ?? '', /migrate-cli/, `${name} migrates before it starts`);
       for (const v of pod.volumes ?? []) if (v.secret) secretVolumes.add(v.secret.secretName);
       for (const e of c?.env ?? []) {
-        if (/TOKEN|PASSWORD|API_KEY/.test(e.name)) t.ok(e.name.endsWith('_FILE') || e.valueFrom?.secretKeyRef, `${name}: ${e.name} from a Secret`);
-        t.notOk(/TOKEN|PASSWORD|API_KEY/.test(e.name) && e.value && !e.name.endsWith('_FILE'), `${name}: ${e.name} is not a literal secret`);
+        if (/TOKEN|PASSWORD|API_KEY/.test(e.name))
+          t.ok(e.name.endsWith('_FILE') || e.valueFrom?.secretKeyRef, `${name}: ${e.name} from a Secret`);
+        t.notOk(
+          /TOKEN|PASSWORD|API_KEY/.test(e.name) && e.value && !e.name.endsWith('_FILE'),
+          `${name}: ${e.name} is not a literal secret`,
+        );
       }
     }
-    t.ok([...secretVolumes].some((s) => /^hatch-secrets(-[a-z0-9]+)?$/.test(s)), 'secrets mounted from the hatch-secrets Secret');
+    t.ok(
+      [...secretVolumes].some((s) => /^hatch-secrets(-[a-z0-9]+)?$/.test(s)),
+      'secrets mounted from the hatch-secrets Secret',
+    );
     t.equal(named(docs, 'Deployment', 'realtime-bridge')?.spec.replicas, 2, 'bridge: active + standby');
-    const hpas = byKind(docs, 'HorizontalPodAutoscaler').map((h) => h.spec.scaleTargetRef.name).sort();
+    const hpas = byKind(docs, 'HorizontalPodAutoscaler')
+      .map((h) => h.spec.scaleTargetRef.name)
+      .sort();
     t.same(hpas, ['email-sender', 'gateway', 'sms-sender'], 'HPAs for the gateway and workers, none for the bridge');
-    const pdbs = byKind(docs, 'PodDisruptionBudget').map((p) => p.spec.selector.matchLabels['app.kubernetes.io/name']).sort();
+    const pdbs = byKind(docs, 'PodDisruptionBudget')
+      .map((p) => p.spec.selector.matchLabels['app.kubernetes.io/name'])
+      .sort();
     t.same(pdbs, [...HATCH].sort(), 'a PodDisruptionBudget per service');
   });
 
@@ -73,10 +84,16 @@ for (const overlay of ['dev', 'prod']) {
     const docs = await render(overlay);
     const ingresses = byKind(docs, 'Ingress');
     const denied = (ing: Doc) => {
-      const ranges = String(ing.metadata.annotations?.['nginx.ingress.kubernetes.io/denylist-source-range'] ?? '').split(',').map((r) => r.trim());
+      const ranges = String(ing.metadata.annotations?.['nginx.ingress.kubernetes.io/denylist-source-range'] ?? '')
+        .split(',')
+        .map((r) => r.trim());
       return ranges.includes('0.0.0.0/0') && ranges.includes('::/0');
     };
-    const routes = ingresses.flatMap((ing) => (ing.spec.rules as Doc[]).flatMap((r) => ((r.http?.paths ?? []) as Doc[]).map((p) => ({ ing, host: r.host as string, path: p.path as string, type: p.pathType as string }))));
+    const routes = ingresses.flatMap((ing) =>
+      (ing.spec.rules as Doc[]).flatMap((r) =>
+        ((r.http?.paths ?? []) as Doc[]).map((p) => ({ ing, host: r.host as string, path: p.path as string, type: p.pathType as string })),
+      ),
+    );
     // Every host that routes to the gateway: /metrics there is matched by a more specific, denied path.
     const hosts = [...new Set(routes.filter((r) => r.path === '/').map((r) => r.host))];
     t.ok(hosts.length > 0, 'the gateway is routed on some host');
@@ -84,10 +101,14 @@ for (const overlay of ['dev', 'prod']) {
       const guard = routes.find((r) => r.host === host && r.path === '/metrics' && r.type === 'Prefix');
       t.ok(guard, `${host}: a /metrics Prefix path of its own`);
       t.ok(guard && denied(guard.ing), `${host}: /metrics denied to every IPv4 and IPv6 address (${guard?.ing.metadata.name})`);
-      t.notOk(guard?.ing.spec.rules.some((r: Doc) => (r.http?.paths ?? []).some((p: Doc) => p.path !== '/metrics')), 'the denying Ingress routes nothing else (its annotation applies to all its paths)');
+      t.notOk(
+        guard?.ing.spec.rules.some((r: Doc) => (r.http?.paths ?? []).some((p: Doc) => p.path !== '/metrics')),
+        'the denying Ingress routes nothing else (its annotation applies to all its paths)',
+      );
     }
     // And no path that is not denied names /metrics (or anything under it) explicitly.
-    for (const r of routes.filter((x) => !denied(x.ing))) t.notMatch(r.path, /^\/metrics(\/|$)/, `${r.ing.metadata.name} ${r.host}${r.path} does not route /metrics`);
+    for (const r of routes.filter((x) => !denied(x.ing)))
+      t.notMatch(r.path, /^\/metrics(\/|$)/, `${r.ing.metadata.name} ${r.host}${r.path} does not route /metrics`);
   });
 }
 
@@ -98,7 +119,11 @@ t.test('dev runs the emulator and its own infrastructure; prod runs neither and 
   t.ok(named(dev, 'Deployment', 'postgres') && named(dev, 'Deployment', 'nats'), 'dev: single-node PostgreSQL and NATS');
   t.notOk(named(prod, 'Deployment', 'provider-emulator'), 'prod: no emulator');
   t.notOk(byKind(prod, 'Secret').length, 'prod: no Secret with values in the manifests');
-  t.notMatch(JSON.stringify(byKind(prod, 'ConfigMap')), /SENDGRID_WEBHOOK_ALLOW_UNSIGNED/, 'prod: SendGrid events are never accepted unsigned');
+  t.notMatch(
+    JSON.stringify(byKind(prod, 'ConfigMap')),
+    /SENDGRID_WEBHOOK_ALLOW_UNSIGNED/,
+    'prod: SendGrid events are never accepted unsigned',
+  );
   const cluster = prod.find((d) => d.kind === 'Cluster' && d.apiVersion.startsWith('postgresql.cnpg.io/'));
   t.ok(cluster && cluster.spec.instances >= 3, 'prod: CloudNativePG cluster with 3 instances');
   for (const d of byKind(prod, 'Deployment')) {
@@ -106,15 +131,18 @@ t.test('dev runs the emulator and its own infrastructure; prod runs neither and 
   }
 });
 
-t.test('prod runs every stream and durable consumer replicated 3 ways on a NATS cluster every client knows all of; dev one NATS, one copy', async (t) => {
-  const config = (docs: Doc[]) => byKind(docs, 'ConfigMap').find((m) => m.metadata.name.startsWith('hatch-config'))?.data ?? {};
-  const prod = config(await render('prod'));
-  t.equal(prod.HATCH_STREAM_REPLICAS, '3', 'prod: HATCH_STREAM_REPLICAS=3');
-  const servers = String(prod.NATS_URL).split(',');
-  t.equal(servers.length, 3, `prod: NATS_URL lists three servers (${prod.NATS_URL})`);
-  t.equal(new Set(servers).size, 3, 'three different servers');
-  for (const s of servers) t.match(s, /^nats:\/\/nats-[0-2]\.nats-headless:4222$/, `${s}: a pod of the Helm chart's StatefulSet`);
-  const dev = config(await render('dev'));
-  t.notOk(dev.HATCH_STREAM_REPLICAS && dev.HATCH_STREAM_REPLICAS !== '1', 'dev: one copy (its single NATS could not hold three)');
-  t.equal(dev.NATS_URL, 'nats://nats:4222', 'dev: its one NATS');
-});
+t.test(
+  'prod runs every stream and durable consumer replicated 3 ways on a NATS cluster every client knows all of; dev one NATS, one copy',
+  async (t) => {
+    const config = (docs: Doc[]) => byKind(docs, 'ConfigMap').find((m) => m.metadata.name.startsWith('hatch-config'))?.data ?? {};
+    const prod = config(await render('prod'));
+    t.equal(prod.HATCH_STREAM_REPLICAS, '3', 'prod: HATCH_STREAM_REPLICAS=3');
+    const servers = String(prod.NATS_URL).split(',');
+    t.equal(servers.length, 3, `prod: NATS_URL lists three servers (${prod.NATS_URL})`);
+    t.equal(new Set(servers).size, 3, 'three different servers');
+    for (const s of servers) t.match(s, /^nats:\/\/nats-[0-2]\.nats-headless:4222$/, `${s}: a pod of the Helm chart's StatefulSet`);
+    const dev = config(await render('dev'));
+    t.notOk(dev.HATCH_STREAM_REPLICAS && dev.HATCH_STREAM_REPLICAS !== '1', 'dev: one copy (its single NATS could not hold three)');
+    t.equal(dev.NATS_URL, 'nats://nats:4222', 'dev: its one NATS');
+  },
+);

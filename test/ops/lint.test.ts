@@ -20,7 +20,10 @@ const steps = lint.split('&&').map((s) => s.trim());
 const { NODE_V8_COVERAGE: _notProfiled, ...parentEnv } = process.env;
 const env = { ...parentEnv, PATH: `${path.join(REPO_ROOT, 'node_modules/.bin')}:${process.env.PATH}` };
 
-t.ok(steps.some((s) => s.startsWith('eslint')) && steps.some((s) => s.startsWith('prettier --check')), `pnpm lint runs ESLint and Prettier's check: ${lint}`);
+t.ok(
+  steps.some((s) => s.startsWith('eslint')) && steps.some((s) => s.startsWith('prettier --check')),
+  `pnpm lint runs ESLint and Prettier's check: ${lint}`,
+);
 
 for (const step of steps) {
   t.test(`pnpm lint: ${step} passes`, async (t) => {

@@ -18,7 +18,9 @@ function bytes(quantity: string, compose: boolean): number {
   const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(String(quantity).trim());
   if (!m) throw new Error(`not a memory quantity: ${quantity}`);
   const unit = (m[2] ?? '').toLowerCase();
-  const factor = compose ? ({ b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[unit.replace(/b$/, '') || 'b'] : UNITS[unit];
+  const factor = compose
+    ? ({ b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 } as Record<string, number>)[unit.replace(/b$/, '') || 'b']
+    : UNITS[unit];
   if (factor === undefined) throw new Error(`unknown unit in ${quantity}`);
   return Number(m[1]) * factor;
 }
@@ -28,9 +30,12 @@ const defaults = () => parseGatewayConfig({ DATABASE_URL: 'postgres://x@127.0.0.
 
 function limits(): Array<{ where: string; bytes: number }> {
   const out: Array<{ where: string; bytes: number }> = [];
-  for (const doc of read('k8s/base/gateway.yaml').split(/^---$/m).map((d) => parse(d))) {
+  for (const doc of read('k8s/base/gateway.yaml')
+    .split(/^---$/m)
+    .map((d) => parse(d))) {
     if (doc?.kind !== 'Deployment') continue;
-    for (const c of doc.spec.template.spec.containers) out.push({ where: `k8s/base/gateway.yaml (${c.name})`, bytes: bytes(c.resources.limits.memory, false) });
+    for (const c of doc.spec.template.spec.containers)
+      out.push({ where: `k8s/base/gateway.yaml (${c.name})`, bytes: bytes(c.resources.limits.memory, false) });
   }
   const compose = parse(read('docker-compose.yaml'));
   out.push({ where: 'docker-compose.yaml (gateway)', bytes: bytes(compose.services.gateway.deploy.resources.limits.memory, true) });
@@ -43,13 +48,22 @@ t.test("the gateway's worst case under its defaults fits every memory limit it i
   const found = limits();
   t.equal(found.length, 2, 'a limit in k8s and one in compose');
   for (const l of found) {
-    t.ok(worst.bytes <= l.bytes, `${l.where}: worst case ${(worst.bytes / 1024 ** 2).toFixed(0)} MiB ≤ limit ${(l.bytes / 1024 ** 2).toFixed(0)} MiB`);
+    t.ok(
+      worst.bytes <= l.bytes,
+      `${l.where}: worst case ${(worst.bytes / 1024 ** 2).toFixed(0)} MiB ≤ limit ${(l.bytes / 1024 ** 2).toFixed(0)} MiB`,
+    );
   }
 });
 
 t.test('the check is live: doubling the SSE connection bound or the body budget breaks it', async (t) => {
   const base = defaults();
   const smallest = Math.min(...limits().map((l) => l.bytes));
-  t.ok(worstCaseMemory({ ...base, HATCH_SSE_MAX_CLIENTS: base.HATCH_SSE_MAX_CLIENTS * 4 }).bytes > smallest, '4 × SSE clients exceeds the limit');
-  t.ok(worstCaseMemory({ ...base, HATCH_BODY_BYTES_IN_FLIGHT_MAX: base.HATCH_BODY_BYTES_IN_FLIGHT_MAX * 4 }).bytes > smallest, '4 × body budget exceeds the limit');
+  t.ok(
+    worstCaseMemory({ ...base, HATCH_SSE_MAX_CLIENTS: base.HATCH_SSE_MAX_CLIENTS * 4 }).bytes > smallest,
+    '4 × SSE clients exceeds the limit',
+  );
+  t.ok(
+    worstCaseMemory({ ...base, HATCH_BODY_BYTES_IN_FLIGHT_MAX: base.HATCH_BODY_BYTES_IN_FLIGHT_MAX * 4 }).bytes > smallest,
+    '4 × body budget exceeds the limit',
+  );
 });

@@ -70,58 +70,84 @@ const onePerTool = (t: { equal(found: unknown, wanted: unknown, message: string)
 // Everything but shellcheck and kubectl (the ones setup.test.ts and kustomize.test.ts need)
 const ALL_BUT_TWO = ['docker-compose', 'nats-server', 'pg_createcluster', 'psql', 'git'];
 
-t.test('pnpm test where a tool is missing and cannot be installed: one line per missing tool with its install command, nothing run, exit 1, "0 passed, 1 failed"', async (t) => {
-  const m = fakeMachine(t, ALL_BUT_TWO);
-  fakeAptGet(m.bin);
-  // HATCH_PREFLIGHT_NO_INSTALL=1 stands for "not root": installing is not an option.
-  // One small test file as the argument: a runner without the preflight would run just that.
-  const r = await run(process.execPath, ['scripts/test.mjs', 'packages/contracts/test/status.test.ts'], {
-    cwd: REPO_ROOT,
-    env: { ...m.env, HATCH_PREFLIGHT_NO_INSTALL: '1' },
-    timeoutMs: 120_000,
-  });
-  t.equal(r.code, 1, `exit 1\n${r.stdout}\n${r.stderr}`);
-  onePerTool(t, r.stdout);
-  t.match(r.stdout, /^shellcheck: missing; install it with: (sudo )?apt-get install -y --no-install-recommends shellcheck$/m, 'shellcheck: missing, and the command');
-  t.match(r.stdout, /^kubectl: missing; install it with: (sudo )?apt-get install -y --no-install-recommends kubernetes-client$/m, 'kubectl: missing, and the Debian package that has it');
-  t.match(r.stdout, new RegExp(`^docker-compose: ok \\(${m.bin}/docker-compose\\)$`, 'm'), 'a tool on PATH: ok, where');
-  t.match(r.stdout, /^test tools: 2 missing and installing is turned off .*nothing run/m, 'why nothing ran');
-  t.same(m.aptCalls(), [], 'apt-get not called');
-  t.notMatch(r.stdout, /TAP version|^ok \d|^not ok \d/m, 'no test ran');
-  t.equal(lines(r.stdout).at(-1), '0 passed, 1 failed', 'the last line is the one CI reads');
-});
+t.test(
+  'pnpm test where a tool is missing and cannot be installed: one line per missing tool with its install command, nothing run, exit 1, "0 passed, 1 failed"',
+  async (t) => {
+    const m = fakeMachine(t, ALL_BUT_TWO);
+    fakeAptGet(m.bin);
+    // HATCH_PREFLIGHT_NO_INSTALL=1 stands for "not root": installing is not an option.
+    // One small test file as the argument: a runner without the preflight would run just that.
+    const r = await run(process.execPath, ['scripts/test.mjs', 'packages/contracts/test/status.test.ts'], {
+      cwd: REPO_ROOT,
+      env: { ...m.env, HATCH_PREFLIGHT_NO_INSTALL: '1' },
+      timeoutMs: 120_000,
+    });
+    t.equal(r.code, 1, `exit 1\n${r.stdout}\n${r.stderr}`);
+    onePerTool(t, r.stdout);
+    t.match(
+      r.stdout,
+      /^shellcheck: missing; install it with: (sudo )?apt-get install -y --no-install-recommends shellcheck$/m,
+      'shellcheck: missing, and the command',
+    );
+    t.match(
+      r.stdout,
+      /^kubectl: missing; install it with: (sudo )?apt-get install -y --no-install-recommends kubernetes-client$/m,
+      'kubectl: missing, and the Debian package that has it',
+    );
+    t.match(r.stdout, new RegExp(`^docker-compose: ok \\(${m.bin}/docker-compose\\)$`, 'm'), 'a tool on PATH: ok, where');
+    t.match(r.stdout, /^test tools: 2 missing and installing is turned off .*nothing run/m, 'why nothing ran');
+    t.same(m.aptCalls(), [], 'apt-get not called');
+    t.notMatch(r.stdout, /TAP version|^ok \d|^not ok \d/m, 'no test ran');
+    t.equal(lines(r.stdout).at(-1), '0 passed, 1 failed', 'the last line is the one CI reads');
+  },
+);
 
 t.test('no apt-get: the same lines, each with the Debian command, and nothing run', async (t) => {
   const m = fakeMachine(t, ALL_BUT_TWO);
   const r = await run(process.execPath, ['scripts/test-tools.mjs'], { cwd: REPO_ROOT, env: m.env });
   t.equal(r.code, 1, `exit 1\n${r.stdout}\n${r.stderr}`);
   onePerTool(t, r.stdout);
-  t.match(r.stdout, /^shellcheck: missing; install it with: (sudo )?apt-get install -y --no-install-recommends shellcheck \(Debian\/Ubuntu; elsewhere/m);
+  t.match(
+    r.stdout,
+    /^shellcheck: missing; install it with: (sudo )?apt-get install -y --no-install-recommends shellcheck \(Debian\/Ubuntu; elsewhere/m,
+  );
   t.match(r.stdout, /^test tools: 2 missing and (not root|no apt-get on this system): nothing run/m);
 });
 
-t.test('as root with apt-get: one update, one install of exactly the missing packages, then every tool ok; a second check installs nothing', { skip: process.getuid?.() !== 0 && 'the preflight installs only as root' }, async (t) => {
-  const m = fakeMachine(t, ALL_BUT_TWO);
-  fakeAptGet(m.bin);
-  const r = await run(process.execPath, ['scripts/test-tools.mjs'], { cwd: REPO_ROOT, env: m.env });
-  t.equal(r.code, 0, `exit 0\n${r.stdout}\n${r.stderr}`);
-  onePerTool(t, r.stdout);
-  t.match(r.stdout, /^shellcheck: installing \(shellcheck\)$/m);
-  t.match(r.stdout, /^kubectl: installing \(kubernetes-client\)$/m);
-  t.same(m.aptCalls(), ['noninteractive -q update', 'noninteractive install -q -y --no-install-recommends shellcheck kubernetes-client'], 'one update, one install, non-interactive');
+t.test(
+  'as root with apt-get: one update, one install of exactly the missing packages, then every tool ok; a second check installs nothing',
+  { skip: process.getuid?.() !== 0 && 'the preflight installs only as root' },
+  async (t) => {
+    const m = fakeMachine(t, ALL_BUT_TWO);
+    fakeAptGet(m.bin);
+    const r = await run(process.execPath, ['scripts/test-tools.mjs'], { cwd: REPO_ROOT, env: m.env });
+    t.equal(r.code, 0, `exit 0\n${r.stdout}\n${r.stderr}`);
+    onePerTool(t, r.stdout);
+    t.match(r.stdout, /^shellcheck: installing \(shellcheck\)$/m);
+    t.match(r.stdout, /^kubectl: installing \(kubernetes-client\)$/m);
+    t.same(
+      m.aptCalls(),
+      ['noninteractive -q update', 'noninteractive install -q -y --no-install-recommends shellcheck kubernetes-client'],
+      'one update, one install, non-interactive',
+    );
 
-  const again = await run(process.execPath, ['scripts/test-tools.mjs'], { cwd: REPO_ROOT, env: m.env });
-  t.equal(again.code, 0);
-  t.equal(lines(again.stdout).filter((l) => / ok \(/.test(l)).length, TOOLS.length, 'every tool ok');
-  t.equal(m.aptCalls().length, 2, 'apt-get not called again');
-});
+    const again = await run(process.execPath, ['scripts/test-tools.mjs'], { cwd: REPO_ROOT, env: m.env });
+    t.equal(again.code, 0);
+    t.equal(lines(again.stdout).filter((l) => / ok \(/.test(l)).length, TOOLS.length, 'every tool ok');
+    t.equal(m.aptCalls().length, 2, 'apt-get not called again');
+  },
+);
 
-t.test('as root, apt-get failing: the failure and each tool still missing are named, exit 1', { skip: process.getuid?.() !== 0 && 'the preflight installs only as root' }, async (t) => {
-  const m = fakeMachine(t, ALL_BUT_TWO);
-  fakeAptGet(m.bin, 100);
-  const r = await run(process.execPath, ['scripts/test-tools.mjs'], { cwd: REPO_ROOT, env: m.env });
-  t.equal(r.code, 1, `exit 1\n${r.stdout}\n${r.stderr}`);
-  t.match(r.stdout, /^test tools: apt-get install -y --no-install-recommends shellcheck kubernetes-client failed \(exit 100\)$/m);
-  t.match(r.stdout, /^shellcheck: still missing after installing shellcheck$/m);
-  t.match(r.stdout, /^kubectl: still missing after installing kubernetes-client$/m);
-});
+t.test(
+  'as root, apt-get failing: the failure and each tool still missing are named, exit 1',
+  { skip: process.getuid?.() !== 0 && 'the preflight installs only as root' },
+  async (t) => {
+    const m = fakeMachine(t, ALL_BUT_TWO);
+    fakeAptGet(m.bin, 100);
+    const r = await run(process.execPath, ['scripts/test-tools.mjs'], { cwd: REPO_ROOT, env: m.env });
+    t.equal(r.code, 1, `exit 1\n${r.stdout}\n${r.stderr}`);
+    t.match(r.stdout, /^test tools: apt-get install -y --no-install-recommends shellcheck kubernetes-client failed \(exit 100\)$/m);
+    t.match(r.stdout, /^shellcheck: still missing after installing shellcheck$/m);
+    t.match(r.stdout, /^kubectl: still missing after installing kubernetes-client$/m);
+  },
+);

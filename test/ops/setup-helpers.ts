@@ -43,7 +43,11 @@ export async function psql(url: string, query: string): Promise<string[]> {
 export const mode = (p: string) => (fs.statSync(p).mode & 0o777).toString(8);
 
 /** Every step header ("[3/7] PostgreSQL and NATS") is followed, before the next one, by one line with its duration. */
-export function assertStepDurations(t: { equal(found: unknown, wanted: unknown, message: string): unknown }, stdout: string, what: string): void {
+export function assertStepDurations(
+  t: { equal(found: unknown, wanted: unknown, message: string): unknown },
+  stdout: string,
+  what: string,
+): void {
   const lines = stdout.split('\n');
   const headers = lines.flatMap((l, i) => (/^\[\d+\/\d+\] /.test(l) ? [i] : []));
   t.equal(headers.length, 7, `${what}: seven step headers\n${stdout}`);
@@ -55,7 +59,11 @@ export function assertStepDurations(t: { equal(found: unknown, wanted: unknown, 
 }
 
 /** The migrations a fully migrated database lists in schema_migrations. */
-export const migrationFiles = () => fs.readdirSync(path.join(REPO_ROOT, 'sql')).filter((f) => f.endsWith('.sql')).sort();
+export const migrationFiles = () =>
+  fs
+    .readdirSync(path.join(REPO_ROOT, 'sql'))
+    .filter((f) => f.endsWith('.sql'))
+    .sort();
 
 export function portAnswers(port: number): Promise<boolean> {
   return new Promise((resolve) => {

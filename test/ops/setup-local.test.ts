@@ -34,7 +34,11 @@ t.test('local PostgreSQL and NATS on the default ports: used as they are, and le
   const envText = fs.readFileSync(path.join(dir, '.env'), 'utf8');
   t.match(envText, `\nDATABASE_URL=postgres://postgres@127.0.0.1:5432/${db}\n`);
   t.match(envText, '\nNATS_URL=nats://127.0.0.1:4222\n');
-  t.same(await psql(`postgres://postgres@127.0.0.1:5432/${db}`, 'SELECT name FROM schema_migrations ORDER BY name'), migrationFiles(), 'migrated');
+  t.same(
+    await psql(`postgres://postgres@127.0.0.1:5432/${db}`, 'SELECT name FROM schema_migrations ORDER BY name'),
+    migrationFiles(),
+    'migrated',
+  );
   t.notOk(fs.existsSync(path.join(dir, '.hatch/started-by-setup')), 'nothing recorded as started by setup');
 
   const stop = await run('./setup.sh', ['stop'], { cwd: dir, env });
@@ -46,12 +50,17 @@ t.test('local PostgreSQL and NATS on the default ports: used as they are, and le
 t.test('Debian PostgreSQL installed but stopped: setup starts the cluster with pg_ctlcluster, ./setup.sh stop stops it', async (t) => {
   await requireTool('pg_createcluster');
   t.equal(process.getuid?.(), 0, 'root: pg_createcluster writes /etc/postgresql (CI and this machine run the tests as root)');
-  const versions = fs.readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+  const versions = fs
+    .readdirSync('/usr/lib/postgresql')
+    .filter((v) => /^\d+$/.test(v))
+    .sort((a, b) => Number(b) - Number(a));
   const version = versions[0] ?? '15';
   const port = await freePort();
   const name = `hatch_setup_${randomBytes(4).toString('hex')}`;
   // trust, as the machine's test cluster: setup's local URL has no password
-  const created = await run('pg_createcluster', [version, name, '-p', String(port), '--start-conf', 'manual', '--', '--auth=trust'], { timeoutMs: 120_000 });
+  const created = await run('pg_createcluster', [version, name, '-p', String(port), '--start-conf', 'manual', '--', '--auth=trust'], {
+    timeoutMs: 120_000,
+  });
   t.teardown(() => run('pg_dropcluster', ['--stop', version, name], { timeoutMs: 60_000 }));
   t.equal(created.code, 0, `pg_createcluster\n${created.stdout}\n${created.stderr}`);
   const status = async () => (await run('pg_lsclusters', ['--no-header', version, name])).stdout.trim().split(/\s+/)[3];
@@ -66,7 +75,11 @@ t.test('Debian PostgreSQL installed but stopped: setup starts the cluster with p
   const r = await run('./setup.sh', ['--yes', '--no-start'], { cwd: dir, env, timeoutMs: 240_000 });
   t.equal(r.code, 0, `setup exits 0\n${r.stdout}\n${r.stderr}`);
   assertStepDurations(t, r.stdout, 'installed cluster');
-  t.match(r.stdout, `ok PostgreSQL ${version} (installed cluster ${name}) started on 127.0.0.1:${port}\n`, 'it says it started the installed cluster');
+  t.match(
+    r.stdout,
+    `ok PostgreSQL ${version} (installed cluster ${name}) started on 127.0.0.1:${port}\n`,
+    'it says it started the installed cluster',
+  );
   t.notMatch(r.stdout, /embedded/, 'no embedded PostgreSQL');
   t.equal(await status(), 'online', 'the cluster runs');
   const url = `postgres://postgres@127.0.0.1:${port}/hatch`;
@@ -76,6 +89,9 @@ t.test('Debian PostgreSQL installed but stopped: setup starts the cluster with p
   const stop = await run('./setup.sh', ['stop'], { cwd: dir, env });
   t.equal(stop.code, 0, stop.stderr);
   t.match(stop.stdout, `stopping the installed PostgreSQL ${version}/${name} (setup started it)`);
-  await waitFor(async () => (await status()) === 'down' && !(await portAnswers(port)), { timeoutMs: 30_000, message: 'the cluster stopped' });
+  await waitFor(async () => (await status()) === 'down' && !(await portAnswers(port)), {
+    timeoutMs: 30_000,
+    message: 'the cluster stopped',
+  });
   t.pass('the cluster is down again');
 });

@@ -26,7 +26,34 @@ function setupCopy(t: Teardownable): string {
 async function basicBin(dir: string): Promise<string> {
   const bin = path.join(dir, 'bin');
   fs.mkdirSync(bin);
-  const tools = ['bash', 'env', 'dirname', 'basename', 'mkdir', 'cat', 'rm', 'mv', 'cp', 'chmod', 'mktemp', 'head', 'tail', 'sed', 'grep', 'awk', 'tr', 'find', 'id', 'ps', 'date', 'sleep', 'timeout', 'touch', 'uname', 'setsid'];
+  const tools = [
+    'bash',
+    'env',
+    'dirname',
+    'basename',
+    'mkdir',
+    'cat',
+    'rm',
+    'mv',
+    'cp',
+    'chmod',
+    'mktemp',
+    'head',
+    'tail',
+    'sed',
+    'grep',
+    'awk',
+    'tr',
+    'find',
+    'id',
+    'ps',
+    'date',
+    'sleep',
+    'timeout',
+    'touch',
+    'uname',
+    'setsid',
+  ];
   for (const tool of tools) {
     const r = await run('sh', ['-c', `command -v ${tool}`]);
     const where = r.stdout.trim();

@@ -39,84 +39,106 @@ t.test('setup.sh passes shellcheck', async (t) => {
   t.equal(r.code, 0, r.stdout);
 });
 
-t.test('--yes --no-start: .env, .secrets 700/600, migrations applied; a second run keeps the token; --yes starts every service from its build, stop stops them', async (t) => {
-  const dir = await copyCheckout(t);
-  const url = await createEmptyDatabase(t);
-  // Ports and stream names of its own (HEALTH_PORT=0: each worker any free port), so a Hatch
-  // running on this machine is left alone.
-  const nats = testNats(t);
-  const port = await freePort();
-  const emulatorPort = await freePort();
-  const env = setupEnv({
-    DATABASE_URL: url,
-    NATS_URL: nats.url,
-    HATCH_NATS_PREFIX: nats.prefix,
-    PORT: String(port),
-    EMULATOR_PORT: String(emulatorPort),
-    HEALTH_PORT: '0',
-  });
-  const first = await run('./setup.sh', ['--yes', '--no-start'], { cwd: dir, env, timeoutMs: 240_000 });
-  t.equal(first.code, 0, `setup exits 0\n${first.stdout}\n${first.stderr}`);
-  assertStepDurations(t, first.stdout, '--yes --no-start');
-  t.ok(fs.existsSync(path.join(dir, '.env')), '.env written');
-  const envText = fs.readFileSync(path.join(dir, '.env'), 'utf8');
-  t.equal(mode(path.join(dir, '.secrets')), '700', '.secrets is 700');
-  const tokenFile = path.join(dir, '.secrets/hatch_api_token');
-  for (const f of fs.readdirSync(path.join(dir, '.secrets'))) t.equal(mode(path.join(dir, '.secrets', f)), '600', `.secrets/${f} is 600`);
-  const token = fs.readFileSync(tokenFile, 'utf8').trim();
-  t.ok(token.length >= 32, 'a long random token');
-  t.notOk(envText.includes(token), 'the token is not in .env');
-  t.match(envText, new RegExp(`HATCH_API_TOKEN_FILE=${tokenFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`), '.env points at the token file');
-  t.notOk(first.stdout.includes(token) && !first.stdout.includes('#token='), 'the token is only printed inside the login link');
-  // Development: the emulator signs SendGrid events with a key in .secrets/; .env hands the
-  // gateway its public half (issue 14: the gateway refuses unsigned events).
-  const signingKeyFile = path.join(dir, '.secrets/sendgrid_webhook_signing_key');
-  const sgPublicKey = /^SENDGRID_WEBHOOK_PUBLIC_KEY=(\S+)$/m.exec(envText)?.[1];
-  t.equal(sgPublicKey, createPublicKey(createPrivateKey(fs.readFileSync(signingKeyFile))).export({ type: 'spki', format: 'der' }).toString('base64'), ".env has the public half of the emulator's key");
-  t.match(envText, `EMULATOR_SENDGRID_SIGNING_KEY_FILE=${signingKeyFile}\n`, '.env points the emulator at it');
+t.test(
+  '--yes --no-start: .env, .secrets 700/600, migrations applied; a second run keeps the token; --yes starts every service from its build, stop stops them',
+  async (t) => {
+    const dir = await copyCheckout(t);
+    const url = await createEmptyDatabase(t);
+    // Ports and stream names of its own (HEALTH_PORT=0: each worker any free port), so a Hatch
+    // running on this machine is left alone.
+    const nats = testNats(t);
+    const port = await freePort();
+    const emulatorPort = await freePort();
+    const env = setupEnv({
+      DATABASE_URL: url,
+      NATS_URL: nats.url,
+      HATCH_NATS_PREFIX: nats.prefix,
+      PORT: String(port),
+      EMULATOR_PORT: String(emulatorPort),
+      HEALTH_PORT: '0',
+    });
+    const first = await run('./setup.sh', ['--yes', '--no-start'], { cwd: dir, env, timeoutMs: 240_000 });
+    t.equal(first.code, 0, `setup exits 0\n${first.stdout}\n${first.stderr}`);
+    assertStepDurations(t, first.stdout, '--yes --no-start');
+    t.ok(fs.existsSync(path.join(dir, '.env')), '.env written');
+    const envText = fs.readFileSync(path.join(dir, '.env'), 'utf8');
+    t.equal(mode(path.join(dir, '.secrets')), '700', '.secrets is 700');
+    const tokenFile = path.join(dir, '.secrets/hatch_api_token');
+    for (const f of fs.readdirSync(path.join(dir, '.secrets'))) t.equal(mode(path.join(dir, '.secrets', f)), '600', `.secrets/${f} is 600`);
+    const token = fs.readFileSync(tokenFile, 'utf8').trim();
+    t.ok(token.length >= 32, 'a long random token');
+    t.notOk(envText.includes(token), 'the token is not in .env');
+    t.match(
+      envText,
+      new RegExp(`HATCH_API_TOKEN_FILE=${tokenFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`),
+      '.env points at the token file',
+    );
+    t.notOk(first.stdout.includes(token) && !first.stdout.includes('#token='), 'the token is only printed inside the login link');
+    // Development: the emulator signs SendGrid events with a key in .secrets/; .env hands the
+    // gateway its public half (issue 14: the gateway refuses unsigned events).
+    const signingKeyFile = path.join(dir, '.secrets/sendgrid_webhook_signing_key');
+    const sgPublicKey = /^SENDGRID_WEBHOOK_PUBLIC_KEY=(\S+)$/m.exec(envText)?.[1];
+    t.equal(
+      sgPublicKey,
+      createPublicKey(createPrivateKey(fs.readFileSync(signingKeyFile)))
+        .export({ type: 'spki', format: 'der' })
+        .toString('base64'),
+      ".env has the public half of the emulator's key",
+    );
+    t.match(envText, `EMULATOR_SENDGRID_SIGNING_KEY_FILE=${signingKeyFile}\n`, '.env points the emulator at it');
 
-  const applied = () => psql(url, 'SELECT name FROM schema_migrations ORDER BY name');
-  const files = migrationFiles();
-  t.same(await applied(), files, 'every migration applied once');
+    const applied = () => psql(url, 'SELECT name FROM schema_migrations ORDER BY name');
+    const files = migrationFiles();
+    t.same(await applied(), files, 'every migration applied once');
 
-  const second = await run('./setup.sh', ['--yes', '--no-start'], { cwd: dir, env, timeoutMs: 240_000 });
-  t.equal(second.code, 0, `second run exits 0\n${second.stderr}`);
-  t.equal(fs.readFileSync(tokenFile, 'utf8').trim(), token, 'the token is kept');
-  t.equal(fs.readFileSync(path.join(dir, '.env'), 'utf8'), envText, '.env is kept as it was');
-  t.same(await applied(), files, 'nothing applied twice');
+    const second = await run('./setup.sh', ['--yes', '--no-start'], { cwd: dir, env, timeoutMs: 240_000 });
+    t.equal(second.code, 0, `second run exits 0\n${second.stderr}`);
+    t.equal(fs.readFileSync(tokenFile, 'utf8').trim(), token, 'the token is kept');
+    t.equal(fs.readFileSync(path.join(dir, '.env'), 'utf8'), envText, '.env is kept as it was');
+    t.same(await applied(), files, 'nothing applied twice');
 
-  // The first run built what was missing or stale; this one starts what it built.
-  t.teardown(() => run('./setup.sh', ['stop'], { cwd: dir, env }));
-  const started = await run('./setup.sh', ['--yes'], { cwd: dir, env, timeoutMs: 240_000 });
-  t.equal(started.code, 0, `setup --yes exits 0\n${started.stdout}\n${started.stderr}`);
-  t.match(started.stdout, /build up to date/, 'nothing rebuilt on the third run');
-  assertStepDurations(t, started.stdout, '--yes');
-  t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200, '/readyz answers 200');
-  const emulatorInfo = (await (await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/info`)).json()) as { sendgrid: { publicKeyBase64: string } };
-  t.equal(emulatorInfo.sendgrid.publicKeyBase64, sgPublicKey, 'the running emulator signs with the key whose public half the gateway has');
-  const runner = Number(fs.readFileSync(path.join(dir, '.hatch/hatch.pid'), 'utf8').trim());
-  t.match(cmdline(runner).join(' '), /scripts\/start\.mjs --dist$/, 'the runner runs the builds');
-  const children = childrenOf(runner);
-  const commands = children.map((pid) => cmdline(pid).slice(1).join(' ')).sort();
-  t.same(
-    commands,
-    ['email-sender', 'gateway', 'provider-emulator', 'realtime-bridge', 'sms-sender'].map((s) => `services/${s}/dist/main.js`),
-    'every service runs from its bundle (node services/<name>/dist/main.js), none through tsx',
-  );
+    // The first run built what was missing or stale; this one starts what it built.
+    t.teardown(() => run('./setup.sh', ['stop'], { cwd: dir, env }));
+    const started = await run('./setup.sh', ['--yes'], { cwd: dir, env, timeoutMs: 240_000 });
+    t.equal(started.code, 0, `setup --yes exits 0\n${started.stdout}\n${started.stderr}`);
+    t.match(started.stdout, /build up to date/, 'nothing rebuilt on the third run');
+    assertStepDurations(t, started.stdout, '--yes');
+    t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200, '/readyz answers 200');
+    const emulatorInfo = (await (await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/info`)).json()) as {
+      sendgrid: { publicKeyBase64: string };
+    };
+    t.equal(
+      emulatorInfo.sendgrid.publicKeyBase64,
+      sgPublicKey,
+      'the running emulator signs with the key whose public half the gateway has',
+    );
+    const runner = Number(fs.readFileSync(path.join(dir, '.hatch/hatch.pid'), 'utf8').trim());
+    t.match(cmdline(runner).join(' '), /scripts\/start\.mjs --dist$/, 'the runner runs the builds');
+    const children = childrenOf(runner);
+    const commands = children.map((pid) => cmdline(pid).slice(1).join(' ')).sort();
+    t.same(
+      commands,
+      ['email-sender', 'gateway', 'provider-emulator', 'realtime-bridge', 'sms-sender'].map((s) => `services/${s}/dist/main.js`),
+      'every service runs from its bundle (node services/<name>/dist/main.js), none through tsx',
+    );
 
-  const stop = await run('./setup.sh', ['stop'], { cwd: dir, env });
-  t.equal(stop.code, 0, `stop exits 0\n${stop.stdout}\n${stop.stderr}`);
-  await waitFor(() => [runner, ...children].every(processGone), { timeoutMs: 30_000, message: 'the runner and every service exited' });
-  t.notOk(await portAnswers(port), 'the gateway port is closed');
-  t.notOk(fs.existsSync(path.join(dir, '.hatch/hatch.pid')), 'the pid file is gone');
-});
+    const stop = await run('./setup.sh', ['stop'], { cwd: dir, env });
+    t.equal(stop.code, 0, `stop exits 0\n${stop.stdout}\n${stop.stderr}`);
+    await waitFor(() => [runner, ...children].every(processGone), { timeoutMs: 30_000, message: 'the runner and every service exited' });
+    t.notOk(await portAnswers(port), 'the gateway port is closed');
+    t.notOk(fs.existsSync(path.join(dir, '.hatch/hatch.pid')), 'the pid file is gone');
+  },
+);
 
 t.test('a bad DATABASE_URL stops setup with one clear line and exit 1', async (t) => {
   const dir = await copyCheckout(t);
   const env = setupEnv({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/hatch', NATS_URL: testNatsUrl() });
   const r = await run('./setup.sh', ['--yes', '--no-start'], { cwd: dir, env, timeoutMs: 120_000 });
   t.equal(r.code, 1, 'exit 1');
-  const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('setup: '));
+  const lines = r.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('setup: '));
   t.equal(lines.length, 1, `one error line: ${r.stderr}`);
   t.match(lines[0] ?? '', /PostgreSQL|database|DATABASE_URL/i, 'it names the database');
   t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');

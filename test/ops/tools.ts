@@ -11,17 +11,25 @@ export interface Run {
 /** Runs a command to its end (never rejects: the exit code is part of the answer). */
 export function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 127) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      cmd,
+      args,
+      { cwd: opts.cwd, env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 32 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 127) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
 /** A command the ops tests need; `pnpm test` checks and installs it first (scripts/test-tools.mjs), so missing is a failure, not a skip. */
 export async function requireTool(name: string): Promise<void> {
   const r = await run('sh', ['-c', `command -v ${name}`]);
-  if (r.code !== 0) throw new Error(`${name} is not installed (apt-get install ${name === 'kubectl' ? 'kubernetes-client' : name}); pnpm test's preflight (scripts/test-tools.mjs) installs it`);
+  if (r.code !== 0)
+    throw new Error(
+      `${name} is not installed (apt-get install ${name === 'kubectl' ? 'kubernetes-client' : name}); pnpm test's preflight (scripts/test-tools.mjs) installs it`,
+    );
 }
 
 // Rendered manifests are plain data; tests walk them by path.

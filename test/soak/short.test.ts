@@ -29,7 +29,11 @@ t.test('a short soak with every fault kind: nothing lost, nothing sent twice, no
   const report = markdownReport(result, 'short soak (pnpm test)');
   const problems = verdict(result);
   if (problems.length) t.comment(`${lines.join('\n')}\n\n${report}`);
-  for (const kind of FAULT_KINDS) t.ok(result.faults.some((f) => f.kind === kind), `fault ${kind} injected`);
+  for (const kind of FAULT_KINDS)
+    t.ok(
+      result.faults.some((f) => f.kind === kind),
+      `fault ${kind} injected`,
+    );
   t.ok(result.oracle.sms.total > 0 && result.oracle.emails.total > 0, 'SMS and emails were sent');
   t.equal(result.oracle.lost.length, 0, 'nothing lost');
   t.equal(result.oracle.sentTwice.length, 0, 'nothing sent twice (beyond the documented unknown-outcome window)');

@@ -58,7 +58,11 @@ export function newIdempotencyKey(): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-async function request<T>(method: string, path: string, opts: { body?: unknown; idempotencyKey?: string; signal?: AbortSignal } = {}): Promise<T> {
+async function request<T>(
+  method: string,
+  path: string,
+  opts: { body?: unknown; idempotencyKey?: string; signal?: AbortSignal } = {},
+): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
   if (opts.idempotencyKey) headers['idempotency-key'] = opts.idempotencyKey;
@@ -98,9 +102,12 @@ export const api = {
   messages: (conversationId: string, limit: number, before?: string | null) =>
     request<MessagePage>('GET', `/api/conversation/${encodeURIComponent(conversationId)}/messages?${page(limit, before)}`),
   message: (id: string) => request<MessageWithTimeline>('GET', `/api/messages/${encodeURIComponent(id)}`),
-  sendMessage: (body: SendMessageBody, idempotencyKey: string) => request<SendMessageResponse>('POST', '/api/send_message', { body, idempotencyKey }),
-  retry: (id: string, idempotencyKey: string) => request<RetryResponse>('POST', `/api/messages/${encodeURIComponent(id)}/retry`, { idempotencyKey }),
-  sendEmail: (body: SendEmailBody, idempotencyKey: string) => request<SendEmailResponse>('POST', '/api/send_email', { body, idempotencyKey }),
+  sendMessage: (body: SendMessageBody, idempotencyKey: string) =>
+    request<SendMessageResponse>('POST', '/api/send_message', { body, idempotencyKey }),
+  retry: (id: string, idempotencyKey: string) =>
+    request<RetryResponse>('POST', `/api/messages/${encodeURIComponent(id)}/retry`, { idempotencyKey }),
+  sendEmail: (body: SendEmailBody, idempotencyKey: string) =>
+    request<SendEmailResponse>('POST', '/api/send_email', { body, idempotencyKey }),
   emails: (limit: number, before?: string | null) => request<EmailPage>('GET', `/api/emails?${page(limit, before)}`),
   email: (id: string) => request<EmailWithTimeline>('GET', `/api/emails/${encodeURIComponent(id)}`),
 };

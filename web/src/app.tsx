@@ -68,7 +68,11 @@ export function App() {
         try {
           await api.login(token);
         } catch (err) {
-          setLoginError(err instanceof ApiError && err.status === 401 ? 'The sign-in link is not valid (the token may have changed)' : (err as Error).message);
+          setLoginError(
+            err instanceof ApiError && err.status === 401
+              ? 'The sign-in link is not valid (the token may have changed)'
+              : (err as Error).message,
+          );
           setAuth('out');
           return;
         }
@@ -161,10 +165,13 @@ export function App() {
           setAuth('checking');
           setLoadingConvs(true);
           refreshHead()
-            .then(() => setAuth('in'), (err: Error) => {
-              setConvError(err.message);
-              setAuth('in');
-            })
+            .then(
+              () => setAuth('in'),
+              (err: Error) => {
+                setConvError(err.message);
+                setAuth('in');
+              },
+            )
             .finally(() => setLoadingConvs(false));
         }}
       />
@@ -182,7 +189,12 @@ export function App() {
           <span>Hatch</span>
         </a>
         <nav class="nav" aria-label="Main">
-          <a href="/emails" class={`nav-link${route.name === 'emails' ? ' active' : ''}`} aria-current={route.name === 'emails' ? 'page' : undefined} onClick={(e) => linkClick(e, '/emails')}>
+          <a
+            href="/emails"
+            class={`nav-link${route.name === 'emails' ? ' active' : ''}`}
+            aria-current={route.name === 'emails' ? 'page' : undefined}
+            onClick={(e) => linkClick(e, '/emails')}
+          >
             <IconMail />
             <span class="label">Emails</span>
           </a>
@@ -207,7 +219,15 @@ export function App() {
             <span>New</span>
           </a>
         </div>
-        <ConversationList conversations={convs} hasMore={cursor !== null} loading={loadingConvs} error={convError} activeId={activeId} now={now} onLoadMore={() => void loadMore()} />
+        <ConversationList
+          conversations={convs}
+          hasMore={cursor !== null}
+          loading={loadingConvs}
+          error={convError}
+          activeId={activeId}
+          now={now}
+          onLoadMore={() => void loadMore()}
+        />
       </aside>
       <main class="main">
         {route.name === 'thread' ? (

@@ -121,7 +121,11 @@ export function Composer(p: ComposerProps) {
               readOnly={sending}
               ref={toInput}
             />
-            <span id="composer-channel" class={`chip ${recipient.trim() ? (isSms ? 'chip-sms' : 'chip-chat') : 'chip-idle'}`} data-testid="composer-channel">
+            <span
+              id="composer-channel"
+              class={`chip ${recipient.trim() ? (isSms ? 'chip-sms' : 'chip-chat') : 'chip-idle'}`}
+              data-testid="composer-channel"
+            >
               {recipient.trim() ? (isSms ? 'SMS' : 'Chat') : '—'}
             </span>
           </div>

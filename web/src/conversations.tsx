@@ -97,7 +97,11 @@ export function ConversationList(p: ConversationListProps) {
           </button>
         </li>
       ) : null}
-      {p.error ? <li class="list-error" role="alert">{p.error}</li> : null}
+      {p.error ? (
+        <li class="list-error" role="alert">
+          {p.error}
+        </li>
+      ) : null}
     </ul>
   );
 }

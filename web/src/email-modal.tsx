@@ -99,7 +99,8 @@ export function EmailModal({ onClose, onSent }: { onClose: () => void; onSent: (
     for (const f of Array.from(list)) {
       if (next.length >= EMAIL_LIMITS.attachmentsMax) problem = `At most ${EMAIL_LIMITS.attachmentsMax} attachments`;
       else if (f.size > EMAIL_LIMITS.attachmentMaxBytes) problem = `${f.name} is larger than ${kib(EMAIL_LIMITS.attachmentMaxBytes)}`;
-      else if (next.reduce((s, a) => s + a.size, 0) + f.size > EMAIL_LIMITS.attachmentsTotalMaxBytes) problem = `Attachments may total at most ${kib(EMAIL_LIMITS.attachmentsTotalMaxBytes)}`;
+      else if (next.reduce((s, a) => s + a.size, 0) + f.size > EMAIL_LIMITS.attachmentsTotalMaxBytes)
+        problem = `Attachments may total at most ${kib(EMAIL_LIMITS.attachmentsTotalMaxBytes)}`;
       else next.push({ filename: f.name, type: f.type || 'application/octet-stream', size: f.size, content: await readBase64(f) });
     }
     setFiles(next);
@@ -217,7 +218,16 @@ export function EmailModal({ onClose, onSent }: { onClose: () => void; onSent: (
           <div class="modal-body">
             <div class="field">
               <label for="email-to_email">To</label>
-              <input type="text" inputMode="email" autoComplete="off" placeholder="name@example.com, …" value={v.to_email} onInput={set('to_email')} autoFocus {...fieldProps('to_email')} />
+              <input
+                type="text"
+                inputMode="email"
+                autoComplete="off"
+                placeholder="name@example.com, …"
+                value={v.to_email}
+                onInput={set('to_email')}
+                autoFocus
+                {...fieldProps('to_email')}
+              />
               {err('to_email')}
             </div>
             {showCopies ? (
@@ -234,7 +244,14 @@ export function EmailModal({ onClose, onSent }: { onClose: () => void; onSent: (
                 </div>
                 <div class="field">
                   <label for="email-reply_to">Reply-to</label>
-                  <input type="text" inputMode="email" autoComplete="off" value={v.reply_to} onInput={set('reply_to')} {...fieldProps('reply_to')} />
+                  <input
+                    type="text"
+                    inputMode="email"
+                    autoComplete="off"
+                    value={v.reply_to}
+                    onInput={set('reply_to')}
+                    {...fieldProps('reply_to')}
+                  />
                   {err('reply_to')}
                 </div>
               </>
@@ -261,7 +278,12 @@ export function EmailModal({ onClose, onSent }: { onClose: () => void; onSent: (
                     <li key={`${f.filename}-${i}`}>
                       <span>{f.filename}</span>
                       <span class="muted small">{kib(f.size)}</span>
-                      <button type="button" class="btn btn-link btn-sm" aria-label={`Remove ${f.filename}`} onClick={() => setFiles(files.filter((_, j) => j !== i))}>
+                      <button
+                        type="button"
+                        class="btn btn-link btn-sm"
+                        aria-label={`Remove ${f.filename}`}
+                        onClick={() => setFiles(files.filter((_, j) => j !== i))}
+                      >
                         Remove
                       </button>
                     </li>
@@ -270,7 +292,14 @@ export function EmailModal({ onClose, onSent }: { onClose: () => void; onSent: (
               ) : null}
               <label class="btn btn-outline btn-sm file-btn">
                 <IconClip /> Attach files
-                <input type="file" multiple class="sr-only" name="attachments" onChange={(e) => void addFiles((e.target as HTMLInputElement).files)} disabled={sending} />
+                <input
+                  type="file"
+                  multiple
+                  class="sr-only"
+                  name="attachments"
+                  onChange={(e) => void addFiles((e.target as HTMLInputElement).files)}
+                  disabled={sending}
+                />
               </label>
               {err('attachments')}
             </div>

@@ -126,7 +126,10 @@ function EmailTimeline({ id, status }: { id: string; status: string }) {
   const [tl, setTl] = useState<TimelineEntry[] | null>(null);
   useEffect(() => {
     let live = true;
-    api.email(id).then((r) => live && setTl(r.timeline), () => live && setTl([]));
+    api.email(id).then(
+      (r) => live && setTl(r.timeline),
+      () => live && setTl([]),
+    );
     return () => {
       live = false;
     };

@@ -11,7 +11,15 @@
  * soak's and the tests' Node clients follow too) means stalled: we drop it and reconnect with
  * `?lastEventId=`, which the load balancer sends to a replica that answers.
  */
-import { backoffDelay, watchForStall, type Backoff, type ConnectedEvent, type EmailUpdateEvent, type MessageUpdateEvent, type StallWatch } from '@hatch/contracts';
+import {
+  backoffDelay,
+  watchForStall,
+  type Backoff,
+  type ConnectedEvent,
+  type EmailUpdateEvent,
+  type MessageUpdateEvent,
+  type StallWatch,
+} from '@hatch/contracts';
 
 /** After the server refused the stream: 0.5 s doubling to 15 s, ±25 % so a restarted gateway is not met by every tab at once. */
 const RECONNECT_BACKOFF: Backoff = { baseMs: 500, maxMs: 15_000, jitter: 0.25 };

@@ -1,11 +1,7 @@
 /** A five-route history router: the gateway serves index.html for every non-API path. */
 import { useEffect, useState } from 'preact/hooks';
 
-export type Route =
-  | { name: 'home' }
-  | { name: 'new' }
-  | { name: 'thread'; id: string }
-  | { name: 'emails' };
+export type Route = { name: 'home' } | { name: 'new' } | { name: 'thread'; id: string } | { name: 'emails' };
 
 export function parseRoute(pathname: string): Route {
   const m = /^\/c\/([0-9a-fA-F-]{36})\/?$/.exec(pathname);

@@ -18,6 +18,8 @@ export function markSeen(conversationId: string, at: string): void {
   if ((all[conversationId] ?? '') >= at) return;
   all[conversationId] = at;
   // Bounded: keep the 500 most recently active entries.
-  const entries = Object.entries(all).sort((a, b) => (a[1] < b[1] ? 1 : -1)).slice(0, 500);
+  const entries = Object.entries(all)
+    .sort((a, b) => (a[1] < b[1] ? 1 : -1))
+    .slice(0, 500);
   localStorage.setItem(KEY, JSON.stringify(Object.fromEntries(entries)));
 }

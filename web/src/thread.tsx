@@ -82,12 +82,19 @@ export function Thread(p: ThreadProps) {
     if (e.kind !== 'message' || e.event.conversation_id !== p.conversationId) return;
     const el = scroller.current;
     stickToBottom.current = !el || el.scrollHeight - el.scrollTop - el.clientHeight < 80;
-    api.message(e.event.message_id).then((r) => upsert(r.message), () => undefined);
+    api.message(e.event.message_id).then(
+      (r) => upsert(r.message),
+      () => undefined,
+    );
   });
 
   const last = messages[messages.length - 1];
   useEffect(() => {
-    if (last) markSeen(p.conversationId, p.conversation?.updated_at && p.conversation.updated_at > last.updated_at ? p.conversation.updated_at : last.updated_at);
+    if (last)
+      markSeen(
+        p.conversationId,
+        p.conversation?.updated_at && p.conversation.updated_at > last.updated_at ? p.conversation.updated_at : last.updated_at,
+      );
   }, [p.conversationId, last?.id, last?.updated_at, p.conversation?.updated_at]);
 
   useLayoutEffect(() => {
@@ -146,7 +153,14 @@ export function Thread(p: ThreadProps) {
         {!loading && !error && messages.length === 0 ? <p class="muted center">No messages yet.</p> : null}
         <ol class="bubbles">
           {messages.map((m) => (
-            <Bubble key={m.id} m={m} open={open === m.id} onToggle={() => setOpen(open === m.id ? null : m.id)} now={p.now} onChanged={upsert} />
+            <Bubble
+              key={m.id}
+              m={m}
+              open={open === m.id}
+              onToggle={() => setOpen(open === m.id ? null : m.id)}
+              now={p.now}
+              onChanged={upsert}
+            />
           ))}
         </ol>
       </div>
@@ -158,7 +172,10 @@ export function Thread(p: ThreadProps) {
           onSent={(res) => {
             stickToBottom.current = true;
             // Shown at once from the API, whether or not the live stream is up.
-            api.message(res.message_id).then((r) => upsert(r.message), () => undefined);
+            api.message(res.message_id).then(
+              (r) => upsert(r.message),
+              () => undefined,
+            );
             p.onActivity();
           }}
         />
@@ -167,7 +184,19 @@ export function Thread(p: ThreadProps) {
   );
 }
 
-function Bubble({ m, open, onToggle, now, onChanged }: { m: Message; open: boolean; onToggle: () => void; now: number; onChanged: (m: Message) => void }) {
+function Bubble({
+  m,
+  open,
+  onToggle,
+  now,
+  onChanged,
+}: {
+  m: Message;
+  open: boolean;
+  onToggle: () => void;
+  now: number;
+  onChanged: (m: Message) => void;
+}) {
   const out = m.direction === 'outbound';
   const [timeline, setTimeline] = useState<TimelineEntry[] | null>(null);
   const [retrying, setRetrying] = useState(false);
@@ -208,7 +237,9 @@ function Bubble({ m, open, onToggle, now, onChanged }: { m: Message; open: boole
           </span>
           <span class="bubble-meta">
             <time dateTime={m.created_at} title={fullTime(m.created_at)}>
-              {relativeTime(m.created_at, now) === 'now' ? clockTime(m.created_at) : `${relativeTime(m.created_at, now)} · ${clockTime(m.created_at)}`}
+              {relativeTime(m.created_at, now) === 'now'
+                ? clockTime(m.created_at)
+                : `${relativeTime(m.created_at, now)} · ${clockTime(m.created_at)}`}
             </time>
             {out ? <StatusBadge status={m.status} /> : null}
           </span>
@@ -229,9 +260,7 @@ function Bubble({ m, open, onToggle, now, onChanged }: { m: Message; open: boole
             {retryError}
           </p>
         ) : null}
-        {open ? (
-          <Timeline entries={timeline} title="Delivery timeline" details />
-        ) : null}
+        {open ? <Timeline entries={timeline} title="Delivery timeline" details /> : null}
       </div>
     </li>
   );

@@ -9,7 +9,10 @@ export function relativeTime(iso: string, now = Date.now()): string {
   const d = new Date(t);
   if (s < 6 * 86_400) return d.toLocaleDateString(undefined, { weekday: 'short' });
   const sameYear = d.getFullYear() === new Date(now).getFullYear();
-  return d.toLocaleDateString(undefined, sameYear ? { day: 'numeric', month: 'short' } : { day: 'numeric', month: 'short', year: 'numeric' });
+  return d.toLocaleDateString(
+    undefined,
+    sameYear ? { day: 'numeric', month: 'short' } : { day: 'numeric', month: 'short', year: 'numeric' },
+  );
 }
 
 export function clockTime(iso: string): string {

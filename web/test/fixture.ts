@@ -25,7 +25,12 @@ export interface UiServer extends TestGateway {
 export async function startUiServer(t: Teardownable, env: Record<string, string> = {}): Promise<UiServer> {
   ensureBuilt();
   // http: the session cookie must not be Secure for a plain-http test origin.
-  const gw = await testGateway(t, { PUBLIC_URL: 'http://127.0.0.1', TWILIO_PHONE_NUMBER: SMS_FROM, SENDGRID_FROM_EMAIL: 'team@hatch.example.test', ...env });
+  const gw = await testGateway(t, {
+    PUBLIC_URL: 'http://127.0.0.1',
+    TWILIO_PHONE_NUMBER: SMS_FROM,
+    SENDGRID_FROM_EMAIL: 'team@hatch.example.test',
+    ...env,
+  });
   await gw.app.listen({ port: 0, host: '127.0.0.1' });
   const addr = gw.app.server.address();
   if (!addr || typeof addr === 'string') throw new Error('gateway did not listen on a TCP port');
@@ -33,7 +38,10 @@ export async function startUiServer(t: Teardownable, env: Record<string, string>
 }
 
 /** The realtime bridge as its own process on a pipeline's database and NATS, once it leads. */
-export async function startBridge(t: Teardownable, p: { db: { url: string }; nats: { url: string; prefix: string } }): Promise<ServiceProcess> {
+export async function startBridge(
+  t: Teardownable,
+  p: { db: { url: string }; nats: { url: string; prefix: string } },
+): Promise<ServiceProcess> {
   const bridge = spawnService(t, 'realtime-bridge', {
     DATABASE_URL: p.db.url,
     NATS_URL: p.nats.url,
@@ -91,11 +99,23 @@ const shell = (page: Page) => page.getByRole('heading', { name: 'Conversations' 
  * at the start of the file produced (the cookie is stateless, valid until it expires), which
  * spares every test the login round trip without making one test depend on another.
  */
-export async function browserFixture(t: Teardownable, opts: { base: string; token?: string; timeoutMs?: number; width?: number; height?: number }): Promise<BrowserFixture> {
+export async function browserFixture(
+  t: Teardownable,
+  opts: { base: string; token?: string; timeoutMs?: number; width?: number; height?: number },
+): Promise<BrowserFixture> {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-dev-shm-usage',
+    ],
   });
   t.teardown(() => browser.close());
   const watched: Watched[] = [];
@@ -107,7 +127,10 @@ export async function browserFixture(t: Teardownable, opts: { base: string; toke
   });
 
   const open = async (tt: Teardownable, o: WindowOptions, storageState?: Awaited<ReturnType<BrowserContext['storageState']>>) => {
-    const ctx = await browser.newContext({ viewport: { width: o.width ?? opts.width ?? 1280, height: o.height ?? opts.height ?? 800 }, storageState });
+    const ctx = await browser.newContext({
+      viewport: { width: o.width ?? opts.width ?? 1280, height: o.height ?? opts.height ?? 800 },
+      storageState,
+    });
     ctx.setDefaultTimeout(opts.timeoutMs ?? 15_000);
     tt.teardown(() => ctx.close());
     const w = watch(ctx, await ctx.newPage());

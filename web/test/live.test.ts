@@ -34,53 +34,57 @@ async function window(t: Teardownable, url = base): Promise<Page> {
 
 const notReloaded = (page: Page) => page.evaluate(() => (window as unknown as { __noReload?: boolean }).__noReload === true);
 
-t.test('two windows stay in sync: chat and SMS from one appear live in the other, and the SMS badge reaches delivered by itself', async (t) => {
-  const a = await window(t);
-  const b = await window(t);
+t.test(
+  'two windows stay in sync: chat and SMS from one appear live in the other, and the SMS badge reaches delivered by itself',
+  async (t) => {
+    const a = await window(t);
+    const b = await window(t);
 
-  await a.getByTestId('new-message').click();
-  await a.locator('#composer-to').fill('Grace Hopper');
-  await a.locator('#composer-body').fill('hello from window A');
-  await a.locator('#composer-body').press('Enter');
-  await a.waitForURL(/\/c\/[0-9a-f-]{36}$/);
-  const chatConv = new URL(a.url()).pathname.split('/')[2] as string;
+    await a.getByTestId('new-message').click();
+    await a.locator('#composer-to').fill('Grace Hopper');
+    await a.locator('#composer-body').fill('hello from window A');
+    await a.locator('#composer-body').press('Enter');
+    await a.waitForURL(/\/c\/[0-9a-f-]{36}$/);
+    const chatConv = new URL(a.url()).pathname.split('/')[2] as string;
 
-  // B: the new conversation appears at the top of its list, live.
-  const bList = b.getByTestId('conversation-list');
-  await bList.locator(`a[data-conversation-id="${chatConv}"]`).filter({ hasText: 'hello from window A' }).waitFor();
-  t.equal(await bList.locator('a.conv').first().getAttribute('data-conversation-id'), chatConv, 'at the top');
+    // B: the new conversation appears at the top of its list, live.
+    const bList = b.getByTestId('conversation-list');
+    await bList.locator(`a[data-conversation-id="${chatConv}"]`).filter({ hasText: 'hello from window A' }).waitFor();
+    t.equal(await bList.locator('a.conv').first().getAttribute('data-conversation-id'), chatConv, 'at the top');
 
-  // B opens it; A's next message shows up in B's open thread.
-  await bList.locator(`a[data-conversation-id="${chatConv}"]`).click();
-  await b.getByTestId('message').filter({ hasText: 'hello from window A' }).waitFor();
-  await a.locator('#composer-body').fill('and a second one');
-  await a.locator('#composer-body').press('Enter');
-  await b.getByTestId('message').filter({ hasText: 'and a second one' }).waitFor();
-  t.equal(await b.getByTestId('message').count(), 2);
+    // B opens it; A's next message shows up in B's open thread.
+    await bList.locator(`a[data-conversation-id="${chatConv}"]`).click();
+    await b.getByTestId('message').filter({ hasText: 'hello from window A' }).waitFor();
+    await a.locator('#composer-body').fill('and a second one');
+    await a.locator('#composer-body').press('Enter');
+    await b.getByTestId('message').filter({ hasText: 'and a second one' }).waitFor();
+    t.equal(await b.getByTestId('message').count(), 2);
 
-  // An SMS from B: queued at first, then delivered in both windows without a reload.
-  await b.getByTestId('new-message').click();
-  await b.locator('#composer-to').fill('+15557000001');
-  await b.locator('#composer-body').fill('SMS from window B');
-  await b.getByTestId('send').click();
-  await b.waitForURL(/\/c\/[0-9a-f-]{36}$/);
-  const smsConv = new URL(b.url()).pathname.split('/')[2] as string;
-  const bBubble = b.getByTestId('message').filter({ hasText: 'SMS from window B' });
-  await bBubble.waitFor();
-  await a.getByTestId('conversation-list').locator(`a[data-conversation-id="${smsConv}"]`).click();
-  const aBubble = a.getByTestId('message').filter({ hasText: 'SMS from window B' });
-  for (const bubble of [bBubble, aBubble]) await bubble.locator('[data-testid=status][data-status=delivered]').waitFor();
-  const row = await p.db.db.selectFrom('messages').select(['status']).where('body', '=', 'SMS from window B').executeTakeFirstOrThrow();
-  t.equal(row.status, 'delivered', 'the database agrees');
-  // The delivery timeline shows every step.
-  await aBubble.locator('button.bubble').click();
-  const timeline = a.getByTestId('timeline');
-  await timeline.locator('li[data-status=delivered]').waitFor();
-  for (const s of ['queued', 'sent', 'delivered']) t.equal(await timeline.locator(`li[data-status=${s}]`).count() >= 1, true, `timeline has ${s}`);
-  t.ok(await notReloaded(a), 'window A was not reloaded');
-  t.ok(await notReloaded(b), 'window B was not reloaded');
-  await screenshot(a, 'live-delivered-timeline');
-});
+    // An SMS from B: queued at first, then delivered in both windows without a reload.
+    await b.getByTestId('new-message').click();
+    await b.locator('#composer-to').fill('+15557000001');
+    await b.locator('#composer-body').fill('SMS from window B');
+    await b.getByTestId('send').click();
+    await b.waitForURL(/\/c\/[0-9a-f-]{36}$/);
+    const smsConv = new URL(b.url()).pathname.split('/')[2] as string;
+    const bBubble = b.getByTestId('message').filter({ hasText: 'SMS from window B' });
+    await bBubble.waitFor();
+    await a.getByTestId('conversation-list').locator(`a[data-conversation-id="${smsConv}"]`).click();
+    const aBubble = a.getByTestId('message').filter({ hasText: 'SMS from window B' });
+    for (const bubble of [bBubble, aBubble]) await bubble.locator('[data-testid=status][data-status=delivered]').waitFor();
+    const row = await p.db.db.selectFrom('messages').select(['status']).where('body', '=', 'SMS from window B').executeTakeFirstOrThrow();
+    t.equal(row.status, 'delivered', 'the database agrees');
+    // The delivery timeline shows every step.
+    await aBubble.locator('button.bubble').click();
+    const timeline = a.getByTestId('timeline');
+    await timeline.locator('li[data-status=delivered]').waitFor();
+    for (const s of ['queued', 'sent', 'delivered'])
+      t.equal((await timeline.locator(`li[data-status=${s}]`).count()) >= 1, true, `timeline has ${s}`);
+    t.ok(await notReloaded(a), 'window A was not reloaded');
+    t.ok(await notReloaded(b), 'window B was not reloaded');
+    await screenshot(a, 'live-delivered-timeline');
+  },
+);
 
 t.test('an inbound SMS marks its conversation unread in a window that is elsewhere, and shows in the one that has it open', async (t) => {
   const a = await window(t);

@@ -87,7 +87,10 @@ t.test('login: a wrong token is refused by the field; the right one opens the ap
   await screenshot(page, 'empty');
   await page.getByTestId('logout').click();
   await page.getByRole('button', { name: 'Sign in' }).waitFor();
-  t.notOk((await ctx.cookies()).find((c) => c.name === 'hatch_session'), 'the cookie is gone');
+  t.notOk(
+    (await ctx.cookies()).find((c) => c.name === 'hatch_session'),
+    'the cookie is gone',
+  );
   await page.reload();
   await page.getByRole('button', { name: 'Sign in' }).waitFor();
   t.pass('still signed out after a reload');
@@ -105,7 +108,10 @@ t.test('the #token= link that setup.sh prints signs in and leaves no token in th
   await page.goto(`${base}/#token=${encodeURIComponent(TEST_TOKEN)}`);
   await page.getByRole('heading', { name: 'Conversations' }).waitFor();
   t.equal(new URL(page.url()).hash, '', 'token removed from the fragment');
-  t.ok((await ctx.cookies()).find((c) => c.name === 'hatch_session'), 'session cookie set');
+  t.ok(
+    (await ctx.cookies()).find((c) => c.name === 'hatch_session'),
+    'session cookie set',
+  );
 });
 
 t.test('the composer counts segments with the server function: GSM-7 160 / 161, UCS-2 with an emoji', async (t) => {
@@ -119,7 +125,10 @@ t.test('the composer counts segments with the server function: GSM-7 160 / 161, 
     await page.locator('#composer-body').fill(body);
     const c = countSmsSegments(body);
     const expected = `${c.encoding} · ${c.segments} segment${c.segments === 1 ? '' : 's'} · ${c.remainingInSegment} left`;
-    await page.waitForFunction(([sel, text]) => document.querySelector(sel as string)?.textContent === text, ['[data-testid=counter]', expected]);
+    await page.waitForFunction(
+      ([sel, text]) => document.querySelector(sel as string)?.textContent === text,
+      ['[data-testid=counter]', expected],
+    );
     t.equal(await counter.textContent(), expected, `${c.encoding} ${[...body].length} chars → ${c.segments}`);
   }
   t.equal(countSmsSegments('a'.repeat(161)).segments, 2, 'the 161-character case really is two segments');
@@ -228,21 +237,24 @@ t.test('inline errors by the recipient field: an invalid number (client) and an 
   await screenshot(page, 'composer-errors');
 });
 
-t.test('the daily SMS limit reached (HATCH_SMS_DAILY_LIMIT): the 422 is shown under the composer, the draft kept, chat still sends', async (t) => {
-  const capped = await startUiServer(t, { HATCH_SMS_DAILY_LIMIT: '0' });
-  const { page } = await ui.signedIn(t, { base: capped.base });
-  await compose(page, '+15551230000', 'over the limit');
-  const answer = page.waitForResponse((r) => r.url().endsWith('/api/send_message'));
-  await page.getByTestId('send').click();
-  t.equal((await answer).status(), 422);
-  t.match(await page.getByTestId('error-form').textContent(), /daily SMS limit/);
-  t.equal(await page.locator('#composer-body').inputValue(), 'over the limit', 'the draft is kept');
-  t.equal((await capped.db.db.selectFrom('messages').select('id').execute()).length, 0, 'nothing stored');
-  await page.locator('#composer-to').fill('Grace Hopper');
-  await page.getByTestId('send').click();
-  await page.getByTestId('message').filter({ hasText: 'over the limit' }).waitFor();
-  t.equal((await capped.db.db.selectFrom('messages').select('channel').execute()).map((m) => m.channel).join(), 'chat');
-});
+t.test(
+  'the daily SMS limit reached (HATCH_SMS_DAILY_LIMIT): the 422 is shown under the composer, the draft kept, chat still sends',
+  async (t) => {
+    const capped = await startUiServer(t, { HATCH_SMS_DAILY_LIMIT: '0' });
+    const { page } = await ui.signedIn(t, { base: capped.base });
+    await compose(page, '+15551230000', 'over the limit');
+    const answer = page.waitForResponse((r) => r.url().endsWith('/api/send_message'));
+    await page.getByTestId('send').click();
+    t.equal((await answer).status(), 422);
+    t.match(await page.getByTestId('error-form').textContent(), /daily SMS limit/);
+    t.equal(await page.locator('#composer-body').inputValue(), 'over the limit', 'the draft is kept');
+    t.equal((await capped.db.db.selectFrom('messages').select('id').execute()).length, 0, 'nothing stored');
+    await page.locator('#composer-to').fill('Grace Hopper');
+    await page.getByTestId('send').click();
+    await page.getByTestId('message').filter({ hasText: 'over the limit' }).waitFor();
+    t.equal((await capped.db.db.selectFrom('messages').select('channel').execute()).map((m) => m.channel).join(), 'chat');
+  },
+);
 
 t.test('a double click on Send sends once', async (t) => {
   const { page } = await ui.signedIn(t);
@@ -254,7 +266,10 @@ t.test('a double click on Send sends once', async (t) => {
   await page.getByTestId('send').dblclick();
   await page.getByTestId('message').filter({ hasText: 'double click me' }).waitFor();
   t.equal((await messagesWithBody('double click me')).length, 1, 'one message stored');
-  t.ok(keys.length >= 1 && keys.every((k) => k && k === keys[0]), `every request carried the same Idempotency-Key (${keys.length} request(s))`);
+  t.ok(
+    keys.length >= 1 && keys.every((k) => k && k === keys[0]),
+    `every request carried the same Idempotency-Key (${keys.length} request(s))`,
+  );
   t.equal(keys.length, 1, 'the second click did not even reach the API');
 });
 
@@ -288,7 +303,16 @@ t.test('the conversations list pages in as it scrolls (cursor pagination), most 
       const who = `Contact ${String(i).padStart(2, '0')}`;
       await acceptMessages(tx, [
         {
-          message: { id: messageId, conversation_id: id, from_contact: 'me', to_contact: who, body: `note ${i}`, channel: 'chat', direction: 'outbound', status: 'stored' },
+          message: {
+            id: messageId,
+            conversation_id: id,
+            from_contact: 'me',
+            to_contact: who,
+            body: `note ${i}`,
+            channel: 'chat',
+            direction: 'outbound',
+            status: 'stored',
+          },
           conversation: { participants: ['me', who.toLowerCase()], channel: 'chat', at },
           source: 'api',
           outbox: false,
@@ -296,7 +320,14 @@ t.test('the conversations list pages in as it scrolls (cursor pagination), most 
       ]);
     }
   });
-  const total = Number((await db.selectFrom('conversations').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+  const total = Number(
+    (
+      await db
+        .selectFrom('conversations')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
   const { page } = await ui.signedIn(t);
   const items = page.getByTestId('conversation-list').locator('a.conv');
   await items.first().waitFor();

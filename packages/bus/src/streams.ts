@@ -2,7 +2,15 @@
  * JetStream streams: created (or updated to this shape) by every service at start, so no
  * deployment order matters. Names come from @hatch/contracts (natsNames).
  */
-import { DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import {
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { NatsNames } from '@hatch/contracts';
 

@@ -139,7 +139,6 @@ export function databaseUrlFrom(env: Env = process.env): string {
   return 'postgres://localhost:5432/hatch';
 }
 
-
 /** pino levels, the one definition for every service's LOG_LEVEL. */
 export const LogLevel = Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, { default: 'info' });
 

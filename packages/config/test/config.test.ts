@@ -68,7 +68,11 @@ t.test('an unreadable DATABASE_URL_FILE is reported, not replaced by the local d
   const Db = Type.Object(databaseSettings(10));
   const err = t.throws(() => loadConfig(Db, envWithDatabaseUrl({ DATABASE_URL_FILE: missing }))) as unknown as ConfigError;
   t.match(err.problems, [new RegExp(`DATABASE_URL_FILE: cannot read ${missing} \\(ENOENT\\)`)]);
-  t.equal(loadConfig(Db, envWithDatabaseUrl({})).DATABASE_URL, 'postgres://localhost:5432/hatch', 'with nothing set, the local default still applies');
+  t.equal(
+    loadConfig(Db, envWithDatabaseUrl({})).DATABASE_URL,
+    'postgres://localhost:5432/hatch',
+    'with nothing set, the local default still applies',
+  );
 });
 
 t.test('a setting checked by a refinement is described by its description', async (t) => {

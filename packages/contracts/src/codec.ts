@@ -40,7 +40,8 @@ export function issuesOf(schema: TSchema, value: unknown): ContractIssue[] {
     const params = e.params as { requiredProperties?: string[]; additionalProperties?: string[] };
     // "required" / "additionalProperties" errors sit on the parent: name the child path instead.
     const child = params.requiredProperties?.[0] ?? params.additionalProperties?.[0];
-    const path = child && (e.keyword === 'required' || e.keyword === 'additionalProperties') ? `${e.instancePath}/${child}` : e.instancePath;
+    const path =
+      child && (e.keyword === 'required' || e.keyword === 'additionalProperties') ? `${e.instancePath}/${child}` : e.instancePath;
     return { path, message: e.message };
   });
 }

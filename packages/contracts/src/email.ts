@@ -26,7 +26,8 @@ export function emailAddressProblem(value: string): string | null {
   if (local.length > EMAIL_LIMITS.localPartMax) return `local part (before @) must be at most ${EMAIL_LIMITS.localPartMax} characters`;
   if (!LOCAL.test(local)) return 'local part (before @) has characters or dots an address may not have';
   const labels = domain.split('.');
-  if (labels.length < 2 || !labels.every((l) => LABEL.test(l)) || !TLD.test(labels[labels.length - 1] ?? '')) return 'domain (after @) is not a valid host name';
+  if (labels.length < 2 || !labels.every((l) => LABEL.test(l)) || !TLD.test(labels[labels.length - 1] ?? ''))
+    return 'domain (after @) is not a valid host name';
   return null;
 }
 
@@ -102,7 +103,8 @@ export function checkSendEmail(b: SendEmailBody): { ok: true; value: CheckedEmai
       else seen.set(key, `body.${field}`);
     });
   }
-  if (count > EMAIL_LIMITS.recipientsMax) bad('to_email', `too many recipients: at most ${EMAIL_LIMITS.recipientsMax} across to_email, cc and bcc (got ${count})`);
+  if (count > EMAIL_LIMITS.recipientsMax)
+    bad('to_email', `too many recipients: at most ${EMAIL_LIMITS.recipientsMax} across to_email, cc and bcc (got ${count})`);
   if (b.reply_to !== undefined) {
     const p = emailAddressProblem(b.reply_to);
     if (p) bad('reply_to', p);
@@ -111,10 +113,12 @@ export function checkSendEmail(b: SendEmailBody): { ok: true; value: CheckedEmai
   if (b.subject.trim().length === 0) bad('subject', 'must not be blank');
   if (BODY_FORBIDDEN.test(b.body)) bad('body', 'must not contain control characters other than line breaks and tabs');
   if (utf8Bytes(b.body) > EMAIL_LIMITS.bodyMaxBytes) bad('body', `must be at most ${EMAIL_LIMITS.bodyMaxBytes} bytes`);
-  if (b.html_content !== undefined && utf8Bytes(b.html_content) > EMAIL_LIMITS.bodyMaxBytes) bad('html_content', `must be at most ${EMAIL_LIMITS.bodyMaxBytes} bytes`);
+  if (b.html_content !== undefined && utf8Bytes(b.html_content) > EMAIL_LIMITS.bodyMaxBytes)
+    bad('html_content', `must be at most ${EMAIL_LIMITS.bodyMaxBytes} bytes`);
   // The body's rule (HTML allows no other control characters either); a NUL reached PostgreSQL,
   // whose text cannot hold it: a 500, found by the gateway's fuzz test.
-  if (b.html_content !== undefined && BODY_FORBIDDEN.test(b.html_content)) bad('html_content', 'must not contain control characters other than line breaks and tabs');
+  if (b.html_content !== undefined && BODY_FORBIDDEN.test(b.html_content))
+    bad('html_content', 'must not contain control characters other than line breaks and tabs');
   const sizes: number[] = [];
   let total = 0;
   (b.attachments ?? []).forEach((a, i) => {
@@ -130,11 +134,13 @@ export function checkSendEmail(b: SendEmailBody): { ok: true; value: CheckedEmai
     }
     const size = base64DecodedSize(a.content);
     if (size === 0) bad(`${f}.content`, 'must not be empty');
-    if (size > EMAIL_LIMITS.attachmentMaxBytes) bad(`${f}.content`, `is ${size} bytes decoded; at most ${EMAIL_LIMITS.attachmentMaxBytes} per attachment`);
+    if (size > EMAIL_LIMITS.attachmentMaxBytes)
+      bad(`${f}.content`, `is ${size} bytes decoded; at most ${EMAIL_LIMITS.attachmentMaxBytes} per attachment`);
     sizes.push(size);
     total += size;
   });
-  if (total > EMAIL_LIMITS.attachmentsTotalMaxBytes) bad('attachments', `total ${total} bytes decoded; at most ${EMAIL_LIMITS.attachmentsTotalMaxBytes} in all`);
+  if (total > EMAIL_LIMITS.attachmentsTotalMaxBytes)
+    bad('attachments', `total ${total} bytes decoded; at most ${EMAIL_LIMITS.attachmentsTotalMaxBytes} in all`);
   if (details.length) return { ok: false, details };
   return { ok: true, value: { to: lists.to_email, cc: lists.cc, bcc: lists.bcc, attachmentSizes: sizes } };
 }

@@ -54,7 +54,11 @@ export const ErrorBody = Type.Object(
     code: Type.String({ description: 'for programs: one of ERROR_CODES' }),
     details: Type.Optional(Type.Array(ErrorDetail, { description: 'the fields at fault' })),
   },
-  { examples: [{ success: false, error: 'body.to is required', code: 'INVALID_REQUEST', details: [{ field: 'body.to', message: 'is required' }] }] },
+  {
+    examples: [
+      { success: false, error: 'body.to is required', code: 'INVALID_REQUEST', details: [{ field: 'body.to', message: 'is required' }] },
+    ],
+  },
 );
 export type ErrorBody = Static<typeof ErrorBody>;
 
@@ -81,7 +85,13 @@ export const SendMessageBody = Type.Object(
   {
     to: Type.String({ minLength: 1, maxLength: 200, description: 'an E.164 number (an SMS) or a contact name (a chat message)' }),
     body: Type.String({ minLength: 1, maxLength: SMS_BODY_MAX }),
-    from: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'default: TWILIO_PHONE_NUMBER for an SMS, HATCH_SENDER_NAME for a chat message' })),
+    from: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 200,
+        description: 'default: TWILIO_PHONE_NUMBER for an SMS, HATCH_SENDER_NAME for a chat message',
+      }),
+    ),
   },
   {
     additionalProperties: false,
@@ -101,7 +111,16 @@ export const SendMessageResponse = Type.Object(
     conversation_id: Uuid,
     status: MessageStatusSchema,
   },
-  { examples: [{ success: true, message_id: '0193a5b2-7c1e-7d4a-9f3b-2a6c8e1d4f70', conversation_id: '5f0c2b9e-3d7a-5e41-8b6f-1c9d2e3a4b5c', status: 'queued' }] },
+  {
+    examples: [
+      {
+        success: true,
+        message_id: '0193a5b2-7c1e-7d4a-9f3b-2a6c8e1d4f70',
+        conversation_id: '5f0c2b9e-3d7a-5e41-8b6f-1c9d2e3a4b5c',
+        status: 'queued',
+      },
+    ],
+  },
 );
 export type SendMessageResponse = Static<typeof SendMessageResponse>;
 
@@ -215,7 +234,9 @@ export const SendEmailResponse = Type.Object(
     status: EmailStatusSchema,
     message: Type.String(),
   },
-  { examples: [{ success: true, email_id: '0193a5b2-8d2f-7e5b-a04c-3b7d9f2e5a81', status: 'queued', message: 'Email queued for delivery' }] },
+  {
+    examples: [{ success: true, email_id: '0193a5b2-8d2f-7e5b-a04c-3b7d9f2e5a81', status: 'queued', message: 'Email queued for delivery' }],
+  },
 );
 export type SendEmailResponse = Static<typeof SendEmailResponse>;
 

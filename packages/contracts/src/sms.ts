@@ -35,8 +35,7 @@ export const UCS2_MULTI_SEGMENT = 67;
 // GSM 03.38 default alphabet, in table order (0x00–0x7F) without ESC (0x1B), which is not a
 // character of its own. `Ç` is the capital, as in the standard's table.
 const GSM7_BASIC_CHARS =
-  '@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&\'()*+,-./0123456789:;<=>?' +
-  '¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà';
+  '@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&\'()*+,-./0123456789:;<=>?' + '¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà';
 // Default extension table: each is sent as ESC + char, two septets. \f is form feed (page break).
 const GSM7_EXTENSION_CHARS = '\f^{}\\[~]|€';
 

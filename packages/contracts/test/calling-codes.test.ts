@@ -8,7 +8,7 @@ t.test('calling codes are 1-3 digits, unique and prefix-free, so a number has ex
     const longer = COUNTRY_CALLING_CODES.filter((c) => c !== code && c.startsWith(code));
     t.same(longer, [], `no code begins with ${code}`);
   }
-  t.equal(COUNTRY_CALLING_CODES.length, 215, 'the codes in service (libphonenumber\'s set)');
+  t.equal(COUNTRY_CALLING_CODES.length, 215, "the codes in service (libphonenumber's set)");
 });
 
 t.test('countryCallingCode finds the code of 1, 2 and 3 digits', async (t) => {

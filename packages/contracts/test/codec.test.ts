@@ -33,7 +33,14 @@ t.test('encode refuses a value that breaks its own contract', async (t) => {
 t.test('bus change events carry a decimal journal id and a typed event', async (t) => {
   const ev = {
     id: '42',
-    event: { type: 'message_update' as const, conversation_id: job.message_id, action: 'UPDATE' as const, message_id: job.message_id, status: 'sent' as const, timestamp: job.enqueued_at },
+    event: {
+      type: 'message_update' as const,
+      conversation_id: job.message_id,
+      action: 'UPDATE' as const,
+      message_id: job.message_id,
+      status: 'sent' as const,
+      timestamp: job.enqueued_at,
+    },
   };
   t.same(decode(BusChangeEvent, encode(BusChangeEvent, ev)), ev);
   t.throws(() => decode(BusChangeEvent, JSON.stringify({ ...ev, id: '-1' })), ContractError);

@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 
 t.test('E.164 validation: "+" then 8-15 digits, no spaces', async (t) => {
   for (const ok of ['+15551234567', '+447700900123', '+12345678', '+123456789012345']) t.ok(isE164(ok), ok);
-  for (const bad of ['12345', '+1 555 0100', '+1234567', '+1234567890123456', '+0123456789', '15551234567', '+1555123456a']) t.notOk(isE164(bad), bad);
+  for (const bad of ['12345', '+1 555 0100', '+1234567', '+1234567890123456', '+0123456789', '15551234567', '+1555123456a'])
+    t.notOk(isE164(bad), bad);
 });
 
 t.test('participants: names trimmed, 1-100 chars, no control characters; "+" means a phone number', async (t) => {
@@ -19,23 +20,44 @@ t.test('participants: names trimmed, 1-100 chars, no control characters; "+" mea
   t.match(checkParticipant('Bob\u0000'), { ok: false, reason: /control/ });
 });
 
-t.test('a participant made only of digits and phone punctuation is a phone number attempt: not E.164 is refused with a hint (issue 14)', async (t) => {
-  const notE164 = ['4155550100', '(415) 555-0100', '415.555.0100', '415-555-0100', ' 0044 7700 900123 ', '1', '007', '１２３４５', '٤١٥٥٥٥٠١٠٠', '415\u2013555\u20130100', '+1 (415) 555-0100', '+', '+44 7700'];
-  for (const to of notE164) {
-    t.ok(looksLikePhoneNumber(to), `${JSON.stringify(to)} looks like a phone number`);
-    const r = checkParticipant(to);
-    t.match(r, { ok: false, reason: /E\.164/ }, `${JSON.stringify(to)} is refused`);
-    if (!r.ok) t.match(r.reason, /\+1/, `${JSON.stringify(to)}: the reason shows an E.164 example`);
-  }
-  t.match(checkParticipant('4155550100'), { ok: false, reason: /e\.g\. \+14155550100/ });
-  t.match(checkParticipant('+1 (415) 555-0100'), { ok: false, reason: /without spaces or punctuation: \+14155550100$/ }, 'the number itself is suggested when only punctuation is wrong');
-  const names = ['Room 101', 'Agent 007', '张伟 2', 'R2-D2', '4155550100a', 'ext. 12', '#42', '1/2', '()', '-', 'Ωmega 3'];
-  for (const to of names) {
-    t.notOk(looksLikePhoneNumber(to), `${JSON.stringify(to)} is a name`);
-    t.same(checkParticipant(to), { ok: true, value: to, kind: 'name' }, `${JSON.stringify(to)} stays a chat name`);
-  }
-  t.same(checkParticipant(' +14155550100 '), { ok: true, value: '+14155550100', kind: 'phone' });
-});
+t.test(
+  'a participant made only of digits and phone punctuation is a phone number attempt: not E.164 is refused with a hint (issue 14)',
+  async (t) => {
+    const notE164 = [
+      '4155550100',
+      '(415) 555-0100',
+      '415.555.0100',
+      '415-555-0100',
+      ' 0044 7700 900123 ',
+      '1',
+      '007',
+      '１２３４５',
+      '٤١٥٥٥٥٠١٠٠',
+      '415\u2013555\u20130100',
+      '+1 (415) 555-0100',
+      '+',
+      '+44 7700',
+    ];
+    for (const to of notE164) {
+      t.ok(looksLikePhoneNumber(to), `${JSON.stringify(to)} looks like a phone number`);
+      const r = checkParticipant(to);
+      t.match(r, { ok: false, reason: /E\.164/ }, `${JSON.stringify(to)} is refused`);
+      if (!r.ok) t.match(r.reason, /\+1/, `${JSON.stringify(to)}: the reason shows an E.164 example`);
+    }
+    t.match(checkParticipant('4155550100'), { ok: false, reason: /e\.g\. \+14155550100/ });
+    t.match(
+      checkParticipant('+1 (415) 555-0100'),
+      { ok: false, reason: /without spaces or punctuation: \+14155550100$/ },
+      'the number itself is suggested when only punctuation is wrong',
+    );
+    const names = ['Room 101', 'Agent 007', '张伟 2', 'R2-D2', '4155550100a', 'ext. 12', '#42', '1/2', '()', '-', 'Ωmega 3'];
+    for (const to of names) {
+      t.notOk(looksLikePhoneNumber(to), `${JSON.stringify(to)} is a name`);
+      t.same(checkParticipant(to), { ok: true, value: to, kind: 'name' }, `${JSON.stringify(to)} stays a chat name`);
+    }
+    t.same(checkParticipant(' +14155550100 '), { ok: true, value: '+14155550100', kind: 'phone' });
+  },
+);
 
 t.test('conversation id is the same in either order and follows the contract recipe', async (t) => {
   const a = conversationIdFor('+15551234567', 'Alice');

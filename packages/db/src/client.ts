@@ -33,7 +33,8 @@ class PreparedConnection implements DatabaseConnection {
     const result = await withTimeout(query, this.#queryTimeoutMs, `no answer to a query within ${this.#queryTimeoutMs} ms`, QUERY_TIMEOUT);
     const { command, count } = result;
     return {
-      numAffectedRows: command === 'INSERT' || command === 'UPDATE' || command === 'DELETE' || command === 'MERGE' ? BigInt(count) : undefined,
+      numAffectedRows:
+        command === 'INSERT' || command === 'UPDATE' || command === 'DELETE' || command === 'MERGE' ? BigInt(count) : undefined,
       rows: Array.from(result.values()) as R[],
     };
   }
@@ -83,7 +84,9 @@ class HatchDriver extends PostgresJSDriver {
       throw err;
     });
     // (the base class types its own connection class; Kysely needs only a DatabaseConnection)
-    return new PreparedConnection(conn, this.#bounds.queryTimeoutMs) as unknown as Awaited<ReturnType<PostgresJSDriver['acquireConnection']>>;
+    return new PreparedConnection(conn, this.#bounds.queryTimeoutMs) as unknown as Awaited<
+      ReturnType<PostgresJSDriver['acquireConnection']>
+    >;
   }
   override async releaseConnection(connection: DatabaseConnection): Promise<void> {
     (connection as PreparedConnection).release();
@@ -201,7 +204,20 @@ export function isConnectionError(err: unknown): boolean {
   if (!e) return false;
   const code = e.code ?? e.errno ?? '';
   return (
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', ACQUIRE_TIMEOUT, QUERY_TIMEOUT].includes(code) ||
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'ETIMEDOUT',
+      'EPIPE',
+      'ENOTFOUND',
+      'EAI_AGAIN',
+      'CONNECT_TIMEOUT',
+      'CONNECTION_CLOSED',
+      'CONNECTION_ENDED',
+      'CONNECTION_DESTROYED',
+      ACQUIRE_TIMEOUT,
+      QUERY_TIMEOUT,
+    ].includes(code) ||
     // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 08xxx connection
     // exceptions; 57014 query_canceled (statement_timeout: the server's side of QUERY_TIMEOUT) and
     // 25P03 idle_in_transaction_session_timeout (serverTimeouts)

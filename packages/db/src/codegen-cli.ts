@@ -13,7 +13,19 @@ export const GENERATED_FILE = path.resolve(path.dirname(new URL(import.meta.url)
 const CODEGEN_BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../node_modules/.bin/kysely-codegen');
 
 export function codegenArgs(url: string, verify: boolean): string[] {
-  return ['--dialect', 'postgres', '--url', url, '--out-file', GENERATED_FILE, '--exclude-pattern', 'schema_migrations', '--log-level', 'error', ...(verify ? ['--verify'] : [])];
+  return [
+    '--dialect',
+    'postgres',
+    '--url',
+    url,
+    '--out-file',
+    GENERATED_FILE,
+    '--exclude-pattern',
+    'schema_migrations',
+    '--log-level',
+    'error',
+    ...(verify ? ['--verify'] : []),
+  ];
 }
 
 export function runCodegen(url: string, verify: boolean): void {

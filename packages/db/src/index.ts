@@ -1,5 +1,24 @@
-export { ACQUIRE_TIMEOUT, QUERY_TIMEOUT, DEFAULT_QUERY_TIMEOUT_MS, createDb, serverTimeouts, isConnectionError, type Database, type Db, type Executor, type CreateDbOptions } from './client.js';
-export { migrate, readMigrations, ensureDatabase, defaultMigrationsDir, quoteIdent, MigrationError, type MigrateResult } from './migrate.js';
+export {
+  ACQUIRE_TIMEOUT,
+  QUERY_TIMEOUT,
+  DEFAULT_QUERY_TIMEOUT_MS,
+  createDb,
+  serverTimeouts,
+  isConnectionError,
+  type Database,
+  type Db,
+  type Executor,
+  type CreateDbOptions,
+} from './client.js';
+export {
+  migrate,
+  readMigrations,
+  ensureDatabase,
+  defaultMigrationsDir,
+  quoteIdent,
+  MigrationError,
+  type MigrateResult,
+} from './migrate.js';
 // jsonb columns take JS values as they are (postgres.js serialises them by the column type);
 // a JSON.stringify'd string would be stored as a JSON string.
 export type { DB, Json } from './generated.js';

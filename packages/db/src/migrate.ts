@@ -48,7 +48,10 @@ export class MigrationError extends Error {
 const FILE_PATTERN = /^\d{4}_[a-z0-9_]+\.sql$/;
 
 export function readMigrations(dir: string): MigrationFile[] {
-  const names = fs.readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+  const names = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort();
   const bad = names.filter((n) => !FILE_PATTERN.test(n));
   if (bad.length) throw new MigrationError(`migration file names must look like 0001_name.sql: ${bad.join(', ')}`);
   const seen = new Set<string>();
@@ -158,16 +161,22 @@ export function migrationChecksum(sql: string): string {
  */
 const LEGACY_CHECKSUMS: LegacyChecksums = {
   // comments that cited notes outside the repository now cite docs/ (issue 15)
-  '0001_core_schema.sql': [{ sha256: '58dc8c56ab9a4c723e91486986ad3b5656047d13d441327a8d0ba06df1e401c3', v2: 'v2:da9a227e33dda71dcc65024bba6fc8a5e8d9c4e7582378e378b117f170122c29' }],
-  '0002_change_journal.sql': [{ sha256: '0642f456104f47b8033af001e06748ab99e241a9faa0f70737b228b0d8b42b93', v2: 'v2:3ff0c6bc27399628be58e6cffc12e22006de84b1cf5327e372305154c8716e31' }],
+  '0001_core_schema.sql': [
+    {
+      sha256: '58dc8c56ab9a4c723e91486986ad3b5656047d13d441327a8d0ba06df1e401c3',
+      v2: 'v2:da9a227e33dda71dcc65024bba6fc8a5e8d9c4e7582378e378b117f170122c29',
+    },
+  ],
+  '0002_change_journal.sql': [
+    {
+      sha256: '0642f456104f47b8033af001e06748ab99e241a9faa0f70737b228b0d8b42b93',
+      v2: 'v2:3ff0c6bc27399628be58e6cffc12e22006de84b1cf5327e372305154c8716e31',
+    },
+  ],
 };
 
 /** Whether the checksum recorded when `file` was applied still matches what the file executes. */
-export function checksumMatches(
-  file: MigrationFile,
-  recorded: string,
-  legacy: LegacyChecksums = LEGACY_CHECKSUMS,
-): boolean {
+export function checksumMatches(file: MigrationFile, recorded: string, legacy: LegacyChecksums = LEGACY_CHECKSUMS): boolean {
   if (recorded.startsWith('v2:')) return recorded === file.checksum;
   // a checksum of an earlier migrator: the SHA-256 of the whole file
   if (recorded === sha256(file.sql)) return true;
@@ -233,7 +242,9 @@ export async function migrate(opts: MigrateOptions): Promise<MigrateResult> {
       const done = new Map(rows.map((r) => [r.name, r.checksum]));
       // Recorded checksums stay as written (an earlier migrator's too): rewriting them would make
       // a rolled-back release refuse the database.
-      const changed = files.filter((f) => done.has(f.name) && !checksumMatches(f, done.get(f.name) as string, opts.legacyChecksums)).map((f) => f.name);
+      const changed = files
+        .filter((f) => done.has(f.name) && !checksumMatches(f, done.get(f.name) as string, opts.legacyChecksums))
+        .map((f) => f.name);
       if (changed.length) {
         throw new MigrationError(
           `refusing to migrate: applied migration(s) changed since they ran: ${changed.join(', ')} (migrations are forward-only: restore their statements and add a new migration; only comments and layout may change)`,

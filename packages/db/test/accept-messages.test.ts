@@ -2,14 +2,34 @@ import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { createTestDb } from '@hatch/testing';
 import { conversationIdFor } from '@hatch/contracts/node';
-import { acceptMessages, claimSend, findConversation, findIdempotencyKey, findMessage, findTimeline, insertIdempotencyKey, insertOptOut, type AcceptMessage } from '../src/index.js';
+import {
+  acceptMessages,
+  claimSend,
+  findConversation,
+  findIdempotencyKey,
+  findMessage,
+  findTimeline,
+  insertIdempotencyKey,
+  insertOptOut,
+  type AcceptMessage,
+} from '../src/index.js';
 
 const ME = '+15550000001';
 
 function sms(to: string, body: string, at = new Date(), extra: Partial<AcceptMessage> = {}): AcceptMessage {
   const participants = [ME, to].sort() as [string, string];
   return {
-    message: { id: randomUUID(), conversation_id: conversationIdFor(ME, to), from_contact: ME, to_contact: to, body, channel: 'sms', direction: 'outbound', status: 'queued', segments: 1 },
+    message: {
+      id: randomUUID(),
+      conversation_id: conversationIdFor(ME, to),
+      from_contact: ME,
+      to_contact: to,
+      body,
+      channel: 'sms',
+      direction: 'outbound',
+      status: 'queued',
+      segments: 1,
+    },
     conversation: { participants, channel: 'sms', at },
     source: 'api',
     outbox: true,
@@ -17,42 +37,60 @@ function sms(to: string, body: string, at = new Date(), extra: Partial<AcceptMes
   };
 }
 
-t.test('one batch: several messages to one conversation are counted once each, the last one is last_message; each SMS gets its job', async (t) => {
-  const { db } = await createTestDb(t);
-  const t0 = Date.now();
-  const a = sms('+15551110001', 'one', new Date(t0));
-  const b = sms('+15551110001', 'two', new Date(t0 + 1));
-  const c = sms('+15551110002', 'other', new Date(t0 + 2));
-  const chat: AcceptMessage = {
-    message: { id: randomUUID(), conversation_id: conversationIdFor('me', 'ada'), from_contact: 'me', to_contact: 'ada', body: 'hi', channel: 'chat', direction: 'outbound', status: 'stored' },
-    conversation: { participants: ['ada', 'me'], channel: 'chat', at: new Date(t0 + 3) },
-    source: 'api',
-    outbox: false,
-  };
-  const out = await acceptMessages(db, [a, b, c, chat]);
-  t.same(
-    out.map((o) => o.accepted),
-    [true, true, true, true],
-  );
-  t.same(
-    out.map((o) => (o.accepted ? o.outbox?.entity_id : undefined)),
-    [a.message.id, b.message.id, c.message.id, undefined],
-    'an outbox row per SMS, in input order; none for chat',
-  );
-  const conv = await findConversation(db, a.message.conversation_id);
-  t.equal(conv?.message_count, 2, 'two messages counted in one upsert');
-  t.equal(conv?.last_message_id, b.message.id, 'the later one is the last message');
-  t.equal(conv?.last_message_at.getTime(), t0 + 1);
-  t.equal((await findConversation(db, c.message.conversation_id))?.message_count, 1);
-  t.equal((await findMessage(db, a.message.id))?.created_at.getTime(), t0, 'created_at is the accept time');
-  t.same((await findTimeline(db, { messageId: b.message.id })).map((e) => [e.status, e.source]), [['queued', 'api']]);
-  const outbox = await db.selectFrom('outbox').select(['entity_id', 'dedupe_id']).orderBy('id').execute();
-  t.same(outbox, [a, b, c].map((m) => ({ entity_id: m.message.id, dedupe_id: m.message.id })));
+t.test(
+  'one batch: several messages to one conversation are counted once each, the last one is last_message; each SMS gets its job',
+  async (t) => {
+    const { db } = await createTestDb(t);
+    const t0 = Date.now();
+    const a = sms('+15551110001', 'one', new Date(t0));
+    const b = sms('+15551110001', 'two', new Date(t0 + 1));
+    const c = sms('+15551110002', 'other', new Date(t0 + 2));
+    const chat: AcceptMessage = {
+      message: {
+        id: randomUUID(),
+        conversation_id: conversationIdFor('me', 'ada'),
+        from_contact: 'me',
+        to_contact: 'ada',
+        body: 'hi',
+        channel: 'chat',
+        direction: 'outbound',
+        status: 'stored',
+      },
+      conversation: { participants: ['ada', 'me'], channel: 'chat', at: new Date(t0 + 3) },
+      source: 'api',
+      outbox: false,
+    };
+    const out = await acceptMessages(db, [a, b, c, chat]);
+    t.same(
+      out.map((o) => o.accepted),
+      [true, true, true, true],
+    );
+    t.same(
+      out.map((o) => (o.accepted ? o.outbox?.entity_id : undefined)),
+      [a.message.id, b.message.id, c.message.id, undefined],
+      'an outbox row per SMS, in input order; none for chat',
+    );
+    const conv = await findConversation(db, a.message.conversation_id);
+    t.equal(conv?.message_count, 2, 'two messages counted in one upsert');
+    t.equal(conv?.last_message_id, b.message.id, 'the later one is the last message');
+    t.equal(conv?.last_message_at.getTime(), t0 + 1);
+    t.equal((await findConversation(db, c.message.conversation_id))?.message_count, 1);
+    t.equal((await findMessage(db, a.message.id))?.created_at.getTime(), t0, 'created_at is the accept time');
+    t.same(
+      (await findTimeline(db, { messageId: b.message.id })).map((e) => [e.status, e.source]),
+      [['queued', 'api']],
+    );
+    const outbox = await db.selectFrom('outbox').select(['entity_id', 'dedupe_id']).orderBy('id').execute();
+    t.same(
+      outbox,
+      [a, b, c].map((m) => ({ entity_id: m.message.id, dedupe_id: m.message.id })),
+    );
 
-  // a second batch adds to the counts
-  await acceptMessages(db, [sms('+15551110001', 'three', new Date(t0 + 10))]);
-  t.equal((await findConversation(db, a.message.conversation_id))?.message_count, 3);
-});
+    // a second batch adds to the counts
+    await acceptMessages(db, [sms('+15551110001', 'three', new Date(t0 + 10))]);
+    t.equal((await findConversation(db, a.message.conversation_id))?.message_count, 3);
+  },
+);
 
 t.test('an outbound SMS to an opted-out number is refused; the rest of the batch is stored', async (t) => {
   const { db } = await createTestDb(t);
@@ -69,7 +107,17 @@ t.test('an outbound SMS to an opted-out number is refused; the rest of the batch
   t.same(jobs, [{ entity_id: ok.message.id }]);
   // inbound from that number is still stored (STOP blocks sending to it, not hearing from it)
   const inbound: AcceptMessage = {
-    message: { id: randomUUID(), conversation_id: refused.message.conversation_id, from_contact: '+15552220001', to_contact: ME, body: 'START', channel: 'sms', direction: 'inbound', status: 'received', provider_sid: 'SMin1' },
+    message: {
+      id: randomUUID(),
+      conversation_id: refused.message.conversation_id,
+      from_contact: '+15552220001',
+      to_contact: ME,
+      body: 'START',
+      channel: 'sms',
+      direction: 'inbound',
+      status: 'received',
+      provider_sid: 'SMin1',
+    },
     conversation: refused.conversation,
     source: 'twilio_inbound',
     outbox: false,
@@ -81,7 +129,16 @@ t.test('the Idempotency-Key answer is completed in the same statement', async (t
   const { db } = await createTestDb(t);
   const expires = new Date(Date.now() + 3600_000);
   for (const key of ['k1', 'k2']) {
-    await insertIdempotencyKey(db, { scope: 's', key, method: 'POST', path: '/api/send_message', request_hash: 'h', state: 'in_progress', expires_at: expires, locked_until: expires });
+    await insertIdempotencyKey(db, {
+      scope: 's',
+      key,
+      method: 'POST',
+      path: '/api/send_message',
+      request_hash: 'h',
+      state: 'in_progress',
+      expires_at: expires,
+      locked_until: expires,
+    });
   }
   const m1 = sms('+15553330001', 'a', new Date(), { idempotency: { scope: 's', key: 'k1', status: 202, body: { success: true, n: 1 } } });
   const m2 = sms('+15553330002', 'b');
@@ -97,7 +154,17 @@ t.test('the Idempotency-Key answer is completed in the same statement', async (t
 t.test('a batch is all or nothing: one bad row (a duplicate provider SID) stores none of it', async (t) => {
   const { db } = await createTestDb(t);
   const inbound = (sid: string, from: string): AcceptMessage => ({
-    message: { id: randomUUID(), conversation_id: conversationIdFor(from, ME), from_contact: from, to_contact: ME, body: 'in', channel: 'sms', direction: 'inbound', status: 'received', provider_sid: sid },
+    message: {
+      id: randomUUID(),
+      conversation_id: conversationIdFor(from, ME),
+      from_contact: from,
+      to_contact: ME,
+      body: 'in',
+      channel: 'sms',
+      direction: 'inbound',
+      status: 'received',
+      provider_sid: sid,
+    },
     conversation: { participants: [from, ME].sort() as [string, string], channel: 'sms', at: new Date() },
     source: 'twilio_inbound',
     outbox: false,
@@ -121,7 +188,14 @@ t.test('concurrent batches over the same conversations neither deadlock nor lose
   let total = 0;
   for (const n of numbers) total += (await findConversation(db, conversationIdFor(ME, n)))?.message_count ?? 0;
   t.equal(total, 24 * 8, 'every message counted once');
-  const stored = Number((await db.selectFrom('messages').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+  const stored = Number(
+    (
+      await db
+        .selectFrom('messages')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
   t.equal(stored, 24 * 8);
 });
 

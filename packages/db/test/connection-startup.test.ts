@@ -41,36 +41,39 @@ async function resetOnTypesQuery(t: Teardownable, target: URL): Promise<{ port: 
   return { port: (server.address() as net.AddressInfo).port, resets: () => resets };
 }
 
-t.test('a connection reset during its startup types query fails the waiting query as a connection error; nothing is left unhandled', async (t) => {
-  const test = await createTestDb(t);
-  const target = new URL(test.url);
-  const proxy = await resetOnTypesQuery(t, target);
-  const viaProxy = new URL(test.url);
-  viaProxy.hostname = '127.0.0.1';
-  viaProxy.port = String(proxy.port);
+t.test(
+  'a connection reset during its startup types query fails the waiting query as a connection error; nothing is left unhandled',
+  async (t) => {
+    const test = await createTestDb(t);
+    const target = new URL(test.url);
+    const proxy = await resetOnTypesQuery(t, target);
+    const viaProxy = new URL(test.url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
 
-  const unhandled: unknown[] = [];
-  const onUnhandled = (reason: unknown) => unhandled.push(reason);
-  process.on('unhandledRejection', onUnhandled);
-  t.teardown(() => void process.off('unhandledRejection', onUnhandled));
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    t.teardown(() => void process.off('unhandledRejection', onUnhandled));
 
-  // no reconnect backoff worth waiting for, and a short acquire bound: the query fails fast
-  const pool = createDb(viaProxy.toString(), { max: 1, acquireTimeoutMs: 2000, connectTimeoutSeconds: 2 });
-  t.teardown(() => pool.close(1));
-  const err = await pool.db
-    .selectNoFrom((eb) => eb.val('1').as('one'))
-    .execute()
-    .then(
-      () => undefined,
-      (e: unknown) => e,
+    // no reconnect backoff worth waiting for, and a short acquire bound: the query fails fast
+    const pool = createDb(viaProxy.toString(), { max: 1, acquireTimeoutMs: 2000, connectTimeoutSeconds: 2 });
+    t.teardown(() => pool.close(1));
+    const err = await pool.db
+      .selectNoFrom((eb) => eb.val('1').as('one'))
+      .execute()
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    t.ok(proxy.resets() >= 1, 'the proxy reset a connection at its types query');
+    t.ok(err !== undefined && isConnectionError(err), `the query failed as a connection error (${(err as Error | undefined)?.message})`);
+    // The reset came seconds before the acquire bound failed the query, and an unhandled rejection
+    // is reported at the end of the turn it happens in: it would be here already.
+    t.same(
+      unhandled.map((e) => (e as Error).message),
+      [],
+      'no unhandled rejection',
     );
-  t.ok(proxy.resets() >= 1, 'the proxy reset a connection at its types query');
-  t.ok(err !== undefined && isConnectionError(err), `the query failed as a connection error (${(err as Error | undefined)?.message})`);
-  // The reset came seconds before the acquire bound failed the query, and an unhandled rejection
-  // is reported at the end of the turn it happens in: it would be here already.
-  t.same(
-    unhandled.map((e) => (e as Error).message),
-    [],
-    'no unhandled rejection',
-  );
-});
+  },
+);

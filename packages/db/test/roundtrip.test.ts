@@ -33,7 +33,17 @@ t.test('messages, conversations and the timeline round-trip in one transaction',
   for (const id of ids) {
     await acceptMessages(db, [
       {
-        message: { id, conversation_id: convId, from_contact: '+15550000001', to_contact: '+15551234567', body: "'; DROP TABLE messages;-- 😀", channel: 'sms', direction: 'outbound', status: 'queued', segments: 1 },
+        message: {
+          id,
+          conversation_id: convId,
+          from_contact: '+15550000001',
+          to_contact: '+15551234567',
+          body: "'; DROP TABLE messages;-- 😀",
+          channel: 'sms',
+          direction: 'outbound',
+          status: 'queued',
+          segments: 1,
+        },
         conversation: { participants: ['+15550000001', '+15551234567'], channel: 'sms', at: new Date() },
         source: 'api',
         outbox: false,
@@ -48,20 +58,38 @@ t.test('messages, conversations and the timeline round-trip in one transaction',
   t.equal(m?.body, "'; DROP TABLE messages;-- 😀", 'stored byte-exact');
   t.ok(m?.created_at instanceof Date);
   const timeline = await findTimeline(db, { messageId: ids[0] as string });
-  t.same(timeline.map((e) => e.status), ['queued']);
+  t.same(
+    timeline.map((e) => e.status),
+    ['queued'],
+  );
 });
 
 t.test('provider SIDs are unique; provider events are stored once', async (t) => {
   const { db } = await createTestDb(t);
   const convId = conversationIdFor('+15550000001', '+15557654321');
-  const base = { conversation_id: convId, from_contact: '+15557654321', to_contact: '+15550000001', body: 'hi', channel: 'sms' as const, direction: 'inbound' as const, status: 'received' as const };
-  await db.insertInto('conversations').values({ id: convId, participants: ['+15550000001', '+15557654321'], channel: 'sms' }).execute();
+  const base = {
+    conversation_id: convId,
+    from_contact: '+15557654321',
+    to_contact: '+15550000001',
+    body: 'hi',
+    channel: 'sms' as const,
+    direction: 'inbound' as const,
+    status: 'received' as const,
+  };
+  await db
+    .insertInto('conversations')
+    .values({ id: convId, participants: ['+15550000001', '+15557654321'], channel: 'sms' })
+    .execute();
   const id = randomUUID();
   await insertMessage(db, { ...base, id, provider_sid: 'SM123' });
   await t.rejects(insertMessage(db, { ...base, id: randomUUID(), provider_sid: 'SM123' }), { code: '23505' });
   t.equal((await findMessageByProviderSid(db, 'SM123'))?.id, id);
   t.equal(await insertStatusEvent(db, { message_id: id, status: 'received', source: 'webhook', provider_event_id: 'ev-1' }), true);
-  t.equal(await insertStatusEvent(db, { message_id: id, status: 'received', source: 'webhook', provider_event_id: 'ev-1' }), false, 'replay ignored');
+  t.equal(
+    await insertStatusEvent(db, { message_id: id, status: 'received', source: 'webhook', provider_event_id: 'ev-1' }),
+    false,
+    'replay ignored',
+  );
   t.equal((await findTimeline(db, { messageId: id })).length, 1);
 });
 
@@ -77,7 +105,9 @@ t.test('emails keep attachment metadata on the row and content apart', async (t)
     body: 'Body',
     attachments: [{ filename: 'a.txt', type: 'text/plain', size: 3 }],
   });
-  await insertEmailAttachments(db, [{ email_id: id, position: 0, filename: 'a.txt', content_type: 'text/plain', content: Buffer.from('abc') }]);
+  await insertEmailAttachments(db, [
+    { email_id: id, position: 0, filename: 'a.txt', content_type: 'text/plain', content: Buffer.from('abc') },
+  ]);
   const e = await findEmail(db, id);
   t.equal(e?.status, 'queued');
   t.same(e?.cc, ['c@example.com']);
@@ -87,7 +117,10 @@ t.test('emails keep attachment metadata on the row and content apart', async (t)
   t.equal(att[0]?.content.toString(), 'abc');
   t.equal(await deleteEmailAttachments(db, id), 1);
   await insertStatusEvent(db, { email_id: id, status: 'open', source: 'webhook' });
-  t.same((await findTimeline(db, { emailId: id })).map((x) => x.status), ['open']);
+  t.same(
+    (await findTimeline(db, { emailId: id })).map((x) => x.status),
+    ['open'],
+  );
 });
 
 t.test('outbox rows are claimed once across concurrent sweepers (SKIP LOCKED) and deleted on publish', async (t) => {
@@ -113,12 +146,25 @@ t.test('outbox rows are claimed once across concurrent sweepers (SKIP LOCKED) an
   t.equal(second.length, 2, 'the other sweeper got only the unlocked rows');
   t.same(new Set([...seen, ...second.map((r) => r.id)]).size, 4, 'no row claimed twice');
   t.equal(await deleteOutbox(db, [...seen, ...second.map((r) => r.id)]), 4);
-  await t.rejects(insertOutbox(db, { kind: 'sms', entity_id: randomUUID(), dedupe_id: 'same' }).then(() => insertOutbox(db, { kind: 'sms', entity_id: randomUUID(), dedupe_id: 'same' })), { code: '23505' });
+  await t.rejects(
+    insertOutbox(db, { kind: 'sms', entity_id: randomUUID(), dedupe_id: 'same' }).then(() =>
+      insertOutbox(db, { kind: 'sms', entity_id: randomUUID(), dedupe_id: 'same' }),
+    ),
+    { code: '23505' },
+  );
 });
 
 t.test('idempotency keys: the first request takes the key, the next finds it', async (t) => {
   const { db } = await createTestDb(t);
-  const row = { scope: 'token:a', key: 'k1', method: 'POST', path: '/api/send_message', request_hash: 'h', state: 'in_progress', expires_at: new Date(Date.now() + 86_400_000) };
+  const row = {
+    scope: 'token:a',
+    key: 'k1',
+    method: 'POST',
+    path: '/api/send_message',
+    request_hash: 'h',
+    state: 'in_progress',
+    expires_at: new Date(Date.now() + 86_400_000),
+  };
   t.ok(await insertIdempotencyKey(db, row), 'taken');
   t.equal(await insertIdempotencyKey(db, row), undefined, 'already held');
   t.equal((await findIdempotencyKey(db, 'token:a', 'k1'))?.state, 'in_progress');

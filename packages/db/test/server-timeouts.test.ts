@@ -19,40 +19,49 @@ t.test('the server bound sits just under the client query bound, the idle-in-tra
   t.same(serverTimeouts(30_000), { statement_timeout: 29_000, idle_in_transaction_session_timeout: 60_000 });
   t.same(serverTimeouts(3000), { statement_timeout: 2700, idle_in_transaction_session_timeout: 60_000 });
   t.same(serverTimeouts(45_000), { statement_timeout: 44_000, idle_in_transaction_session_timeout: 90_000 });
-  t.same(serverTimeouts(3000, { statementTimeoutMs: 5, idleInTransactionTimeoutMs: 7 }), { statement_timeout: 5, idle_in_transaction_session_timeout: 7 });
+  t.same(serverTimeouts(3000, { statementTimeoutMs: 5, idleInTransactionTimeoutMs: 7 }), {
+    statement_timeout: 5,
+    idle_in_transaction_session_timeout: 7,
+  });
 });
 
 t.test('every pooled connection starts with the server-side bounds (SHOW on the connection itself)', async (t) => {
   const test = await createTestDb(t);
   const pool = createDb(test.url, { max: 2, applicationName: 'hatch-t-show' });
   t.teardown(() => pool.close(1));
-  const row = await ksql<{ s: string; i: string }>`SELECT current_setting('statement_timeout') AS s, current_setting('idle_in_transaction_session_timeout') AS i`.execute(pool.db);
+  const row = await ksql<{
+    s: string;
+    i: string;
+  }>`SELECT current_setting('statement_timeout') AS s, current_setting('idle_in_transaction_session_timeout') AS i`.execute(pool.db);
   t.same(row.rows[0], { s: '29s', i: '1min' }, 'the defaults for the 30 s client bound');
 });
 
-t.test('a query longer than the server bound is cancelled by PostgreSQL (57014, a connection error) and stops running there; the connection stays usable', async (t) => {
-  const test = await createTestDb(t);
-  const app = `hatch-t-stmt-${process.pid}`;
-  // client bound 5 s, server bound 500 ms: a stuck query is cut by the server, not left running
-  const pool = createDb(test.url, { max: 1, applicationName: app, queryTimeoutMs: 5000, statementTimeoutMs: 500 });
-  t.teardown(() => pool.close(1));
-  const admin = postgres(test.url, { max: 1, onnotice: () => {} });
-  t.teardown(() => admin.end({ timeout: 1 }));
+t.test(
+  'a query longer than the server bound is cancelled by PostgreSQL (57014, a connection error) and stops running there; the connection stays usable',
+  async (t) => {
+    const test = await createTestDb(t);
+    const app = `hatch-t-stmt-${process.pid}`;
+    // client bound 5 s, server bound 500 ms: a stuck query is cut by the server, not left running
+    const pool = createDb(test.url, { max: 1, applicationName: app, queryTimeoutMs: 5000, statementTimeoutMs: 500 });
+    t.teardown(() => pool.close(1));
+    const admin = postgres(test.url, { max: 1, onnotice: () => {} });
+    t.teardown(() => admin.end({ timeout: 1 }));
 
-  const started = Date.now();
-  const err = (await ksql`SELECT pg_sleep(30)`.execute(pool.db).then(
-    () => undefined,
-    (e: unknown) => e,
-  )) as { code?: string; message?: string } | undefined;
-  const took = Date.now() - started;
-  t.equal(err?.code, '57014', `cancelled by the server: ${err?.message}`);
-  t.ok(took < 4000, `within the server bound, before the client's (${took} ms)`);
-  t.ok(isConnectionError(err), 'answered like a timeout: 503 / retry, never a 500');
-  const running = (await backends(admin, app)).filter((b) => b.state === 'active' && /pg_sleep/.test(b.query));
-  t.same(running, [], 'no pg_sleep left running server-side');
-  const again = await ksql<{ one: number }>`SELECT 1 AS one`.execute(pool.db);
-  t.equal(again.rows[0]?.one, 1, 'the same (only) connection answers the next query');
-});
+    const started = Date.now();
+    const err = (await ksql`SELECT pg_sleep(30)`.execute(pool.db).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as { code?: string; message?: string } | undefined;
+    const took = Date.now() - started;
+    t.equal(err?.code, '57014', `cancelled by the server: ${err?.message}`);
+    t.ok(took < 4000, `within the server bound, before the client's (${took} ms)`);
+    t.ok(isConnectionError(err), 'answered like a timeout: 503 / retry, never a 500');
+    const running = (await backends(admin, app)).filter((b) => b.state === 'active' && /pg_sleep/.test(b.query));
+    t.same(running, [], 'no pg_sleep left running server-side');
+    const again = await ksql<{ one: number }>`SELECT 1 AS one`.execute(pool.db);
+    t.equal(again.rows[0]?.one, 1, 'the same (only) connection answers the next query');
+  },
+);
 
 t.test('a session left idle inside a transaction is ended by PostgreSQL (its locks released); the pool carries on', async (t) => {
   const test = await createTestDb(t);
@@ -70,7 +79,10 @@ t.test('a session left idle inside a transaction is ended by PostgreSQL (its loc
     .execute(async (tx) => {
       pid = (await ksql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(tx)).rows[0]?.pid ?? 0;
       await ksql`SELECT pg_advisory_xact_lock(4242)`.execute(tx);
-      await waitFor(async () => (await admin`SELECT 1 FROM pg_stat_activity WHERE pid = ${pid}`).length === 0, { timeoutMs: 10_000, message: 'the idle-in-transaction session ended' });
+      await waitFor(async () => (await admin`SELECT 1 FROM pg_stat_activity WHERE pid = ${pid}`).length === 0, {
+        timeoutMs: 10_000,
+        message: 'the idle-in-transaction session ended',
+      });
       await ksql`SELECT 1`.execute(tx);
     })
     .then(

@@ -72,7 +72,10 @@ export interface JobConsumer {
 }
 
 /** Creates the durable consumer, or updates it to this configuration. */
-export async function ensureConsumer(bus: Bus, o: { stream: string; durable: string; subject: string; ackWaitMs: number; maxDeliver: number; maxAckPending: number }): Promise<void> {
+export async function ensureConsumer(
+  bus: Bus,
+  o: { stream: string; durable: string; subject: string; ackWaitMs: number; maxDeliver: number; maxAckPending: number },
+): Promise<void> {
   const config = {
     durable_name: o.durable,
     filter_subject: o.subject,
@@ -97,9 +100,25 @@ export async function ensureConsumer(bus: Bus, o: { stream: string; durable: str
 
 export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<S>): Promise<JobConsumer> {
   const log = o.log.child({ component: `${o.kind}-jobs` });
-  const outcomes = new Counter({ name: `hatch_${o.kind}_jobs_total`, help: `${o.kind} jobs by outcome`, labelNames: ['outcome'], registers: [o.registry] });
-  const inFlightGauge = new Gauge({ name: `hatch_${o.kind}_jobs_in_flight`, help: `${o.kind} jobs being handled`, registers: [o.registry] });
-  const consumerConfig = { stream: o.stream, durable: o.durable, subject: o.subject, ackWaitMs: o.ackWaitMs, maxDeliver: o.maxDeliver, maxAckPending: Math.max(o.concurrency * 4, 16) };
+  const outcomes = new Counter({
+    name: `hatch_${o.kind}_jobs_total`,
+    help: `${o.kind} jobs by outcome`,
+    labelNames: ['outcome'],
+    registers: [o.registry],
+  });
+  const inFlightGauge = new Gauge({
+    name: `hatch_${o.kind}_jobs_in_flight`,
+    help: `${o.kind} jobs being handled`,
+    registers: [o.registry],
+  });
+  const consumerConfig = {
+    stream: o.stream,
+    durable: o.durable,
+    subject: o.subject,
+    ackWaitMs: o.ackWaitMs,
+    maxDeliver: o.maxDeliver,
+    maxAckPending: Math.max(o.concurrency * 4, 16),
+  };
   await ensureConsumer(o.bus, consumerConfig);
   let consumer = await o.bus.js.consumers.get(o.stream, o.durable);
 
@@ -187,8 +206,18 @@ export async function startJobConsumer<S extends TSchema>(o: JobConsumerOptions<
       // then the row stays queued/sending and the outbox relay re-queues it later.
       const reason = `handler error: ${(err as Error).message}`;
       if (lastAttempt) {
-        log.error({ err: { message: (err as Error).message }, seq: m.seq, deliveryCount }, 'job handler failed on its last delivery; dead-lettering the job');
-        await o.onExhausted(job, reason).catch((e: unknown) => log.warn({ err: { message: (e as Error).message }, seq: m.seq }, 'could not record the exhausted job; the outbox relay re-queues it'));
+        log.error(
+          { err: { message: (err as Error).message }, seq: m.seq, deliveryCount },
+          'job handler failed on its last delivery; dead-lettering the job',
+        );
+        await o
+          .onExhausted(job, reason)
+          .catch((e: unknown) =>
+            log.warn(
+              { err: { message: (e as Error).message }, seq: m.seq },
+              'could not record the exhausted job; the outbox relay re-queues it',
+            ),
+          );
         if (await deadLetter(m, 'MAX_DELIVERIES', reason)) outcomes.inc({ outcome: 'exhausted' });
         return;
       }

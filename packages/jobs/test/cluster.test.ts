@@ -21,7 +21,14 @@ t.test('streams and durable consumers get 3 replicas; a client survives the kill
   const bus = await connectBus({ url: cluster.url, replicas: 3, name: 'cluster-test', log });
   t.teardown(() => bus.close(1000));
   await ensureStreams(bus.jsm, names, {}, bus.replicas);
-  await ensureConsumer(bus, { stream: names.streams.jobs, durable: names.consumers.smsSender, subject: names.subjects.smsJob, ackWaitMs: 5000, maxDeliver: 3, maxAckPending: 16 });
+  await ensureConsumer(bus, {
+    stream: names.streams.jobs,
+    durable: names.consumers.smsSender,
+    subject: names.subjects.smsJob,
+    ackWaitMs: 5000,
+    maxDeliver: 3,
+    maxAckPending: 16,
+  });
 
   for (const stream of Object.values(names.streams)) {
     // the followers appear in `cluster.replicas` once they have caught up with the leader

@@ -30,7 +30,8 @@ export type { Logger } from 'pino';
 /** the end of a key named like a secret, and its `":` (the key's start is found backwards) */
 const SECRET_KEY_END = /(?:authorization|cookies?|token|password|passwd|secret|api[-_]?key|signature|session|credentials?)":/gi;
 const KEY_CHAR = /[A-Za-z0-9_.-]/;
-const QUERY_SECRET = /([?&;][A-Za-z0-9_.-]*?(?:token|secret|password|passwd|pwd|api[-_]?key|apikey|key|signature|sig|session|auth)=)[^&#\s"\\]+/gi;
+const QUERY_SECRET =
+  /([?&;][A-Za-z0-9_.-]*?(?:token|secret|password|passwd|pwd|api[-_]?key|apikey|key|signature|sig|session|auth)=)[^&#\s"\\]+/gi;
 const AUTH_SCHEME = /\b(Bearer|Basic|Digest|Token)(\s+)[A-Za-z0-9._~+/=-]{16,}/gi;
 const URL_PASSWORD = /(:\/\/[^/\s:@"]*:)[^@\s"/]+@/g;
 const SENDGRID_KEY = /SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}/g;
@@ -89,7 +90,15 @@ export function createScrubber(secrets: Iterable<string | undefined> = []): (lin
     forms.add(JSON.stringify(secret).slice(1, -1)); // as it appears inside a JSON string
     forms.add(encodeURIComponent(secret)); // as it appears in a URL
   }
-  const known = forms.size ? new RegExp([...forms].sort((a, b) => b.length - a.length).map(escapeRegExp).join('|'), 'g') : undefined;
+  const known = forms.size
+    ? new RegExp(
+        [...forms]
+          .sort((a, b) => b.length - a.length)
+          .map(escapeRegExp)
+          .join('|'),
+        'g',
+      )
+    : undefined;
   return (line) => {
     const text = redactSecretKeys(line)
       .replace(QUERY_SECRET, `$1${REDACTED}`)

@@ -43,7 +43,10 @@ t.test('level filters lower lines', async (t) => {
   log.info('hidden');
   log.warn('shown');
   await new Promise((r) => setImmediate(r));
-  t.same(lines.map((l) => l.msg), ['shown']);
+  t.same(
+    lines.map((l) => l.msg),
+    ['shown'],
+  );
 });
 
 t.test('secrets are redacted at any depth, whatever holds them: objects, arrays, nested errors', async (t) => {
@@ -51,13 +54,26 @@ t.test('secrets are redacted at any depth, whatever holds them: objects, arrays,
   const log = createLogger({ service: 's', destination: stream });
   const err = Object.assign(new Error('request failed'), {
     status: 401,
-    config: { headers: { Authorization: 'Basic secret-01', 'User-Agent': 'twilio-node' }, auth: { username: 'AC1', password: 'secret-02' } },
+    config: {
+      headers: { Authorization: 'Basic secret-01', 'User-Agent': 'twilio-node' },
+      auth: { username: 'AC1', password: 'secret-02' },
+    },
     response: { headers: { 'set-cookie': ['sid=secret-03; HttpOnly', 'x=secret-04'] }, body: { errors: [{ message: 'bad' }] } },
   });
   log.child({ component: 'c', apiKey: 'secret-05' }).warn(
     {
       err,
-      a: { b: { c: { d: { authorization: 'Bearer secret-06', cookie: 'hatch_session=secret-07', list: [{ access_token: 'secret-08' }, { nested: [{ sendgrid_api_key: 'secret-09' }] }] } } } },
+      a: {
+        b: {
+          c: {
+            d: {
+              authorization: 'Bearer secret-06',
+              cookie: 'hatch_session=secret-07',
+              list: [{ access_token: 'secret-08' }, { nested: [{ sendgrid_api_key: 'secret-09' }] }],
+            },
+          },
+        },
+      },
       TWILIO_AUTH_TOKEN: 'secret-10',
       credentials: { user: 'u', pass: 'secret-11' },
       session: 12345678,
@@ -71,14 +87,26 @@ t.test('secrets are redacted at any depth, whatever holds them: objects, arrays,
   await new Promise((r) => setImmediate(r));
   t.equal(lines.length, 1, 'still one JSON line');
   const text = JSON.stringify(lines[0]);
-  for (let i = 1; i <= 11; i++) t.notMatch(text, `secret-${String(i).padStart(2, '0')}`, `secret-${String(i).padStart(2, '0')} is not logged`);
+  for (let i = 1; i <= 11; i++)
+    t.notMatch(text, `secret-${String(i).padStart(2, '0')}`, `secret-${String(i).padStart(2, '0')} is not logged`);
   t.notMatch(text, '12345678', 'a number under a secret key too');
   const line = lines[0] as Record<string, any>;
   t.equal(line.a.b.c.d.authorization, '[redacted]', 'depth 5');
   t.equal(line.a.b.c.d.list[1].nested[0].sendgrid_api_key, '[redacted]', 'inside arrays');
   t.equal(line.err.response.headers['set-cookie'], '[redacted]', 'an array value whole');
   t.equal(line.credentials, '[redacted]', 'an object value whole');
-  t.match(line, { messageId: 'm1', idempotencyKey: 'order-1234', sendgridWebhookPublicKey: 'MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE', token: null, component: 'c', msg: 'x' }, 'everything else is kept');
+  t.match(
+    line,
+    {
+      messageId: 'm1',
+      idempotencyKey: 'order-1234',
+      sendgridWebhookPublicKey: 'MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE',
+      token: null,
+      component: 'c',
+      msg: 'x',
+    },
+    'everything else is kept',
+  );
   t.equal(line.err.config.headers['User-Agent'], 'twilio-node');
   t.equal(line.err.message, 'request failed');
 });
@@ -121,18 +149,35 @@ t.test("the service's own secrets are redacted wherever their text appears (conf
     PORT: 5002,
     PUBLIC_URL: 'https://hatch.example.com',
   };
-  t.same(configSecrets(config).sort(), ['0123456789abcdef0123456789abcdef', 'SG.short.key-value', 'db/pass-word', 'hatch-token-0123456789abcdef'].sort(), 'tokens, keys and the database password; not the public key');
+  t.same(
+    configSecrets(config).sort(),
+    ['0123456789abcdef0123456789abcdef', 'SG.short.key-value', 'db/pass-word', 'hatch-token-0123456789abcdef'].sort(),
+    'tokens, keys and the database password; not the public key',
+  );
   const { stream, lines } = capture();
   const log = createLogger({ service: 's', destination: stream, secrets: configSecrets(config) });
-  log.info({ note: `compared against 0123456789abcdef0123456789abcdef`, list: ['SG.short.key-value'], enc: 'x=db%2Fpass-word', raw: 'hatch-token-0123456789abcdef!' }, 'hatch-token-0123456789abcdef');
+  log.info(
+    {
+      note: `compared against 0123456789abcdef0123456789abcdef`,
+      list: ['SG.short.key-value'],
+      enc: 'x=db%2Fpass-word',
+      raw: 'hatch-token-0123456789abcdef!',
+    },
+    'hatch-token-0123456789abcdef',
+  );
   await new Promise((r) => setImmediate(r));
   const text = JSON.stringify(lines[0]);
-  for (const v of ['0123456789abcdef0123456789abcdef', 'SG.short.key-value', 'db%2Fpass-word', 'hatch-token-0123456789abcdef']) t.notMatch(text, v, `${v} is not logged`);
+  for (const v of ['0123456789abcdef0123456789abcdef', 'SG.short.key-value', 'db%2Fpass-word', 'hatch-token-0123456789abcdef'])
+    t.notMatch(text, v, `${v} is not logged`);
   t.match(lines[0], { note: 'compared against [redacted]', raw: '[redacted]!' });
 });
 
 t.test('scrubbing costs a few microseconds a line (measured against writing the line)', async (t) => {
-  const scrub = createScrubber(['hatch-token-0123456789abcdef', '0123456789abcdef0123456789abcdef', 'SG.abcdefghijklmnop.qrstuvwxyz0123456789']);
+  const scrub = createScrubber([
+    'hatch-token-0123456789abcdef',
+    '0123456789abcdef0123456789abcdef',
+    'SG.abcdefghijklmnop.qrstuvwxyz0123456789',
+  ]);
   const line = `${JSON.stringify({ level: 30, time: '2026-01-01T00:00:00.000Z', service: 'gateway', component: 'http', reqId: 'req-1', req: { method: 'POST', url: '/api/send_message?x=1', host: 'localhost:5002', remoteAddress: '127.0.0.1', remotePort: 50000 }, messageId: '0190a0a0-0000-7000-8000-000000000001', conversationId: '0190a0a0-0000-7000-8000-000000000002', msg: 'incoming request' })}\n`;
   const n = 20_000;
   let sink = 0;

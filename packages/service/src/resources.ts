@@ -22,7 +22,12 @@ export interface PoolAndBus {
 }
 
 /** `prepare` runs once connected (e.g. ensureStreams); if it fails, everything is closed again. */
-export async function openPoolAndBus(service: string, config: PoolAndBusSettings, log: Logger, prepare?: (bus: Bus) => Promise<void>): Promise<PoolAndBus> {
+export async function openPoolAndBus(
+  service: string,
+  config: PoolAndBusSettings,
+  log: Logger,
+  prepare?: (bus: Bus) => Promise<void>,
+): Promise<PoolAndBus> {
   const db = createDb(config.DATABASE_URL, { max: config.DATABASE_POOL_MAX, applicationName: `hatch-${service}` });
   let bus: Bus | undefined;
   try {

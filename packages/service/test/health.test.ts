@@ -22,7 +22,7 @@ t.test('readiness names the dependency that does not answer, bounded by a timeou
   t.match(r.checks.slow, { ok: false, error: /within 100 ms/ });
 });
 
-t.test('the workers\' health server serves /healthz, /readyz (503 when a check fails) and /metrics', async (t) => {
+t.test("the workers' health server serves /healthz, /readyz (503 when a check fails) and /metrics", async (t) => {
   let natsUp = true;
   const server = await startHealthServer({
     port: 0,

@@ -75,11 +75,18 @@ let natsBinCache: string | undefined;
 function natsBin(): string {
   if (natsBinCache) return natsBinCache;
   const fromEnv = process.env.HATCH_NATS_SERVER_BIN;
-  const candidates = [fromEnv, ...(process.env.PATH ?? '').split(':').map((d) => path.join(d, 'nats-server')), '/usr/sbin/nats-server', '/usr/local/bin/nats-server'];
+  const candidates = [
+    fromEnv,
+    ...(process.env.PATH ?? '').split(':').map((d) => path.join(d, 'nats-server')),
+    '/usr/sbin/nats-server',
+    '/usr/local/bin/nats-server',
+  ];
   for (const c of candidates) {
     if (c && fs.existsSync(c)) return (natsBinCache = c);
   }
-  throw new Error("spawnNats: nats-server not found (pnpm test's preflight, scripts/test-tools.mjs, installs it: `apt-get install nats-server`; or set HATCH_NATS_SERVER_BIN)");
+  throw new Error(
+    "spawnNats: nats-server not found (pnpm test's preflight, scripts/test-tools.mjs, installs it: `apt-get install nats-server`; or set HATCH_NATS_SERVER_BIN)",
+  );
 }
 
 let syncIntervalSupport: boolean | undefined;

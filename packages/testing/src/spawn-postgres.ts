@@ -69,7 +69,9 @@ function pgBinDir(): string {
   const cfg = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' });
   const dir = cfg.status === 0 ? cfg.stdout.trim() : '';
   if (dir && has(dir)) return (pgBinCache = dir);
-  throw new Error("spawnPostgres: PostgreSQL server binaries (initdb, pg_ctl) not found (pnpm test's preflight, scripts/test-tools.mjs, installs them: `apt-get install postgresql`; or set HATCH_PG_BIN)");
+  throw new Error(
+    "spawnPostgres: PostgreSQL server binaries (initdb, pg_ctl) not found (pnpm test's preflight, scripts/test-tools.mjs, installs them: `apt-get install postgresql`; or set HATCH_PG_BIN)",
+  );
 }
 
 /** initdb and postgres refuse to run as root: as root, run them as the `postgres` OS user. */
@@ -78,7 +80,8 @@ function pgRunAs(): { uid: number; gid: number; runuser: string } | undefined {
   const id = (flag: string) => spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' });
   const u = id('-u');
   const g = id('-g');
-  if (u.status !== 0 || g.status !== 0) throw new Error('spawnPostgres: running as root but there is no `postgres` OS user to run the server as');
+  if (u.status !== 0 || g.status !== 0)
+    throw new Error('spawnPostgres: running as root but there is no `postgres` OS user to run the server as');
   const runuser = ['/usr/sbin/runuser', '/sbin/runuser', '/usr/bin/runuser'].find((p) => fs.existsSync(p));
   if (!runuser) throw new Error('spawnPostgres: running as root but `runuser` is missing');
   return { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()), runuser };
@@ -188,7 +191,11 @@ export async function spawnPostgres(t: Teardownable, opts: SpawnPostgresOptions 
 
   const launch = async (): Promise<void> => {
     logMark = fileSize(logFile);
-    const r = await pgExec('pg_ctl', ['-D', dataDir, '-l', logFile, '-w', '-t', String(Math.ceil(startTimeoutMs / 1000)), '-s', 'start'], startTimeoutMs + 5_000);
+    const r = await pgExec(
+      'pg_ctl',
+      ['-D', dataDir, '-l', logFile, '-w', '-t', String(Math.ceil(startTimeoutMs / 1000)), '-s', 'start'],
+      startTimeoutMs + 5_000,
+    );
     if (r.code !== 0) {
       // a half-started postmaster must not linger
       await pgExec('pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', '-s', 'stop'], 15_000);
@@ -219,7 +226,8 @@ export async function spawnPostgres(t: Teardownable, opts: SpawnPostgresOptions 
       if (r.code !== 0 && readPid() !== undefined) throw new Error(`pg_ctl stop -m ${mode} failed: ${r.output.trim()}`);
       running = false;
       // pg_ctl returns once the pid file is gone, a moment before the postmaster has exited.
-      if (pid !== undefined) await waitFor(() => processGone(pid), { timeoutMs: 10_000, intervalMs: 10, message: `postmaster ${pid} to exit` });
+      if (pid !== undefined)
+        await waitFor(() => processGone(pid), { timeoutMs: 10_000, intervalMs: 10, message: `postmaster ${pid} to exit` });
     },
     async start() {
       if (destroyed) throw new Error('spawnPostgres: start() after teardown');

@@ -10,7 +10,12 @@ export function boundedTeardown(t: Teardownable, name: string, fn: () => unknown
     let timer: NodeJS.Timeout | undefined;
     const hung = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new Error(`teardown step "${name}" still running after ${timeoutMs} ms (active: ${process.getActiveResourcesInfo().join(', ')})`)),
+        () =>
+          reject(
+            new Error(
+              `teardown step "${name}" still running after ${timeoutMs} ms (active: ${process.getActiveResourcesInfo().join(', ')})`,
+            ),
+          ),
         timeoutMs,
       );
     });

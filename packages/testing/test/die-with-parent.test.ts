@@ -9,10 +9,14 @@ import t from 'tap';
 import { processGone, REPO_ROOT, waitFor } from '../src/index.js';
 
 t.test('a spawned service dies with its test process when that process is killed -9', async (t) => {
-  const parent = spawn(process.execPath, ['--conditions=@hatch/source', '--import', 'tsx', path.join(REPO_ROOT, 'packages/testing/test/fixtures/spawn-and-wait.ts')], {
-    cwd: REPO_ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const parent = spawn(
+    process.execPath,
+    ['--conditions=@hatch/source', '--import', 'tsx', path.join(REPO_ROOT, 'packages/testing/test/fixtures/spawn-and-wait.ts')],
+    {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let out = '';
   parent.stdout.on('data', (d: Buffer) => (out += d.toString()));
   let servicePid = 0;

@@ -64,10 +64,25 @@ t.test('startOnFreePort moves a first start whose port was taken to a fresh port
     calls++;
     throw new Error(msg);
   };
-  await t.rejects(startOnFreePort(fail('bad config'), () => false, () => t.fail('moved on an unrelated failure')), /bad config/);
+  await t.rejects(
+    startOnFreePort(
+      fail('bad config'),
+      () => false,
+      () => t.fail('moved on an unrelated failure'),
+    ),
+    /bad config/,
+  );
   t.equal(calls, 1, 'a failure that is not the port is not retried');
   calls = 0;
-  await t.rejects(startOnFreePort(fail('still taken'), () => true, () => undefined, 3), /still taken/);
+  await t.rejects(
+    startOnFreePort(
+      fail('still taken'),
+      () => true,
+      () => undefined,
+      3,
+    ),
+    /still taken/,
+  );
   t.equal(calls, 3, 'at most `attempts` starts');
 });
 
@@ -100,7 +115,9 @@ t.test('spawnNats: a JetStream stream and its acked messages survive kill -9 and
   t.teardown(() => nc2.close());
   const info = await (await jetstreamManager(nc2)).streams.info('SPAWN_T');
   t.equal(info.state.messages, 25, 'every acked message is still in the stream');
-  const m = await jetstream(nc2).streams.get('SPAWN_T').then((s) => s.getMessage({ seq: 25 }));
+  const m = await jetstream(nc2)
+    .streams.get('SPAWN_T')
+    .then((s) => s.getMessage({ seq: 25 }));
   t.equal(m?.string(), 'm24');
 });
 
@@ -160,7 +177,10 @@ t.test('spawnPostgres: committed rows survive an immediate (crash) stop and a fa
 });
 
 t.test('spawnPostgres: settings apply; fsync off by default and configurable', async (t) => {
-  const [a, b] = await Promise.all([spawnPostgres(t), spawnPostgres(t, { fsync: true, settings: { application_name: 'hatch spawn', work_mem: '8MB' } })]);
+  const [a, b] = await Promise.all([
+    spawnPostgres(t),
+    spawnPostgres(t, { fsync: true, settings: { application_name: 'hatch spawn', work_mem: '8MB' } }),
+  ]);
   t.not(a.port, b.port, 'two clusters side by side');
   const sa = postgres(a.url, { max: 1, onnotice: () => {} });
   const sb = postgres(b.url, { max: 1, onnotice: () => {} });
@@ -175,7 +195,10 @@ t.test('spawnPostgres: settings apply; fsync off by default and configurable', a
 });
 
 t.test('a server that cannot start fails the spawn with its own log', async (t) => {
-  await t.rejects(spawnNats(t, { args: ['--no-such-flag'] }), /nats-server exited during start[\s\S]*--- nats-server output ---[\s\S]*no-such-flag/);
+  await t.rejects(
+    spawnNats(t, { args: ['--no-such-flag'] }),
+    /nats-server exited during start[\s\S]*--- nats-server output ---[\s\S]*no-such-flag/,
+  );
   await t.rejects(spawnPostgres(t, { settings: { no_such_setting: 1 } }), /PostgreSQL did not start[\s\S]*no_such_setting/);
 });
 
@@ -194,7 +217,11 @@ t.test('teardown stops the servers and removes their directories', async (t) => 
   t.notOk(alive(natsPid), 'nats-server gone');
   await waitFor(() => !alive(pgPid), { timeoutMs: 5000, message: 'postmaster gone' });
   t.notOk(alive(pgPid), 'postmaster gone');
-  t.same(dirs.filter((d) => fs.existsSync(d)), [], 'directories removed');
+  t.same(
+    dirs.filter((d) => fs.existsSync(d)),
+    [],
+    'directories removed',
+  );
 });
 
 /** Runs a child process that spawns both servers and reports them, for the orphan tests. */
@@ -228,7 +255,11 @@ t.test('a test process that exits without teardown leaves no server and no direc
   const { info, exited } = await childThatSpawns(t, 'setTimeout(() => process.exit(0), 50);');
   await exited;
   await waitFor(() => !alive(info.natsPid) && !alive(info.pgPid), { timeoutMs: 10_000, message: 'servers stopped by the exit hook' });
-  t.same(info.dirs.filter((d) => fs.existsSync(d)), [], 'directories removed by the exit hook');
+  t.same(
+    info.dirs.filter((d) => fs.existsSync(d)),
+    [],
+    'directories removed by the exit hook',
+  );
 });
 
 t.test('a test process ended by SIGTERM leaves nothing behind', async (t) => {
@@ -237,7 +268,10 @@ t.test('a test process ended by SIGTERM leaves nothing behind', async (t) => {
   await exited;
   t.equal(child.signalCode, 'SIGTERM', 'the signal still ends the process');
   await waitFor(() => !alive(info.natsPid) && !alive(info.pgPid), { timeoutMs: 10_000, message: 'servers stopped by the signal hook' });
-  t.same(info.dirs.filter((d) => fs.existsSync(d)), []);
+  t.same(
+    info.dirs.filter((d) => fs.existsSync(d)),
+    [],
+  );
 });
 
 t.test('a test process killed with SIGKILL: the watchdog stops the servers and removes the directories', async (t) => {

@@ -71,7 +71,16 @@ t.test('parseDotenv reads KEY=VALUE lines, comments, export and quotes', async (
       'not a line',
     ].join('\n'),
   );
-  t.same(parsed, { A: '1', B: 'two words', C: 'quoted # not a comment', D: 'single $NOT_EXPANDED', E: 'value', F: 'line\nbreak', G: '', H: 'a#b' });
+  t.same(parsed, {
+    A: '1',
+    B: 'two words',
+    C: 'quoted # not a comment',
+    D: 'single $NOT_EXPANDED',
+    E: 'value',
+    F: 'line\nbreak',
+    G: '',
+    H: 'a#b',
+  });
 });
 
 t.test('withDotenv never overrides the environment and resolves relative *_FILE paths against the .env directory', async (t) => {
@@ -107,8 +116,8 @@ t.test('planServices without provider credentials runs the emulator and points e
     t.equal(s.env.TWILIO_AUTH_TOKEN, DEV_PROVIDERS.twilio.authToken);
     t.equal(s.env.SENDGRID_API_KEY, DEV_PROVIDERS.sendgrid.apiKey);
   }
-  t.match(DEV_PROVIDERS.twilio.accountSid, /^AC[0-9a-fA-F]{32}$/, 'dev SID passes the services\' check');
-  t.ok(isE164(DEV_PROVIDERS.twilio.phoneNumber), 'dev number passes the services\' check');
+  t.match(DEV_PROVIDERS.twilio.accountSid, /^AC[0-9a-fA-F]{32}$/, "dev SID passes the services' check");
+  t.ok(isE164(DEV_PROVIDERS.twilio.phoneNumber), "dev number passes the services' check");
   const emu = byName(services, 'provider-emulator').env;
   t.match(emu, {
     EMULATOR_PORT: '5090',
@@ -123,7 +132,9 @@ t.test('planServices without provider credentials runs the emulator and points e
   // The gateway's public key verifies what the emulator signs with its private key.
   const pub = byName(services, 'gateway').env.SENDGRID_WEBHOOK_PUBLIC_KEY ?? '';
   const payload = '1700000000[{"event":"delivered"}]';
-  const sig = createSign('sha256').update(payload).sign(emu.EMULATOR_SENDGRID_SIGNING_KEY ?? '');
+  const sig = createSign('sha256')
+    .update(payload)
+    .sign(emu.EMULATOR_SENDGRID_SIGNING_KEY ?? '');
   const key = createPublicKey({ key: Buffer.from(pub, 'base64'), format: 'der', type: 'spki' });
   t.equal(key.asymmetricKeyDetails?.namedCurve, 'prime256v1');
   t.ok(createVerify('sha256').update(payload).verify(key, sig), 'signature verifies');
@@ -146,10 +157,16 @@ t.test('planServices with a configured emulator signing key (./setup.sh writes o
     ['one-line PEM', { EMULATOR_SENDGRID_SIGNING_KEY: pem.replace(/\n/g, '\\n') }],
   ] as const) {
     const { services } = start.planServices(env);
-    t.equal(byName(services, 'gateway').env.SENDGRID_WEBHOOK_PUBLIC_KEY, expected, `${name}: the gateway verifies with the configured key's public half`);
+    t.equal(
+      byName(services, 'gateway').env.SENDGRID_WEBHOOK_PUBLIC_KEY,
+      expected,
+      `${name}: the gateway verifies with the configured key's public half`,
+    );
     const emu = byName(services, 'provider-emulator').env;
     const payload = '1700000000[]';
-    const sig = createSign('sha256').update(payload).sign(emu.EMULATOR_SENDGRID_SIGNING_KEY ?? emu.EMULATOR_SENDGRID_SIGNING_KEY_FILE ?? '');
+    const sig = createSign('sha256')
+      .update(payload)
+      .sign(emu.EMULATOR_SENDGRID_SIGNING_KEY ?? emu.EMULATOR_SENDGRID_SIGNING_KEY_FILE ?? '');
     t.ok(createVerify('sha256').update(payload).verify(publicKey, sig), `${name}: the emulator signs with the configured key`);
   }
 });
@@ -172,8 +189,15 @@ t.test('planServices with real credentials runs no emulator and leaves provider 
 });
 
 t.test('planServices: one real provider, the emulator for the other; half-given Twilio credentials stay real', async (t) => {
-  const { services } = start.planServices({ TWILIO_ACCOUNT_SID: 'AC' + 'b'.repeat(32), EMULATOR_PORT: '6001', PUBLIC_URL: 'https://hatch.example.com/' });
-  t.ok(services.some((s) => s.name === 'provider-emulator'), 'emulator for SendGrid');
+  const { services } = start.planServices({
+    TWILIO_ACCOUNT_SID: 'AC' + 'b'.repeat(32),
+    EMULATOR_PORT: '6001',
+    PUBLIC_URL: 'https://hatch.example.com/',
+  });
+  t.ok(
+    services.some((s) => s.name === 'provider-emulator'),
+    'emulator for SendGrid',
+  );
   const sms = byName(services, 'sms-sender').env;
   t.equal(sms.TWILIO_ACCOUNT_SID, 'AC' + 'b'.repeat(32), 'the given SID is kept');
   t.equal(sms.TWILIO_AUTH_TOKEN, undefined, 'the missing token is not invented: sms-sender will name it');
@@ -192,21 +216,36 @@ t.test('planServices: a subset by name; unknown names and a shared HEALTH_PORT a
   t.throws(() => start.planServices({}, { only: ['gatway'] }), /unknown service "gatway"/);
 });
 
-t.test('planServices({ dist }) runs each service from its bundle (what ./setup.sh starts); HEALTH_PORT=0 cannot collide and is kept', async (t) => {
-  const { services, notes } = start.planServices({ HEALTH_PORT: '0' }, { dist: true });
-  t.same(
-    services.map((s) => [s.cmd, ...s.args]),
-    services.map((s) => [process.execPath, path.join('services', s.name, 'dist', 'main.js')]),
-    'node services/<name>/dist/main.js, no tsx',
-  );
-  t.equal(services.length, 5, 'every service, the emulator included');
-  t.equal(byName(services, 'sms-sender').env.HEALTH_PORT, '0');
-  t.notMatch(notes.join('\n'), /HEALTH_PORT/);
-  t.match(start.planServices({}).services[0]?.args, ['--conditions=@hatch/source', '--import', 'tsx'], 'without dist: from source (pnpm start)');
-});
+t.test(
+  'planServices({ dist }) runs each service from its bundle (what ./setup.sh starts); HEALTH_PORT=0 cannot collide and is kept',
+  async (t) => {
+    const { services, notes } = start.planServices({ HEALTH_PORT: '0' }, { dist: true });
+    t.same(
+      services.map((s) => [s.cmd, ...s.args]),
+      services.map((s) => [process.execPath, path.join('services', s.name, 'dist', 'main.js')]),
+      'node services/<name>/dist/main.js, no tsx',
+    );
+    t.equal(services.length, 5, 'every service, the emulator included');
+    t.equal(byName(services, 'sms-sender').env.HEALTH_PORT, '0');
+    t.notMatch(notes.join('\n'), /HEALTH_PORT/);
+    t.match(
+      start.planServices({}).services[0]?.args,
+      ['--conditions=@hatch/source', '--import', 'tsx'],
+      'without dist: from source (pnpm start)',
+    );
+  },
+);
 
 t.test('compactLogLine shows pino JSON compactly and leaves other lines alone', async (t) => {
-  const line = JSON.stringify({ level: 40, time: '2025-01-01T10:00:00.000Z', service: 'gateway', pid: 1, hostname: 'h', msg: 'slow', ms: 12 });
+  const line = JSON.stringify({
+    level: 40,
+    time: '2025-01-01T10:00:00.000Z',
+    service: 'gateway',
+    pid: 1,
+    hostname: 'h',
+    msg: 'slow',
+    ms: 12,
+  });
   t.match(runner.compactLogLine(line, false), /^\d\d:\d\d:\d\d\.\d{3} WARN  slow ms=12$/);
   t.equal(runner.compactLogLine('plain text', false), 'plain text');
   t.equal(runner.compactLogLine('{not json', false), '{not json');
@@ -235,7 +274,9 @@ function runRunner(t: { teardown(fn: () => unknown): void }, services: Array<{ n
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; ms: number }>((resolve) => child.once('exit', (code) => resolve({ code, ms: Date.now() - started })));
+  const exited = new Promise<{ code: number | null; ms: number }>((resolve) =>
+    child.once('exit', (code) => resolve({ code, ms: Date.now() - started })),
+  );
   t.teardown(() => {
     child.kill('SIGKILL');
   });
@@ -290,10 +331,16 @@ setInterval(() => {}, 1000);
   ]);
   await waitFor(() => run.output().includes('one up') && run.output().includes('two up'), { timeoutMs: 10_000, message: 'children up' });
   const pids = pidsOf(dir, ['one', 'two']);
-  t.ok(pids.every((p) => !processGone(p)), 'children running');
+  t.ok(
+    pids.every((p) => !processGone(p)),
+    'children running',
+  );
   run.signal('SIGINT');
   t.equal((await run.exited).code, 0, 'Ctrl+C (SIGINT) also stops cleanly');
-  t.ok(pids.every((p) => processGone(p)), 'children gone');
+  t.ok(
+    pids.every((p) => processGone(p)),
+    'children gone',
+  );
 });
 
 t.test('a child that exits on its own stops the others and the runner exits 1', async (t) => {

@@ -11,5 +11,12 @@ export interface EmailSenderResources extends PoolAndBus {
 export async function compose(config: EmailSenderConfig, log: Logger): Promise<EmailSenderResources> {
   const core = await openPoolAndBus('email-sender', config, log);
   // the SDK client holds no connection of its own until it sends: nothing to close
-  return { ...core, sendgrid: createSendGridPort({ apiKey: config.SENDGRID_API_KEY, apiUrl: config.SENDGRID_API_URL, timeoutMs: config.SENDGRID_TIMEOUT_MS }) };
+  return {
+    ...core,
+    sendgrid: createSendGridPort({
+      apiKey: config.SENDGRID_API_KEY,
+      apiUrl: config.SENDGRID_API_URL,
+      timeoutMs: config.SENDGRID_TIMEOUT_MS,
+    }),
+  };
 }

@@ -24,4 +24,5 @@ export type EmailSenderConfig = Static<typeof EmailSenderConfig>;
 
 type Env = Record<string, string | undefined>;
 export const parseEmailSenderConfig = (env: Env) => loadConfig(EmailSenderConfig, envWithDatabaseUrl(env));
-export const loadEmailSenderConfig = (env: Env = process.env) => loadConfigOrExit('email-sender', EmailSenderConfig, envWithDatabaseUrl(env));
+export const loadEmailSenderConfig = (env: Env = process.env) =>
+  loadConfigOrExit('email-sender', EmailSenderConfig, envWithDatabaseUrl(env));

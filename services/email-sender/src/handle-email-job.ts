@@ -71,7 +71,8 @@ export async function handleEmailJob(job: EmailJob, ctx: JobContext, deps: Email
   const now = Date.now();
 
   if (e.status === 'queued') {
-    if (deps.pause.until > now) return { kind: 'retry', delayMs: deps.pause.until - now, reason: 'sending paused after a SendGrid authentication failure' };
+    if (deps.pause.until > now)
+      return { kind: 'retry', delayMs: deps.pause.until - now, reason: 'sending paused after a SendGrid authentication failure' };
     const claimed = await claimSend(deps.db.db, TABLE, e.id, { from_email: deps.fromEmail });
     if (claimed) return send(claimed, ctx, deps);
     return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'claimed by another worker' };
@@ -79,7 +80,8 @@ export async function handleEmailJob(job: EmailJob, ctx: JobContext, deps: Email
 
   if (e.status === 'sending') {
     if (e.claimed_at !== null) {
-      if (now - e.claimed_at.getTime() < deps.staleClaimMs) return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'another worker is sending it' };
+      if (now - e.claimed_at.getTime() < deps.staleClaimMs)
+        return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'another worker is sending it' };
       // Its worker died during the call: the outcome is unknown from now on.
       await markSendOutcomeUnknown(deps.db.db, TABLE, e.id);
       ctx.log.warn({ emailId: e.id }, 'email left sending by a dead worker; waiting for SendGrid events before any resend');
@@ -115,19 +117,32 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
       subject: e.subject,
       text,
       html,
-      attachments: attachments.map((a) => ({ filename: a.filename, type: a.content_type, content: Buffer.from(a.content).toString('base64') })),
+      attachments: attachments.map((a) => ({
+        filename: a.filename,
+        type: a.content_type,
+        content: Buffer.from(a.content).toString('base64'),
+      })),
     });
     answeredAt = performance.now(); // when it was sent, for the timeline (an event webhook can beat our write)
   } catch (err) {
     const f = classifySendGridError(err);
-    const event = (status: string, detail: string) => ({ email_id: e.id, status, source: 'worker', provider_code: f.code, detail: detail.slice(0, 300) });
+    const event = (status: string, detail: string) => ({
+      email_id: e.id,
+      status,
+      source: 'worker',
+      provider_code: f.code,
+      detail: detail.slice(0, 300),
+    });
     switch (f.kind) {
       case 'rate_limited':
       case 'not_sent': {
         const delayMs = f.kind === 'rate_limited' && f.retryAfterMs !== undefined ? f.retryAfterMs : deps.backoff(ctx.deliveryCount);
         await deps.db.db.transaction().execute(async (tx) => {
           await markSendReleased(tx, TABLE, e.id);
-          await insertStatusEvent(tx, event('queued', `${f.kind === 'rate_limited' ? 'rate limited' : 'not sent'}; retrying in ${Math.ceil(delayMs / 1000)} s`));
+          await insertStatusEvent(
+            tx,
+            event('queued', `${f.kind === 'rate_limited' ? 'rate limited' : 'not sent'}; retrying in ${Math.ceil(delayMs / 1000)} s`),
+          );
         });
         return { kind: 'retry', delayMs, reason: `${f.kind} (${f.code})` };
       }
@@ -137,7 +152,11 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
           await markSendOutcomeUnknown(tx, TABLE, e.id);
           await insertStatusEvent(tx, event('sending', `outcome unknown (${f.message}); waiting for SendGrid events before any resend`));
         });
-        return { kind: 'retry', delayMs: Math.max(deps.unknownOutcomeWaitMs, deps.backoff(ctx.deliveryCount)), reason: `outcome unknown (${f.code})` };
+        return {
+          kind: 'retry',
+          delayMs: Math.max(deps.unknownOutcomeWaitMs, deps.backoff(ctx.deliveryCount)),
+          reason: `outcome unknown (${f.code})`,
+        };
       }
       case 'auth':
       case 'permanent': {
@@ -151,7 +170,10 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
         if (f.kind === 'auth') {
           deps.pause.until = Date.now() + deps.authPauseMs;
           deps.onAuthFailure?.(f.code);
-          ctx.log.error({ emailId: e.id, code: f.code, pauseMs: deps.authPauseMs }, 'SendGrid refused our credentials or account (401/403): check SENDGRID_API_KEY and the sender identity; sending paused');
+          ctx.log.error(
+            { emailId: e.id, code: f.code, pauseMs: deps.authPauseMs },
+            'SendGrid refused our credentials or account (401/403): check SENDGRID_API_KEY and the sender identity; sending paused',
+          );
         } else {
           ctx.log.info({ emailId: e.id, code: f.code }, 'email refused by SendGrid (permanent)');
         }
@@ -182,6 +204,10 @@ export async function failEmailExhausted(db: Db, emailId: string, reason: string
     source: 'worker',
     providerCode: 'MAX_DELIVERIES',
     detail: reason.slice(0, 300),
-    onMove: { error_code: 'MAX_DELIVERIES', error_message: `gave up after the maximum number of attempts: ${reason}`.slice(0, 500), claimed_at: null },
+    onMove: {
+      error_code: 'MAX_DELIVERIES',
+      error_message: `gave up after the maximum number of attempts: ${reason}`.slice(0, 500),
+      claimed_at: null,
+    },
   });
 }

@@ -111,6 +111,7 @@ export function classifySendGridError(err: unknown, now = Date.now()): SendGridF
   }
   const netCode = typeof e?.code === 'string' ? e.code : 'NETWORK';
   // Refused / not resolved: the request never reached SendGrid.
-  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(netCode)) return { kind: 'not_sent', code: netCode, message: e?.message ?? netCode };
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(netCode))
+    return { kind: 'not_sent', code: netCode, message: e?.message ?? netCode };
   return { kind: 'unknown', code: netCode, message: e?.message ?? 'no answer' };
 }

@@ -28,10 +28,18 @@ export interface EmailWorkerOptions {
   purgeIntervalMs?: number;
 }
 
-export async function startEmailWorker(deps: { db: Db; bus: Bus; log: Logger; registry: Registry; sendgrid: SendGridPort }, opts: EmailWorkerOptions): Promise<{ stop(): Promise<void> }> {
+export async function startEmailWorker(
+  deps: { db: Db; bus: Bus; log: Logger; registry: Registry; sendgrid: SendGridPort },
+  opts: EmailWorkerOptions,
+): Promise<{ stop(): Promise<void> }> {
   const names = natsNames(opts.natsPrefix);
   await ensureStreams(deps.bus.jsm, names, {}, deps.bus.replicas);
-  const authFailures = new Counter({ name: 'hatch_sendgrid_auth_failures_total', help: 'SendGrid 401/403 answers (credentials or account problem; sending pauses)', labelNames: ['code'], registers: [deps.registry] });
+  const authFailures = new Counter({
+    name: 'hatch_sendgrid_auth_failures_total',
+    help: 'SendGrid 401/403 answers (credentials or account problem; sending pauses)',
+    labelNames: ['code'],
+    registers: [deps.registry],
+  });
   const handlerDeps: EmailJobDeps = {
     db: deps.db,
     sendgrid: deps.sendgrid,
@@ -60,11 +68,14 @@ export async function startEmailWorker(deps: { db: Db; bus: Bus; log: Logger; re
     onExhausted: (job, reason) => failEmailExhausted(deps.db, job.email_id, reason),
   });
   // Attachment content of emails that never got sent goes after its retention, in bounded batches.
-  const purge = setInterval(() => {
-    purgeEmailAttachments(deps.db.db, new Date(Date.now() - opts.attachmentRetentionMs)).catch((err: unknown) =>
-      deps.log.warn({ err: { message: (err as Error).message } }, 'attachment retention sweep failed'),
-    );
-  }, opts.purgeIntervalMs ?? 10 * 60_000);
+  const purge = setInterval(
+    () => {
+      purgeEmailAttachments(deps.db.db, new Date(Date.now() - opts.attachmentRetentionMs)).catch((err: unknown) =>
+        deps.log.warn({ err: { message: (err as Error).message } }, 'attachment retention sweep failed'),
+      );
+    },
+    opts.purgeIntervalMs ?? 10 * 60_000,
+  );
   purge.unref();
   return {
     async stop() {

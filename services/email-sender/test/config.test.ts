@@ -11,7 +11,13 @@ const base = { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x', SENDGRID_AP
 // services/sms-sender/test/startup.test.ts.)
 t.test('email-sender settings: defaults, and every problem named at once', async (t) => {
   const c = parseEmailSenderConfig(base);
-  t.match(c, { SENDGRID_API_URL: 'https://api.sendgrid.com', HEALTH_PORT: 9102, EMAIL_CONCURRENCY: 8, EMAIL_MAX_DELIVER: 8, EMAIL_UNKNOWN_OUTCOME_WAIT_MS: 300_000 });
+  t.match(c, {
+    SENDGRID_API_URL: 'https://api.sendgrid.com',
+    HEALTH_PORT: 9102,
+    EMAIL_CONCURRENCY: 8,
+    EMAIL_MAX_DELIVER: 8,
+    EMAIL_UNKNOWN_OUTCOME_WAIT_MS: 300_000,
+  });
   let err: unknown;
   try {
     parseEmailSenderConfig({ DATABASE_URL: base.DATABASE_URL, SENDGRID_FROM_EMAIL: 'not an address', EMAIL_CONCURRENCY: '0' });
@@ -19,7 +25,8 @@ t.test('email-sender settings: defaults, and every problem named at once', async
     err = e;
   }
   t.ok(err instanceof ConfigError, 'a ConfigError');
-  for (const name of ['SENDGRID_API_KEY', 'SENDGRID_FROM_EMAIL', 'EMAIL_CONCURRENCY']) t.match((err as Error).message, name, `names ${name}`);
+  for (const name of ['SENDGRID_API_KEY', 'SENDGRID_FROM_EMAIL', 'EMAIL_CONCURRENCY'])
+    t.match((err as Error).message, name, `names ${name}`);
 });
 
 t.test('attachment content: deleted when sent, or by the retention sweep in bounded batches', async (t) => {
@@ -29,7 +36,14 @@ t.test('attachment content: deleted when sent, or by the retention sweep in boun
     await insertEmail(db.db, { id, to_email: ['a@example.com'], from_email: '', subject: 's', body: 'b' });
     await insertEmailAttachments(
       db.db,
-      [0, 1, 2].map((position) => ({ email_id: id, position, filename: `f${position}`, content_type: 'text/plain', content: Buffer.from('x'), created_at: new Date(Date.now() - ageMs) })),
+      [0, 1, 2].map((position) => ({
+        email_id: id,
+        position,
+        filename: `f${position}`,
+        content_type: 'text/plain',
+        content: Buffer.from('x'),
+        created_at: new Date(Date.now() - ageMs),
+      })),
     );
     return id;
   };

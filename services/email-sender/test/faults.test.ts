@@ -13,8 +13,16 @@ t.test('connection dropped after SendGrid accepted: its events prove it, so the 
   t.equal(p.sendsOf(id).length, 1, 'one request reached SendGrid');
   const row = await p.email(id);
   t.equal(row.provider_message_id, p.sendsOf(id)[0]!.messageId, 'the processed event gave us the X-Message-Id');
-  const tl = await p.db.db.selectFrom('status_events').select(['status', 'source', 'detail']).where('email_id', '=', id).orderBy('id').execute();
-  t.ok(tl.some((e) => e.source === 'worker' && e.status === 'sending' && /outcome unknown/.test(e.detail ?? '')), 'the unknown outcome is on the timeline');
+  const tl = await p.db.db
+    .selectFrom('status_events')
+    .select(['status', 'source', 'detail'])
+    .where('email_id', '=', id)
+    .orderBy('id')
+    .execute();
+  t.ok(
+    tl.some((e) => e.source === 'worker' && e.status === 'sending' && /outcome unknown/.test(e.detail ?? '')),
+    'the unknown outcome is on the timeline',
+  );
 });
 
 t.test('500 not accepted, no events: after the wait the email is resent once and sent', async (t) => {
@@ -24,7 +32,13 @@ t.test('500 not accepted, no events: after the wait the email is resent once and
   const id = await p.send({ to_email: 'ann@example.com', subject: 's', body: 'b' });
   await p.waitForStatus(id, ['sent', 'delivered']);
   const sends = p.sendsOf(id);
-  t.same(sends.map((s) => [s.httpStatus, s.accepted]), [[500, false], [202, true]]);
+  t.same(
+    sends.map((s) => [s.httpStatus, s.accepted]),
+    [
+      [500, false],
+      [202, true],
+    ],
+  );
   const gap = Date.parse(sends[1]!.receivedAt) - Date.parse(sends[0]!.receivedAt);
   t.ok(gap >= 700, `waited for events before resending (${gap} ms)`);
   t.equal((await p.email(id)).attempts, 2);

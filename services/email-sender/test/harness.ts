@@ -32,7 +32,13 @@ export interface EmailPipeline extends Pipeline {
   /** POST /api/send_email through the real gateway; the new email's id */
   send(body: Record<string, unknown>): Promise<string>;
   startWorker(opts?: Partial<EmailWorkerOptions>): Promise<{ stop(): Promise<void>; registry: Registry }>;
-  email(id: string): Promise<{ status: string; error_code: string | null; provider_message_id: string | null; provider_response: unknown; attempts: number }>;
+  email(id: string): Promise<{
+    status: string;
+    error_code: string | null;
+    provider_message_id: string | null;
+    provider_response: unknown;
+    attempts: number;
+  }>;
   /** the job consumer has nothing pending or unacknowledged */
   waitForDrained(timeoutMs?: number): Promise<void>;
   /** emulator records of mail sends carrying this email id */
@@ -67,18 +73,27 @@ export async function emailPipeline(t: Teardownable, opts: { callbackDelayMs?: n
     async send(body) {
       const res = await p.post('/api/send_email', body);
       const id = res.body.email_id;
-      if (res.status !== 202 || typeof id !== 'string' || !id) throw new Error(`send_email answered ${res.status}: ${JSON.stringify(res.body)}`);
+      if (res.status !== 202 || typeof id !== 'string' || !id)
+        throw new Error(`send_email answered ${res.status}: ${JSON.stringify(res.body)}`);
       return id;
     },
     async startWorker(o = {}) {
       const registry = createMetricsRegistry('email-sender');
-      const sendgrid = createSendGridPort({ apiKey: emulator.sendgrid.apiKey, apiUrl: emulator.url, timeoutMs: o.sendTimeoutMs ?? FAST.sendTimeoutMs });
+      const sendgrid = createSendGridPort({
+        apiKey: emulator.sendgrid.apiKey,
+        apiUrl: emulator.url,
+        timeoutMs: o.sendTimeoutMs ?? FAST.sendTimeoutMs,
+      });
       const w = await startEmailWorker({ db, bus, log, registry, sendgrid }, { ...FAST, natsPrefix: nats.prefix, ...o });
       boundedTeardown(t, 'email worker stop', () => w.stop());
       return { stop: () => w.stop(), registry };
     },
     async email(id) {
-      return db.db.selectFrom('emails').select(['status', 'error_code', 'provider_message_id', 'provider_response', 'attempts']).where('id', '=', id).executeTakeFirstOrThrow();
+      return db.db
+        .selectFrom('emails')
+        .select(['status', 'error_code', 'provider_message_id', 'provider_response', 'attempts'])
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
     },
     async waitForDrained(timeoutMs = 20_000) {
       await waitFor(
@@ -90,7 +105,9 @@ export async function emailPipeline(t: Teardownable, opts: { callbackDelayMs?: n
       );
     },
     sendsOf(id) {
-      return emulator.records.emails().filter((r) => (r.request as { custom_args?: Record<string, string> } | undefined)?.custom_args?.email_id === id);
+      return emulator.records
+        .emails()
+        .filter((r) => (r.request as { custom_args?: Record<string, string> } | undefined)?.custom_args?.email_id === id);
     },
   };
 }

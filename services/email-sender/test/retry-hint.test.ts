@@ -19,9 +19,24 @@ async function sendgrid429(t: Teardownable, headers: Record<string, string>) {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-  const port = createSendGridPort({ apiKey: 'SG.test-key', apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutMs: 2000 });
+  const port = createSendGridPort({
+    apiKey: 'SG.test-key',
+    apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    timeoutMs: 2000,
+  });
   const err = await port
-    .send({ emailId: '0190a0a0-0000-7000-8000-000000000001', from: 'hatch@example.com', to: ['ann@example.com'], cc: [], bcc: [], replyTo: null, subject: 's', text: 't', html: '<p>t</p>', attachments: [] })
+    .send({
+      emailId: '0190a0a0-0000-7000-8000-000000000001',
+      from: 'hatch@example.com',
+      to: ['ann@example.com'],
+      cc: [],
+      bcc: [],
+      replyTo: null,
+      subject: 's',
+      text: 't',
+      html: '<p>t</p>',
+      attachments: [],
+    })
     .then(
       () => undefined,
       (e: unknown) => e,

@@ -17,7 +17,11 @@ t.test('the template is email-safe: table layout, inline CSS, 600 px, hidden pre
   t.match(html, /<table role="presentation" width="600"[^>]*style="[^"]*max-width:600px/);
   t.notMatch(html, /<style/i, 'no <style> block: every style is inline');
   t.notMatch(html, /<link/i);
-  t.match(html, /<div style="display:none;[^"]*">First line of the message that goes on<\/div>/, 'preheader is the flattened first words, hidden');
+  t.match(
+    html,
+    /<div style="display:none;[^"]*">First line of the message that goes on<\/div>/,
+    'preheader is the flattened first words, hidden',
+  );
 });
 
 t.test('the preheader is bounded and escaped', async (t) => {

@@ -13,7 +13,10 @@ t.test('kill -9 the email-sender while SendGrid holds its requests: after a rest
   await first.waitForLog((l) => l.msg === 'email-sender ready', 20_000);
   const ids: string[] = [];
   for (let i = 0; i < 6; i++) ids.push(await p.send({ to_email: `r${i}@example.com`, subject: `crash ${i}`, body: 'b' }));
-  await waitFor(() => ids.every((id) => p.sendsOf(id).some((r) => r.accepted && r.httpStatus === null)), { timeoutMs: 20_000, message: 'every request held inside SendGrid' });
+  await waitFor(() => ids.every((id) => p.sendsOf(id).some((r) => r.accepted && r.httpStatus === null)), {
+    timeoutMs: 20_000,
+    message: 'every request held inside SendGrid',
+  });
   await first.kill9();
   p.emulator.faults.reset('sendgrid');
 
@@ -22,5 +25,8 @@ t.test('kill -9 the email-sender while SendGrid holds its requests: after a rest
   for (const id of ids) await p.waitForStatus(id, ['sent', 'delivered'], 30_000);
   await p.waitForDrained(30_000);
   for (const id of ids) t.equal(p.sendsOf(id).filter((r) => r.accepted).length, 1, `${id}: exactly one send`);
-  t.ok(second.logs().every((l) => !/resending/.test(String(l.msg))), 'nothing resent after the restart');
+  t.ok(
+    second.logs().every((l) => !/resending/.test(String(l.msg))),
+    'nothing resent after the restart',
+  );
 });

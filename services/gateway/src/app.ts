@@ -109,8 +109,12 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   app.decorate('outbox', relay);
   // Expired idempotency keys and stale failed-authentication logs go in bounded batches.
   const purge = setInterval(() => {
-    purgeExpiredIdempotencyKeys(deps.db.db).catch((err: unknown) => deps.log.warn({ err: { message: (err as Error).message } }, 'idempotency purge failed'));
-    purgeAuthFailures(deps.db.db, AUTH_FAILURE_WINDOW_MS).catch((err: unknown) => deps.log.warn({ err: { message: (err as Error).message } }, 'auth failure purge failed'));
+    purgeExpiredIdempotencyKeys(deps.db.db).catch((err: unknown) =>
+      deps.log.warn({ err: { message: (err as Error).message } }, 'idempotency purge failed'),
+    );
+    purgeAuthFailures(deps.db.db, AUTH_FAILURE_WINDOW_MS).catch((err: unknown) =>
+      deps.log.warn({ err: { message: (err as Error).message } }, 'auth failure purge failed'),
+    );
   }, 10 * 60_000);
   purge.unref();
   app.addHook('onClose', async () => {
@@ -120,7 +124,10 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
 
   const session = { apiToken: deps.config.HATCH_API_TOKEN, secureCookies: deps.config.PUBLIC_URL.startsWith('https://'), failures };
   const smsGuard = { allowedCountries: deps.config.smsAllowedCountries, dailyLimit: deps.config.HATCH_SMS_DAILY_LIMIT };
-  const sends = createSendBatcher({ db: deps.db, log: deps.log, registry: deps.registry, accept: { smsDailyLimit: smsGuard.dailyLimit } }, opts.sends);
+  const sends = createSendBatcher(
+    { db: deps.db, log: deps.log, registry: deps.registry, accept: { smsDailyLimit: smsGuard.dailyLimit } },
+    opts.sends,
+  );
   // Every /api route but the login lives in this one encapsulated plugin: its onRequest hook
   // authenticates and its rate limiter counts, for exactly the routes registered here, decided by
   // the route the router matched, never by the raw URL (SECURITY.md: `/%61pi/...` and absolute-form
@@ -142,9 +149,23 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
         keyGenerator: (req) => req.principal ?? req.ip,
         errorResponseBuilder: rateLimitExceeded,
       });
-      realtime = await registerRealtime(api, { db: deps.db, bus: deps.bus, log: deps.log, registry: deps.registry, names, config: deps.config });
+      realtime = await registerRealtime(api, {
+        db: deps.db,
+        bus: deps.bus,
+        log: deps.log,
+        registry: deps.registry,
+        names,
+        config: deps.config,
+      });
       logoutRoute(api, session);
-      messageRoutes(api, { db: deps.db, relay, sends, smsFrom: deps.config.TWILIO_PHONE_NUMBER, chatFrom: deps.config.HATCH_SENDER_NAME, smsGuard });
+      messageRoutes(api, {
+        db: deps.db,
+        relay,
+        sends,
+        smsFrom: deps.config.TWILIO_PHONE_NUMBER,
+        chatFrom: deps.config.HATCH_SENDER_NAME,
+        smsGuard,
+      });
       emailRoutes(api, { db: deps.db, relay, fromEmail: deps.config.SENDGRID_FROM_EMAIL });
       await openApiRoutes(api);
       // An unknown /api path is a route of this plugin too (more specific than the web UI's

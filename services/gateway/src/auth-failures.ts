@@ -29,8 +29,15 @@ export interface AuthFailureLimiter {
   refuse(address: string, unauthorized: HttpError): Promise<HttpError>;
 }
 
-export function createAuthFailureLimiter(deps: { db: Db; log: Logger; registry: Registry }, opts: AuthFailureLimiterOptions): AuthFailureLimiter {
-  const refused = new Counter({ name: 'hatch_auth_failures_refused_total', help: 'failed authentications answered 429 (over the per-address limit)', registers: [deps.registry] });
+export function createAuthFailureLimiter(
+  deps: { db: Db; log: Logger; registry: Registry },
+  opts: AuthFailureLimiterOptions,
+): AuthFailureLimiter {
+  const refused = new Counter({
+    name: 'hatch_auth_failures_refused_total',
+    help: 'failed authentications answered 429 (over the per-address limit)',
+    registers: [deps.registry],
+  });
   const maxRemembered = opts.maxRemembered ?? 10_000;
   /** address → refused until (ms); insertion order is age order */
   const refusedUntil = new Map<string, number>();

@@ -14,9 +14,14 @@ import { retryLater } from './errors.js';
 
 export const BODY_BUDGET_RETRY_AFTER_S = 1;
 
-const overBudget = () => retryLater('SERVICE_UNAVAILABLE', 'too many request bodies are being received at once; retry shortly', BODY_BUDGET_RETRY_AFTER_S);
+const overBudget = () =>
+  retryLater('SERVICE_UNAVAILABLE', 'too many request bodies are being received at once; retry shortly', BODY_BUDGET_RETRY_AFTER_S);
 
-export function registerBodyBudget(app: FastifyInstance, deps: { registry: Registry }, opts: { maxBytes: number; defaultBodyLimit: number }): void {
+export function registerBodyBudget(
+  app: FastifyInstance,
+  deps: { registry: Registry },
+  opts: { maxBytes: number; defaultBodyLimit: number },
+): void {
   let inFlight = 0;
   new Gauge({
     name: 'hatch_http_body_bytes_in_flight',

@@ -22,9 +22,12 @@ export function trustProxyOption(value: string | undefined): false | string[] {
     const [addr = '', bits, extra] = e.split('/');
     const family = isIP(addr);
     const max = family === 6 ? 128 : 32;
-    const ok = family !== 0 && extra === undefined && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) >= 1 && Number(bits) <= max));
+    const ok =
+      family !== 0 && extra === undefined && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) >= 1 && Number(bits) <= max));
     if (!ok) {
-      throw new ConfigError([`HATCH_TRUST_PROXY: "${e}" is not an IP address, a CIDR range (not /0: that trusts everyone) or loopback/linklocal/uniquelocal`]);
+      throw new ConfigError([
+        `HATCH_TRUST_PROXY: "${e}" is not an IP address, a CIDR range (not /0: that trusts everyone) or loopback/linklocal/uniquelocal`,
+      ]);
     }
   }
   return entries;
@@ -106,7 +109,12 @@ export const GatewayConfig = Type.Object({
   HATCH_WEB_DIR: Type.Optional(Type.String({ minLength: 1 })),
   ...realtimeSettings,
 });
-export type GatewayConfig = Static<typeof GatewayConfig> & { PUBLIC_URL: string; trustProxy: false | string[]; smsAllowedCountries: SmsAllowedCountries; sendgridPublicKey: KeyObject | undefined };
+export type GatewayConfig = Static<typeof GatewayConfig> & {
+  PUBLIC_URL: string;
+  trustProxy: false | string[];
+  smsAllowedCountries: SmsAllowedCountries;
+  sendgridPublicKey: KeyObject | undefined;
+};
 
 type Env = Record<string, string | undefined>;
 

@@ -55,7 +55,11 @@ export function validationDetails(part: string, entries: ValidationEntry[]): Err
   const out: ErrorDetail[] = [];
   for (const e of entries) {
     const p = e.params ?? {};
-    const child = (p.requiredProperties as string[] | undefined)?.[0] ?? (p.missingProperty as string | undefined) ?? (p.additionalProperties as string[] | undefined)?.[0] ?? (p.additionalProperty as string | undefined);
+    const child =
+      (p.requiredProperties as string[] | undefined)?.[0] ??
+      (p.missingProperty as string | undefined) ??
+      (p.additionalProperties as string[] | undefined)?.[0] ??
+      (p.additionalProperty as string | undefined);
     const path = `${e.instancePath ?? ''}${child ? `/${child}` : ''}`;
     const field = [part, ...path.split('/').filter(Boolean)].join('.');
     let message = e.message ?? 'is invalid';
@@ -81,36 +85,50 @@ const FASTIFY_CODES: Record<string, { code: ErrorCode; message: string }> = {
 };
 
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError & { validationContext?: string; headers?: Record<string, string> }, req: FastifyRequest, reply: FastifyReply) => {
-    if (err instanceof HttpError) {
-      if (err.headers) void reply.headers(err.headers);
-      return reply.code(err.statusCode).send(errorBody(err.code, err.message, err.details));
-    }
-    if (err.validation) {
-      const part = err.validationContext ?? 'body';
-      const details = validationDetails(part, err.validation);
-      const first = details[0];
-      return reply.code(400).send(errorBody('INVALID_REQUEST', first ? `${first.field} ${first.message}` : 'invalid request', details));
-    }
-    const known = err.code ? FASTIFY_CODES[err.code] : undefined;
-    if (known) return reply.code(ERROR_CODES[known.code]).send(errorBody(known.code, known.message));
-    // secure-json-parse refuses __proto__ / constructor.prototype keys (prototype poisoning).
-    if (err instanceof SyntaxError || /prototype/i.test(err.message) && (err.statusCode ?? 400) === 400) {
-      return reply.code(400).send(errorBody('INVALID_REQUEST', /prototype/i.test(err.message) ? 'request body contains a forbidden key (__proto__ or constructor.prototype)' : 'request body is not valid JSON'));
-    }
-    if (isConnectionError(err)) {
-      req.log.warn({ err: { message: err.message, code: err.code } }, 'database unavailable');
-      return reply.code(503).header('retry-after', String(DEPENDENCY_RETRY_AFTER_S)).send(errorBody('SERVICE_UNAVAILABLE', 'a dependency is unavailable; retry shortly'));
-    }
-    const status = err.statusCode ?? 500;
-    if (status >= 400 && status < 500) {
-      const code = (Object.entries(ERROR_CODES).find(([, s]) => s === status)?.[0] ?? 'INVALID_REQUEST') as ErrorCode;
-      if (err.headers) void reply.headers(err.headers);
-      return reply.code(status).send(errorBody(code, err.message || 'invalid request'));
-    }
-    req.log.error({ err }, 'unhandled error');
-    return reply.code(500).send(errorBody('INTERNAL_ERROR', 'internal error'));
-  });
+  app.setErrorHandler(
+    (err: FastifyError & { validationContext?: string; headers?: Record<string, string> }, req: FastifyRequest, reply: FastifyReply) => {
+      if (err instanceof HttpError) {
+        if (err.headers) void reply.headers(err.headers);
+        return reply.code(err.statusCode).send(errorBody(err.code, err.message, err.details));
+      }
+      if (err.validation) {
+        const part = err.validationContext ?? 'body';
+        const details = validationDetails(part, err.validation);
+        const first = details[0];
+        return reply.code(400).send(errorBody('INVALID_REQUEST', first ? `${first.field} ${first.message}` : 'invalid request', details));
+      }
+      const known = err.code ? FASTIFY_CODES[err.code] : undefined;
+      if (known) return reply.code(ERROR_CODES[known.code]).send(errorBody(known.code, known.message));
+      // secure-json-parse refuses __proto__ / constructor.prototype keys (prototype poisoning).
+      if (err instanceof SyntaxError || (/prototype/i.test(err.message) && (err.statusCode ?? 400) === 400)) {
+        return reply
+          .code(400)
+          .send(
+            errorBody(
+              'INVALID_REQUEST',
+              /prototype/i.test(err.message)
+                ? 'request body contains a forbidden key (__proto__ or constructor.prototype)'
+                : 'request body is not valid JSON',
+            ),
+          );
+      }
+      if (isConnectionError(err)) {
+        req.log.warn({ err: { message: err.message, code: err.code } }, 'database unavailable');
+        return reply
+          .code(503)
+          .header('retry-after', String(DEPENDENCY_RETRY_AFTER_S))
+          .send(errorBody('SERVICE_UNAVAILABLE', 'a dependency is unavailable; retry shortly'));
+      }
+      const status = err.statusCode ?? 500;
+      if (status >= 400 && status < 500) {
+        const code = (Object.entries(ERROR_CODES).find(([, s]) => s === status)?.[0] ?? 'INVALID_REQUEST') as ErrorCode;
+        if (err.headers) void reply.headers(err.headers);
+        return reply.code(status).send(errorBody(code, err.message || 'invalid request'));
+      }
+      req.log.error({ err }, 'unhandled error');
+      return reply.code(500).send(errorBody('INTERNAL_ERROR', 'internal error'));
+    },
+  );
 
   app.setNotFoundHandler(notFound);
 
@@ -118,7 +136,13 @@ export function registerErrorHandling(app: FastifyInstance): void {
   // @fastify/sse's 406 for an Accept that refuses event streams was `{statusCode, error,
   // message}` (found by test/fuzz.test.ts). Such a body is put in the contract's shape.
   app.addHook('onSend', async (_req, reply, payload) => {
-    if (reply.statusCode < 400 || typeof payload !== 'string' || payload.startsWith('{"success":false') || !/json/i.test(String(reply.getHeader('content-type') ?? ''))) return payload;
+    if (
+      reply.statusCode < 400 ||
+      typeof payload !== 'string' ||
+      payload.startsWith('{"success":false') ||
+      !/json/i.test(String(reply.getHeader('content-type') ?? ''))
+    )
+      return payload;
     let body: unknown;
     try {
       body = JSON.parse(payload);
@@ -129,7 +153,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
     // Only Fastify's own error shape ({statusCode, error, message}): other JSON answers with an
     // error status are the route's own and stay as they are (/readyz's 503 report).
     if (b.success === false || typeof b.statusCode !== 'number' || typeof b.error !== 'string') return payload;
-    const code = (Object.entries(ERROR_CODES).find(([, s]) => s === reply.statusCode)?.[0] ?? (reply.statusCode >= 500 ? 'INTERNAL_ERROR' : 'INVALID_REQUEST')) as ErrorCode;
+    const code = (Object.entries(ERROR_CODES).find(([, s]) => s === reply.statusCode)?.[0] ??
+      (reply.statusCode >= 500 ? 'INTERNAL_ERROR' : 'INVALID_REQUEST')) as ErrorCode;
     const message = typeof b.message === 'string' ? b.message : typeof b.error === 'string' ? b.error : 'request refused';
     return JSON.stringify(errorBody(code, message));
   });
@@ -197,7 +222,9 @@ export function clientErrorHandler(this: FastifyInstance, err: Error & { code?: 
   }
   if (socket.writable && !current?.headersSent) {
     const body = JSON.stringify(errorBody(code, message));
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   }
   socket.destroy(err);
 }

@@ -53,7 +53,8 @@ export const CANONICAL_JSON_MAX_DEPTH = 64;
 
 /** Stable JSON (sorted keys) so the same body in another key order is the same request. */
 export function canonicalJson(value: unknown, depth = 0): string {
-  if (depth > CANONICAL_JSON_MAX_DEPTH) throw new HttpError('INVALID_REQUEST', `request body is nested more than ${CANONICAL_JSON_MAX_DEPTH} levels deep`);
+  if (depth > CANONICAL_JSON_MAX_DEPTH)
+    throw new HttpError('INVALID_REQUEST', `request body is nested more than ${CANONICAL_JSON_MAX_DEPTH} levels deep`);
   if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v, depth + 1)).join(',')}]`;
   if (value && typeof value === 'object') {
     return `{${Object.keys(value)
@@ -65,7 +66,9 @@ export function canonicalJson(value: unknown, depth = 0): string {
 }
 
 function requestHash(req: FastifyRequest): string {
-  return createHash('sha256').update(`${req.method} ${req.routeOptions.url ?? req.url}\n${canonicalJson(req.params)}\n${canonicalJson(req.body ?? null)}`).digest('hex');
+  return createHash('sha256')
+    .update(`${req.method} ${req.routeOptions.url ?? req.url}\n${canonicalJson(req.params)}\n${canonicalJson(req.body ?? null)}`)
+    .digest('hex');
 }
 
 /** Stores the answer with the route's own writes (same transaction). */
@@ -106,14 +109,18 @@ async function begin(db: Db, req: FastifyRequest, scope: string, key: string): P
     }
     if (row.state === 'completed') return { kind: 'replay', status: row.response_status ?? 200, body: row.response_body };
     if (row.locked_until && row.locked_until.getTime() > now) {
-      throw new HttpError('IDEMPOTENCY_IN_PROGRESS', 'a request with this Idempotency-Key is still in progress', { headers: { 'retry-after': '1' } });
+      throw new HttpError('IDEMPOTENCY_IN_PROGRESS', 'a request with this Idempotency-Key is still in progress', {
+        headers: { 'retry-after': '1' },
+      });
     }
     // The first request died while holding the key: take it over (one winner).
-    if (await takeOverIdempotencyKey(db.db, scope, key, new Date(now + IDEMPOTENCY_LOCK_MS))) return { kind: 'proceed', ctx: { scope, key, completed: false } };
+    if (await takeOverIdempotencyKey(db.db, scope, key, new Date(now + IDEMPOTENCY_LOCK_MS)))
+      return { kind: 'proceed', ctx: { scope, key, completed: false } };
   }
-  throw new HttpError('IDEMPOTENCY_IN_PROGRESS', 'a request with this Idempotency-Key is still in progress', { headers: { 'retry-after': '1' } });
+  throw new HttpError('IDEMPOTENCY_IN_PROGRESS', 'a request with this Idempotency-Key is still in progress', {
+    headers: { 'retry-after': '1' },
+  });
 }
-
 
 /** Routes with `config: { idempotent: true }` honour the Idempotency-Key header. */
 export function registerIdempotency(app: FastifyInstance, db: Db): void {
@@ -121,7 +128,7 @@ export function registerIdempotency(app: FastifyInstance, db: Db): void {
     if (!req.routeOptions.config?.idempotent) return;
     const raw = req.headers['idempotency-key'];
     if (raw === undefined) return;
-    const key = Array.isArray(raw) ? raw[0] ?? '' : raw;
+    const key = Array.isArray(raw) ? (raw[0] ?? '') : raw;
     if (!IDEMPOTENCY_KEY_PATTERN.test(key)) {
       throw new HttpError('INVALID_REQUEST', 'Idempotency-Key must be 1 to 255 printable ASCII characters', {
         details: [{ field: 'headers.idempotency-key', message: 'must be 1 to 255 printable ASCII characters' }],
@@ -136,7 +143,9 @@ export function registerIdempotency(app: FastifyInstance, db: Db): void {
   app.addHook('onResponse', async (req) => {
     const ctx = req.idempotency;
     if (ctx && !ctx.completed) {
-      await releaseIdempotencyKey(db.db, ctx.scope, ctx.key).catch((err: unknown) => req.log.warn({ err }, 'could not release an idempotency key'));
+      await releaseIdempotencyKey(db.db, ctx.scope, ctx.key).catch((err: unknown) =>
+        req.log.warn({ err }, 'could not release an idempotency key'),
+      );
     }
   });
 }

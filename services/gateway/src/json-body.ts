@@ -38,7 +38,10 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
     void parse(req, body as string, (err, value) => {
       if (err) return done(err, undefined);
       if (SURROGATE_ESCAPE.test(body as string) && hasLoneSurrogate(value)) {
-        return done(new HttpError('INVALID_REQUEST', 'request body is not valid Unicode: a string holds a lone surrogate escape such as \\ud800'), undefined);
+        return done(
+          new HttpError('INVALID_REQUEST', 'request body is not valid Unicode: a string holds a lone surrogate escape such as \\ud800'),
+          undefined,
+        );
       }
       done(null, value);
     });

@@ -28,6 +28,9 @@ await app.listen({ port: config.PORT, host: config.HOST });
 const worst = worstCaseMemory(config);
 const limit = cgroupMemoryLimit();
 if (limit !== undefined && worst.bytes > limit) {
-  log.warn({ worstCaseMiB: Math.round(worst.bytes / 2 ** 20), memoryLimitMiB: Math.round(limit / 2 ** 20), terms: worst.terms }, 'the worst case of these settings exceeds the memory limit: lower HATCH_SSE_MAX_CLIENTS, HATCH_SSE_QUEUE_BUDGET_BYTES or HATCH_BODY_BYTES_IN_FLIGHT_MAX, or raise the limit');
+  log.warn(
+    { worstCaseMiB: Math.round(worst.bytes / 2 ** 20), memoryLimitMiB: Math.round(limit / 2 ** 20), terms: worst.terms },
+    'the worst case of these settings exceeds the memory limit: lower HATCH_SSE_MAX_CLIENTS, HATCH_SSE_QUEUE_BUDGET_BYTES or HATCH_BODY_BYTES_IN_FLIGHT_MAX, or raise the limit',
+  );
 }
 log.info({ port: config.PORT, publicUrl: config.PUBLIC_URL }, 'gateway ready');

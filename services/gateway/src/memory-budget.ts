@@ -40,11 +40,26 @@ export interface MemoryTerm {
 export function worstCaseMemory(config: GatewayConfig): { bytes: number; terms: MemoryTerm[] } {
   const terms: MemoryTerm[] = [
     { what: 'idle process', bytes: GATEWAY_BASELINE_BYTES },
-    { what: `SSE connections (HATCH_SSE_MAX_CLIENTS × ${SSE_CONNECTION_BYTES} B)`, bytes: config.HATCH_SSE_MAX_CLIENTS * SSE_CONNECTION_BYTES },
-    { what: `SSE frames held (HATCH_SSE_QUEUE_BUDGET_BYTES × ${SSE_BUDGET_COPIES})`, bytes: config.HATCH_SSE_QUEUE_BUDGET_BYTES * SSE_BUDGET_COPIES },
-    { what: `one tick's fan-out past the SSE budget (HATCH_SSE_MAX_CLIENTS × ${SSE_TICK_FRAMES} × 8 B)`, bytes: config.HATCH_SSE_MAX_CLIENTS * SSE_TICK_FRAMES * 8 },
-    { what: `request bodies (HATCH_BODY_BYTES_IN_FLIGHT_MAX × ${BODY_COPIES})`, bytes: config.HATCH_BODY_BYTES_IN_FLIGHT_MAX * BODY_COPIES },
-    { what: `sends waiting for the group commit (${SEND_BATCHER_MAX_QUEUED} × ${SEND_WAITING_BYTES} B)`, bytes: SEND_BATCHER_MAX_QUEUED * SEND_WAITING_BYTES },
+    {
+      what: `SSE connections (HATCH_SSE_MAX_CLIENTS × ${SSE_CONNECTION_BYTES} B)`,
+      bytes: config.HATCH_SSE_MAX_CLIENTS * SSE_CONNECTION_BYTES,
+    },
+    {
+      what: `SSE frames held (HATCH_SSE_QUEUE_BUDGET_BYTES × ${SSE_BUDGET_COPIES})`,
+      bytes: config.HATCH_SSE_QUEUE_BUDGET_BYTES * SSE_BUDGET_COPIES,
+    },
+    {
+      what: `one tick's fan-out past the SSE budget (HATCH_SSE_MAX_CLIENTS × ${SSE_TICK_FRAMES} × 8 B)`,
+      bytes: config.HATCH_SSE_MAX_CLIENTS * SSE_TICK_FRAMES * 8,
+    },
+    {
+      what: `request bodies (HATCH_BODY_BYTES_IN_FLIGHT_MAX × ${BODY_COPIES})`,
+      bytes: config.HATCH_BODY_BYTES_IN_FLIGHT_MAX * BODY_COPIES,
+    },
+    {
+      what: `sends waiting for the group commit (${SEND_BATCHER_MAX_QUEUED} × ${SEND_WAITING_BYTES} B)`,
+      bytes: SEND_BATCHER_MAX_QUEUED * SEND_WAITING_BYTES,
+    },
   ];
   return { bytes: terms.reduce((sum, t) => sum + t.bytes, 0), terms };
 }

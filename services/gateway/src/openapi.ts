@@ -105,7 +105,10 @@ function errorCodesOf(schema: FastifySchema, route: RouteOptions): ErrorCode[] {
 }
 
 /** @fastify/swagger's transform: the route's schema plus what its config says (module header). */
-export function documentRoute({ schema, url, route }: { schema?: FastifySchema; url: string; route: RouteOptions }): { schema: FastifySchema; url: string } {
+export function documentRoute({ schema, url, route }: { schema?: FastifySchema; url: string; route: RouteOptions }): {
+  schema: FastifySchema;
+  url: string;
+} {
   const base: FastifySchema = schema ?? {};
   const config = route.config ?? {};
   const docs = config.openapi ?? {};
@@ -166,13 +169,24 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'the API token (HATCH_API_TOKEN)' },
-          sessionCookie: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE, description: 'the signed session cookie POST /api/session sets (the web UI, EventSource)' },
-          twilioSignature: { type: 'apiKey', in: 'header', name: 'X-Twilio-Signature', description: "HMAC-SHA1 of PUBLIC_URL + path + the sorted form parameters with TWILIO_AUTH_TOKEN (Twilio's request validation)" },
+          sessionCookie: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: SESSION_COOKIE,
+            description: 'the signed session cookie POST /api/session sets (the web UI, EventSource)',
+          },
+          twilioSignature: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'X-Twilio-Signature',
+            description: "HMAC-SHA1 of PUBLIC_URL + path + the sorted form parameters with TWILIO_AUTH_TOKEN (Twilio's request validation)",
+          },
           sendgridSignature: {
             type: 'apiKey',
             in: 'header',
             name: 'X-Twilio-Email-Event-Webhook-Signature',
-            description: 'ECDSA P-256 signature of X-Twilio-Email-Event-Webhook-Timestamp + the raw body, checked with SENDGRID_WEBHOOK_PUBLIC_KEY',
+            description:
+              'ECDSA P-256 signature of X-Twilio-Email-Event-Webhook-Timestamp + the raw body, checked with SENDGRID_WEBHOOK_PUBLIC_KEY',
           },
         },
       },
@@ -187,7 +201,14 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
 export async function openApiRoutes(api: FastifyInstance): Promise<void> {
   api.get(
     OPENAPI_PATH,
-    { schema: { tags: ['operations'], summary: 'This document (OpenAPI 3.1)', operationId: 'getOpenApi', response: { 200: { type: 'object', description: 'the OpenAPI document', additionalProperties: true } } } },
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'This document (OpenAPI 3.1)',
+        operationId: 'getOpenApi',
+        response: { 200: { type: 'object', description: 'the OpenAPI document', additionalProperties: true } },
+      },
+    },
     // The document's object, serialised by JSON.stringify: built once, on the first request.
     async (_req, reply) => reply.type('application/json; charset=utf-8').send(JSON.stringify(api.swagger())),
   );
@@ -195,5 +216,11 @@ export async function openApiRoutes(api: FastifyInstance): Promise<void> {
   // only same-origin scripts and styles, no inline code) on every answer of the UI.
   // (Swagger UI sets one inline style attribute that this policy blocks, with no visible effect:
   // swagger-api/swagger-ui#10655.)
-  await api.register(swaggerUi, { routePrefix: DOCS_PREFIX, indexPrefix: '/api', staticCSP: UI_CSP, theme: { title: 'Hatch API' }, uiConfig: { deepLinking: true } });
+  await api.register(swaggerUi, {
+    routePrefix: DOCS_PREFIX,
+    indexPrefix: '/api',
+    staticCSP: UI_CSP,
+    theme: { title: 'Hatch API' },
+    uiConfig: { deepLinking: true },
+  });
 }

@@ -56,7 +56,8 @@ export interface OutboxRelayDeps {
 
 export function jobFor(row: Pick<OutboxJob, 'kind' | 'entity_id'>, names: NatsNames): { subject: string; payload: Uint8Array } {
   const enqueued_at = new Date().toISOString();
-  if (row.kind === 'sms') return { subject: names.subjects.smsJob, payload: encode(SmsJob, { v: 1, message_id: row.entity_id, enqueued_at }) };
+  if (row.kind === 'sms')
+    return { subject: names.subjects.smsJob, payload: encode(SmsJob, { v: 1, message_id: row.entity_id, enqueued_at }) };
   return { subject: names.subjects.emailJob, payload: encode(EmailJob, { v: 1, email_id: row.entity_id, enqueued_at }) };
 }
 
@@ -70,10 +71,27 @@ export function startOutboxRelay(deps: OutboxRelayDeps, opts: OutboxRelayOptions
   const stalledAfterMs = opts.stalledAfterMs ?? 10 * 60_000;
   const stalledCheckMs = opts.stalledCheckMs ?? 60_000;
 
-  const published = new Counter({ name: 'hatch_outbox_published_total', help: 'outbox rows acknowledged by JetStream', labelNames: ['path'], registers: [deps.registry] });
-  const failures = new Counter({ name: 'hatch_outbox_publish_failures_total', help: 'outbox publishes that failed (left for the sweeper)', registers: [deps.registry] });
-  const requeued = new Counter({ name: 'hatch_outbox_requeued_stalled_total', help: 'SMS / emails found stalled with no job and queued again', registers: [deps.registry] });
-  const pendingGauge = new Gauge({ name: 'hatch_outbox_pending', help: 'rows waiting for the immediate publish path', registers: [deps.registry] });
+  const published = new Counter({
+    name: 'hatch_outbox_published_total',
+    help: 'outbox rows acknowledged by JetStream',
+    labelNames: ['path'],
+    registers: [deps.registry],
+  });
+  const failures = new Counter({
+    name: 'hatch_outbox_publish_failures_total',
+    help: 'outbox publishes that failed (left for the sweeper)',
+    registers: [deps.registry],
+  });
+  const requeued = new Counter({
+    name: 'hatch_outbox_requeued_stalled_total',
+    help: 'SMS / emails found stalled with no job and queued again',
+    registers: [deps.registry],
+  });
+  const pendingGauge = new Gauge({
+    name: 'hatch_outbox_pending',
+    help: 'rows waiting for the immediate publish path',
+    registers: [deps.registry],
+  });
 
   const pending: OutboxJob[] = [];
   let draining: Promise<void> | undefined;
@@ -180,13 +198,18 @@ export function startOutboxRelay(deps: OutboxRelayDeps, opts: OutboxRelayOptions
 
   const schedule = () => {
     if (stopped) return;
-    timer = setTimeout(() => {
-      void sweepOnce().then(async (n) => {
-        // a full batch means more are due: keep going without waiting a whole interval
-        if (n >= batchSize && !stopped) await sweepOnce();
-        schedule();
-      });
-    }, sweepFailures === 0 ? sweepIntervalMs : backoffDelay({ baseMs: sweepIntervalMs, maxMs: Math.max(sweepIntervalMs, MAX_SWEEP_BACKOFF_MS), jitter: 0.2 }, sweepFailures));
+    timer = setTimeout(
+      () => {
+        void sweepOnce().then(async (n) => {
+          // a full batch means more are due: keep going without waiting a whole interval
+          if (n >= batchSize && !stopped) await sweepOnce();
+          schedule();
+        });
+      },
+      sweepFailures === 0
+        ? sweepIntervalMs
+        : backoffDelay({ baseMs: sweepIntervalMs, maxMs: Math.max(sweepIntervalMs, MAX_SWEEP_BACKOFF_MS), jitter: 0.2 }, sweepFailures),
+    );
     timer.unref();
   };
   schedule();

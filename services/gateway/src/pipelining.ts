@@ -19,7 +19,8 @@ import type { FastifyInstance } from 'fastify';
 import { HttpError } from './errors.js';
 
 /** Node's answer being written on a connection (internal, as Node's own clientError default reads it). */
-const current = (socket: Socket): ServerResponse | null | undefined => (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+const current = (socket: Socket): ServerResponse | null | undefined =>
+  (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
 
 export function registerPipelineOrder(app: FastifyInstance): void {
   app.addHook('onRequest', (req, reply, done) => {

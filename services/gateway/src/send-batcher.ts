@@ -42,7 +42,10 @@ interface Waiting {
 /** sends waiting for their group commit before a new one gets 503 + Retry-After (memory-budget.ts counts them) */
 export const SEND_BATCHER_MAX_QUEUED = 5000;
 
-export function createSendBatcher(deps: { db: Db; log: Logger; registry: Registry; accept?: AcceptOptions }, opts: SendBatcherOptions = {}): SendBatcher {
+export function createSendBatcher(
+  deps: { db: Db; log: Logger; registry: Registry; accept?: AcceptOptions },
+  opts: SendBatcherOptions = {},
+): SendBatcher {
   const log = deps.log.child({ component: 'send-batcher' });
   const maxBatch = opts.maxBatch ?? 200;
   // One statement at a time measured best on one node (bench P1: 2.6k sends/s against 2.3k with
@@ -56,7 +59,11 @@ export function createSendBatcher(deps: { db: Db; log: Logger; registry: Registr
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [deps.registry],
   });
-  const split = new Counter({ name: 'hatch_send_batch_split_total', help: 'batches retried message by message after a failure', registers: [deps.registry] });
+  const split = new Counter({
+    name: 'hatch_send_batch_split_total',
+    help: 'batches retried message by message after a failure',
+    registers: [deps.registry],
+  });
 
   const queue: Waiting[] = [];
   let inFlight = 0;
@@ -64,7 +71,11 @@ export function createSendBatcher(deps: { db: Db; log: Logger; registry: Registr
   async function write(batch: Waiting[]): Promise<void> {
     sizes.observe(batch.length);
     try {
-      const outcomes = await acceptMessages(deps.db.db, batch.map((w) => w.item), deps.accept);
+      const outcomes = await acceptMessages(
+        deps.db.db,
+        batch.map((w) => w.item),
+        deps.accept,
+      );
       batch.forEach((w, i) => w.resolve(outcomes[i] as AcceptOutcome));
       return;
     } catch (err) {
@@ -73,7 +84,10 @@ export function createSendBatcher(deps: { db: Db; log: Logger; registry: Registr
         return;
       }
       split.inc();
-      log.warn({ err: { message: (err as Error).message, code: (err as { code?: string }).code }, size: batch.length }, 'send batch failed; writing its messages one by one');
+      log.warn(
+        { err: { message: (err as Error).message, code: (err as { code?: string }).code }, size: batch.length },
+        'send batch failed; writing its messages one by one',
+      );
     }
     await Promise.all(
       batch.map(async (w) => {
@@ -102,7 +116,9 @@ export function createSendBatcher(deps: { db: Db; log: Logger; registry: Registr
     accept(item) {
       if (queue.length >= maxQueued) {
         return Promise.reject(
-          new HttpError('SERVICE_UNAVAILABLE', 'too many sends waiting to be stored; retry shortly', { headers: { 'retry-after': String(DEPENDENCY_RETRY_AFTER_S) } }),
+          new HttpError('SERVICE_UNAVAILABLE', 'too many sends waiting to be stored; retry shortly', {
+            headers: { 'retry-after': String(DEPENDENCY_RETRY_AFTER_S) },
+          }),
         );
       }
       return new Promise<AcceptOutcome>((resolve, reject) => {

@@ -21,12 +21,19 @@ export function checkSmsCountry(guard: SmsGuard, to: string, field?: string): vo
   if (code !== undefined && guard.allowedCountries.includes(code)) return;
   const allowed = guard.allowedCountries.length ? guard.allowedCountries.map((c) => `+${c}`).join(', ') : 'none';
   const where = code === undefined ? 'is in no known country' : `is in country code +${code}`;
-  throw new HttpError('SMS_COUNTRY_NOT_ALLOWED', `SMS to ${to} is not allowed: it ${where}, and SMS may only go to ${allowed} (HATCH_SMS_ALLOWED_COUNTRIES)`, {
-    details: field ? [{ field, message: `${where}; SMS may only go to ${allowed}` }] : undefined,
-  });
+  throw new HttpError(
+    'SMS_COUNTRY_NOT_ALLOWED',
+    `SMS to ${to} is not allowed: it ${where}, and SMS may only go to ${allowed} (HATCH_SMS_ALLOWED_COUNTRIES)`,
+    {
+      details: field ? [{ field, message: `${where}; SMS may only go to ${allowed}` }] : undefined,
+    },
+  );
 }
 
 /** 422 SMS_DAILY_LIMIT_REACHED: today's SMS are used up (the counter resets at 00:00 UTC). */
 export function smsDailyLimitReached(guard: SmsGuard): HttpError {
-  return new HttpError('SMS_DAILY_LIMIT_REACHED', `the daily SMS limit (${guard.dailyLimit} per UTC day, HATCH_SMS_DAILY_LIMIT) is reached; SMS can be sent again after 00:00 UTC`);
+  return new HttpError(
+    'SMS_DAILY_LIMIT_REACHED',
+    `the daily SMS limit (${guard.dailyLimit} per UTC day, HATCH_SMS_DAILY_LIMIT) is reached; SMS can be sent again after 00:00 UTC`,
+  );
 }

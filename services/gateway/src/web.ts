@@ -17,7 +17,8 @@ export const DEFAULT_WEB_ROOT = path.resolve(path.dirname(fileURLToPath(import.m
 
 // The UI loads nothing from elsewhere: no CDN fonts, scripts or images (the API's Swagger UI
 // at /api/docs neither: openapi.ts).
-export const UI_CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'";
+export const UI_CSP =
+  "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'";
 
 const NOT_BUILT = `<!doctype html><html lang="en"><meta charset="utf-8"><title>Hatch: web UI not built</title>
 <body style="font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;line-height:1.5">
@@ -35,7 +36,10 @@ export async function webRoutes(app: FastifyInstance, opts: { root?: string } = 
     if (!fs.existsSync(path.join(root, 'index.html'))) {
       return reply.code(503).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(NOT_BUILT);
     }
-    return reply.header('cache-control', 'no-cache').header('content-security-policy', UI_CSP).sendFile('index.html', { cacheControl: false });
+    return reply
+      .header('cache-control', 'no-cache')
+      .header('content-security-policy', UI_CSP)
+      .sendFile('index.html', { cacheControl: false });
   };
 
   app.get('/', (_req, reply) => sendIndex(reply));

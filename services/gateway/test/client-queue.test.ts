@@ -49,29 +49,32 @@ t.test('frames queued in one tick go out as one socket write, in order; the byte
   t.equal(chunks.length, 2, 'the next tick writes again');
 });
 
-t.test('a socket that does not drain: frames queue up to the bound, then the client is cut, removed, and gives back every byte it held', async (t) => {
-  const { o, api } = owner();
-  const stuck = new Writable({ highWaterMark: 1, write: () => undefined }); // takes one write, never calls back
-  let cut = false;
-  const c = new HubClient(api, stuck, undefined, 10, () => (cut = true));
-  c.goLive();
-  c.enqueue('id: 0\n\n');
-  await tick(); // written: the socket is now full
-  t.equal(c.blocked, true, 'blocked');
-  t.equal(o.budgetChecks, 1, 'the owner is told it may be over budget');
-  let maxQueued = 0;
-  for (let i = 1; i <= 30 && !cut; i++) {
-    c.enqueue(`id: ${i}\n\n`);
-    maxQueued = Math.max(maxQueued, c.queued);
-  }
-  t.ok(cut, 'cut off');
-  t.equal(maxQueued, 10, 'queued up to the bound, never beyond');
-  t.equal(o.slow, 1, 'counted as slow');
-  t.same(o.removed, [c], 'removed from its owner');
-  t.equal(o.bytes, 0, 'every byte given back, the unflushed write too');
-  c.enqueue('id: late\n\n');
-  t.equal(c.queued, 0, 'a closed client takes nothing');
-});
+t.test(
+  'a socket that does not drain: frames queue up to the bound, then the client is cut, removed, and gives back every byte it held',
+  async (t) => {
+    const { o, api } = owner();
+    const stuck = new Writable({ highWaterMark: 1, write: () => undefined }); // takes one write, never calls back
+    let cut = false;
+    const c = new HubClient(api, stuck, undefined, 10, () => (cut = true));
+    c.goLive();
+    c.enqueue('id: 0\n\n');
+    await tick(); // written: the socket is now full
+    t.equal(c.blocked, true, 'blocked');
+    t.equal(o.budgetChecks, 1, 'the owner is told it may be over budget');
+    let maxQueued = 0;
+    for (let i = 1; i <= 30 && !cut; i++) {
+      c.enqueue(`id: ${i}\n\n`);
+      maxQueued = Math.max(maxQueued, c.queued);
+    }
+    t.ok(cut, 'cut off');
+    t.equal(maxQueued, 10, 'queued up to the bound, never beyond');
+    t.equal(o.slow, 1, 'counted as slow');
+    t.same(o.removed, [c], 'removed from its owner');
+    t.equal(o.bytes, 0, 'every byte given back, the unflushed write too');
+    c.enqueue('id: late\n\n');
+    t.equal(c.queued, 0, 'a closed client takes nothing');
+  },
+);
 
 t.test('a conversation filter and a resume point: only the frames the client should see are delivered', async (t) => {
   const { api } = owner();

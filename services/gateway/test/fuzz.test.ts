@@ -102,21 +102,132 @@ function emit(v: J): string {
 }
 
 const MIB = 1024 * 1024;
-const UUIDISH = ['00000000-0000-0000-0000-000000000000', 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF', '0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a', '0a0a0a0a0a0a4a0a8a0a0a0a0a0a0a0a', '{0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a}'];
-const EDGE_STRINGS = [
-  '', ' ', '\t', '\n', 'a', '0', '-1', 'null', 'true', 'undefined', 'NaN',
-  '\u0000', 'a\u0000b', '\ud800', '\udfff', 'x\ud83dy', '\udc00\ud800', '\ud83d\ude00', '\ufeff', '\u202e', '\u2028\u2029', '\r\n', 'a\rb', '\u0085', '\u001b[31m',
-  'e\u0301', 'ß', 'İ', 'ﬃ', '𝕏', '张伟', 'Ω', '\uffff', '\ufffe', '\u200d', '🏳️‍🌈',
-  '%00', '%zz', '%', '../../etc/passwd', '<script>alert(1)</script>', "' OR 1=1 --", '${7*7}', '{{7*7}}', '\\', '"', "'", '\\u0000',
-  '+15551234567', '+1555123456', '+0000000000', '+1 555 123 4567', '4155550100', '(415) 555-0100', '+1555123456789012', '++15551234567', '+', 'Room 101', 'bob',
-  'a@example.com', 'A@EXAMPLE.COM', 'a@b', '@', 'a@example.com\r\nBcc: x@y.z', 'a@example.com, b@example.com', '"a b"@example.com',
-  ...UUIDISH,
-  '__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf',
-  'x'.repeat(65), 'x'.repeat(201), 'x'.repeat(1601), 'é'.repeat(1000), '😀'.repeat(700),
-  'text/plain', 'application/pdf', 'a.txt', 'QUJD', '====', 'QUJD\n', 'AAAA'.repeat(300),
-  'delivered', 'failed', 'sent', 'queued', 'bounce', 'dropped', 'processed', 'open', 'click',
+const UUIDISH = [
+  '00000000-0000-0000-0000-000000000000',
+  'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF',
+  '0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a',
+  '0a0a0a0a0a0a4a0a8a0a0a0a0a0a0a0a',
+  '{0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a}',
 ];
-const NUMBER_LITERALS = ['0', '-0', '1', '-1', '1.5', '1e308', '-1e308', '1e309', '-1e400', '1e-400', '9007199254740993', '123456789012345678901234567890', '0.0000001', '2147483648', '-2147483649', '4294967296', '1E2', '1e+2', '200', '201', '50'];
+const EDGE_STRINGS = [
+  '',
+  ' ',
+  '\t',
+  '\n',
+  'a',
+  '0',
+  '-1',
+  'null',
+  'true',
+  'undefined',
+  'NaN',
+  '\u0000',
+  'a\u0000b',
+  '\ud800',
+  '\udfff',
+  'x\ud83dy',
+  '\udc00\ud800',
+  '\ud83d\ude00',
+  '\ufeff',
+  '\u202e',
+  '\u2028\u2029',
+  '\r\n',
+  'a\rb',
+  '\u0085',
+  '\u001b[31m',
+  'e\u0301',
+  'ß',
+  'İ',
+  'ﬃ',
+  '𝕏',
+  '张伟',
+  'Ω',
+  '\uffff',
+  '\ufffe',
+  '\u200d',
+  '🏳️‍🌈',
+  '%00',
+  '%zz',
+  '%',
+  '../../etc/passwd',
+  '<script>alert(1)</script>',
+  "' OR 1=1 --",
+  '${7*7}',
+  '{{7*7}}',
+  '\\',
+  '"',
+  "'",
+  '\\u0000',
+  '+15551234567',
+  '+1555123456',
+  '+0000000000',
+  '+1 555 123 4567',
+  '4155550100',
+  '(415) 555-0100',
+  '+1555123456789012',
+  '++15551234567',
+  '+',
+  'Room 101',
+  'bob',
+  'a@example.com',
+  'A@EXAMPLE.COM',
+  'a@b',
+  '@',
+  'a@example.com\r\nBcc: x@y.z',
+  'a@example.com, b@example.com',
+  '"a b"@example.com',
+  ...UUIDISH,
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+  'x'.repeat(65),
+  'x'.repeat(201),
+  'x'.repeat(1601),
+  'é'.repeat(1000),
+  '😀'.repeat(700),
+  'text/plain',
+  'application/pdf',
+  'a.txt',
+  'QUJD',
+  '====',
+  'QUJD\n',
+  'AAAA'.repeat(300),
+  'delivered',
+  'failed',
+  'sent',
+  'queued',
+  'bounce',
+  'dropped',
+  'processed',
+  'open',
+  'click',
+];
+const NUMBER_LITERALS = [
+  '0',
+  '-0',
+  '1',
+  '-1',
+  '1.5',
+  '1e308',
+  '-1e308',
+  '1e309',
+  '-1e400',
+  '1e-400',
+  '9007199254740993',
+  '123456789012345678901234567890',
+  '0.0000001',
+  '2147483648',
+  '-2147483649',
+  '4294967296',
+  '1E2',
+  '1e+2',
+  '200',
+  '201',
+  '50',
+];
 const PROTO_KEYS = ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', '__defineGetter__', 'valueOf'];
 
 /** Lone surrogates replaced by U+FFFD, as UTF-8 encoding does (what the server will decode). */
@@ -180,7 +291,12 @@ function junkValue(r: Rng, depth = 0): J {
   if (depth > 3) return junkString(r);
   if (k < 80) return Array.from({ length: r.int(5) }, () => junkValue(r, depth + 1));
   if (k < 82) return Array.from({ length: r.pick([1000, 10_001]) }, () => r.int(10)); // long arrays
-  return new Obj(Array.from({ length: r.int(5) }, () => [r.chance(0.3) ? r.pick(PROTO_KEYS) : junkString(r).slice(0, 50), junkValue(r, depth + 1)] as [string, J]));
+  return new Obj(
+    Array.from(
+      { length: r.int(5) },
+      () => [r.chance(0.3) ? r.pick(PROTO_KEYS) : junkString(r).slice(0, 50), junkValue(r, depth + 1)] as [string, J],
+    ),
+  );
 }
 
 /** 0-3 changes to a valid object: a field of the wrong type or value, removed, duplicated, or a prototype key. */
@@ -192,8 +308,10 @@ function mutateObject(r: Rng, obj: Obj): J {
     const op = r.int(10);
     if (op < 5 && entries[at]) entries[at] = [entries[at][0], junkValue(r)];
     else if (op < 6 && entries.length) entries.splice(at, 1);
-    else if (op < 7 && entries[at]) entries.push([entries[at][0], junkValue(r)]); // a duplicate key
-    else if (op < 9) entries.push([r.pick(PROTO_KEYS), r.chance(0.5) ? new Obj([['prototype', new Obj([['status', 'sent']])]]) : junkValue(r)]);
+    else if (op < 7 && entries[at])
+      entries.push([entries[at][0], junkValue(r)]); // a duplicate key
+    else if (op < 9)
+      entries.push([r.pick(PROTO_KEYS), r.chance(0.5) ? new Obj([['prototype', new Obj([['status', 'sent']])]]) : junkValue(r)]);
     else entries.push([junkString(r).slice(0, 30), junkValue(r)]);
   }
   if (r.chance(0.04)) return junkValue(r); // not an object at all
@@ -213,7 +331,22 @@ interface Known {
   session: string;
 }
 
-type Route = 'send_message' | 'send_email' | 'retry' | 'session_post' | 'session_delete' | 'conversations' | 'emails' | 'conversation_messages' | 'message' | 'email' | 'events' | 'twilio_status' | 'twilio_sms' | 'sendgrid' | 'other';
+type Route =
+  | 'send_message'
+  | 'send_email'
+  | 'retry'
+  | 'session_post'
+  | 'session_delete'
+  | 'conversations'
+  | 'emails'
+  | 'conversation_messages'
+  | 'message'
+  | 'email'
+  | 'events'
+  | 'twilio_status'
+  | 'twilio_sms'
+  | 'sendgrid'
+  | 'other';
 
 interface FuzzRequest extends RawRequest {
   /** the request is cut short on purpose (a Content-Length longer than what is sent): no answer is acceptable */
@@ -296,17 +429,60 @@ function encodeQueryValue(r: Rng, v: string, wellFormed: boolean): string {
 function queryFor(r: Rng, route: Route, known: Known, wellFormed: boolean): string {
   const pairs: string[] = [];
   const wants: Record<string, () => string> = {
-    limit: () => r.pick(['1', '2', '50', '200', '0', '-1', '201', '1.5', 'abc', '1e2', '', '99999999999999999999', '0x10', ' 5', '%00', '５']),
-    before: () => r.pick([route === 'emails' ? known.emailsCursor : known.conversationsCursor, known.conversationsCursor, known.emailsCursor, '', 'x', 'x'.repeat(201), Buffer.from('["x","y"]').toString('base64url'), Buffer.from(`["not a date","${known.chatMessageId}"]`).toString('base64url'), Buffer.from(`["2020-01-01T00:00:00Z","${known.chatMessageId}",3]`).toString('base64url'), Buffer.from('[1e999,null]').toString('base64url'), '%zz', junkString(r).slice(0, 300)]),
+    limit: () =>
+      r.pick(['1', '2', '50', '200', '0', '-1', '201', '1.5', 'abc', '1e2', '', '99999999999999999999', '0x10', ' 5', '%00', '５']),
+    before: () =>
+      r.pick([
+        route === 'emails' ? known.emailsCursor : known.conversationsCursor,
+        known.conversationsCursor,
+        known.emailsCursor,
+        '',
+        'x',
+        'x'.repeat(201),
+        Buffer.from('["x","y"]').toString('base64url'),
+        Buffer.from(`["not a date","${known.chatMessageId}"]`).toString('base64url'),
+        Buffer.from(`["2020-01-01T00:00:00Z","${known.chatMessageId}",3]`).toString('base64url'),
+        Buffer.from('[1e999,null]').toString('base64url'),
+        '%zz',
+        junkString(r).slice(0, 300),
+      ]),
     conversation_id: () => r.pick([known.conversationId, known.conversationId.toUpperCase(), ...UUIDISH, junkString(r).slice(0, 100)]),
-    lastEventId: () => r.pick(['0', '1', '-1', '99999999999999999999', '18446744073709551616', '9223372036854775807', 'abc', '', 'x'.repeat(41), '1'.repeat(40), junkString(r).slice(0, 60)]),
+    lastEventId: () =>
+      r.pick([
+        '0',
+        '1',
+        '-1',
+        '99999999999999999999',
+        '18446744073709551616',
+        '9223372036854775807',
+        'abc',
+        '',
+        'x'.repeat(41),
+        '1'.repeat(40),
+        junkString(r).slice(0, 60),
+      ]),
     lastEventID: () => r.pick(['0', '5', 'x']),
     mid: () => r.pick([known.smsMessageId, known.failedSmsId, known.chatMessageId, ...UUIDISH, junkString(r).slice(0, 100)]),
   };
-  const keys = route === 'events' ? ['conversation_id', 'lastEventId', 'lastEventID'] : route === 'twilio_status' ? ['mid'] : ['limit', 'before'];
+  const keys =
+    route === 'events' ? ['conversation_id', 'lastEventId', 'lastEventID'] : route === 'twilio_status' ? ['mid'] : ['limit', 'before'];
   for (const k of keys) if (r.chance(0.5)) pairs.push(`${k}=${encodeQueryValue(r, (wants[k] as () => string)(), wellFormed)}`);
   if (r.chance(0.15)) pairs.push(`${r.pick(keys)}=${encodeQueryValue(r, (wants[r.pick(keys)] as () => string)(), wellFormed)}`); // repeated key → array
-  if (r.chance(0.15)) pairs.push(r.pick(['__proto__=1', 'constructor[prototype][x]=1', 'a[b][c]=1', '&&&', '=', '=x', 'x', '%zz=%zz', 'token=secret', `${encodeQueryValue(r, junkString(r).slice(0, 20), wellFormed)}=1`]));
+  if (r.chance(0.15))
+    pairs.push(
+      r.pick([
+        '__proto__=1',
+        'constructor[prototype][x]=1',
+        'a[b][c]=1',
+        '&&&',
+        '=',
+        '=x',
+        'x',
+        '%zz=%zz',
+        'token=secret',
+        `${encodeQueryValue(r, junkString(r).slice(0, 20), wellFormed)}=1`,
+      ]),
+    );
   if (!pairs.length) return r.chance(0.05) ? '?' : '';
   return `?${pairs.join('&')}`;
 }
@@ -341,7 +517,22 @@ function pathFor(r: Rng, route: Route, known: Known): string {
     case 'sendgrid':
       return '/webhooks/sendgrid/events';
     default:
-      return r.pick(['/', '/api', '/api/', '/api/nope', '/webhooks', '/webhooks/twilio', '/healthz', '/readyz', '/metrics', '/index.html', '/assets/app.js', '/favicon.ico', '/documentation/json', `/${encodeURIComponent(wf(randomString(r, 8)))}`]);
+      return r.pick([
+        '/',
+        '/api',
+        '/api/',
+        '/api/nope',
+        '/webhooks',
+        '/webhooks/twilio',
+        '/healthz',
+        '/readyz',
+        '/metrics',
+        '/index.html',
+        '/assets/app.js',
+        '/favicon.ico',
+        '/documentation/json',
+        `/${encodeURIComponent(wf(randomString(r, 8)))}`,
+      ]);
   }
 }
 
@@ -443,7 +634,11 @@ function authHeaders(r: Rng, known: Known): { headers: Record<string, string | n
   const raw: Array<[string, string]> = [];
   const k = r.int(100);
   if (k < 72) headers.authorization = `Bearer ${TEST_TOKEN}`;
-  else if (k < 78) headers.cookie = r.pick([`hatch_session=${encodeURIComponent(known.session)}`, `a=1; hatch_session=${encodeURIComponent(known.session)}; b=%zz`]);
+  else if (k < 78)
+    headers.cookie = r.pick([
+      `hatch_session=${encodeURIComponent(known.session)}`,
+      `a=1; hatch_session=${encodeURIComponent(known.session)}; b=%zz`,
+    ]);
   else if (k < 84) {
     headers.authorization = r.pick([
       `bearer ${TEST_TOKEN}`,
@@ -597,7 +792,7 @@ function frame(r: Rng, req: FuzzRequest): void {
   } else {
     const bytes = Buffer.from(req.body);
     const chunks: Buffer[] = [];
-    for (let at = 0; at < bytes.length; ) {
+    for (let at = 0; at < bytes.length;) {
       const n = r.range(1, Math.max(1, Math.ceil(bytes.length / 3)));
       chunks.push(bytes.subarray(at, at + n));
       at += n;
@@ -612,9 +807,28 @@ function jsonBody(r: Rng, valid: Obj): string | Buffer {
   const k = r.int(100);
   if (k < 93) return text;
   if (k < 95) return text.slice(0, r.int(text.length)); // truncated
-  if (k < 97) return Buffer.concat([Buffer.from(text.slice(0, text.length >> 1)), Buffer.from([r.pick([0xff, 0xc0, 0x80, 0xed, 0x00])]), Buffer.from(text.slice(text.length >> 1))]); // invalid UTF-8
+  if (k < 97)
+    return Buffer.concat([
+      Buffer.from(text.slice(0, text.length >> 1)),
+      Buffer.from([r.pick([0xff, 0xc0, 0x80, 0xed, 0x00])]),
+      Buffer.from(text.slice(text.length >> 1)),
+    ]); // invalid UTF-8
   if (k < 98) return `\ufeff${text}`;
-  return r.pick(['', 'null', '[]', '"x"', '1', '{', '}', '{}{}', '{"to":"Bob","body":"x"}garbage', 'undefined', "{'to':'x'}", '{"__proto__":{"x":1}}', '{"constructor":{"prototype":{"x":1}}}']);
+  return r.pick([
+    '',
+    'null',
+    '[]',
+    '"x"',
+    '1',
+    '{',
+    '}',
+    '{}{}',
+    '{"to":"Bob","body":"x"}garbage',
+    'undefined',
+    "{'to':'x'}",
+    '{"__proto__":{"x":1}}',
+    '{"constructor":{"prototype":{"x":1}}}',
+  ]);
 }
 
 function sendMessageBody(r: Rng): Obj {
@@ -639,13 +853,32 @@ function sendEmailBody(r: Rng): Obj {
   if (r.chance(0.3)) {
     entries.push([
       'attachments',
-      [new Obj([['filename', r.pick(['a.txt', 'report.pdf'])], ['content', r.pick(['QUJD', 'aGVsbG8='])], ['type', r.pick(['text/plain', 'application/pdf'])]])],
+      [
+        new Obj([
+          ['filename', r.pick(['a.txt', 'report.pdf'])],
+          ['content', r.pick(['QUJD', 'aGVsbG8='])],
+          ['type', r.pick(['text/plain', 'application/pdf'])],
+        ]),
+      ],
     ]);
   }
   return new Obj(entries);
 }
 
-const SG_EVENTS = ['processed', 'deferred', 'delivered', 'bounce', 'blocked', 'dropped', 'open', 'click', 'spamreport', 'unsubscribe', 'group_unsubscribe', 'x'];
+const SG_EVENTS = [
+  'processed',
+  'deferred',
+  'delivered',
+  'bounce',
+  'blocked',
+  'dropped',
+  'open',
+  'click',
+  'spamreport',
+  'unsubscribe',
+  'group_unsubscribe',
+  'x',
+];
 
 function sendgridBody(r: Rng, known: Known): string | Buffer {
   const events: J[] = Array.from({ length: r.pick([1, 1, 1, 2, 3, 10]) }, (_, i) => {
@@ -685,7 +918,10 @@ function twilioParams(r: Rng, route: 'twilio_status' | 'twilio_sms', sid: string
           ['AccountSid', `AC${'1'.repeat(32)}`],
           ['From', SMS_FROM],
           ['To', '+15551234567'],
-          ['MessageStatus', r.pick(['queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed', 'accepted', 'read', 'received', 'x', ''])],
+          [
+            'MessageStatus',
+            r.pick(['queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed', 'accepted', 'read', 'received', 'x', '']),
+          ],
         ]
       : [
           ['MessageSid', sid],
@@ -695,7 +931,8 @@ function twilioParams(r: Rng, route: 'twilio_status' | 'twilio_sms', sid: string
           ['Body', r.pick(['hello', 'STOP', 'START', ' stop ', 'x'.repeat(1600), ''])],
           ['NumSegments', r.pick(['1', '2', '0', 'x', '1e9', '-1', '1e10', '99999999999', '1.5', ' 2'])],
         ];
-  if (route === 'twilio_status' && r.chance(0.3)) pairs.push(['ErrorCode', r.pick(['30003', '21610', 'x', ''])], ['ErrorMessage', 'Unreachable']);
+  if (route === 'twilio_status' && r.chance(0.3))
+    pairs.push(['ErrorCode', r.pick(['30003', '21610', 'x', ''])], ['ErrorMessage', 'Unreachable']);
   // 0-3 changes: a junk value, a removed or repeated parameter (a repeated one parses to an array), an extra one
   for (let n = r.pick([0, 0, 1, 1, 2, 3]); n > 0; n--) {
     const at = r.int(pairs.length);
@@ -746,7 +983,12 @@ function generate(index: number, known: Known): FuzzCase {
 
 function generateRequest(r: Rng, route: Route, known: Known, pipelined: boolean): FuzzRequest {
   const isWebhook = route === 'twilio_status' || route === 'twilio_sms' || route === 'sendgrid';
-  const query = route === 'send_message' || route === 'send_email' || route === 'retry' || route.startsWith('session') ? (r.chance(0.05) ? queryFor(r, 'conversations', known, pipelined) : '') : queryFor(r, route, known, pipelined);
+  const query =
+    route === 'send_message' || route === 'send_email' || route === 'retry' || route.startsWith('session')
+      ? r.chance(0.05)
+        ? queryFor(r, 'conversations', known, pipelined)
+        : ''
+      : queryFor(r, route, known, pipelined);
   const target = mutateTarget(r, `${pathFor(r, route, known)}${query}`, pipelined);
   const defaultMethod: Record<Route, string> = {
     send_message: 'POST',
@@ -783,16 +1025,28 @@ function generateRequest(r: Rng, route: Route, known: Known, pipelined: boolean)
     headers['content-type'] = r.chance(0.92) ? 'application/x-www-form-urlencoded' : r.pick(CONTENT_TYPES);
     const s = r.int(100);
     if (s < 75) headers['x-twilio-signature'] = twilio.getExpectedTwilioSignature(TWILIO_TOKEN, `${PUBLIC}${target}`, paramsOf(pairs));
-    else if (s < 90) headers['x-twilio-signature'] = r.pick(['', 'x', 'AAAA', '%00', 'x'.repeat(5000), twilio.getExpectedTwilioSignature('wrong', `${PUBLIC}${target}`, paramsOf(pairs))]);
+    else if (s < 90)
+      headers['x-twilio-signature'] = r.pick([
+        '',
+        'x',
+        'AAAA',
+        '%00',
+        'x'.repeat(5000),
+        twilio.getExpectedTwilioSignature('wrong', `${PUBLIC}${target}`, paramsOf(pairs)),
+      ]);
     if (hasBody || method === 'POST') req.body = body;
     // as the gateway stores them: NUL dropped (webhooks/twilio.ts)
-    if (route === 'twilio_sms') req.inboundSids = pairs.filter(([k]) => k === 'MessageSid' || k === 'SmsMessageSid' || k === 'SmsSid').map(([, v]) => wf(v).replaceAll('\u0000', ''));
+    if (route === 'twilio_sms')
+      req.inboundSids = pairs
+        .filter(([k]) => k === 'MessageSid' || k === 'SmsMessageSid' || k === 'SmsSid')
+        .map(([, v]) => wf(v).replaceAll('\u0000', ''));
   } else if (route === 'sendgrid') {
     const body = sendgridBody(r, known);
     headers['content-type'] = r.chance(0.9) ? 'application/json' : r.pick(CONTENT_TYPES);
     const ts = String(Math.floor(Date.now() / 1000));
     const s = r.int(100);
-    const signed = (key: typeof SG_KEY, at: string) => sign('sha256', Buffer.concat([Buffer.from(at), Buffer.from(body)]), key).toString('base64');
+    const signed = (key: typeof SG_KEY, at: string) =>
+      sign('sha256', Buffer.concat([Buffer.from(at), Buffer.from(body)]), key).toString('base64');
     if (s < 75) {
       headers[SG_SIG] = signed(SG_KEY, ts);
       headers[SG_TS] = ts;
@@ -809,7 +1063,14 @@ function generateRequest(r: Rng, route: Route, known: Known, pipelined: boolean)
     }
     if (hasBody || method === 'POST') req.body = body;
   } else if (route === 'send_message' || route === 'send_email' || route === 'session_post' || route === 'retry') {
-    const valid = route === 'send_message' ? sendMessageBody(r) : route === 'send_email' ? sendEmailBody(r) : route === 'session_post' ? new Obj([['token', r.chance(0.5) ? TEST_TOKEN : 'wrong']]) : new Obj([]);
+    const valid =
+      route === 'send_message'
+        ? sendMessageBody(r)
+        : route === 'send_email'
+          ? sendEmailBody(r)
+          : route === 'session_post'
+            ? new Obj([['token', r.chance(0.5) ? TEST_TOKEN : 'wrong']])
+            : new Obj([]);
     headers['content-type'] = r.chance(0.85) ? 'application/json' : r.pick(CONTENT_TYPES);
     if (hasBody) req.body = route === 'retry' && r.chance(0.5) ? '' : jsonBody(r, valid);
     const key = idempotencyKey(r, pipelined);
@@ -905,7 +1166,14 @@ function check(c: FuzzCase, req: FuzzRequest, res: RawResponse | undefined, tall
       }
       if (body !== undefined && (res.status < 200 || res.status >= 300)) {
         const b = body as { success?: unknown; error?: unknown; code?: unknown; details?: unknown };
-        const shaped = b !== null && typeof b === 'object' && b.success === false && typeof b.error === 'string' && typeof b.code === 'string' && /^[A-Z_]+$/.test(b.code) && (b.details === undefined || Array.isArray(b.details));
+        const shaped =
+          b !== null &&
+          typeof b === 'object' &&
+          b.success === false &&
+          typeof b.error === 'string' &&
+          typeof b.code === 'string' &&
+          /^[A-Z_]+$/.test(b.code) &&
+          (b.details === undefined || Array.isArray(b.details));
         if (!shaped) problems.push('an error body not in the contract shape {success:false, error, code}');
       }
       if (body !== undefined && res.status >= 200 && res.status < 300) {
@@ -935,7 +1203,9 @@ function fail(tally: Tally, c: FuzzCase, problems: string[], req: FuzzRequest, r
   const entry = tally.failures.get(kind) ?? { count: 0, examples: [] };
   entry.count++;
   if (entry.examples.length < EXAMPLES) {
-    entry.examples.push(`case #${c.index} (HATCH_FUZZ_SEED=${SEED} HATCH_FUZZ_CASES=${c.index}${c.reqs.length > 1 ? `, request ${c.reqs.indexOf(req) + 1} of ${c.reqs.length} pipelined: ${c.reqs.map((q) => `${q.method} ${show(q.target, 40)}`).join(', ')}; answers: ${c.answers?.join(', ') || 'none'}` : ''})\n      ${describe(req)}\n      -> ${res ? `${res.status} ${show(res.headers['content-type'] ?? '')} ${show(res.body)}` : 'no answer'}`);
+    entry.examples.push(
+      `case #${c.index} (HATCH_FUZZ_SEED=${SEED} HATCH_FUZZ_CASES=${c.index}${c.reqs.length > 1 ? `, request ${c.reqs.indexOf(req) + 1} of ${c.reqs.length} pipelined: ${c.reqs.map((q) => `${q.method} ${show(q.target, 40)}`).join(', ')}; answers: ${c.answers?.join(', ') || 'none'}` : ''})\n      ${describe(req)}\n      -> ${res ? `${res.status} ${show(res.headers['content-type'] ?? '')} ${show(res.body)}` : 'no answer'}`,
+    );
   }
   tally.failures.set(kind, entry);
 }
@@ -959,7 +1229,10 @@ async function exchangeCase(port: number, c: FuzzCase, tally: Tally): Promise<vo
   const timeoutMs = c.reqs.some((q) => q.incomplete) ? 1500 : 15_000;
   let answers: RawResponse[];
   try {
-    answers = c.reqs.length === 1 ? [await rawRequest(port, { ...(c.reqs[0] as FuzzRequest), timeoutMs })] : await rawPipeline(port, c.reqs, { timeoutMs });
+    answers =
+      c.reqs.length === 1
+        ? [await rawRequest(port, { ...(c.reqs[0] as FuzzRequest), timeoutMs })]
+        : await rawPipeline(port, c.reqs, { timeoutMs });
   } catch (err) {
     // The connection was refused or reset before any answer: a dead or refusing server, unless
     // it is CONNECT (Node closes a tunnel request unanswered, maybe while its body is still
@@ -992,142 +1265,212 @@ function forceGc(): () => void {
 
 const heapMiB = () => process.memoryUsage().heapUsed / MIB;
 
-t.test(`${REQUESTS} fuzzed requests against a listening gateway: never a 5xx, no stack trace, errors in the contract shape, nothing stored by a refusal`, async (t) => {
-  t.comment(`fuzz seed ${SEED} (reproduce: HATCH_FUZZ_SEED=${SEED}), ${REQUESTS} requests, ${CONCURRENCY} sockets`);
-  const started = Date.now();
-  const gw = await testGateway(t, {
-    TWILIO_PHONE_NUMBER: SMS_FROM,
-    TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
-    SENDGRID_WEBHOOK_PUBLIC_KEY: SG_PUBLIC_KEY,
-    SENDGRID_FROM_EMAIL: 'hatch@example.com',
-    PUBLIC_URL: PUBLIC,
-    HATCH_RATE_LIMIT_PER_MINUTE: '100000000',
-    ...(process.env.HATCH_FUZZ_LOG_LEVEL ? { LOG_LEVEL: process.env.HATCH_FUZZ_LOG_LEVEL } : {}),
-  });
-  const { app, db, bus, names, auth } = gw;
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const port = (app.server.address() as AddressInfo).port;
+t.test(
+  `${REQUESTS} fuzzed requests against a listening gateway: never a 5xx, no stack trace, errors in the contract shape, nothing stored by a refusal`,
+  async (t) => {
+    t.comment(`fuzz seed ${SEED} (reproduce: HATCH_FUZZ_SEED=${SEED}), ${REQUESTS} requests, ${CONCURRENCY} sockets`);
+    const started = Date.now();
+    const gw = await testGateway(t, {
+      TWILIO_PHONE_NUMBER: SMS_FROM,
+      TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
+      SENDGRID_WEBHOOK_PUBLIC_KEY: SG_PUBLIC_KEY,
+      SENDGRID_FROM_EMAIL: 'hatch@example.com',
+      PUBLIC_URL: PUBLIC,
+      HATCH_RATE_LIMIT_PER_MINUTE: '100000000',
+      ...(process.env.HATCH_FUZZ_LOG_LEVEL ? { LOG_LEVEL: process.env.HATCH_FUZZ_LOG_LEVEL } : {}),
+    });
+    const { app, db, bus, names, auth } = gw;
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (app.server.address() as AddressInfo).port;
 
-  // What the requests aim at: a chat message, an SMS, a failed SMS to retry, two emails, cursors, a session.
-  const send = async (payload: object, url = '/api/send_message') => {
-    const res = await app.inject({ method: 'POST', url, headers: auth, payload });
-    t.equal(res.statusCode, 202, `seeded ${url}`);
-    return res.json<{ message_id: string; conversation_id: string; email_id: string }>();
-  };
-  const chat = await send({ to: 'Seed Contact', body: 'seed' });
-  const sms = await send({ to: '+15551234567', body: 'seed sms' });
-  const failed = await send({ to: '+15557654321', body: 'seed failed sms' });
-  await db.db.updateTable('messages').set({ status: 'failed', error_code: '30003' }).where('id', '=', failed.message_id).execute();
-  const email = await send({ to_email: 'ann@example.com', subject: 's', body: 'b' }, '/api/send_email');
-  await send({ to_email: 'bob@example.com', subject: 's2', body: 'b2' }, '/api/send_email');
-  const page = async (url: string) => (await app.inject({ method: 'GET', url, headers: auth })).json<{ next_cursor: string | null }>();
-  const login = await rawRequest(port, { method: 'POST', target: '/api/session', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: TEST_TOKEN }) });
-  t.equal(login.status, 204, 'signed in for a session cookie');
-  const known: Known = {
-    chatMessageId: chat.message_id,
-    smsMessageId: sms.message_id,
-    failedSmsId: failed.message_id,
-    conversationId: chat.conversation_id,
-    emailId: email.email_id,
-    conversationsCursor: (await page('/api/conversations?limit=1')).next_cursor ?? 'none',
-    emailsCursor: (await page('/api/emails?limit=1')).next_cursor ?? 'none',
-    session: decodeURIComponent(/hatch_session=([^;]+)/.exec(login.headers['set-cookie'] ?? '')?.[1] ?? ''),
-  };
-  t.not(known.conversationsCursor, 'none', 'a real conversations cursor');
-  t.not(known.emailsCursor, 'none', 'a real emails cursor');
+    // What the requests aim at: a chat message, an SMS, a failed SMS to retry, two emails, cursors, a session.
+    const send = async (payload: object, url = '/api/send_message') => {
+      const res = await app.inject({ method: 'POST', url, headers: auth, payload });
+      t.equal(res.statusCode, 202, `seeded ${url}`);
+      return res.json<{ message_id: string; conversation_id: string; email_id: string }>();
+    };
+    const chat = await send({ to: 'Seed Contact', body: 'seed' });
+    const sms = await send({ to: '+15551234567', body: 'seed sms' });
+    const failed = await send({ to: '+15557654321', body: 'seed failed sms' });
+    await db.db.updateTable('messages').set({ status: 'failed', error_code: '30003' }).where('id', '=', failed.message_id).execute();
+    const email = await send({ to_email: 'ann@example.com', subject: 's', body: 'b' }, '/api/send_email');
+    await send({ to_email: 'bob@example.com', subject: 's2', body: 'b2' }, '/api/send_email');
+    const page = async (url: string) => (await app.inject({ method: 'GET', url, headers: auth })).json<{ next_cursor: string | null }>();
+    const login = await rawRequest(port, {
+      method: 'POST',
+      target: '/api/session',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: TEST_TOKEN }),
+    });
+    t.equal(login.status, 204, 'signed in for a session cookie');
+    const known: Known = {
+      chatMessageId: chat.message_id,
+      smsMessageId: sms.message_id,
+      failedSmsId: failed.message_id,
+      conversationId: chat.conversation_id,
+      emailId: email.email_id,
+      conversationsCursor: (await page('/api/conversations?limit=1')).next_cursor ?? 'none',
+      emailsCursor: (await page('/api/emails?limit=1')).next_cursor ?? 'none',
+      session: decodeURIComponent(/hatch_session=([^;]+)/.exec(login.headers['set-cookie'] ?? '')?.[1] ?? ''),
+    };
+    t.not(known.conversationsCursor, 'none', 'a real conversations cursor');
+    t.not(known.emailsCursor, 'none', 'a real emails cursor');
 
-  const count = async () => ({
-    messages: await db.db.selectFrom('messages').select('id').execute(),
-    emails: await db.db.selectFrom('emails').select('id').execute(),
-    jobs: (await bus.jsm.streams.info(names.streams.jobs)).state.messages,
-  });
-  // Seeded SMS and emails may still sit in the outbox: let the relay publish them first.
-  await waitFor(async () => (await db.db.selectFrom('outbox').select('id').execute()).length === 0 || (await app.outbox.sweepOnce(), false), { timeoutMs: 20_000, message: 'seeded outbox rows published' });
-  const before = await count();
-  const seededMessages = new Set(before.messages.map((m) => m.id));
-  const seededEmails = new Set(before.emails.map((e) => e.id));
+    const count = async () => ({
+      messages: await db.db.selectFrom('messages').select('id').execute(),
+      emails: await db.db.selectFrom('emails').select('id').execute(),
+      jobs: (await bus.jsm.streams.info(names.streams.jobs)).state.messages,
+    });
+    // Seeded SMS and emails may still sit in the outbox: let the relay publish them first.
+    await waitFor(
+      async () => (await db.db.selectFrom('outbox').select('id').execute()).length === 0 || (await app.outbox.sweepOnce(), false),
+      { timeoutMs: 20_000, message: 'seeded outbox rows published' },
+    );
+    const before = await count();
+    const seededMessages = new Set(before.messages.map((m) => m.id));
+    const seededEmails = new Set(before.emails.map((e) => e.id));
 
-  const tally: Tally = { statuses: new Map(), requests: 0, failures: new Map(), failureCount: 0, slow: [], messageIds: new Set(), smsAccepted: 0, emailIds: new Set(), retries: 0, replayedIds: new Set(), inboundSids: new Set() };
-  const gc = forceGc();
-  const warmup = Math.min(500, Math.floor(REQUESTS / 10));
-  let nextIndex = 0;
-  let generated = 0;
+    const tally: Tally = {
+      statuses: new Map(),
+      requests: 0,
+      failures: new Map(),
+      failureCount: 0,
+      slow: [],
+      messageIds: new Set(),
+      smsAccepted: 0,
+      emailIds: new Set(),
+      retries: 0,
+      replayedIds: new Set(),
+      inboundSids: new Set(),
+    };
+    const gc = forceGc();
+    const warmup = Math.min(500, Math.floor(REQUESTS / 10));
+    let nextIndex = 0;
+    let generated = 0;
 
-  // Cases are generated in index order, each from its own PRNG: the same seed gives the same
-  // requests whatever the timing of the answers.
-  const nextCase = (): FuzzCase | undefined => {
-    for (;;) {
-      if (ONLY ? nextIndex > Math.max(...ONLY) : generated >= REQUESTS) return undefined;
-      const index = nextIndex++;
-      if (ONLY && !ONLY.has(index)) continue;
-      const c = generate(index, known);
-      generated += c.reqs.length;
-      return c;
+    // Cases are generated in index order, each from its own PRNG: the same seed gives the same
+    // requests whatever the timing of the answers.
+    const nextCase = (): FuzzCase | undefined => {
+      for (;;) {
+        if (ONLY ? nextIndex > Math.max(...ONLY) : generated >= REQUESTS) return undefined;
+        const index = nextIndex++;
+        if (ONLY && !ONLY.has(index)) continue;
+        const c = generate(index, known);
+        generated += c.reqs.length;
+        return c;
+      }
+    };
+    const worker = async (stopAt: () => boolean) => {
+      while (!stopAt()) {
+        const c = nextCase();
+        if (!c) return;
+        await runCase(port, c, tally);
+      }
+    };
+    // Warm-up (routes compile their validators on first use, the JIT settles), then the heap baseline.
+    await Promise.all(Array.from({ length: CONCURRENCY }, () => worker(() => generated >= warmup)));
+    const warmedUpAfter = tally.requests;
+    gc();
+    const heapStart = heapMiB();
+    await Promise.all(Array.from({ length: CONCURRENCY }, () => worker(() => false)));
+    const fuzzMs = Date.now() - started;
+
+    const dist = [...tally.statuses.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([s, n]) => `${s}: ${n}`)
+      .join(', ');
+    t.comment(`seed ${SEED}: ${tally.requests} requests in ${(fuzzMs / 1000).toFixed(1)} s; status codes: ${dist}`);
+    t.comment(
+      `accepted: ${tally.messageIds.size} messages (${tally.smsAccepted} SMS), ${tally.emailIds.size} emails, ${tally.retries} retries, ${tally.inboundSids.size} inbound SMS answered, ${tally.replayedIds.size} replayed ids`,
+    );
+    if (!ONLY) t.ok(tally.requests >= REQUESTS, `at least ${REQUESTS} requests sent (${tally.requests})`);
+    for (const [kind, { count, examples }] of tally.failures) t.comment(`FAILED ${count}x: ${kind}\n    ${examples.join('\n    ')}`);
+    t.comment(`slowest: ${tally.slow.map((s) => `${s.ms} ms ${s.what}`).join('; ')}`);
+    t.equal(
+      tally.failureCount,
+      0,
+      `no 5xx, no stack trace, errors in the contract shape, every request answered (seed ${SEED}; failures above)`,
+    );
+
+    // Alive: /healthz over a new socket, and a real send still goes through.
+    const health = await rawRequest(port, { method: 'GET', target: '/healthz' });
+    t.equal(health.status, 200, 'the process is alive: /healthz 200');
+    const after = await rawRequest(port, {
+      method: 'POST',
+      target: '/api/send_message',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ to: 'After Fuzz', body: 'still works' }),
+    });
+    t.equal(after.status, 202, 'a good send right after is accepted');
+    if (after.status === 202) tally.messageIds.add((JSON.parse(after.body) as { message_id: string }).message_id);
+
+    // Memory back near its start. The gateway shares this process with the test, whose own
+    // retained data is a few sets of ids. A leak per request shows: 9,500 requests × 4 KiB is
+    // 37 MiB, and each of the ~1 % of requests that carry a 1 MiB string would add 1 MiB if its
+    // body were kept. 32 MiB above the warmed-up baseline leaves room for V8's own caches (code,
+    // inline caches, the pool's prepared statements) that grow with the variety of inputs.
+    gc();
+    const heapEnd = heapMiB();
+    t.comment(
+      `heapUsed after forced GC: ${heapStart.toFixed(1)} MiB after warm-up (${warmedUpAfter} requests), ${heapEnd.toFixed(1)} MiB at the end`,
+    );
+    t.ok(heapEnd < heapStart + 32, `heap back near its start (${heapStart.toFixed(1)} → ${heapEnd.toFixed(1)} MiB, bound +32 MiB)`);
+
+    // Nothing stored by a refused request; everything answered 2xx stored. Jobs: once the outbox
+    // is empty, every job published since the baseline is owed to an accepted SMS, email or retry.
+    await waitFor(
+      async () => (await db.db.selectFrom('outbox').select('id').execute()).length === 0 || (await app.outbox.sweepOnce(), false),
+      { timeoutMs: 30_000, message: 'outbox drained' },
+    );
+    const end = await count();
+    const inbound = await db.db.selectFrom('messages').select(['id', 'provider_sid']).where('direction', '=', 'inbound').execute();
+    const inboundIds = new Set(inbound.map((m) => m.id));
+    const unowed = end.messages
+      .filter((m) => !seededMessages.has(m.id) && !inboundIds.has(m.id) && !tally.messageIds.has(m.id))
+      .map((m) => m.id);
+    t.same(unowed, [], 'every new outbound message row answers a 202 counted here');
+    // What they are, to find the request (their time against the cases around it)
+    for (const id of unowed.slice(0, 10)) {
+      const m = await db.db.selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      t.comment(
+        `stored without a 202: ${show(JSON.stringify({ to: m.to_contact, from: m.from_contact, body: m.body.slice(0, 80), at: m.created_at }))}`,
+      );
     }
-  };
-  const worker = async (stopAt: () => boolean) => {
-    while (!stopAt()) {
-      const c = nextCase();
-      if (!c) return;
-      await runCase(port, c, tally);
-    }
-  };
-  // Warm-up (routes compile their validators on first use, the JIT settles), then the heap baseline.
-  await Promise.all(Array.from({ length: CONCURRENCY }, () => worker(() => generated >= warmup)));
-  const warmedUpAfter = tally.requests;
-  gc();
-  const heapStart = heapMiB();
-  await Promise.all(Array.from({ length: CONCURRENCY }, () => worker(() => false)));
-  const fuzzMs = Date.now() - started;
-
-  const dist = [...tally.statuses.entries()].sort((a, b) => b[1] - a[1]).map(([s, n]) => `${s}: ${n}`).join(', ');
-  t.comment(`seed ${SEED}: ${tally.requests} requests in ${(fuzzMs / 1000).toFixed(1)} s; status codes: ${dist}`);
-  t.comment(`accepted: ${tally.messageIds.size} messages (${tally.smsAccepted} SMS), ${tally.emailIds.size} emails, ${tally.retries} retries, ${tally.inboundSids.size} inbound SMS answered, ${tally.replayedIds.size} replayed ids`);
-  if (!ONLY) t.ok(tally.requests >= REQUESTS, `at least ${REQUESTS} requests sent (${tally.requests})`);
-  for (const [kind, { count, examples }] of tally.failures) t.comment(`FAILED ${count}x: ${kind}\n    ${examples.join('\n    ')}`);
-  t.comment(`slowest: ${tally.slow.map((s) => `${s.ms} ms ${s.what}`).join('; ')}`);
-  t.equal(tally.failureCount, 0, `no 5xx, no stack trace, errors in the contract shape, every request answered (seed ${SEED}; failures above)`);
-
-  // Alive: /healthz over a new socket, and a real send still goes through.
-  const health = await rawRequest(port, { method: 'GET', target: '/healthz' });
-  t.equal(health.status, 200, 'the process is alive: /healthz 200');
-  const after = await rawRequest(port, { method: 'POST', target: '/api/send_message', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ to: 'After Fuzz', body: 'still works' }) });
-  t.equal(after.status, 202, 'a good send right after is accepted');
-  if (after.status === 202) tally.messageIds.add((JSON.parse(after.body) as { message_id: string }).message_id);
-
-  // Memory back near its start. The gateway shares this process with the test, whose own
-  // retained data is a few sets of ids. A leak per request shows: 9,500 requests × 4 KiB is
-  // 37 MiB, and each of the ~1 % of requests that carry a 1 MiB string would add 1 MiB if its
-  // body were kept. 32 MiB above the warmed-up baseline leaves room for V8's own caches (code,
-  // inline caches, the pool's prepared statements) that grow with the variety of inputs.
-  gc();
-  const heapEnd = heapMiB();
-  t.comment(`heapUsed after forced GC: ${heapStart.toFixed(1)} MiB after warm-up (${warmedUpAfter} requests), ${heapEnd.toFixed(1)} MiB at the end`);
-  t.ok(heapEnd < heapStart + 32, `heap back near its start (${heapStart.toFixed(1)} → ${heapEnd.toFixed(1)} MiB, bound +32 MiB)`);
-
-  // Nothing stored by a refused request; everything answered 2xx stored. Jobs: once the outbox
-  // is empty, every job published since the baseline is owed to an accepted SMS, email or retry.
-  await waitFor(async () => (await db.db.selectFrom('outbox').select('id').execute()).length === 0 || (await app.outbox.sweepOnce(), false), { timeoutMs: 30_000, message: 'outbox drained' });
-  const end = await count();
-  const inbound = await db.db.selectFrom('messages').select(['id', 'provider_sid']).where('direction', '=', 'inbound').execute();
-  const inboundIds = new Set(inbound.map((m) => m.id));
-  const unowed = end.messages.filter((m) => !seededMessages.has(m.id) && !inboundIds.has(m.id) && !tally.messageIds.has(m.id)).map((m) => m.id);
-  t.same(unowed, [], 'every new outbound message row answers a 202 counted here');
-  // What they are, to find the request (their time against the cases around it)
-  for (const id of unowed.slice(0, 10)) {
-    const m = await db.db.selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-    t.comment(`stored without a 202: ${show(JSON.stringify({ to: m.to_contact, from: m.from_contact, body: m.body.slice(0, 80), at: m.created_at }))}`);
-  }
-  t.same(inbound.filter((m) => !m.provider_sid || !tally.inboundSids.has(m.provider_sid)).map((m) => m.provider_sid), [], 'every inbound SMS row answers a signed inbound webhook answered 200');
-  const stored = new Set(end.messages.map((m) => m.id));
-  t.same([...tally.messageIds].filter((id) => !stored.has(id)), [], 'every 202 send is stored');
-  const storedEmails = new Set(end.emails.map((e) => e.id));
-  t.same(end.emails.filter((e) => !seededEmails.has(e.id) && !tally.emailIds.has(e.id)).map((e) => e.id), [], 'every new email row answers a 202 counted here');
-  t.same([...tally.emailIds].filter((id) => !storedEmails.has(id)), [], 'every 202 email is stored');
-  t.same([...tally.replayedIds].filter((id) => !stored.has(id) && !storedEmails.has(id)), [], 'every replayed answer names a stored row');
-  t.equal(end.jobs - before.jobs, tally.smsAccepted + tally.emailIds.size + tally.retries, 'jobs published = SMS accepted + emails accepted + retries accepted');
-  t.comment(`fuzz test ran ${((Date.now() - started) / 1000).toFixed(1)} s`);
-});
+    t.same(
+      inbound.filter((m) => !m.provider_sid || !tally.inboundSids.has(m.provider_sid)).map((m) => m.provider_sid),
+      [],
+      'every inbound SMS row answers a signed inbound webhook answered 200',
+    );
+    const stored = new Set(end.messages.map((m) => m.id));
+    t.same(
+      [...tally.messageIds].filter((id) => !stored.has(id)),
+      [],
+      'every 202 send is stored',
+    );
+    const storedEmails = new Set(end.emails.map((e) => e.id));
+    t.same(
+      end.emails.filter((e) => !seededEmails.has(e.id) && !tally.emailIds.has(e.id)).map((e) => e.id),
+      [],
+      'every new email row answers a 202 counted here',
+    );
+    t.same(
+      [...tally.emailIds].filter((id) => !storedEmails.has(id)),
+      [],
+      'every 202 email is stored',
+    );
+    t.same(
+      [...tally.replayedIds].filter((id) => !stored.has(id) && !storedEmails.has(id)),
+      [],
+      'every replayed answer names a stored row',
+    );
+    t.equal(
+      end.jobs - before.jobs,
+      tally.smsAccepted + tally.emailIds.size + tally.retries,
+      'jobs published = SMS accepted + emails accepted + retries accepted',
+    );
+    t.comment(`fuzz test ran ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  },
+);
 
 // ---- the fuzzer's findings, kept as a fixed table ---------------------------------------------
 
@@ -1149,10 +1492,30 @@ t.test('what the fuzzer found stays fixed: 4xx in the contract shape, in order, 
   };
 
   // Answered by Node's parser or by Fastify before any route, in Fastify's own shape before.
-  shaped(await rawRequest(port, { method: 'GET', target: '/api/conversations', headers: auth, rawHeaders: [['bad header', 'v']] }), 400, 'INVALID_REQUEST', 'a malformed header line');
-  shaped(await rawRequest(port, { method: 'GET', target: '/api/conversations', headers: auth, rawHeaders: [['x-big', 'y'.repeat(17_000)]] }), 431, 'HEADERS_TOO_LARGE', 'headers past 16 KiB');
-  shaped(await rawRequest(port, { method: 'GET', target: '/api/%zz', headers: auth }), 400, 'INVALID_REQUEST', 'malformed percent-encoding in the target');
-  shaped(await rawRequest(port, { method: 'GET', target: '/api/events', headers: { ...auth, accept: 'text/html' } }), 406, 'NOT_ACCEPTABLE', 'an event stream refused by Accept');
+  shaped(
+    await rawRequest(port, { method: 'GET', target: '/api/conversations', headers: auth, rawHeaders: [['bad header', 'v']] }),
+    400,
+    'INVALID_REQUEST',
+    'a malformed header line',
+  );
+  shaped(
+    await rawRequest(port, { method: 'GET', target: '/api/conversations', headers: auth, rawHeaders: [['x-big', 'y'.repeat(17_000)]] }),
+    431,
+    'HEADERS_TOO_LARGE',
+    'headers past 16 KiB',
+  );
+  shaped(
+    await rawRequest(port, { method: 'GET', target: '/api/%zz', headers: auth }),
+    400,
+    'INVALID_REQUEST',
+    'malformed percent-encoding in the target',
+  );
+  shaped(
+    await rawRequest(port, { method: 'GET', target: '/api/events', headers: { ...auth, accept: 'text/html' } }),
+    406,
+    'NOT_ACCEPTABLE',
+    'an event stream refused by Accept',
+  );
 
   // A HEAD on the event stream hung: no head, a hub client held.
   const head = await rawRequest(port, { method: 'HEAD', target: '/api/events', headers: auth, timeoutMs: 5000 });
@@ -1168,17 +1531,47 @@ t.test('what the fuzzer found stays fixed: 4xx in the contract shape, in order, 
     shaped(await rawRequest(port, { method: 'POST', target: '/api/send_message', headers: json, body }), 400, 'INVALID_REQUEST', label);
   }
   shaped(
-    await rawRequest(port, { method: 'POST', target: '/api/send_email', headers: json, body: '{"to_email":"a@example.com","subject":"s","body":"b","attachments":[{"filename":"\\ud800.txt","content":"QUJD","type":"text/plain"}]}' }),
+    await rawRequest(port, {
+      method: 'POST',
+      target: '/api/send_email',
+      headers: json,
+      body: '{"to_email":"a@example.com","subject":"s","body":"b","attachments":[{"filename":"\\ud800.txt","content":"QUJD","type":"text/plain"}]}',
+    }),
     400,
     'INVALID_REQUEST',
     'a lone surrogate in an attachment name (a jsonb column)',
   );
-  shaped(await rawRequest(port, { method: 'POST', target: '/api/send_email', headers: json, body: '{"to_email":"a@example.com","subject":"s","body":"b","html_content":"<p>a\\u0000b</p>"}' }), 400, 'INVALID_REQUEST', 'a NUL in html_content');
+  shaped(
+    await rawRequest(port, {
+      method: 'POST',
+      target: '/api/send_email',
+      headers: json,
+      body: '{"to_email":"a@example.com","subject":"s","body":"b","html_content":"<p>a\\u0000b</p>"}',
+    }),
+    400,
+    'INVALID_REQUEST',
+    'a NUL in html_content',
+  );
   // Hashing an Idempotency-Key's request recursed: a body 10,000 levels deep (the retry route
   // checks no body) overflowed the stack.
   const deep = `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`;
-  shaped(await rawRequest(port, { method: 'POST', target: '/api/messages/0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a/retry', headers: { ...json, 'idempotency-key': 'deep-1' }, body: deep }), 400, 'INVALID_REQUEST', 'a deeply nested body with an Idempotency-Key');
-  const ok = await rawRequest(port, { method: 'POST', target: '/api/send_message', headers: json, body: '{"to":"Bob","body":"\\ud83d\\ude00 a pair is fine"}' });
+  shaped(
+    await rawRequest(port, {
+      method: 'POST',
+      target: '/api/messages/0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a/retry',
+      headers: { ...json, 'idempotency-key': 'deep-1' },
+      body: deep,
+    }),
+    400,
+    'INVALID_REQUEST',
+    'a deeply nested body with an Idempotency-Key',
+  );
+  const ok = await rawRequest(port, {
+    method: 'POST',
+    target: '/api/send_message',
+    headers: json,
+    body: '{"to":"Bob","body":"\\ud83d\\ude00 a pair is fine"}',
+  });
   t.equal(ok.status, 202, 'a surrogate pair (an emoji) is fine');
   t.equal(await messages(), before + 1, 'nothing stored by the refusals');
 
@@ -1187,35 +1580,91 @@ t.test('what the fuzzer found stays fixed: 4xx in the contract shape, in order, 
     rawRequest(port, {
       method: 'POST',
       target: path,
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilio.getExpectedTwilioSignature(TWILIO_TOKEN, `${PUBLIC}${path}`, params) },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-twilio-signature': twilio.getExpectedTwilioSignature(TWILIO_TOKEN, `${PUBLIC}${path}`, params),
+      },
       body: form,
     });
   const inbound = { MessageSid: 'SMfuzz0001', From: '+15551234567', To: SMS_FROM, Body: 'hi' };
-  shaped(await twilioPost('/webhooks/twilio/sms', 'MessageSid=SMfuzz0001&From=%2B15551234567&To=%2B15005550006&Body=hi&To=x', { ...inbound, To: [SMS_FROM, 'x'] }), 400, 'INVALID_REQUEST', 'an inbound SMS with To twice');
-  const nul = await twilioPost('/webhooks/twilio/sms', 'MessageSid=SMfuzz0002&From=%2B15551234567&To=%2B15005550006&Body=a%00b&NumSegments=-1', { ...inbound, MessageSid: 'SMfuzz0002', Body: 'a\u0000b', NumSegments: '-1' });
+  shaped(
+    await twilioPost('/webhooks/twilio/sms', 'MessageSid=SMfuzz0001&From=%2B15551234567&To=%2B15005550006&Body=hi&To=x', {
+      ...inbound,
+      To: [SMS_FROM, 'x'],
+    }),
+    400,
+    'INVALID_REQUEST',
+    'an inbound SMS with To twice',
+  );
+  const nul = await twilioPost(
+    '/webhooks/twilio/sms',
+    'MessageSid=SMfuzz0002&From=%2B15551234567&To=%2B15005550006&Body=a%00b&NumSegments=-1',
+    { ...inbound, MessageSid: 'SMfuzz0002', Body: 'a\u0000b', NumSegments: '-1' },
+  );
   t.equal(nul.status, 200, 'an inbound SMS with a NUL and a negative NumSegments is stored');
-  const big = await twilioPost('/webhooks/twilio/sms', 'MessageSid=SMfuzz0003&From=%2B15551234567&To=%2B15005550006&Body=x&NumSegments=99999999999', { ...inbound, MessageSid: 'SMfuzz0003', Body: 'x', NumSegments: '99999999999' });
+  const big = await twilioPost(
+    '/webhooks/twilio/sms',
+    'MessageSid=SMfuzz0003&From=%2B15551234567&To=%2B15005550006&Body=x&NumSegments=99999999999',
+    { ...inbound, MessageSid: 'SMfuzz0003', Body: 'x', NumSegments: '99999999999' },
+  );
   t.equal(big.status, 200, 'an inbound SMS with NumSegments past an integer is stored');
-  const stored = await db.db.selectFrom('messages').select(['provider_sid', 'body', 'segments']).where('provider_sid', 'in', ['SMfuzz0002', 'SMfuzz0003']).orderBy('provider_sid').execute();
-  t.same(stored, [{ provider_sid: 'SMfuzz0002', body: 'ab', segments: null }, { provider_sid: 'SMfuzz0003', body: 'x', segments: null }], 'NUL dropped, segment counts out of range left out');
+  const stored = await db.db
+    .selectFrom('messages')
+    .select(['provider_sid', 'body', 'segments'])
+    .where('provider_sid', 'in', ['SMfuzz0002', 'SMfuzz0003'])
+    .orderBy('provider_sid')
+    .execute();
+  t.same(
+    stored,
+    [
+      { provider_sid: 'SMfuzz0002', body: 'ab', segments: null },
+      { provider_sid: 'SMfuzz0003', body: 'x', segments: null },
+    ],
+    'NUL dropped, segment counts out of range left out',
+  );
   const unknown = '0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a';
   const statusParams = { MessageSid: 'SMfuzz0004', MessageStatus: 'accepted' };
   const status = await twilioPost(`/webhooks/twilio/status?mid=${unknown}`, 'MessageSid=SMfuzz0004&MessageStatus=accepted', statusParams);
   t.equal(status.status, 204, 'a status callback naming a message we do not have is 204 (a foreign-key 500 before)');
-  shaped(await twilioPost('/webhooks/twilio/status', 'MessageSid=a&MessageSid=b&MessageStatus=sent', { MessageSid: ['a', 'b'], MessageStatus: 'sent' }), 400, 'INVALID_REQUEST', 'a status callback with MessageSid twice');
+  shaped(
+    await twilioPost('/webhooks/twilio/status', 'MessageSid=a&MessageSid=b&MessageStatus=sent', {
+      MessageSid: ['a', 'b'],
+      MessageStatus: 'sent',
+    }),
+    400,
+    'INVALID_REQUEST',
+    'a status callback with MessageSid twice',
+  );
 
   // SendGrid: NUL in event fields; an event named after an Object.prototype member found that
   // member as its status (a function handed to the query builder: a 500).
-  const emailId = (await app.inject({ method: 'POST', url: '/api/send_email', headers: auth, payload: { to_email: 'a@example.com', subject: 's', body: 'b' } })).json().email_id as string;
+  const emailId = (
+    await app.inject({
+      method: 'POST',
+      url: '/api/send_email',
+      headers: auth,
+      payload: { to_email: 'a@example.com', subject: 's', body: 'b' },
+    })
+  ).json().email_id as string;
   const events = JSON.stringify([
     { email: 'a@example.com', event: 'deferred', sg_event_id: 'x\u0000y', reason: 'r\u0000', email_id: unknown, timestamp: 1 },
-    ...['constructor', 'toString', '__proto__', 'hasOwnProperty'].map((event, i) => ({ email: 'a@example.com', event, sg_event_id: `proto-${i}`, email_id: emailId, timestamp: 1 })),
+    ...['constructor', 'toString', '__proto__', 'hasOwnProperty'].map((event, i) => ({
+      email: 'a@example.com',
+      event,
+      sg_event_id: `proto-${i}`,
+      email_id: emailId,
+      timestamp: 1,
+    })),
   ]);
   const ts = String(Math.floor(Date.now() / 1000));
   const sg = await rawRequest(port, {
     method: 'POST',
     target: '/webhooks/sendgrid/events',
-    headers: { 'content-type': 'application/json', [SG_SIG]: sign('sha256', Buffer.from(ts + events), SG_KEY).toString('base64'), [SG_TS]: ts },
+    headers: {
+      'content-type': 'application/json',
+      [SG_SIG]: sign('sha256', Buffer.from(ts + events), SG_KEY).toString('base64'),
+      [SG_TS]: ts,
+    },
     body: events,
   });
   t.equal(sg.status, 204, 'a signed SendGrid batch with NUL in its fields and prototype names as events is 204');
@@ -1225,22 +1674,55 @@ t.test('what the fuzzer found stays fixed: 4xx in the contract shape, in order, 
   const beforePipe = await messages();
   const send = { method: 'POST', target: '/api/send_message', headers: json, body: '{"to":"Pipelined","body":"must not be stored"}' };
   const afterBadJson = await rawPipeline(port, [{ method: 'POST', target: '/api/send_message', headers: json, body: '{"to":' }, send]);
-  t.same(afterBadJson.map((a) => [a.status, a.headers.connection]), [[400, 'close']], 'invalid JSON: 400 and close; the send behind it gets no answer');
-  const afterTooLarge = await rawPipeline(port, [{ method: 'POST', target: '/api/send_message', headers: json, body: JSON.stringify({ to: 'x', body: 'y'.repeat(70_000) }) }, send]);
-  t.same(afterTooLarge.map((a) => [a.status, a.headers.connection]), [[413, 'close']], 'a body past the limit: 413 and close; the send behind it gets no answer');
+  t.same(
+    afterBadJson.map((a) => [a.status, a.headers.connection]),
+    [[400, 'close']],
+    'invalid JSON: 400 and close; the send behind it gets no answer',
+  );
+  const afterTooLarge = await rawPipeline(port, [
+    { method: 'POST', target: '/api/send_message', headers: json, body: JSON.stringify({ to: 'x', body: 'y'.repeat(70_000) }) },
+    send,
+  ]);
+  t.same(
+    afterTooLarge.map((a) => [a.status, a.headers.connection]),
+    [[413, 'close']],
+    'a body past the limit: 413 and close; the send behind it gets no answer',
+  );
   t.equal(await messages(), beforePipe, 'and neither send behind a closing answer was run');
   const inOrder = await rawPipeline(port, [
     { method: 'GET', target: '/api/conversations', headers: auth },
     { method: 'POST', target: '/api/send_message', headers: json, body: '{"to":"Pipelined","body":"stored"}' },
     { method: 'GET', target: '/api/conversations', headers: auth, rawHeaders: [['bad header', 'v']] },
   ]);
-  t.same(inOrder.map((a) => a.status), [200, 202], 'answers in order; the malformed third request ends the connection after them, with no misplaced 400');
-  const longBody = await rawRequest(port, { method: 'POST', target: '/api/send_message', headers: json, body: '{"to":"Bob","body":"x"}GARBAGE GARBAGE\r\n\r\n', contentLength: '23' });
-  t.equal(longBody.status, 202, 'a body longer than its Content-Length: the request it announces is answered, the excess closes the connection');
+  t.same(
+    inOrder.map((a) => a.status),
+    [200, 202],
+    'answers in order; the malformed third request ends the connection after them, with no misplaced 400',
+  );
+  const longBody = await rawRequest(port, {
+    method: 'POST',
+    target: '/api/send_message',
+    headers: json,
+    body: '{"to":"Bob","body":"x"}GARBAGE GARBAGE\r\n\r\n',
+    contentLength: '23',
+  });
+  t.equal(
+    longBody.status,
+    202,
+    'a body longer than its Content-Length: the request it announces is answered, the excess closes the connection',
+  );
 
   // A body cut short is answered at once (it waited for the request timeout).
   const started = Date.now();
-  const cut = await rawRequest(port, { method: 'POST', target: '/api/send_message', headers: json, body: '{"to":"Bob"', contentLength: '100', halfClose: true, timeoutMs: 5000 });
+  const cut = await rawRequest(port, {
+    method: 'POST',
+    target: '/api/send_message',
+    headers: json,
+    body: '{"to":"Bob"',
+    contentLength: '100',
+    halfClose: true,
+    timeoutMs: 5000,
+  });
   t.ok(cut.status === 400 || cut.status === 0, `a body cut short: ${cut.status || 'closed'}`);
   t.ok(Date.now() - started < 2000, 'without waiting for the request timeout');
 });

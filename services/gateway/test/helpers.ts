@@ -4,7 +4,16 @@ import type { FastifyInstance } from 'fastify';
 import { createLogger } from '@hatch/log';
 import { connectBus, ensureStreams, type Bus } from '@hatch/bus';
 import { createMetricsRegistry } from '@hatch/service';
-import { createTestDb, freePort, spawnService, testNats, type ServiceProcess, type Teardownable, type TestDb, type TestNats } from '@hatch/testing';
+import {
+  createTestDb,
+  freePort,
+  spawnService,
+  testNats,
+  type ServiceProcess,
+  type Teardownable,
+  type TestDb,
+  type TestNats,
+} from '@hatch/testing';
 import { build, type BuildOptions } from '../src/app.js';
 import { parseGatewayConfig, type GatewayConfig } from '../src/config.js';
 
@@ -23,7 +32,11 @@ export interface TestGateway {
 export async function testGateway(
   t: Teardownable,
   env: Record<string, string> = {},
-  opts: { natsUrl?: string; build?: BuildOptions; /** another replica on this gateway's database and NATS names */ replicaOf?: TestGateway } = {},
+  opts: {
+    natsUrl?: string;
+    build?: BuildOptions;
+    /** another replica on this gateway's database and NATS names */ replicaOf?: TestGateway;
+  } = {},
 ): Promise<TestGateway> {
   const db = opts.replicaOf?.db ?? (await createTestDb(t));
   const nats = opts.replicaOf?.nats ?? testNats(t, { url: opts.natsUrl });
@@ -54,7 +67,12 @@ export async function listening(g: { app: FastifyInstance }): Promise<number> {
 }
 
 /** The realtime-bridge as a real process on a test's database and NATS names, once it is the active one. */
-export async function startBridge(t: Teardownable, db: { url: string }, nats: { url: string; prefix: string }, env: Record<string, string> = {}): Promise<ServiceProcess> {
+export async function startBridge(
+  t: Teardownable,
+  db: { url: string },
+  nats: { url: string; prefix: string },
+  env: Record<string, string> = {},
+): Promise<ServiceProcess> {
   const bridge = spawnService(t, 'realtime-bridge', {
     DATABASE_URL: db.url,
     NATS_URL: nats.url,

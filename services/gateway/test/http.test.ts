@@ -26,7 +26,12 @@ t.test('GET /metrics serves Prometheus text with hatch_ default metrics', async 
 
 t.test('/api/* without credentials is 401 in the contract error format', async (t) => {
   const { app } = await testGateway(t);
-  for (const headers of [{}, { authorization: 'Bearer wrong-token' }, { authorization: 'Basic abc' }, { authorization: `Bearer ${TEST_TOKEN}x` }]) {
+  for (const headers of [
+    {},
+    { authorization: 'Bearer wrong-token' },
+    { authorization: 'Basic abc' },
+    { authorization: `Bearer ${TEST_TOKEN}x` },
+  ]) {
     const res = await app.inject({ method: 'GET', url: '/api/conversations', headers });
     t.equal(res.statusCode, 401, JSON.stringify(headers));
     t.match(res.json(), { success: false, code: 'UNAUTHORIZED', error: String });
@@ -54,12 +59,24 @@ t.test('POST /api/session: a right token sets an HttpOnly SameSite=Strict cookie
   t.equal(res.statusCode, 204);
   const cookie = String(res.headers['set-cookie']);
   t.match(cookie, /^hatch_session=v1\.\d+\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9+/]{43};/, 'a signed v1.<expiry>.<id> value');
-  const attributes = cookie.split(';').slice(1).map((a) => a.trim()).sort();
-  t.same(attributes.map((a) => a.replace(/=\d+$/, '=N')), ['HttpOnly', 'Max-Age=N', 'Path=/', 'SameSite=Strict', 'Secure'], 'HttpOnly, SameSite=Strict, Secure on https, path /, a max age');
+  const attributes = cookie
+    .split(';')
+    .slice(1)
+    .map((a) => a.trim())
+    .sort();
+  t.same(
+    attributes.map((a) => a.replace(/=\d+$/, '=N')),
+    ['HttpOnly', 'Max-Age=N', 'Path=/', 'SameSite=Strict', 'Secure'],
+    'HttpOnly, SameSite=Strict, Secure on https, path /, a max age',
+  );
   const value = cookie.split(';')[0] as string;
   const ok = await app.inject({ method: 'GET', url: '/api/nope', headers: { cookie: value } });
   t.equal(ok.statusCode, 404, 'cookie accepted');
-  const forged = await app.inject({ method: 'GET', url: '/api/nope', headers: { cookie: value.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')) } });
+  const forged = await app.inject({
+    method: 'GET',
+    url: '/api/nope',
+    headers: { cookie: value.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')) },
+  });
   t.equal(forged.statusCode, 401, 'tampered cookie refused');
   const wrong = await app.inject({ method: 'POST', url: '/api/session', payload: { token: 'nope' } });
   t.equal(wrong.statusCode, 401);
@@ -77,19 +94,39 @@ t.test('bad input gets a 4xx in the contract format naming the field, never a 50
     { name: 'unknown field', payload: '{"token":"x","admin":true}', status: 400, code: 'INVALID_REQUEST', field: 'body.admin' },
     { name: 'malformed JSON', payload: '{"token":', status: 400, code: 'INVALID_REQUEST' },
     { name: '__proto__ key', payload: '{"token":"x","__proto__":{"admin":true}}', status: 400, code: 'INVALID_REQUEST' },
-    { name: 'constructor.prototype key', payload: '{"token":"x","constructor":{"prototype":{"a":1}}}', status: 400, code: 'INVALID_REQUEST' },
+    {
+      name: 'constructor.prototype key',
+      payload: '{"token":"x","constructor":{"prototype":{"a":1}}}',
+      status: 400,
+      code: 'INVALID_REQUEST',
+    },
     { name: 'text/plain', payload: 'token', headers: { 'content-type': 'text/plain' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
-    { name: 'form body', payload: 'token=x', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+    {
+      name: 'form body',
+      payload: 'token=x',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      status: 415,
+      code: 'UNSUPPORTED_MEDIA_TYPE',
+    },
     { name: '2 MiB body', payload: JSON.stringify({ token: 'x'.repeat(2 * 1024 * 1024) }), status: 413, code: 'PAYLOAD_TOO_LARGE' },
   ];
   for (const c of cases) {
-    const res = await app.inject({ method: 'POST', url: '/api/session', payload: c.payload, headers: { 'content-type': 'application/json', ...(c.headers ?? {}) } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/session',
+      payload: c.payload,
+      headers: { 'content-type': 'application/json', ...(c.headers ?? {}) },
+    });
     t.equal(res.statusCode, c.status, `${c.name}: status`);
     const body = res.json();
     t.equal(body.success, false, `${c.name}: success false`);
     t.equal(body.code, c.code, `${c.name}: code`);
     t.type(body.error, 'string');
     t.notMatch(res.body, /at .*\.(ts|js):\d+/, `${c.name}: no stack trace`);
-    if (c.field) t.ok((body.details as Array<{ field: string }>).some((d) => d.field === c.field), `${c.name}: names ${c.field}`);
+    if (c.field)
+      t.ok(
+        (body.details as Array<{ field: string }>).some((d) => d.field === c.field),
+        `${c.name}: names ${c.field}`,
+      );
   }
 });

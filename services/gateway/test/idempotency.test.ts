@@ -3,10 +3,22 @@ import { testGateway } from './helpers.js';
 
 const env = { TWILIO_PHONE_NUMBER: '+15005550006' };
 const send = (app: Awaited<ReturnType<typeof testGateway>>['app'], auth: Record<string, string>, key: string, payload: unknown) =>
-  app.inject({ method: 'POST', url: '/api/send_message', headers: { ...auth, 'idempotency-key': key }, payload: payload as Record<string, unknown> });
+  app.inject({
+    method: 'POST',
+    url: '/api/send_message',
+    headers: { ...auth, 'idempotency-key': key },
+    payload: payload as Record<string, unknown>,
+  });
 
 async function messageCount(db: Awaited<ReturnType<typeof testGateway>>['db']): Promise<number> {
-  return Number((await db.db.selectFrom('messages').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+  return Number(
+    (
+      await db.db
+        .selectFrom('messages')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 }
 
 t.test('same key + same body replays the first answer and sends nothing again (T15)', async (t) => {
@@ -18,7 +30,18 @@ t.test('same key + same body replays the first answer and sends nothing again (T
   t.same(again.json(), first.json(), 'identical body');
   t.equal(again.headers['idempotent-replayed'], 'true');
   t.equal(await messageCount(db), 1);
-  t.equal(Number((await db.db.selectFrom('outbox').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n) <= 1, true, 'no second outbox row');
+  t.equal(
+    Number(
+      (
+        await db.db
+          .selectFrom('outbox')
+          .select((eb) => eb.fn.countAll<string>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    ) <= 1,
+    true,
+    'no second outbox row',
+  );
 });
 
 t.test('same key + another body is 422 IDEMPOTENCY_KEY_REUSED', async (t) => {
@@ -33,10 +56,20 @@ t.test('same key + another body is 422 IDEMPOTENCY_KEY_REUSED', async (t) => {
 t.test('a key whose first request is still running is 409 with Retry-After; concurrent requests make one message', async (t) => {
   const { app, auth, db } = await testGateway(t, env);
   await send(app, auth, 'k-probe', { to: 'Bob', body: 'held' });
-  const hash = (await db.db.selectFrom('idempotency_keys').select('request_hash').where('key', '=', 'k-probe').executeTakeFirstOrThrow()).request_hash;
+  const hash = (await db.db.selectFrom('idempotency_keys').select('request_hash').where('key', '=', 'k-probe').executeTakeFirstOrThrow())
+    .request_hash;
   await db.db
     .insertInto('idempotency_keys')
-    .values({ scope: 'token:bootstrap', key: 'k-3', method: 'POST', path: '/api/send_message', request_hash: hash, state: 'in_progress', locked_until: new Date(Date.now() + 60_000), expires_at: new Date(Date.now() + 86_400_000) })
+    .values({
+      scope: 'token:bootstrap',
+      key: 'k-3',
+      method: 'POST',
+      path: '/api/send_message',
+      request_hash: hash,
+      state: 'in_progress',
+      locked_until: new Date(Date.now() + 60_000),
+      expires_at: new Date(Date.now() + 86_400_000),
+    })
     .execute();
   const held = await send(app, auth, 'k-3', { to: 'Bob', body: 'held' });
   t.equal(held.statusCode, 409, 'still running: 409');
@@ -44,7 +77,10 @@ t.test('a key whose first request is still running is 409 with Retry-After; conc
   t.equal(held.headers['retry-after'], '1');
   const results = await Promise.all(Array.from({ length: 8 }, () => send(app, auth, 'k-4', { to: 'Bob', body: 'race' })));
   const codes = results.map((r) => r.statusCode);
-  t.ok(codes.every((c) => c === 202 || c === 409), `only 202 or 409: ${codes}`);
+  t.ok(
+    codes.every((c) => c === 202 || c === 409),
+    `only 202 or 409: ${codes}`,
+  );
   for (const r of results.filter((x) => x.statusCode === 409)) {
     t.match(r.json(), { code: 'IDEMPOTENCY_IN_PROGRESS' });
     t.equal(r.headers['retry-after'], '1');
@@ -59,7 +95,11 @@ t.test('a request that failed validation leaves the key free; an expired key is 
   const bad = await send(app, auth, 'k-5', { to: '+1 555', body: 'x' });
   t.equal(bad.statusCode, 400);
   t.equal((await send(app, auth, 'k-5', { to: 'Bob', body: 'fixed' })).statusCode, 202, 'the key was not burned by a 400');
-  await db.db.updateTable('idempotency_keys').set({ expires_at: new Date(Date.now() - 1000) }).where('key', '=', 'k-5').execute();
+  await db.db
+    .updateTable('idempotency_keys')
+    .set({ expires_at: new Date(Date.now() - 1000) })
+    .where('key', '=', 'k-5')
+    .execute();
   const after = await send(app, auth, 'k-5', { to: 'Bob', body: 'fixed' });
   t.equal(after.statusCode, 202);
   t.equal(after.headers['idempotent-replayed'], undefined, 'executed anew');
@@ -72,8 +112,21 @@ t.test('a request that failed validation leaves the key free; an expired key is 
 t.test('a key whose request died mid-flight (lock expired) is taken over', async (t) => {
   const { app, auth, db } = await testGateway(t, env);
   const first = await send(app, auth, 'k-6', { to: 'Bob', body: 'x' });
-  const hash = (await db.db.selectFrom('idempotency_keys').select('request_hash').where('key', '=', 'k-6').executeTakeFirstOrThrow()).request_hash;
-  await db.db.insertInto('idempotency_keys').values({ scope: 'token:bootstrap', key: 'k-7', method: 'POST', path: '/api/send_message', request_hash: hash, state: 'in_progress', locked_until: new Date(Date.now() - 1000), expires_at: new Date(Date.now() + 86_400_000) }).execute();
+  const hash = (await db.db.selectFrom('idempotency_keys').select('request_hash').where('key', '=', 'k-6').executeTakeFirstOrThrow())
+    .request_hash;
+  await db.db
+    .insertInto('idempotency_keys')
+    .values({
+      scope: 'token:bootstrap',
+      key: 'k-7',
+      method: 'POST',
+      path: '/api/send_message',
+      request_hash: hash,
+      state: 'in_progress',
+      locked_until: new Date(Date.now() - 1000),
+      expires_at: new Date(Date.now() + 86_400_000),
+    })
+    .execute();
   const taken = await send(app, auth, 'k-7', { to: 'Bob', body: 'x' });
   t.equal(taken.statusCode, 202);
   t.not(taken.json().message_id, first.json().message_id);

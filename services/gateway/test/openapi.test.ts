@@ -45,7 +45,11 @@ async function documentOf(g: TestGateway): Promise<Doc> {
 
 /** Every example of a media object: `example`, `examples.*.value`, and its schema's `examples`. */
 function examplesOf(media: Media): unknown[] {
-  return [...(media.example !== undefined ? [media.example] : []), ...Object.values(media.examples ?? {}).map((e) => e.value), ...(media.schema?.examples ?? [])];
+  return [
+    ...(media.example !== undefined ? [media.example] : []),
+    ...Object.values(media.examples ?? {}).map((e) => e.value),
+    ...(media.schema?.examples ?? []),
+  ];
 }
 
 /** How many examples the document holds anywhere (so none escapes the checks below). */
@@ -81,30 +85,67 @@ t.test('the document is valid OpenAPI 3.1 (by a validator), and holds every regi
   }
   const documented = new Set(Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`)));
   t.ok(expected.size >= 18, `${expected.size} routes registered`);
-  t.same([...expected].filter((k) => !documented.has(k)), [], 'every registered route is in the document');
-  t.same([...documented].filter((k) => !expected.has(k)), [], 'every documented operation is a registered route');
-  for (const key of ['post /api/send_message', 'get /api/events', 'post /api/session', 'post /webhooks/twilio/status', 'post /webhooks/twilio/sms', 'post /webhooks/sendgrid/events']) {
+  t.same(
+    [...expected].filter((k) => !documented.has(k)),
+    [],
+    'every registered route is in the document',
+  );
+  t.same(
+    [...documented].filter((k) => !expected.has(k)),
+    [],
+    'every documented operation is a registered route',
+  );
+  for (const key of [
+    'post /api/send_message',
+    'get /api/events',
+    'post /api/session',
+    'post /webhooks/twilio/status',
+    'post /webhooks/twilio/sms',
+    'post /webhooks/sendgrid/events',
+  ]) {
     t.ok(documented.has(key), `${key} is documented`);
   }
-  t.ok(routes.some((r) => r.url === '/api/docs'), 'the UI is a route of its own (left out of the document)');
+  t.ok(
+    routes.some((r) => r.url === '/api/docs'),
+    'the UI is a route of its own (left out of the document)',
+  );
 });
 
 t.test('what the document says of routes: errors per route, auth schemes, Idempotency-Key, the event stream', async (t) => {
   const { g } = await gatewayWithRoutes(t);
-  const doc = (await documentOf(g)) as Doc & { components: { securitySchemes: Record<string, { type: string; scheme?: string; in?: string; name?: string }> } };
-  t.match(doc.components.securitySchemes, { bearerAuth: { type: 'http', scheme: 'bearer' }, sessionCookie: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE } });
+  const doc = (await documentOf(g)) as Doc & {
+    components: { securitySchemes: Record<string, { type: string; scheme?: string; in?: string; name?: string }> };
+  };
+  t.match(doc.components.securitySchemes, {
+    bearerAuth: { type: 'http', scheme: 'bearer' },
+    sessionCookie: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE },
+  });
   const send = doc.paths['/api/send_message']?.post as Operation & { security: unknown; parameters: Array<{ in: string; name: string }> };
   t.same(Object.keys(send.responses).sort(), ['202', '400', '401', '409', '413', '415', '422', '429', '503']);
-  t.same(send.responses['422']?.content?.['application/json']?.schema?.properties?.code?.enum?.sort(), ['IDEMPOTENCY_KEY_REUSED', 'RECIPIENT_OPTED_OUT', 'SMS_COUNTRY_NOT_ALLOWED', 'SMS_DAILY_LIMIT_REACHED']);
+  t.same(send.responses['422']?.content?.['application/json']?.schema?.properties?.code?.enum?.sort(), [
+    'IDEMPOTENCY_KEY_REUSED',
+    'RECIPIENT_OPTED_OUT',
+    'SMS_COUNTRY_NOT_ALLOWED',
+    'SMS_DAILY_LIMIT_REACHED',
+  ]);
   t.same(send.security, [{ bearerAuth: [] }, { sessionCookie: [] }]);
-  t.ok(send.parameters.some((p) => p.in === 'header' && p.name === 'idempotency-key'), 'Idempotency-Key documented');
+  t.ok(
+    send.parameters.some((p) => p.in === 'header' && p.name === 'idempotency-key'),
+    'Idempotency-Key documented',
+  );
   t.same(Object.keys(doc.paths['/api/messages/{id}']?.get?.responses ?? {}).sort(), ['200', '400', '401', '404', '429', '503']);
   const login = doc.paths['/api/session']?.post as Operation & { security?: unknown };
   t.equal(login.security, undefined, 'signing in needs no credential');
   t.ok(login.responses['204'] && login.responses['401'], 'sign-in: 204 or 401');
   const events = doc.paths['/api/events']?.get as Operation;
-  const stream = events.responses['200']?.content?.['text/event-stream']?.schema as { oneOf?: Array<{ properties: { type: { enum: string[] } } }> };
-  t.same(stream.oneOf?.map((s) => s.properties.type.enum[0]), ['connected', 'message_update', 'email_update', 'reset'], 'the SSE event payloads');
+  const stream = events.responses['200']?.content?.['text/event-stream']?.schema as {
+    oneOf?: Array<{ properties: { type: { enum: string[] } } }>;
+  };
+  t.same(
+    stream.oneOf?.map((s) => s.properties.type.enum[0]),
+    ['connected', 'message_update', 'email_update', 'reset'],
+    'the SSE event payloads',
+  );
   t.same(Object.keys(events.responses).sort(), ['200', '400', '401', '406', '429', '503']);
   const twilio = doc.paths['/webhooks/twilio/status']?.post as Operation & { security: unknown };
   t.same(twilio.security, [{ twilioSignature: [] }]);
@@ -115,10 +156,12 @@ t.test('what the document says of routes: errors per route, auth schemes, Idempo
 t.test("the document's examples pass the routes' own schemas, and the gateway accepts the send examples", async (t) => {
   const { g, routes } = await gatewayWithRoutes(t);
   const doc = await documentOf(g);
-  const routeOf = (method: string, path: string) => routes.find((r) => [r.method].flat().includes(method.toUpperCase()) && toOpenApiPath(r.url) === path);
+  const routeOf = (method: string, path: string) =>
+    routes.find((r) => [r.method].flat().includes(method.toUpperCase()) && toOpenApiPath(r.url) === path);
   const check = (label: string, schema: unknown, value: unknown) => {
     const v = validatorFor(schema as TSchema);
-    if (!t.ok(v.Check(value), `${label}: ${JSON.stringify(value).slice(0, 80)}`)) t.comment(JSON.stringify([...v.Errors(value)].slice(0, 3)));
+    if (!t.ok(v.Check(value), `${label}: ${JSON.stringify(value).slice(0, 80)}`))
+      t.comment(JSON.stringify([...v.Errors(value)].slice(0, 3)));
   };
   let checked = 0;
   const requestExamples = new Map<string, unknown[]>();
@@ -143,7 +186,10 @@ t.test("the document's examples pass the routes' own schemas, and the gateway ac
             else {
               // An error answer: the contract's error body, with a code this status documents.
               check(`${method} ${path} ${status} (error body)`, ErrorBody, ex);
-              t.ok(media.schema?.properties?.code?.enum?.includes((ex as { code: string }).code), `${method} ${path} ${status}: the example's code is one of the status's`);
+              t.ok(
+                media.schema?.properties?.code?.enum?.includes((ex as { code: string }).code),
+                `${method} ${path} ${status}: the example's code is one of the status's`,
+              );
             }
             checked++;
           }
@@ -152,7 +198,8 @@ t.test("the document's examples pass the routes' own schemas, and the gateway ac
     }
   }
   t.equal(checked, countExamples(doc.paths), 'every example in the document was checked');
-  for (const op of ['post /api/send_message', 'post /api/send_email', 'post /api/session']) t.ok((requestExamples.get(op)?.length ?? 0) > 0, `${op} has request examples`);
+  for (const op of ['post /api/send_message', 'post /api/send_email', 'post /api/session'])
+    t.ok((requestExamples.get(op)?.length ?? 0) > 0, `${op} has request examples`);
 
   for (const op of ['/api/send_message', '/api/send_email']) {
     for (const payload of requestExamples.get(`post ${op}`) ?? []) {
@@ -162,49 +209,67 @@ t.test("the document's examples pass the routes' own schemas, and the gateway ac
   }
 });
 
-t.test('GET /api/openapi.json and /api/docs are behind the API authentication, and the UI is served from the gateway under its CSP', async (t) => {
-  const { g } = await gatewayWithRoutes(t);
-  const base = `http://127.0.0.1:${await listening(g)}`;
-  const cookie = `${SESSION_COOKIE}=${signedSession(g.app)}`;
+t.test(
+  'GET /api/openapi.json and /api/docs are behind the API authentication, and the UI is served from the gateway under its CSP',
+  async (t) => {
+    const { g } = await gatewayWithRoutes(t);
+    const base = `http://127.0.0.1:${await listening(g)}`;
+    const cookie = `${SESSION_COOKIE}=${signedSession(g.app)}`;
 
-  for (const path of ['/api/openapi.json', '/api/docs', '/api/docs/', '/api/docs/json', '/api/docs/static/swagger-ui-bundle.js', '/api/docs/static/swagger-initializer.js']) {
-    const res = await fetch(`${base}${path}`);
-    t.equal(res.status, 401, `${path} without a credential: 401`);
-    t.match(await res.json(), { success: false, code: 'UNAUTHORIZED' }, `${path}: the error shape`);
-    const wrong = await fetch(`${base}${path}`, { headers: { authorization: 'Bearer wrong-token-0123456789' } });
-    t.equal(wrong.status, 401, `${path} with a wrong token: 401`);
-  }
+    for (const path of [
+      '/api/openapi.json',
+      '/api/docs',
+      '/api/docs/',
+      '/api/docs/json',
+      '/api/docs/static/swagger-ui-bundle.js',
+      '/api/docs/static/swagger-initializer.js',
+    ]) {
+      const res = await fetch(`${base}${path}`);
+      t.equal(res.status, 401, `${path} without a credential: 401`);
+      t.match(await res.json(), { success: false, code: 'UNAUTHORIZED' }, `${path}: the error shape`);
+      const wrong = await fetch(`${base}${path}`, { headers: { authorization: 'Bearer wrong-token-0123456789' } });
+      t.equal(wrong.status, 401, `${path} with a wrong token: 401`);
+    }
 
-  const doc = await fetch(`${base}/api/openapi.json`, { headers: { authorization: g.auth.authorization } });
-  t.equal(doc.status, 200, 'the document with the token');
-  t.match(doc.headers.get('content-type'), /^application\/json/);
-  t.equal(((await doc.json()) as Doc).openapi, '3.1.0');
+    const doc = await fetch(`${base}/api/openapi.json`, { headers: { authorization: g.auth.authorization } });
+    t.equal(doc.status, 200, 'the document with the token');
+    t.match(doc.headers.get('content-type'), /^application\/json/);
+    t.equal(((await doc.json()) as Doc).openapi, '3.1.0');
 
-  // A browser signed in to the web UI: its session cookie.
-  const page = await fetch(`${base}/api/docs`, { headers: { cookie } });
-  t.equal(page.status, 200, 'the UI with the session cookie');
-  t.match(page.headers.get('content-type'), /^text\/html/);
-  t.equal(page.headers.get('content-security-policy'), UI_CSP, "the web UI's CSP");
-  const html = await page.text();
-  t.match(html, /<div id="swagger-ui">/);
-  t.notMatch(html, /<script>|<style|\sstyle=|\son[a-z]+=/i, 'no inline script or style for the CSP to refuse');
-  const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1] as string);
-  t.ok(assets.length >= 5, `${assets.length} assets`);
-  t.same(assets.filter((a) => !a.startsWith('/api/docs/static/')), [], 'every asset comes from the gateway (no CDN)');
-  const types = new Set<string>();
-  for (const asset of assets) {
-    const res = await fetch(`${base}${asset}`, { headers: { cookie } });
-    t.equal(res.status, 200, `${asset}: 200`);
-    const type = res.headers.get('content-type') ?? '';
-    types.add(type.split(';')[0] as string);
-    t.equal(res.headers.get('content-security-policy'), UI_CSP, `${asset}: the CSP`);
-    const body = await res.text();
-    t.notMatch(body, /https?:\/\/(?:cdn|unpkg|fonts\.googleapis)/, `${asset}: loads nothing from a CDN`);
-  }
-  t.ok(types.has('application/javascript') && types.has('text/css'), `scripts and styles served: ${[...types].join(', ')}`);
-  const initializer = await fetch(`${base}/api/docs/static/swagger-initializer.js`, { headers: { cookie } });
-  t.match(await initializer.text(), /resolveUrl\('\.\/json'\)/, 'the UI loads the document from /api/docs/json');
-  const copy = await fetch(`${base}/api/docs/json`, { headers: { cookie } });
-  t.equal(copy.status, 200);
-  t.same(await copy.json(), await (await fetch(`${base}/api/openapi.json`, { headers: { cookie } })).json(), "the UI's copy is the document");
-});
+    // A browser signed in to the web UI: its session cookie.
+    const page = await fetch(`${base}/api/docs`, { headers: { cookie } });
+    t.equal(page.status, 200, 'the UI with the session cookie');
+    t.match(page.headers.get('content-type'), /^text\/html/);
+    t.equal(page.headers.get('content-security-policy'), UI_CSP, "the web UI's CSP");
+    const html = await page.text();
+    t.match(html, /<div id="swagger-ui">/);
+    t.notMatch(html, /<script>|<style|\sstyle=|\son[a-z]+=/i, 'no inline script or style for the CSP to refuse');
+    const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1] as string);
+    t.ok(assets.length >= 5, `${assets.length} assets`);
+    t.same(
+      assets.filter((a) => !a.startsWith('/api/docs/static/')),
+      [],
+      'every asset comes from the gateway (no CDN)',
+    );
+    const types = new Set<string>();
+    for (const asset of assets) {
+      const res = await fetch(`${base}${asset}`, { headers: { cookie } });
+      t.equal(res.status, 200, `${asset}: 200`);
+      const type = res.headers.get('content-type') ?? '';
+      types.add(type.split(';')[0] as string);
+      t.equal(res.headers.get('content-security-policy'), UI_CSP, `${asset}: the CSP`);
+      const body = await res.text();
+      t.notMatch(body, /https?:\/\/(?:cdn|unpkg|fonts\.googleapis)/, `${asset}: loads nothing from a CDN`);
+    }
+    t.ok(types.has('application/javascript') && types.has('text/css'), `scripts and styles served: ${[...types].join(', ')}`);
+    const initializer = await fetch(`${base}/api/docs/static/swagger-initializer.js`, { headers: { cookie } });
+    t.match(await initializer.text(), /resolveUrl\('\.\/json'\)/, 'the UI loads the document from /api/docs/json');
+    const copy = await fetch(`${base}/api/docs/json`, { headers: { cookie } });
+    t.equal(copy.status, 200);
+    t.same(
+      await copy.json(),
+      await (await fetch(`${base}/api/openapi.json`, { headers: { cookie } })).json(),
+      "the UI's copy is the document",
+    );
+  },
+);

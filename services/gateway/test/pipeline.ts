@@ -13,7 +13,19 @@ import { createLogger } from '@hatch/log';
 import { connectBus, ensureStreams, type Bus } from '@hatch/bus';
 import { createMetricsRegistry } from '@hatch/service';
 import { startEmulator, type Emulator, type EmulatorOptions } from '@hatch/provider-emulator';
-import { boundedTeardown, createTestDb, freePort, spawnService, testNats, urlForDatabase, waitFor, type ServiceProcess, type Teardownable, type TestDb, type TestNats } from '@hatch/testing';
+import {
+  boundedTeardown,
+  createTestDb,
+  freePort,
+  spawnService,
+  testNats,
+  urlForDatabase,
+  waitFor,
+  type ServiceProcess,
+  type Teardownable,
+  type TestDb,
+  type TestNats,
+} from '@hatch/testing';
 import { build } from '../src/app.js';
 import { parseGatewayConfig } from '../src/config.js';
 
@@ -78,7 +90,7 @@ async function ownDatabase(t: Teardownable, serverUrl: string): Promise<TestDb> 
 export async function pipeline(t: Teardownable, channel: Channel, opts: PipelineOptions = {}): Promise<Pipeline> {
   const db = opts.postgresUrl ? await ownDatabase(t, opts.postgresUrl) : await createTestDb(t, { max: 10 });
   const nats = testNats(t, { url: opts.natsUrl });
-  const log = createLogger({ service: 'test', level: (process.env.HATCH_TEST_LOG ?? 'silent') });
+  const log = createLogger({ service: 'test', level: process.env.HATCH_TEST_LOG ?? 'silent' });
   const bus = await connectBus({ url: nats.url, name: `${channel.service}-pipeline-test`, log });
   boundedTeardown(t, 'bus close', () => bus.close(1000));
   await ensureStreams(bus.jsm, nats.names);
@@ -102,8 +114,13 @@ export async function pipeline(t: Teardownable, channel: Channel, opts: Pipeline
         LOG_LEVEL: 'silent',
         ...channel.gatewayEnv(emulator),
       });
-      const stalled = opts.stalledAfterMs ? { stalledAfterMs: opts.stalledAfterMs, stalledCheckMs: Math.min(1000, opts.stalledAfterMs) } : {};
-      const gateway = await build({ config, log, db, bus, registry: createMetricsRegistry('gateway') }, { outbox: { sweepIntervalMs: 200, graceMs: 500, ...stalled } });
+      const stalled = opts.stalledAfterMs
+        ? { stalledAfterMs: opts.stalledAfterMs, stalledCheckMs: Math.min(1000, opts.stalledAfterMs) }
+        : {};
+      const gateway = await build(
+        { config, log, db, bus, registry: createMetricsRegistry('gateway') },
+        { outbox: { sweepIntervalMs: 200, graceMs: 500, ...stalled } },
+      );
       try {
         await gateway.listen({ port, host: '127.0.0.1' });
       } catch (err) {
@@ -155,7 +172,11 @@ export async function pipeline(t: Teardownable, channel: Channel, opts: Pipeline
     log,
     workerEnv,
     async post(path, body) {
-      const res = await fetch(`${url}${path}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await fetch(`${url}${path}`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     },
     spawnWorker(extraEnv = {}) {

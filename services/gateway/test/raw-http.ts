@@ -40,10 +40,12 @@ export function encodeRequest(port: number, req: RawRequest, connection = 'close
   const headers: Record<string, string | null> = { host: `127.0.0.1:${port}`, connection, ...req.headers };
   const body = req.chunks
     ? Buffer.concat([
-        ...req.chunks.filter((c) => c.length > 0).map((c) => {
-          const b = Buffer.from(c);
-          return Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')]);
-        }),
+        ...req.chunks
+          .filter((c) => c.length > 0)
+          .map((c) => {
+            const b = Buffer.from(c);
+            return Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')]);
+          }),
         Buffer.from('0\r\n\r\n'),
       ])
     : req.body === undefined
@@ -72,7 +74,10 @@ function parse(data: Buffer, methods: string[]): { responses: RawResponse[]; com
   let pos = 0;
   while (pos < data.length && out.length < methods.length) {
     const end = data.indexOf('\r\n\r\n', pos, 'latin1');
-    const lines = data.subarray(pos, end < 0 ? data.length : end).toString('utf8').split('\r\n');
+    const lines = data
+      .subarray(pos, end < 0 ? data.length : end)
+      .toString('utf8')
+      .split('\r\n');
     const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
     // Nothing in time (a stream held open without a head) or garbage: status 0, the caller decides.
     if (!m) {
@@ -144,7 +149,12 @@ interface Exchange {
  * Writes `bytes` and collects the answers to `methods` until the server closes the connection,
  * every answer is whole (a keep-alive connection: then we close it), or the timeout.
  */
-function exchange(port: number, bytes: Buffer, methods: string[], opts: { halfClose?: boolean; timeoutMs?: number; localAddress?: string }): Promise<Exchange> {
+function exchange(
+  port: number,
+  bytes: Buffer,
+  methods: string[],
+  opts: { halfClose?: boolean; timeoutMs?: number; localAddress?: string },
+): Promise<Exchange> {
   return new Promise((resolve) => {
     const socket = net.connect({ port, host: '127.0.0.1', localAddress: opts.localAddress });
     const chunks: Buffer[] = [];
@@ -182,7 +192,11 @@ export async function rawRequest(port: number, req: RawRequest): Promise<RawResp
  * Sends `reqs` pipelined in one write on one keep-alive connection (the last one says
  * `Connection: close`); resolves with the answers in order, as many as came.
  */
-export async function rawPipeline(port: number, reqs: RawRequest[], opts: { timeoutMs?: number; halfClose?: boolean } = {}): Promise<RawResponse[]> {
+export async function rawPipeline(
+  port: number,
+  reqs: RawRequest[],
+  opts: { timeoutMs?: number; halfClose?: boolean } = {},
+): Promise<RawResponse[]> {
   const bytes = Buffer.concat(reqs.map((r, i) => encodeRequest(port, r, i === reqs.length - 1 ? 'close' : 'keep-alive')));
   const methods = reqs.map((r) => r.method);
   const { data, error } = await exchange(port, bytes, methods, opts);

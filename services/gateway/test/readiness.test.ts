@@ -8,11 +8,14 @@ t.test('GET /readyz is 503 naming NATS while its own nats-server is down, and 20
   t.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 200);
   await nats.kill();
   let body: { status?: string; checks?: Record<string, { ok: boolean; error?: string }> } = {};
-  await waitFor(async () => {
-    const res = await app.inject({ method: 'GET', url: '/readyz' });
-    body = res.json();
-    return res.statusCode === 503;
-  }, { timeoutMs: 15_000, message: 'readyz never reported NATS down' });
+  await waitFor(
+    async () => {
+      const res = await app.inject({ method: 'GET', url: '/readyz' });
+      body = res.json();
+      return res.statusCode === 503;
+    },
+    { timeoutMs: 15_000, message: 'readyz never reported NATS down' },
+  );
   t.equal(body.status, 'not_ready');
   t.equal(body.checks?.nats?.ok, false, 'names nats');
   t.equal(body.checks?.database?.ok, true, 'database still fine');

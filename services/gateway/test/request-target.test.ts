@@ -84,10 +84,18 @@ function leak(res: RawResponse): string | undefined {
 }
 
 t.test('every spelling of an API request target, with every method, is 401 or not the API, and changes nothing', async (t) => {
-  const { app, db, bus, names, auth } = await testGateway(t, { TWILIO_PHONE_NUMBER: '+15005550006', HATCH_RATE_LIMIT_PER_MINUTE: '100000' });
+  const { app, db, bus, names, auth } = await testGateway(t, {
+    TWILIO_PHONE_NUMBER: '+15005550006',
+    HATCH_RATE_LIMIT_PER_MINUTE: '100000',
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as AddressInfo).port;
-  const seeded = await app.inject({ method: 'POST', url: '/api/send_message', headers: auth, payload: { to: `Contact ${MARKER}`, body: `body ${MARKER}` } });
+  const seeded = await app.inject({
+    method: 'POST',
+    url: '/api/send_message',
+    headers: auth,
+    payload: { to: `Contact ${MARKER}`, body: `body ${MARKER}` },
+  });
   t.equal(seeded.statusCode, 202, 'seeded one chat message with the authenticated route');
   const { message_id: messageId, conversation_id: conversationId } = seeded.json<{ message_id: string; conversation_id: string }>();
   const jobsBefore = (await bus.jsm.streams.info(names.streams.jobs)).state.messages;
@@ -131,7 +139,11 @@ t.test('every spelling of an API request target, with every method, is 401 or no
   t.same(found, [], 'no request target reached the API without credentials');
 
   const messages = await db.db.selectFrom('messages').select('id').execute();
-  t.same(messages.map((m) => m.id), [messageId], 'nothing stored: only the seeded message');
+  t.same(
+    messages.map((m) => m.id),
+    [messageId],
+    'nothing stored: only the seeded message',
+  );
   t.same(await db.db.selectFrom('emails').select('id').execute(), [], 'no email stored');
   t.same(await db.db.selectFrom('outbox').select('id').execute(), [], 'no outbox row');
   t.equal((await bus.jsm.streams.info(names.streams.jobs)).state.messages, jobsBefore, 'no job published');
@@ -148,7 +160,12 @@ t.test('malformed Cookie and Authorization headers are 401 in the error shape, n
   const { app } = await testGateway(t, { HATCH_RATE_LIMIT_PER_MINUTE: '100000', HATCH_TRUST_PROXY: '127.0.0.1' });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as AddressInfo).port;
-  const login = await rawRequest(port, { method: 'POST', target: '/api/session', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: TEST_TOKEN }) });
+  const login = await rawRequest(port, {
+    method: 'POST',
+    target: '/api/session',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token: TEST_TOKEN }),
+  });
   t.equal(login.status, 204, 'signed in');
   const signed = decodeURIComponent(/hatch_session=([^;]+)/.exec(login.headers['set-cookie'] ?? '')?.[1] ?? '');
   const cases: Array<Record<string, string>> = [
@@ -187,6 +204,10 @@ t.test('malformed Cookie and Authorization headers are 401 in the error shape, n
       t.match(JSON.parse(res.body || '{}'), { success: false, code: 'UNAUTHORIZED', error: String }, `${label}: error shape`);
     }
   }
-  const good = await rawRequest(port, { method: 'GET', target: '/api/conversations', headers: { cookie: `other=%zz; hatch_session=${encodeURIComponent(signed)}` } });
+  const good = await rawRequest(port, {
+    method: 'GET',
+    target: '/api/conversations',
+    headers: { cookie: `other=%zz; hatch_session=${encodeURIComponent(signed)}` },
+  });
   t.equal(good.status, 200, 'a valid signed cookie next to a malformed one still authenticates');
 });

@@ -9,13 +9,30 @@ const b64 = (n: number, fill = 'a') => Buffer.alloc(n, fill).toString('base64');
 const valid = () => ({ to_email: 'ann@example.com', subject: 'Hello', body: 'Hi Ann,\nsee attached.' });
 
 function send(gw: Gw, payload: unknown, headers: Record<string, string> = {}) {
-  return gw.app.inject({ method: 'POST', url: '/api/send_email', headers: { ...gw.auth, ...headers }, payload: payload as Record<string, unknown> });
+  return gw.app.inject({
+    method: 'POST',
+    url: '/api/send_email',
+    headers: { ...gw.auth, ...headers },
+    payload: payload as Record<string, unknown>,
+  });
 }
 
 async function counts(gw: Gw) {
   const n = async (table: 'emails' | 'email_attachments' | 'outbox' | 'status_events') =>
-    Number((await gw.db.db.selectFrom(table).select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
-  return { emails: await n('emails'), attachments: await n('email_attachments'), outbox: await n('outbox'), events: await n('status_events') };
+    Number(
+      (
+        await gw.db.db
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll<string>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
+  return {
+    emails: await n('emails'),
+    attachments: await n('email_attachments'),
+    outbox: await n('outbox'),
+    events: await n('status_events'),
+  };
 }
 
 t.test('POST /api/send_email validation: each rule is 400 naming the field, and nothing is written', async (t) => {
@@ -37,13 +54,37 @@ t.test('POST /api/send_email validation: each rule is 400 naming the field, and 
     ['999-char subject', { subject: 's'.repeat(999) }, 'body.subject'],
     ['body over 100 KB', { body: 'x'.repeat(EMAIL_LIMITS.bodyMaxBytes + 1) }, 'body.body'],
     ['html_content over 100 KB', { html_content: 'x'.repeat(EMAIL_LIMITS.bodyMaxBytes + 1) }, 'body.html_content'],
-    ['11 attachments', { attachments: Array.from({ length: 11 }, (_, i) => ({ filename: `f${i}.txt`, type: 'text/plain', content: b64(3) })) }, 'body.attachments'],
+    [
+      '11 attachments',
+      { attachments: Array.from({ length: 11 }, (_, i) => ({ filename: `f${i}.txt`, type: 'text/plain', content: b64(3) })) },
+      'body.attachments',
+    ],
     ['bad base64', { attachments: [{ filename: 'a.txt', type: 'text/plain', content: 'not*base64!' }] }, 'body.attachments.0.content'],
-    ['base64 with line breaks', { attachments: [{ filename: 'a.txt', type: 'text/plain', content: 'YWJj\nZGVm' }] }, 'body.attachments.0.content'],
-    ['attachment over 5 MB decoded', { attachments: [{ filename: 'big.bin', type: 'application/octet-stream', content: b64(EMAIL_LIMITS.attachmentMaxBytes + 1) }] }, 'body.attachments.0.content'],
-    ['filename with a path', { attachments: [{ filename: '../../etc/passwd', type: 'text/plain', content: b64(3) }] }, 'body.attachments.0.filename'],
-    ['filename with a backslash', { attachments: [{ filename: 'C:\\evil.exe', type: 'text/plain', content: b64(3) }] }, 'body.attachments.0.filename'],
-    ['filename with CRLF', { attachments: [{ filename: 'a.txt\r\nX: y', type: 'text/plain', content: b64(3) }] }, 'body.attachments.0.filename'],
+    [
+      'base64 with line breaks',
+      { attachments: [{ filename: 'a.txt', type: 'text/plain', content: 'YWJj\nZGVm' }] },
+      'body.attachments.0.content',
+    ],
+    [
+      'attachment over 5 MB decoded',
+      { attachments: [{ filename: 'big.bin', type: 'application/octet-stream', content: b64(EMAIL_LIMITS.attachmentMaxBytes + 1) }] },
+      'body.attachments.0.content',
+    ],
+    [
+      'filename with a path',
+      { attachments: [{ filename: '../../etc/passwd', type: 'text/plain', content: b64(3) }] },
+      'body.attachments.0.filename',
+    ],
+    [
+      'filename with a backslash',
+      { attachments: [{ filename: 'C:\\evil.exe', type: 'text/plain', content: b64(3) }] },
+      'body.attachments.0.filename',
+    ],
+    [
+      'filename with CRLF',
+      { attachments: [{ filename: 'a.txt\r\nX: y', type: 'text/plain', content: b64(3) }] },
+      'body.attachments.0.filename',
+    ],
     ['type not a MIME type', { attachments: [{ filename: 'a.txt', type: 'text plain', content: b64(3) }] }, 'body.attachments.0.type'],
     ['unknown field', { from_email: 'me@example.com' }, 'body.from_email'],
     ['missing to_email', { to_email: undefined }, 'body.to_email'],
@@ -71,7 +112,12 @@ t.test('attachments over 20 MB in all are 400 (the route takes bodies far above 
   t.equal(res.statusCode, 400);
   t.ok(res.json().details.some((d: { field: string }) => d.field === 'body.attachments'));
   t.same(await counts(gw), { emails: 0, attachments: 0, outbox: 0, events: 0 });
-  const tooBig = await gw.app.inject({ method: 'POST', url: '/api/send_message', headers: gw.auth, payload: { to: 'bob', body: 'x'.repeat(100_000) } });
+  const tooBig = await gw.app.inject({
+    method: 'POST',
+    url: '/api/send_message',
+    headers: gw.auth,
+    payload: { to: 'bob', body: 'x'.repeat(100_000) },
+  });
   t.equal(tooBig.statusCode, 413, 'other routes keep the 64 KiB limit');
 });
 
@@ -95,19 +141,41 @@ t.test('POST /api/send_email returns 202 and writes the row, attachment content 
   const body = res.json();
   t.match(body, { success: true, status: 'queued', message: String });
   const row = await gw.db.db.selectFrom('emails').selectAll().where('id', '=', body.email_id).executeTakeFirstOrThrow();
-  t.match(row, { to_email: ['ann@example.com', 'al@example.com'], cc: ['carl@example.com'], bcc: ['bea@example.com'], reply_to: 'desk@example.com', from_email: 'hatch@example.com', status: 'queued', subject: `'; DROP TABLE emails;--` });
-  t.same(row.attachments, [
-    { filename: 'report.pdf', type: 'application/pdf', size: pdf.length },
-    { filename: 'blob.bin', type: 'application/octet-stream', size: big.length },
-  ], 'the row keeps metadata only');
-  const stored = await gw.db.db.selectFrom('email_attachments').selectAll().where('email_id', '=', body.email_id).orderBy('position').execute();
+  t.match(row, {
+    to_email: ['ann@example.com', 'al@example.com'],
+    cc: ['carl@example.com'],
+    bcc: ['bea@example.com'],
+    reply_to: 'desk@example.com',
+    from_email: 'hatch@example.com',
+    status: 'queued',
+    subject: `'; DROP TABLE emails;--`,
+  });
+  t.same(
+    row.attachments,
+    [
+      { filename: 'report.pdf', type: 'application/pdf', size: pdf.length },
+      { filename: 'blob.bin', type: 'application/octet-stream', size: big.length },
+    ],
+    'the row keeps metadata only',
+  );
+  const stored = await gw.db.db
+    .selectFrom('email_attachments')
+    .selectAll()
+    .where('email_id', '=', body.email_id)
+    .orderBy('position')
+    .execute();
   t.equal(stored.length, 2);
   t.ok(Buffer.from(stored[0]!.content).equals(pdf), 'content stored decoded, byte for byte');
   t.ok(Buffer.from(stored[1]!.content).equals(big));
   const events = await gw.db.db.selectFrom('status_events').selectAll().where('email_id', '=', body.email_id).execute();
-  t.same(events.map((e) => [e.status, e.source]), [['queued', 'api']]);
+  t.same(
+    events.map((e) => [e.status, e.source]),
+    [['queued', 'api']],
+  );
   // the relay publishes the job and then deletes the outbox row
-  const jobs = await waitForValue(async () => (await gw.bus.jsm.streams.info(gw.names.streams.jobs)).state.messages || undefined, { timeoutMs: 10_000 });
+  const jobs = await waitForValue(async () => (await gw.bus.jsm.streams.info(gw.names.streams.jobs)).state.messages || undefined, {
+    timeoutMs: 10_000,
+  });
   t.equal(jobs, 1, 'one email job on the jobs stream');
   await waitFor(async () => (await counts(gw)).outbox === 0, { message: 'outbox row deleted after the publish' });
 });
@@ -130,15 +198,27 @@ t.test('GET /api/emails pages newest first; GET /api/emails/:id has the timeline
   const ids: string[] = [];
   for (let i = 0; i < 3; i++) ids.push((await send(gw, { ...valid(), subject: `n${i}` })).json().email_id);
   const p1 = (await gw.app.inject({ method: 'GET', url: '/api/emails?limit=2', headers: gw.auth })).json();
-  t.same(p1.emails.map((e: { subject: string }) => e.subject), ['n2', 'n1']);
+  t.same(
+    p1.emails.map((e: { subject: string }) => e.subject),
+    ['n2', 'n1'],
+  );
   t.type(p1.next_cursor, 'string');
   const p2 = (await gw.app.inject({ method: 'GET', url: `/api/emails?limit=2&before=${p1.next_cursor}`, headers: gw.auth })).json();
-  t.same(p2.emails.map((e: { subject: string }) => e.subject), ['n0']);
+  t.same(
+    p2.emails.map((e: { subject: string }) => e.subject),
+    ['n0'],
+  );
   t.equal(p2.next_cursor, null);
   const one = await gw.app.inject({ method: 'GET', url: `/api/emails/${ids[0]}`, headers: gw.auth });
   t.equal(one.statusCode, 200);
-  t.match(one.json(), { email: { id: ids[0], status: 'queued', provider_message_id: null, provider_response: null, attachments: [] }, timeline: [{ status: 'queued', source: 'api' }] });
-  t.equal((await gw.app.inject({ method: 'GET', url: '/api/emails/00000000-0000-4000-8000-000000000000', headers: gw.auth })).statusCode, 404);
+  t.match(one.json(), {
+    email: { id: ids[0], status: 'queued', provider_message_id: null, provider_response: null, attachments: [] },
+    timeline: [{ status: 'queued', source: 'api' }],
+  });
+  t.equal(
+    (await gw.app.inject({ method: 'GET', url: '/api/emails/00000000-0000-4000-8000-000000000000', headers: gw.auth })).statusCode,
+    404,
+  );
   t.equal((await gw.app.inject({ method: 'GET', url: '/api/emails/nope', headers: gw.auth })).statusCode, 400);
   t.equal((await gw.app.inject({ method: 'GET', url: '/api/emails?before=garbage', headers: gw.auth })).statusCode, 400);
   t.equal((await gw.app.inject({ method: 'GET', url: '/api/emails' })).statusCode, 401, 'needs the token');

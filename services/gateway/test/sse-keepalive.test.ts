@@ -19,13 +19,23 @@ import { openSse, type SseClient, type SseEvent } from './sse-client.js';
 const AUTH = { authorization: `Bearer ${TEST_TOKEN}` };
 const HEARTBEAT_MS = 300;
 
-const gateway = (t: Teardownable, db: TestDb, nats: TestNats) => spawnGateway(t, db, nats, { HATCH_SSE_HEARTBEAT_MS: String(HEARTBEAT_MS) });
+const gateway = (t: Teardownable, db: TestDb, nats: TestNats) =>
+  spawnGateway(t, db, nats, { HATCH_SSE_HEARTBEAT_MS: String(HEARTBEAT_MS) });
 
 async function writeChats(db: Db, conv: string, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
     await db.db
       .insertInto('messages')
-      .values({ id: randomUUID(), conversation_id: conv, from_contact: 'me', to_contact: 'you', body: `m${i}`, channel: 'chat', direction: 'outbound', status: 'stored' })
+      .values({
+        id: randomUUID(),
+        conversation_id: conv,
+        from_contact: 'me',
+        to_contact: 'you',
+        body: `m${i}`,
+        channel: 'chat',
+        direction: 'outbound',
+        status: 'stored',
+      })
       .execute();
   }
 }
@@ -34,7 +44,10 @@ const db = await createTestDb(t);
 const nats = testNats(t);
 await startBridge(t, db, nats, { HATCH_BRIDGE_LOCK_RETRY_MS: '200', HATCH_BRIDGE_HEARTBEAT_MS: '500' });
 const conv = randomUUID();
-await db.db.insertInto('conversations').values({ id: conv, participants: [`a-${conv}`, `b-${conv}`], channel: 'chat' }).execute();
+await db.db
+  .insertInto('conversations')
+  .values({ id: conv, participants: [`a-${conv}`, `b-${conv}`], channel: 'chat' })
+  .execute();
 
 t.test('over a raw socket: a keepalive event every heartbeat interval, with no id, announced by connected.heartbeat_ms', async (t) => {
   const g = await gateway(t, db, nats);
@@ -103,35 +116,40 @@ function resilientClient(t: Teardownable, urls: string[]) {
   };
 }
 
-t.test('a SIGSTOPped gateway: the client notices the silence within two intervals, resumes on the other gateway, loses nothing', async (t) => {
-  const a = await gateway(t, db, nats);
-  const b = await gateway(t, db, nats);
-  const [startRow] = await db.sql<{ m: string | null }[]>`SELECT max(id)::text AS m FROM change_journal`;
-  const start = Number(startRow?.m ?? 0);
-  const client = resilientClient(t, [a.url, b.url]);
-  await client.connect();
-  await writeChats(db, conv, 20);
-  await waitFor(() => client.ids().length >= 20, { timeoutMs: 15_000, message: 'the first 20 live from gateway A' });
-  // Quiet stream: keepalives alone keep a healthy stream from looking stalled.
-  const ka = client.keepalives();
-  await waitFor(() => client.keepalives() >= ka + 4, { timeoutMs: 20 * HEARTBEAT_MS + 5000, message: 'keepalives on a quiet stream' });
-  t.equal(client.reconnects(), 0, 'no reconnect while the gateway is healthy and quiet');
+t.test(
+  'a SIGSTOPped gateway: the client notices the silence within two intervals, resumes on the other gateway, loses nothing',
+  async (t) => {
+    const a = await gateway(t, db, nats);
+    const b = await gateway(t, db, nats);
+    const [startRow] = await db.sql<{ m: string | null }[]>`SELECT max(id)::text AS m FROM change_journal`;
+    const start = Number(startRow?.m ?? 0);
+    const client = resilientClient(t, [a.url, b.url]);
+    await client.connect();
+    await writeChats(db, conv, 20);
+    await waitFor(() => client.ids().length >= 20, { timeoutMs: 15_000, message: 'the first 20 live from gateway A' });
+    // Quiet stream: keepalives alone keep a healthy stream from looking stalled.
+    const ka = client.keepalives();
+    await waitFor(() => client.keepalives() >= ka + 4, { timeoutMs: 20 * HEARTBEAT_MS + 5000, message: 'keepalives on a quiet stream' });
+    t.equal(client.reconnects(), 0, 'no reconnect while the gateway is healthy and quiet');
 
-  process.kill(-a.proc.pid, 'SIGSTOP');
-  let stopped = true;
-  t.teardown(() => {
-    if (stopped) process.kill(-a.proc.pid, 'SIGCONT');
-  });
-  const stoppedAt = Date.now();
-  await writeChats(db, conv, 30);
-  await waitFor(() => client.reconnects() >= 1, { timeoutMs: 10_000, message: 'the client noticed the stalled gateway' });
-  const noticedMs = Date.now() - stoppedAt;
-  const expected = (await db.sql<{ id: string }[]>`SELECT id::text AS id FROM change_journal WHERE id > ${start} ORDER BY change_journal.id`).map((r) => Number(r.id));
-  await waitFor(() => client.ids().length >= expected.length, { timeoutMs: 20_000, message: 'resumed on gateway B to the end' });
-  t.same(client.ids(), expected, 'every event once, in order, across the stall');
-  t.ok(noticedMs < 10 * HEARTBEAT_MS + 3000, `noticed ${noticedMs} ms after the stop (heartbeat ${HEARTBEAT_MS} ms)`);
-  process.kill(-a.proc.pid, 'SIGCONT');
-  stopped = false;
-  await writeChats(db, conv, 5);
-  await waitFor(() => client.ids().length >= expected.length + 5, { timeoutMs: 15_000, message: 'live on gateway B after A resumed' });
-});
+    process.kill(-a.proc.pid, 'SIGSTOP');
+    let stopped = true;
+    t.teardown(() => {
+      if (stopped) process.kill(-a.proc.pid, 'SIGCONT');
+    });
+    const stoppedAt = Date.now();
+    await writeChats(db, conv, 30);
+    await waitFor(() => client.reconnects() >= 1, { timeoutMs: 10_000, message: 'the client noticed the stalled gateway' });
+    const noticedMs = Date.now() - stoppedAt;
+    const expected = (
+      await db.sql<{ id: string }[]>`SELECT id::text AS id FROM change_journal WHERE id > ${start} ORDER BY change_journal.id`
+    ).map((r) => Number(r.id));
+    await waitFor(() => client.ids().length >= expected.length, { timeoutMs: 20_000, message: 'resumed on gateway B to the end' });
+    t.same(client.ids(), expected, 'every event once, in order, across the stall');
+    t.ok(noticedMs < 10 * HEARTBEAT_MS + 3000, `noticed ${noticedMs} ms after the stop (heartbeat ${HEARTBEAT_MS} ms)`);
+    process.kill(-a.proc.pid, 'SIGCONT');
+    stopped = false;
+    await writeChats(db, conv, 5);
+    await waitFor(() => client.ids().length >= expected.length + 5, { timeoutMs: 15_000, message: 'live on gateway B after A resumed' });
+  },
+);

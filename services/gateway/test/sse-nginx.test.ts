@@ -76,40 +76,59 @@ async function spawnNginx(t: Teardownable, routes: Record<string, number>): Prom
   return url;
 }
 
-t.test('T8 through nginx with default buffering: events and heartbeats pass through, an idle stream outlives the proxy read timeout, 8 streams from one client', async (t) => {
-  const { app, db, config } = await testGateway(t, { HATCH_SSE_HEARTBEAT_MS: '1000' });
-  await startBridge(t, db, { url: config.NATS_URL, prefix: config.HATCH_NATS_PREFIX });
-  await app.listen({ port: 0, host: '127.0.0.1' });
+t.test(
+  'T8 through nginx with default buffering: events and heartbeats pass through, an idle stream outlives the proxy read timeout, 8 streams from one client',
+  async (t) => {
+    const { app, db, config } = await testGateway(t, { HATCH_SSE_HEARTBEAT_MS: '1000' });
+    await startBridge(t, db, { url: config.NATS_URL, prefix: config.HATCH_NATS_PREFIX });
+    await app.listen({ port: 0, host: '127.0.0.1' });
 
-  const proxy = await spawnNginx(t, { '/': (app.server.address() as AddressInfo).port });
-  const c = await openSse(`${proxy}/api/events`, AUTH);
-  t.teardown(() => c.close());
-  t.equal(c.status, 200);
-  t.match(c.headers['content-type'], /^text\/event-stream/);
-  t.notOk(c.headers['content-encoding'], 'no compression through the proxy');
-  await c.waitFor((x) => x.of('connected').length === 1, 10_000, 'the connected event through nginx');
+    const proxy = await spawnNginx(t, { '/': (app.server.address() as AddressInfo).port });
+    const c = await openSse(`${proxy}/api/events`, AUTH);
+    t.teardown(() => c.close());
+    t.equal(c.status, 200);
+    t.match(c.headers['content-type'], /^text\/event-stream/);
+    t.notOk(c.headers['content-encoding'], 'no compression through the proxy');
+    await c.waitFor((x) => x.of('connected').length === 1, 10_000, 'the connected event through nginx');
 
-  const conv = randomUUID();
-  await db.db.insertInto('conversations').values({ id: conv, participants: [`a-${conv}`, `b-${conv}`], channel: 'chat' }).execute();
-  await db.db
-    .insertInto('messages')
-    .values({ id: randomUUID(), conversation_id: conv, from_contact: 'me', to_contact: 'you', body: 'hi', channel: 'chat', direction: 'outbound', status: 'stored' })
-    .execute();
-  await c.waitFor((x) => x.of('message_update').length === 1, 10_000, 'a single small event through nginx');
+    const conv = randomUUID();
+    await db.db
+      .insertInto('conversations')
+      .values({ id: conv, participants: [`a-${conv}`, `b-${conv}`], channel: 'chat' })
+      .execute();
+    await db.db
+      .insertInto('messages')
+      .values({
+        id: randomUUID(),
+        conversation_id: conv,
+        from_contact: 'me',
+        to_contact: 'you',
+        body: 'hi',
+        channel: 'chat',
+        direction: 'outbound',
+        status: 'stored',
+      })
+      .execute();
+    await c.waitFor((x) => x.of('message_update').length === 1, 10_000, 'a single small event through nginx');
 
-  // Idle now: only heartbeats flow. Past twice the proxy's read timeout the stream is still open.
-  const since = c.comments.length;
-  await c.waitFor((x) => x.comments.length - since >= 2 * PROXY_READ_TIMEOUT_S + 1, 20_000, 'heartbeats through nginx for longer than twice its read timeout');
-  t.notOk(c.ended(), `the idle stream outlived nginx's ${PROXY_READ_TIMEOUT_S} s read timeout`);
+    // Idle now: only heartbeats flow. Past twice the proxy's read timeout the stream is still open.
+    const since = c.comments.length;
+    await c.waitFor(
+      (x) => x.comments.length - since >= 2 * PROXY_READ_TIMEOUT_S + 1,
+      20_000,
+      'heartbeats through nginx for longer than twice its read timeout',
+    );
+    t.notOk(c.ended(), `the idle stream outlived nginx's ${PROXY_READ_TIMEOUT_S} s read timeout`);
 
-  // Eight concurrent streams over HTTP/1.1 from one client: all accepted (browsers stop at 6 per
-  // origin on HTTP/1.1; that limit is the browser's, README).
-  const many = await Promise.all(Array.from({ length: 8 }, () => openSse(`${proxy}/api/events`, AUTH)));
-  t.teardown(() => many.forEach((m) => m.close()));
-  t.same(
-    many.map((m) => m.status),
-    Array(8).fill(200),
-  );
-  await Promise.all(many.map((m) => m.waitFor((x) => x.of('connected').length === 1, 10_000, 'connected')));
-  t.pass('8 concurrent streams, each connected');
-});
+    // Eight concurrent streams over HTTP/1.1 from one client: all accepted (browsers stop at 6 per
+    // origin on HTTP/1.1; that limit is the browser's, README).
+    const many = await Promise.all(Array.from({ length: 8 }, () => openSse(`${proxy}/api/events`, AUTH)));
+    t.teardown(() => many.forEach((m) => m.close()));
+    t.same(
+      many.map((m) => m.status),
+      Array(8).fill(200),
+    );
+    await Promise.all(many.map((m) => m.waitFor((x) => x.of('connected').length === 1, 10_000, 'connected')));
+    t.pass('8 concurrent streams, each connected');
+  },
+);

@@ -11,7 +11,11 @@ import { testGateway } from './helpers.js';
 
 t.test('stalled SMS and emails get a new job; fresh, finished and pending ones do not', async (t) => {
   const stalledAfterMs = 60_000;
-  const gw = await testGateway(t, { TWILIO_PHONE_NUMBER: '+15005550006' }, { build: { outbox: { stalledAfterMs, stalledCheckMs: 3_600_000 } } });
+  const gw = await testGateway(
+    t,
+    { TWILIO_PHONE_NUMBER: '+15005550006' },
+    { build: { outbox: { stalledAfterMs, stalledCheckMs: 3_600_000 } } },
+  );
   const { db, bus, names, app } = gw;
 
   const send = async (to: string) => {
@@ -51,6 +55,10 @@ t.test('stalled SMS and emails get a new job; fresh, finished and pending ones d
 
   await waitFor(async () => (await db.sql`SELECT 1 FROM outbox`).length === 1, { message: 'published rows deleted' });
   const outboxLeft = await db.sql<{ entity_id: string }[]>`SELECT entity_id FROM outbox`;
-  t.same(outboxLeft.map((r) => r.entity_id), [withOutbox], 'published rows are deleted; the pending one stays');
+  t.same(
+    outboxLeft.map((r) => r.entity_id),
+    [withOutbox],
+    'published rows are deleted; the pending one stays',
+  );
   t.equal(await app.outbox.requeueStalledOnce(), 0, 'the same window does not re-queue them twice');
 });

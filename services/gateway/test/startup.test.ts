@@ -32,6 +32,9 @@ t.test('the gateway starts, becomes ready, and exits 0 on SIGTERM', async (t) =>
   t.equal(ready.status, 200);
   p.signal('SIGTERM');
   t.equal(await p.exited, 0, 'exit 0');
-  t.ok(p.logs().some((l) => l.msg === 'stopped'), 'logged a clean stop');
+  t.ok(
+    p.logs().some((l) => l.msg === 'stopped'),
+    'logged a clean stop',
+  );
   t.notMatch(p.output(), /x{32}/, 'the token never appears in the logs');
 });

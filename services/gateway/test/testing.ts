@@ -4,7 +4,16 @@
  * emulator), and the pieces a test assembles itself (build, parseGatewayConfig, webRoutes).
  */
 export { testGateway, TEST_TOKEN, type TestGateway } from './helpers.js';
-export { pipeline, API_TOKEN, type Channel, type Emulator, type Gateway, type Log, type Pipeline, type PipelineOptions } from './pipeline.js';
+export {
+  pipeline,
+  API_TOKEN,
+  type Channel,
+  type Emulator,
+  type Gateway,
+  type Log,
+  type Pipeline,
+  type PipelineOptions,
+} from './pipeline.js';
 export { build, type BuildOptions } from '../src/app.js';
 export { parseGatewayConfig, type GatewayConfig } from '../src/config.js';
 export { webRoutes } from '../src/web.js';

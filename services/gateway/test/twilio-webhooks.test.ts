@@ -8,12 +8,24 @@ const env = { TWILIO_PHONE_NUMBER: '+15005550006', TWILIO_AUTH_TOKEN: AUTH_TOKEN
 
 type App = Awaited<ReturnType<typeof testGateway>>['app'];
 
-function post(app: App, path: string, params: Record<string, string>, opts: { sign?: string | false; signUrl?: string; headers?: Record<string, string> } = {}) {
-  const signature = opts.sign === false ? undefined : opts.sign ?? twilio.getExpectedTwilioSignature(AUTH_TOKEN, opts.signUrl ?? `${PUBLIC}${path}`, params);
+function post(
+  app: App,
+  path: string,
+  params: Record<string, string>,
+  opts: { sign?: string | false; signUrl?: string; headers?: Record<string, string> } = {},
+) {
+  const signature =
+    opts.sign === false
+      ? undefined
+      : (opts.sign ?? twilio.getExpectedTwilioSignature(AUTH_TOKEN, opts.signUrl ?? `${PUBLIC}${path}`, params));
   return app.inject({
     method: 'POST',
     url: path,
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...(signature ? { 'x-twilio-signature': signature } : {}), ...(opts.headers ?? {}) },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      ...(signature ? { 'x-twilio-signature': signature } : {}),
+      ...(opts.headers ?? {}),
+    },
     payload: new URLSearchParams(params).toString(),
   });
 }
@@ -41,11 +53,15 @@ t.test('signed status callbacks move the status forward and add a timeline row e
   const { app, auth, db } = await testGateway(t, env);
   const id = await queuedSms(app, auth, db);
   const path = `/webhooks/twilio/status?mid=${id}`;
-  for (const s of ['queued', 'sending', 'sent', 'delivered']) t.equal((await post(app, path, statusParams('SM0001', s))).statusCode, 204, s);
+  for (const s of ['queued', 'sending', 'sent', 'delivered'])
+    t.equal((await post(app, path, statusParams('SM0001', s))).statusCode, 204, s);
   const got = (await app.inject({ method: 'GET', url: `/api/messages/${id}`, headers: auth })).json();
   t.equal(got.message.status, 'delivered');
   t.equal(got.message.provider_sid, 'SM0001');
-  t.same(got.timeline.map((e: { status: string }) => e.status), ['queued', 'queued', 'sending', 'sent', 'delivered']);
+  t.same(
+    got.timeline.map((e: { status: string }) => e.status),
+    ['queued', 'queued', 'sending', 'sent', 'delivered'],
+  );
   t.ok(got.timeline.slice(1).every((e: { source: string }) => e.source === 'twilio_callback'));
 });
 
@@ -82,7 +98,15 @@ t.test('bad, missing, tampered or wrong-scheme signatures are 403 and change not
   const cases: Array<[string, ReturnType<typeof post>]> = [
     ['missing', post(app, path, params, { sign: false })],
     ['garbage', post(app, path, params, { sign: 'bm9wZQ==' })],
-    ['tampered param', app.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': good }, payload: new URLSearchParams({ ...params, MessageStatus: 'failed' }).toString() })],
+    [
+      'tampered param',
+      app.inject({
+        method: 'POST',
+        url: path,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': good },
+        payload: new URLSearchParams({ ...params, MessageStatus: 'failed' }).toString(),
+      }),
+    ],
     ['signed for http://', post(app, path, params, { signUrl: `http://hatch.example.test${path}` })],
     ['other auth token', post(app, path, params, { sign: twilio.getExpectedTwilioSignature('other-token', `${PUBLIC}${path}`, params) })],
   ];
@@ -101,7 +125,16 @@ t.test('bad, missing, tampered or wrong-scheme signatures are 403 and change not
 t.test('inbound SMS is stored once per MessageSid and joins the conversation of our replies', async (t) => {
   const { app, auth, db } = await testGateway(t, env);
   const sent = await app.inject({ method: 'POST', url: '/api/send_message', headers: auth, payload: { to: '+15551234567', body: 'hi' } });
-  const params = { MessageSid: 'SMin1', SmsMessageSid: 'SMin1', AccountSid: `AC${'1'.repeat(32)}`, From: '+15551234567', To: '+15005550006', Body: 'hello back', NumMedia: '0', NumSegments: '1' };
+  const params = {
+    MessageSid: 'SMin1',
+    SmsMessageSid: 'SMin1',
+    AccountSid: `AC${'1'.repeat(32)}`,
+    From: '+15551234567',
+    To: '+15005550006',
+    Body: 'hello back',
+    NumMedia: '0',
+    NumSegments: '1',
+  };
   const first = await post(app, '/webhooks/twilio/sms', params);
   t.equal(first.statusCode, 200);
   t.match(first.headers['content-type'], /text\/xml/);
@@ -110,26 +143,50 @@ t.test('inbound SMS is stored once per MessageSid and joins the conversation of 
   t.equal(replay.statusCode, 200, 'replay answers 200');
   const inbound = await db.db.selectFrom('messages').selectAll().where('direction', '=', 'inbound').execute();
   t.equal(inbound.length, 1, 'stored once');
-  t.match(inbound[0], { status: 'received', from_contact: '+15551234567', to_contact: '+15005550006', body: 'hello back', provider_sid: 'SMin1', conversation_id: sent.json().conversation_id });
+  t.match(inbound[0], {
+    status: 'received',
+    from_contact: '+15551234567',
+    to_contact: '+15005550006',
+    body: 'hello back',
+    provider_sid: 'SMin1',
+    conversation_id: sent.json().conversation_id,
+  });
 });
 
 t.test('STOP adds the sender to the opt-out list (next send 422), START removes it; HELP is a message', async (t) => {
   const { app, auth, db } = await testGateway(t, env);
-  const inbound = (sid: string, body: string) => post(app, '/webhooks/twilio/sms', { MessageSid: sid, From: '+15557654321', To: '+15005550006', Body: body });
+  const inbound = (sid: string, body: string) =>
+    post(app, '/webhooks/twilio/sms', { MessageSid: sid, From: '+15557654321', To: '+15005550006', Body: body });
   await inbound('SMs1', ' stop ');
   const refused = await app.inject({ method: 'POST', url: '/api/send_message', headers: auth, payload: { to: '+15557654321', body: 'x' } });
   t.equal(refused.statusCode, 422);
   t.match(refused.json(), { code: 'RECIPIENT_OPTED_OUT' });
   await inbound('SMs2', 'HELP');
-  t.equal((await app.inject({ method: 'POST', url: '/api/send_message', headers: auth, payload: { to: '+15557654321', body: 'x' } })).statusCode, 422, 'HELP changes nothing');
+  t.equal(
+    (await app.inject({ method: 'POST', url: '/api/send_message', headers: auth, payload: { to: '+15557654321', body: 'x' } })).statusCode,
+    422,
+    'HELP changes nothing',
+  );
   await inbound('SMs3', 'START');
-  t.equal((await app.inject({ method: 'POST', url: '/api/send_message', headers: auth, payload: { to: '+15557654321', body: 'x' } })).statusCode, 202);
+  t.equal(
+    (await app.inject({ method: 'POST', url: '/api/send_message', headers: auth, payload: { to: '+15557654321', body: 'x' } })).statusCode,
+    202,
+  );
   const stored = await db.db.selectFrom('messages').select('body').where('direction', '=', 'inbound').orderBy('created_at').execute();
-  t.same(stored.map((r) => r.body), [' stop ', 'HELP', 'START'], 'keywords are stored like any message');
+  t.same(
+    stored.map((r) => r.body),
+    [' stop ', 'HELP', 'START'],
+    'keywords are stored like any message',
+  );
 });
 
 t.test('webhooks are form-encoded only where Twilio posts; the JSON API still refuses forms', async (t) => {
   const { app, auth } = await testGateway(t, env);
-  const res = await app.inject({ method: 'POST', url: '/api/send_message', headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'to=Bob&body=x' });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/send_message',
+    headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' },
+    payload: 'to=Bob&body=x',
+  });
   t.equal(res.statusCode, 415);
 });

@@ -76,8 +76,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   // the SDK's own error (RestException / ResponseError) naming the path, not a parse failure.
   app.setNotFoundHandler((req, reply) => {
     const path = req.url.split('?')[0] ?? req.url;
-    if (req.url.startsWith('/v3/')) return reply.code(404).send(sendgridErrors([null, `not implemented by the emulator: ${req.method} ${path}`]));
-    if (req.url.startsWith('/2010-04-01/')) return reply.code(404).send(twilioError(20404, 404, `The requested resource ${path} was not found`));
+    if (req.url.startsWith('/v3/'))
+      return reply.code(404).send(sendgridErrors([null, `not implemented by the emulator: ${req.method} ${path}`]));
+    if (req.url.startsWith('/2010-04-01/'))
+      return reply.code(404).send(twilioError(20404, 404, `The requested resource ${path} was not found`));
     return reply.code(404).send({ error: `no route ${req.method} ${path}` });
   });
 
@@ -90,7 +92,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/_emulator/info', async () => ({
-    twilio: { accountSid: deps.twilio.ctx.settings.accountSid, phoneNumber: deps.twilio.ctx.settings.phoneNumber, inboundUrl: deps.twilio.ctx.settings.inboundUrl },
+    twilio: {
+      accountSid: deps.twilio.ctx.settings.accountSid,
+      phoneNumber: deps.twilio.ctx.settings.phoneNumber,
+      inboundUrl: deps.twilio.ctx.settings.inboundUrl,
+    },
     sendgrid: {
       webhookUrl: deps.sendgrid.ctx.settings.webhookUrl,
       publicKeyBase64: deps.sendgrid.ctx.signer.publicKeyBase64,
@@ -104,7 +110,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     const { to, sid } = req.query;
     const accepted = boolFilter(req.query.accepted);
     const log = deps.twilio.state.messages;
-    const messages = log.list().filter((m) => (to === undefined || m.to === to) && (sid === undefined || m.sid === sid) && (accepted === undefined || m.accepted === accepted));
+    const messages = log
+      .list()
+      .filter(
+        (m) =>
+          (to === undefined || m.to === to) && (sid === undefined || m.sid === sid) && (accepted === undefined || m.accepted === accepted),
+      );
     return { messages, evicted: log.evicted };
   });
   app.delete('/_emulator/messages', async (_req, reply) => {
@@ -119,7 +130,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     const log = deps.sendgrid.state.emails;
     const emails = log
       .list()
-      .filter((e) => (to === undefined || e.recipients.some((r) => r.toLowerCase() === to)) && (messageId === undefined || e.messageId === messageId) && (accepted === undefined || e.accepted === accepted));
+      .filter(
+        (e) =>
+          (to === undefined || e.recipients.some((r) => r.toLowerCase() === to)) &&
+          (messageId === undefined || e.messageId === messageId) &&
+          (accepted === undefined || e.accepted === accepted),
+      );
     return { emails, evicted: log.evicted };
   });
   app.delete('/_emulator/emails', async (_req, reply) => {
@@ -151,7 +167,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
         }
       });
       const added = specs.map((s) => deps.faults.add(s));
-      deps.log.info({ faults: added.map((f) => ({ id: f.id, provider: f.provider, kind: f.kind, count: f.count, match: f.match })) }, 'faults added');
+      deps.log.info(
+        { faults: added.map((f) => ({ id: f.id, provider: f.provider, kind: f.kind, count: f.count, match: f.match })) },
+        'faults added',
+      );
       return reply.code(201).send({ faults: added });
     } catch (err) {
       if (err instanceof FaultError) return reply.code(400).send({ error: 'invalid fault', problems: err.problems });

@@ -118,8 +118,23 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   const { app, twilio } = await buildApp({
     log,
     faults,
-    twilio: { ctx: { settings: twilioSettings, log: log.child({ component: 'twilio' }), bg, faults, webhook, webhooks, callbackDelayMs }, state: twilioState },
-    sendgrid: { ctx: { settings: sendgridSettings, signer, log: log.child({ component: 'sendgrid' }), bg, faults, webhook, webhooks, callbackDelayMs }, state: sendgridState },
+    twilio: {
+      ctx: { settings: twilioSettings, log: log.child({ component: 'twilio' }), bg, faults, webhook, webhooks, callbackDelayMs },
+      state: twilioState,
+    },
+    sendgrid: {
+      ctx: {
+        settings: sendgridSettings,
+        signer,
+        log: log.child({ component: 'sendgrid' }),
+        bg,
+        faults,
+        webhook,
+        webhooks,
+        callbackDelayMs,
+      },
+      state: sendgridState,
+    },
   });
   try {
     await app.listen({ port: opts.port ?? DEFAULTS.port, host: opts.host ?? DEFAULTS.host });
@@ -130,7 +145,12 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     throw err;
   }
   const address = app.server.address() as AddressInfo;
-  const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address.includes(':') ? `[${address.address}]` : address.address;
+  const host =
+    address.address === '0.0.0.0' || address.address === '::'
+      ? '127.0.0.1'
+      : address.address.includes(':')
+        ? `[${address.address}]`
+        : address.address;
 
   let stopping: Promise<void> | undefined;
   return {

@@ -87,7 +87,9 @@ export function parseFaultSpec(input: unknown): FaultSpec {
     const problems = [...Value.Errors(FaultSpec, input)]
       // an unknown field is reported twice (once per field, once as a summary): keep the first
       .filter((e) => e.keyword !== 'additionalProperties')
-      .map((e) => `${e.instancePath.slice(1).replace(/\//g, '.') || 'fault'}: ${e.keyword === 'boolean' ? 'is not a known field' : e.message}`);
+      .map(
+        (e) => `${e.instancePath.slice(1).replace(/\//g, '.') || 'fault'}: ${e.keyword === 'boolean' ? 'is not a known field' : e.message}`,
+      );
     throw new FaultError(problems.length ? [...new Set(problems)] : ['does not match the fault schema']);
   }
   const spec = input;
@@ -98,7 +100,13 @@ export function parseFaultSpec(input: unknown): FaultSpec {
   if (spec.kind === 'error' && spec.code === undefined && spec.delivery === undefined) {
     problems.push('code: an error fault needs a code (Twilio error code or SendGrid status) or a delivery outcome');
   }
-  if (spec.kind === 'error' && spec.provider === 'sendgrid' && spec.code !== undefined && spec.delivery === undefined && (spec.code < 400 || spec.code > 599)) {
+  if (
+    spec.kind === 'error' &&
+    spec.provider === 'sendgrid' &&
+    spec.code !== undefined &&
+    spec.delivery === undefined &&
+    (spec.code < 400 || spec.code > 599)
+  ) {
     problems.push('code: a SendGrid error code is the HTTP status, 400–599');
   }
   if (spec.accepted !== undefined && spec.kind !== '500' && spec.kind !== '503') {
@@ -182,7 +190,13 @@ export interface ProcessedAnswers {
  * the connection is destroyed instead, so stop() never waits out a hang. An accepted 500/503
  * answers its error; anything else succeeds.
  */
-export async function answerProcessed(fault: Fault | undefined, req: FastifyRequest, reply: FastifyReply, bg: Background, answers: ProcessedAnswers): Promise<FastifyReply> {
+export async function answerProcessed(
+  fault: Fault | undefined,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  bg: Background,
+  answers: ProcessedAnswers,
+): Promise<FastifyReply> {
   if (fault?.kind === 'drop') return withhold(req, reply);
   if (fault?.kind === 'hang') {
     try {

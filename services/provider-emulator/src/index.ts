@@ -6,7 +6,16 @@
 export { startEmulator, DEFAULTS, type Emulator, type EmulatorOptions } from './emulator.js';
 export { buildApp, type App, type AppDeps } from './app.js';
 export { EmulatorConfig, emulatorOptions, parseEmulatorConfig, parseFaultsEnv } from './config.js';
-export { FaultSpec, parseFaultSpec, FaultError, type Fault, type FaultKind, type DeliveryOutcome, type Provider, type AppliedFault } from './faults.js';
+export {
+  FaultSpec,
+  parseFaultSpec,
+  FaultError,
+  type Fault,
+  type FaultKind,
+  type DeliveryOutcome,
+  type Provider,
+  type AppliedFault,
+} from './faults.js';
 export { twilioSignature, createSendGridSigner, formBody, type SendGridSigner, type FormParams } from './signing.js';
 export { messageResource, type MessageRecord, type CallbackRecord, type InboundRecord } from './twilio-resource.js';
 export { twilioError, type TwilioErrorBody } from './twilio-errors.js';

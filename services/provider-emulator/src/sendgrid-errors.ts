@@ -16,12 +16,20 @@ export function faultAnswer(f: Fault): [number, { errors: SendGridError[] }, Rec
   switch (f.kind) {
     case '429': {
       const reset = Math.floor(Date.now() / 1000) + (f.retryAfterSeconds ?? 1);
-      return [429, sendgridErrors([null, f.message ?? 'too many requests']), { 'x-ratelimit-limit': '600', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset) }];
+      return [
+        429,
+        sendgridErrors([null, f.message ?? 'too many requests']),
+        { 'x-ratelimit-limit': '600', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(reset) },
+      ];
     }
     case '500':
       return [500, sendgridErrors([null, f.message ?? 'internal error']), {}];
     case '503':
-      return [503, sendgridErrors([null, f.message ?? 'service unavailable']), f.retryAfterSeconds !== undefined ? { 'retry-after': String(f.retryAfterSeconds) } : {}];
+      return [
+        503,
+        sendgridErrors([null, f.message ?? 'service unavailable']),
+        f.retryAfterSeconds !== undefined ? { 'retry-after': String(f.retryAfterSeconds) } : {},
+      ];
     default: {
       const status = f.code ?? 400;
       const message = f.message ?? (status === 403 ? 'access forbidden' : status === 413 ? 'Payload Too Large' : 'Bad Request');

@@ -62,7 +62,8 @@ function checkStringMap(v: unknown, field: string, p: Problems, what: string): R
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v)) {
     if (typeof val !== 'string') p.add(`${field}.${k}`, `The ${what} values must be strings.`);
-    else if (CRLF.test(k) || (what === 'headers' && CRLF.test(val))) p.add(`${field}.${k}`, `The ${what} may not contain CR or LF characters.`);
+    else if (CRLF.test(k) || (what === 'headers' && CRLF.test(val)))
+      p.add(`${field}.${k}`, `The ${what} may not contain CR or LF characters.`);
     else out[k] = val;
   }
   return out;
@@ -91,10 +92,18 @@ export function validateMailSend(body: unknown): { mail: ValidMail } | { errors:
   let everyPersonalizationHasSubject = true;
   const personalizations = body.personalizations;
   if (!Array.isArray(personalizations) || personalizations.length === 0) {
-    p.add('personalizations', 'The personalizations field is required and must have at least one personalization.', '-Personalizations-Errors');
+    p.add(
+      'personalizations',
+      'The personalizations field is required and must have at least one personalization.',
+      '-Personalizations-Errors',
+    );
     everyPersonalizationHasSubject = false;
   } else if (personalizations.length > MAX_PERSONALIZATIONS) {
-    p.add('personalizations', `The personalizations field may not have more than ${MAX_PERSONALIZATIONS} personalizations.`, '-Personalizations-Errors');
+    p.add(
+      'personalizations',
+      `The personalizations field may not have more than ${MAX_PERSONALIZATIONS} personalizations.`,
+      '-Personalizations-Errors',
+    );
   } else {
     personalizations.forEach((pers: unknown, i) => {
       const f = `personalizations.${i}`;
@@ -109,7 +118,8 @@ export function validateMailSend(body: unknown): { mail: ValidMail } | { errors:
         p.add(`${f}.custom_args`, `The custom_args of a personalization may not exceed ${MAX_CUSTOM_ARGS_BYTES} bytes.`);
       }
       checkStringMap(pers.headers, `${f}.headers`, p, 'headers');
-      if (pers.send_at !== undefined && !Number.isInteger(pers.send_at)) p.add(`${f}.send_at`, 'The send_at parameter must be a unix timestamp (integer).');
+      if (pers.send_at !== undefined && !Number.isInteger(pers.send_at))
+        p.add(`${f}.send_at`, 'The send_at parameter must be a unix timestamp (integer).');
       const seen = new Map<string, string>();
       for (const kind of ['to', 'cc', 'bcc'] as const) {
         const list = pers[kind];
@@ -129,7 +139,11 @@ export function validateMailSend(body: unknown): { mail: ValidMail } | { errors:
           if (email === undefined) return;
           const key = email.toLowerCase();
           if (seen.has(key)) {
-            p.add(f, `Each email address in the personalization block should be unique between to, cc, and bcc. We found the first duplicate instance of [${email}] in the ${f}.${kind} field.`, 'message.recipient_errors');
+            p.add(
+              f,
+              `Each email address in the personalization block should be unique between to, cc, and bcc. We found the first duplicate instance of [${email}] in the ${f}.${kind} field.`,
+              'message.recipient_errors',
+            );
           }
           seen.set(key, kind);
           recipients.push({ email, personalization: i, customArgs: args });
@@ -137,31 +151,48 @@ export function validateMailSend(body: unknown): { mail: ValidMail } | { errors:
       }
     });
     if (recipients.length > MAX_RECIPIENTS) {
-      p.add('personalizations', `The total number of recipients must be no more than ${MAX_RECIPIENTS}. This includes all recipients defined within the to, cc, and bcc parameters, across each of the personalizations.`, 'message.recipient_errors');
+      p.add(
+        'personalizations',
+        `The total number of recipients must be no more than ${MAX_RECIPIENTS}. This includes all recipients defined within the to, cc, and bcc parameters, across each of the personalizations.`,
+        'message.recipient_errors',
+      );
     }
   }
 
   if (body.from === undefined) {
-    p.add('from.email', 'The from object must be provided for every email send. It is an object that requires the email parameter, but may also contain a name parameter.', 'message.from');
+    p.add(
+      'from.email',
+      'The from object must be provided for every email send. It is an object that requires the email parameter, but may also contain a name parameter.',
+      'message.from',
+    );
   } else {
     checkAddress(body.from, 'from', p, 'message.from');
   }
   if (body.reply_to !== undefined) checkAddress(body.reply_to, 'reply_to', p, 'message.reply_to');
   if (body.reply_to_list !== undefined) {
     if (body.reply_to !== undefined) p.add('reply_to_list', 'reply_to and reply_to_list cannot both be used.', 'message.reply_to');
-    if (!Array.isArray(body.reply_to_list) || body.reply_to_list.length === 0) p.add('reply_to_list', 'The reply_to_list must be an array of email objects.', 'message.reply_to');
+    if (!Array.isArray(body.reply_to_list) || body.reply_to_list.length === 0)
+      p.add('reply_to_list', 'The reply_to_list must be an array of email objects.', 'message.reply_to');
     else body.reply_to_list.forEach((a: unknown, j) => checkAddress(a, `reply_to_list.${j}`, p, 'message.reply_to'));
   }
 
   const hasSubject = checkSubject(body.subject, 'subject', p);
   if (!hasSubject && body.subject === undefined && !everyPersonalizationHasSubject && !templateId) {
-    p.add('subject', 'The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined.', 'message.subject');
+    p.add(
+      'subject',
+      'The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined.',
+      'message.subject',
+    );
   }
 
   const content = body.content;
   if (content === undefined) {
     if (!templateId) {
-      p.add('content', 'Unless a valid template_id is provided, the content parameter is required. There must be at least one defined content block. We typically suggest both text/plain and text/html blocks are included, but only one block is required.', 'message.content');
+      p.add(
+        'content',
+        'Unless a valid template_id is provided, the content parameter is required. There must be at least one defined content block. We typically suggest both text/plain and text/html blocks are included, but only one block is required.',
+        'message.content',
+      );
     }
   } else if (!Array.isArray(content) || content.length === 0) {
     p.add('content', 'The content parameter must be an array with at least one content block.', 'message.content');
@@ -179,8 +210,12 @@ export function validateMailSend(body: unknown): { mail: ValidMail } | { errors:
     });
     const plain = types.indexOf('text/plain');
     const html = types.indexOf('text/html');
-    if ((plain > 0) || (html > 0 && !(plain === 0 && html === 1))) {
-      p.add('content', 'If present, text/plain and text/html may only be provided in this order, before any other content.', 'message.content');
+    if (plain > 0 || (html > 0 && !(plain === 0 && html === 1))) {
+      p.add(
+        'content',
+        'If present, text/plain and text/html may only be provided in this order, before any other content.',
+        'message.content',
+      );
     }
   }
 
@@ -190,13 +225,17 @@ export function validateMailSend(body: unknown): { mail: ValidMail } | { errors:
       body.attachments.forEach((a: unknown, i) => {
         const f = `attachments.${i}`;
         if (!isObject(a)) return p.add(f, 'Each attachment must be an object.', 'message.attachments');
-        if (typeof a.content !== 'string' || a.content.length === 0) p.add(`${f}.content`, 'The attachment content is required.', 'message.attachments.content');
+        if (typeof a.content !== 'string' || a.content.length === 0)
+          p.add(`${f}.content`, 'The attachment content is required.', 'message.attachments.content');
         else {
           const compact = a.content.replace(/\s+/g, '');
-          if (compact.length % 4 !== 0 || !BASE64.test(compact)) p.add(`${f}.content`, 'The attachment content must be base64 encoded.', 'message.attachments.content');
+          if (compact.length % 4 !== 0 || !BASE64.test(compact))
+            p.add(`${f}.content`, 'The attachment content must be base64 encoded.', 'message.attachments.content');
         }
-        if (typeof a.filename !== 'string' || a.filename.length === 0 || CRLF.test(a.filename)) p.add(`${f}.filename`, 'The attachment filename parameter is required.', 'message.attachments.filename');
-        if (a.type !== undefined && (typeof a.type !== 'string' || a.type.length === 0 || CRLF.test(a.type))) p.add(`${f}.type`, 'The attachment type must be a string at least one character in length.', 'message.attachments.type');
+        if (typeof a.filename !== 'string' || a.filename.length === 0 || CRLF.test(a.filename))
+          p.add(`${f}.filename`, 'The attachment filename parameter is required.', 'message.attachments.filename');
+        if (a.type !== undefined && (typeof a.type !== 'string' || a.type.length === 0 || CRLF.test(a.type)))
+          p.add(`${f}.type`, 'The attachment type must be a string at least one character in length.', 'message.attachments.type');
         if (a.disposition !== undefined && a.disposition !== 'inline' && a.disposition !== 'attachment') {
           p.add(`${f}.disposition`, 'The disposition must be either "inline" or "attachment".', 'message.attachments.disposition');
         }
@@ -222,7 +261,12 @@ export function validateMailSend(body: unknown): { mail: ValidMail } | { errors:
   const mailSettings = body.mail_settings;
   if (isObject(mailSettings) && mailSettings.sandbox_mode !== undefined) {
     const sm = mailSettings.sandbox_mode;
-    if (!isObject(sm) || typeof sm.enable !== 'boolean') p.add('mail_settings.sandbox_mode.enable', 'The sandbox_mode enable parameter must be a boolean.', 'message.mail_settings.sandbox_mode.enable');
+    if (!isObject(sm) || typeof sm.enable !== 'boolean')
+      p.add(
+        'mail_settings.sandbox_mode.enable',
+        'The sandbox_mode enable parameter must be a boolean.',
+        'message.mail_settings.sandbox_mode.enable',
+      );
     else sandbox = sm.enable;
   }
 

@@ -44,7 +44,13 @@ export interface SendGridContext extends ProviderContext {
   signer: SendGridSigner;
 }
 
-export type SendGridEvent = Record<string, unknown> & { event: string; email: string; sg_event_id: string; sg_message_id: string; timestamp: number };
+export type SendGridEvent = Record<string, unknown> & {
+  event: string;
+  email: string;
+  sg_event_id: string;
+  sg_message_id: string;
+  timestamp: number;
+};
 
 export type WebhookBatchRecord = { events: string[] } & DeliveryRecord;
 
@@ -105,7 +111,14 @@ function plan(recipients: Recipient[], outcomeOf: (r: Recipient) => DeliveryOutc
 const EVENT_DETAILS: Record<string, Record<string, unknown>> = {
   processed: {},
   delivered: { response: '250 2.0.0 OK emulator', ip: '127.0.0.1', tls: 1 },
-  bounce: { type: 'bounce', status: '5.1.1', reason: '550 5.1.1 The email account that you tried to reach does not exist.', bounce_classification: 'Invalid Address', ip: '127.0.0.1', tls: 1 },
+  bounce: {
+    type: 'bounce',
+    status: '5.1.1',
+    reason: '550 5.1.1 The email account that you tried to reach does not exist.',
+    bounce_classification: 'Invalid Address',
+    ip: '127.0.0.1',
+    tls: 1,
+  },
   dropped: { reason: 'Bounced Address', status: '5.0.0' },
   deferred: { response: '451 4.7.1 Temporarily deferred, try again later', attempt: '1', ip: '127.0.0.1', tls: 1 },
 };
@@ -168,7 +181,13 @@ export function registerSendGrid(app: FastifyInstance, ctx: SendGridContext, sta
       rec.events.push(...events);
       if (settings.webhookUrl) {
         const url = settings.webhookUrl;
-        batches.send(() => ({ url, payload: events, fields: { events: events.map((e) => e.event) }, records: rec.webhooks, context: { messageId: rec.messageId } }));
+        batches.send(() => ({
+          url,
+          payload: events,
+          fields: { events: events.map((e) => e.event) },
+          records: rec.webhooks,
+          context: { messageId: rec.messageId },
+        }));
       }
     }
   }
@@ -195,7 +214,12 @@ export function registerSendGrid(app: FastifyInstance, ctx: SendGridContext, sta
         }),
         bytes,
       );
-    const refuse = (status: number, body: { errors: SendGridError[] }, extra: Partial<EmailRecord> = {}, headers: Record<string, string> = {}) => {
+    const refuse = (
+      status: number,
+      body: { errors: SendGridError[] },
+      extra: Partial<EmailRecord> = {},
+      headers: Record<string, string> = {},
+    ) => {
       record({ httpStatus: status, errors: body.errors, ...extra });
       return reply.code(status).headers(headers).send(body);
     };
@@ -215,7 +239,8 @@ export function registerSendGrid(app: FastifyInstance, ctx: SendGridContext, sta
     const sandbox = v.mail.sandbox;
     const rec = record({ accepted: true, fault: appliedFault(fault), messageId: sendgridMessageId(), sandbox, recipients });
     if (!sandbox) {
-      const outcome = (r: Recipient): DeliveryOutcome | 'delivered' => (fault?.delivery && faultSelects(fault, r.email) ? fault.delivery : 'delivered');
+      const outcome = (r: Recipient): DeliveryOutcome | 'delivered' =>
+        fault?.delivery && faultSelects(fault, r.email) ? fault.delivery : 'delivered';
       const stages = plan(v.mail.recipients, outcome);
       ctx.bg.run('sendgrid events', () => deliverEvents(rec, stages, v.mail.categories));
     }

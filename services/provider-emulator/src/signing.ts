@@ -52,7 +52,9 @@ export function createSendGridSigner(privateKeyPem?: string): SendGridSigner {
     privateKey = createPrivateKey(privateKeyPem.includes('\\n') ? privateKeyPem.replace(/\\n/g, '\n') : privateKeyPem);
     const curve = privateKey.asymmetricKeyDetails?.namedCurve;
     if (privateKey.asymmetricKeyType !== 'ec' || curve !== 'prime256v1') {
-      throw new Error(`the SendGrid signing key must be an EC P-256 private key (got ${privateKey.asymmetricKeyType ?? 'unknown'}${curve ? ` ${curve}` : ''})`);
+      throw new Error(
+        `the SendGrid signing key must be an EC P-256 private key (got ${privateKey.asymmetricKeyType ?? 'unknown'}${curve ? ` ${curve}` : ''})`,
+      );
     }
   } else {
     privateKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;

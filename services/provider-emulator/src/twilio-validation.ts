@@ -40,7 +40,13 @@ function isHttpUrl(s: string): boolean {
   }
 }
 
-export type CreateInput = { to: string; from: string | null; messagingServiceSid: string | null; body: string; statusCallback: string | null };
+export type CreateInput = {
+  to: string;
+  from: string | null;
+  messagingServiceSid: string | null;
+  body: string;
+  statusCallback: string | null;
+};
 
 /** Twilio's create validation, in the order Twilio reports the first problem. */
 export function validateCreate(params: FormParams): CreateInput | TwilioErrorBody {
@@ -59,7 +65,8 @@ export function validateCreate(params: FormParams): CreateInput | TwilioErrorBod
   }
   if (from && from === to) return twilioError(21266, 400, "'To' and 'From' number cannot be the same");
   if (body.length === 0 && !hasMedia) return twilioError(21602, 400, 'Message body is required.');
-  if ([...body].length > TWILIO_BODY_MAX) return twilioError(21617, 400, `The concatenated message body exceeds the ${TWILIO_BODY_MAX} character limit.`);
+  if ([...body].length > TWILIO_BODY_MAX)
+    return twilioError(21617, 400, `The concatenated message body exceeds the ${TWILIO_BODY_MAX} character limit.`);
   if (statusCallback && !isHttpUrl(statusCallback)) return twilioError(21609, 400, `Invalid StatusCallback url: ${statusCallback}`);
   return { to, from, messagingServiceSid, body, statusCallback };
 }
@@ -108,4 +115,3 @@ export const InboundPlay = Type.Object(
   { additionalProperties: false },
 );
 export type InboundPlay = Static<typeof InboundPlay>;
-

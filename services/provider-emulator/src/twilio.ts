@@ -85,7 +85,10 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
   });
 
   function send(reply: FastifyReply, status: number, body: unknown, headers: Record<string, string> = {}) {
-    return reply.code(status).headers({ 'twilio-request-id': twilioSid('RQ'), ...headers }).send(body);
+    return reply
+      .code(status)
+      .headers({ 'twilio-request-id': twilioSid('RQ'), ...headers })
+      .send(body);
   }
 
   /** Basic auth with the account SID and auth token; the path must name that account. */
@@ -95,7 +98,10 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
     if (header?.startsWith('Basic ')) {
       const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
-      ok = colon > 0 && secretsEqual(decoded.slice(0, colon), settings.accountSid) && secretsEqual(decoded.slice(colon + 1), settings.authToken);
+      ok =
+        colon > 0 &&
+        secretsEqual(decoded.slice(0, colon), settings.accountSid) &&
+        secretsEqual(decoded.slice(colon + 1), settings.authToken);
     }
     if (!ok) return twilioError(20003, 401, 'Authenticate');
     if (req.params.AccountSid !== settings.accountSid) {
@@ -133,7 +139,14 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
           m.errorMessage = deliveryErrorMessage(m.errorCode);
         }
         const url = m.statusCallback;
-        if (url) lane.send(() => ({ url, payload: statusParams(m, status), fields: { status }, records: m.callbacks, context: { sid: m.sid, status } }));
+        if (url)
+          lane.send(() => ({
+            url,
+            payload: statusParams(m, status),
+            fields: { status },
+            records: m.callbacks,
+            context: { sid: m.sid, status },
+          }));
       }
     });
   }
@@ -204,7 +217,11 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
     if (fault && !processedDespite(fault)) {
       if (fault.kind === '500') return refuse(twilioError(20500, 500, fault.message ?? 'Internal Server Error'), fault);
       if (fault.kind === '503') {
-        return refuse(twilioError(20503, 503, fault.message ?? 'Service Unavailable'), fault, fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {});
+        return refuse(
+          twilioError(20503, 503, fault.message ?? 'Service Unavailable'),
+          fault,
+          fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {},
+        );
       }
       return refuse(faultError(fault), fault);
     }
@@ -235,8 +252,17 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
     return answerProcessed(fault, req, reply, ctx.bg, {
       error: (f) => {
         m.httpStatus = Number(f.kind);
-        const retryAfter: Record<string, string> = f.kind === '503' && f.retryAfterSeconds !== undefined ? { 'retry-after': String(f.retryAfterSeconds) } : {};
-        return sendError(reply, twilioError(f.kind === '500' ? 20500 : 20503, m.httpStatus, f.message ?? (f.kind === '500' ? 'Internal Server Error' : 'Service Unavailable')), retryAfter);
+        const retryAfter: Record<string, string> =
+          f.kind === '503' && f.retryAfterSeconds !== undefined ? { 'retry-after': String(f.retryAfterSeconds) } : {};
+        return sendError(
+          reply,
+          twilioError(
+            f.kind === '500' ? 20500 : 20503,
+            m.httpStatus,
+            f.message ?? (f.kind === '500' ? 'Internal Server Error' : 'Service Unavailable'),
+          ),
+          retryAfter,
+        );
       },
       ok: () => {
         m.httpStatus = 201;
@@ -253,57 +279,60 @@ export function registerTwilio(app: FastifyInstance, ctx: TwilioContext, state: 
     return send(reply, 200, messageResource(m, settings.accountSid));
   });
 
-  app.get<{ Params: { AccountSid: string }; Querystring: Record<string, string | undefined> }>(`${prefix}/Messages.json`, async (req, reply) => {
-    const denied = authError(req);
-    if (denied) return sendError(reply, denied);
-    const q = req.query;
-    const dates = dateFilter(q);
-    if ('code' in dates) return sendError(reply, dates);
-    const pageSize = intParam(q.PageSize, 50, 1, 1000);
-    const page = intParam(q.Page, 0, 0, 1_000_000);
-    if (pageSize === undefined || page === undefined) return sendError(reply, twilioError(20001, 400, 'Invalid PageSize or Page'));
+  app.get<{ Params: { AccountSid: string }; Querystring: Record<string, string | undefined> }>(
+    `${prefix}/Messages.json`,
+    async (req, reply) => {
+      const denied = authError(req);
+      if (denied) return sendError(reply, denied);
+      const q = req.query;
+      const dates = dateFilter(q);
+      if ('code' in dates) return sendError(reply, dates);
+      const pageSize = intParam(q.PageSize, 50, 1, 1000);
+      const page = intParam(q.Page, 0, 0, 1_000_000);
+      if (pageSize === undefined || page === undefined) return sendError(reply, twilioError(20001, 400, 'Invalid PageSize or Page'));
 
-    const start = page * pageSize;
-    const items: Record<string, unknown>[] = [];
-    let seen = 0;
-    let more = false;
-    for (const m of state.messages.newestFirst()) {
-      if (!m.accepted || m.sid === null) continue;
-      if (q.To && m.to !== q.To) continue;
-      if (q.From && m.from !== q.From) continue;
-      const t = Date.parse(m.dateSent ?? m.dateCreated);
-      if (t < dates.min || t > dates.max) continue;
-      if (seen++ < start) continue;
-      if (items.length === pageSize) {
-        more = true;
-        break;
+      const start = page * pageSize;
+      const items: Record<string, unknown>[] = [];
+      let seen = 0;
+      let more = false;
+      for (const m of state.messages.newestFirst()) {
+        if (!m.accepted || m.sid === null) continue;
+        if (q.To && m.to !== q.To) continue;
+        if (q.From && m.from !== q.From) continue;
+        const t = Date.parse(m.dateSent ?? m.dateCreated);
+        if (t < dates.min || t > dates.max) continue;
+        if (seen++ < start) continue;
+        if (items.length === pageSize) {
+          more = true;
+          break;
+        }
+        items.push(messageResource(m, settings.accountSid));
       }
-      items.push(messageResource(m, settings.accountSid));
-    }
 
-    const path = `/${API_VERSION}/Accounts/${settings.accountSid}/Messages.json`;
-    const pageUri = (p: number) => {
-      const qs = new URLSearchParams();
-      for (const key of ['To', 'From', 'DateSent', 'DateSent<', 'DateSent>']) {
-        const v = q[key];
-        if (v) qs.set(key, v);
-      }
-      qs.set('PageSize', String(pageSize));
-      qs.set('Page', String(p));
-      return `${path}?${qs.toString()}`;
-    };
-    return send(reply, 200, {
-      end: start + Math.max(items.length, 1) - 1,
-      first_page_uri: pageUri(0),
-      messages: items,
-      next_page_uri: more ? pageUri(page + 1) : null,
-      page,
-      page_size: pageSize,
-      previous_page_uri: page > 0 ? pageUri(page - 1) : null,
-      start,
-      uri: pageUri(page),
-    });
-  });
+      const path = `/${API_VERSION}/Accounts/${settings.accountSid}/Messages.json`;
+      const pageUri = (p: number) => {
+        const qs = new URLSearchParams();
+        for (const key of ['To', 'From', 'DateSent', 'DateSent<', 'DateSent>']) {
+          const v = q[key];
+          if (v) qs.set(key, v);
+        }
+        qs.set('PageSize', String(pageSize));
+        qs.set('Page', String(p));
+        return `${path}?${qs.toString()}`;
+      };
+      return send(reply, 200, {
+        end: start + Math.max(items.length, 1) - 1,
+        first_page_uri: pageUri(0),
+        messages: items,
+        next_page_uri: more ? pageUri(page + 1) : null,
+        page,
+        page_size: pageSize,
+        previous_page_uri: page > 0 ? pageUri(page - 1) : null,
+        start,
+        uri: pageUri(page),
+      });
+    },
+  );
 
   // Admin: play an inbound SMS to Hatch's webhook, optionally twice with the same MessageSid.
   app.post('/_emulator/twilio/inbound', async (req, reply) => {

@@ -126,7 +126,10 @@ export class WebhookClient {
       );
       // A whole-request deadline (not the socket idle timeout): a receiver that trickles
       // bytes must not hold a callback forever.
-      const timer = setTimeout(() => r.destroy(Object.assign(new Error(`timeout after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+      const timer = setTimeout(
+        () => r.destroy(Object.assign(new Error(`timeout after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+        timeoutMs,
+      );
       r.on('error', (err) => {
         clearTimeout(timer);
         reject(err);

@@ -101,7 +101,8 @@ export class WebhookQueue<P> {
   }
 
   private async deliver<X extends object>(d: Delivery<P, X>): Promise<void> {
-    const record = { ...d.fields, url: d.url, at: new Date().toISOString(), attempts: 0, ok: false, httpStatus: null, error: null } as X & DeliveryRecord;
+    const record = { ...d.fields, url: d.url, at: new Date().toISOString(), attempts: 0, ok: false, httpStatus: null, error: null } as X &
+      DeliveryRecord;
     d.records.push(record);
     const res = await this.opts.client.post(this.request(d.url, d.payload), this.opts.policy);
     Object.assign(record, { attempts: res.attempts, ok: res.ok, httpStatus: res.status, error: res.error });

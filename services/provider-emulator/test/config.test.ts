@@ -21,11 +21,17 @@ t.test('every setting has a working default', async (t) => {
 
 t.test('malformed settings are all reported at once', async (t) => {
   const err = t.throws(() =>
-    parseEmulatorConfig({ EMULATOR_PORT: 'abc', EMULATOR_TWILIO_ACCOUNT_SID: 'AC123', EMULATOR_SENDGRID_WEBHOOK_URL: 'localhost:5002', EMULATOR_CALLBACK_DELAY_MS: '-1' }),
+    parseEmulatorConfig({
+      EMULATOR_PORT: 'abc',
+      EMULATOR_TWILIO_ACCOUNT_SID: 'AC123',
+      EMULATOR_SENDGRID_WEBHOOK_URL: 'localhost:5002',
+      EMULATOR_CALLBACK_DELAY_MS: '-1',
+    }),
   );
   t.ok(err instanceof ConfigError);
   const text = (err as ConfigError).problems.join('\n');
-  for (const name of ['EMULATOR_PORT', 'EMULATOR_TWILIO_ACCOUNT_SID', 'EMULATOR_SENDGRID_WEBHOOK_URL', 'EMULATOR_CALLBACK_DELAY_MS']) t.match(text, name);
+  for (const name of ['EMULATOR_PORT', 'EMULATOR_TWILIO_ACCOUNT_SID', 'EMULATOR_SENDGRID_WEBHOOK_URL', 'EMULATOR_CALLBACK_DELAY_MS'])
+    t.match(text, name);
 });
 
 t.test('EMULATOR_FAULTS takes one fault or an array and names bad entries', async (t) => {
@@ -39,7 +45,12 @@ t.test('EMULATOR_FAULTS takes one fault or an array and names bad entries', asyn
 
 t.test('the config maps onto the library options', async (t) => {
   const options = emulatorOptions(
-    parseEmulatorConfig({ EMULATOR_PORT: '0', EMULATOR_TWILIO_AUTH_TOKEN: 'token-1234', EMULATOR_CALLBACK_DELAY_MS: '5', EMULATOR_FAULTS: '{"provider":"sendgrid","kind":"503"}' }),
+    parseEmulatorConfig({
+      EMULATOR_PORT: '0',
+      EMULATOR_TWILIO_AUTH_TOKEN: 'token-1234',
+      EMULATOR_CALLBACK_DELAY_MS: '5',
+      EMULATOR_FAULTS: '{"provider":"sendgrid","kind":"503"}',
+    }),
   );
   t.match(options, { port: 0, callbackDelayMs: 5, twilio: { authToken: 'token-1234' }, faults: [{ provider: 'sendgrid', kind: '503' }] });
 });

@@ -9,9 +9,19 @@ t.test('message records are capped: the oldest are dropped and their SIDs no lon
   const sids: string[] = [];
   for (let i = 0; i < 8; i++) sids.push((await client.messages.create({ to: TO, from: emulator.twilio.phoneNumber, body: `m${i}` })).sid);
   const res = await admin(emulator, 'GET', '/_emulator/messages');
-  t.same(res.json.messages.map((m: { body: string }) => m.body), ['m3', 'm4', 'm5', 'm6', 'm7'], 'oldest first, the first three dropped');
+  t.same(
+    res.json.messages.map((m: { body: string }) => m.body),
+    ['m3', 'm4', 'm5', 'm6', 'm7'],
+    'oldest first, the first three dropped',
+  );
   t.equal(res.json.evicted, 3);
-  t.match(await client.messages(sids[0] as string).fetch().catch((e: unknown) => e), { status: 404, code: 20404 });
+  t.match(
+    await client
+      .messages(sids[0] as string)
+      .fetch()
+      .catch((e: unknown) => e),
+    { status: 404, code: 20404 },
+  );
   t.equal((await client.messages(sids[7] as string).fetch()).body, 'm7');
   t.equal((await client.messages.list({ to: TO, limit: 100 })).length, 5);
 });
@@ -21,7 +31,13 @@ t.test('email records are capped by bytes too, keeping the newest', async (t) =>
   const mail = sendgridFor(emulator);
   const content = Buffer.alloc(15_000, 7).toString('base64'); // ~20 kB per request
   for (const n of [1, 2, 3]) {
-    await mail.send({ to: `r${n}@example.com`, from: 'hatch@example.com', subject: 's', text: 't', attachments: [{ content, filename: 'big.bin' }] });
+    await mail.send({
+      to: `r${n}@example.com`,
+      from: 'hatch@example.com',
+      subject: 's',
+      text: 't',
+      attachments: [{ content, filename: 'big.bin' }],
+    });
   }
   const emails = emulator.records.emails();
   t.ok(emails.length < 3, 'older emails were dropped');
@@ -50,17 +66,27 @@ t.test('records filter by recipient, SID and acceptance; DELETE clears them', as
   t.same((await admin(emulator, 'GET', '/_emulator/messages')).json.messages, []);
   t.same((await admin(emulator, 'GET', '/_emulator/emails')).json.emails, []);
   t.same((await admin(emulator, 'GET', '/_emulator/inbound')).json.inbound, []);
-  t.match(await client.messages(a.sid).fetch().catch((e: unknown) => e), { status: 404 }, 'a cleared message is gone from the API too');
+  t.match(
+    await client
+      .messages(a.sid)
+      .fetch()
+      .catch((e: unknown) => e),
+    { status: 404 },
+    'a cleared message is gone from the API too',
+  );
 });
 
 t.test('GET /healthz answers ok and /_emulator/info shows the public settings', async (t) => {
   const emulator = await emulatorFor(t);
   const unknownTwilio = await admin(emulator, 'GET', `/2010-04-01/Accounts/${emulator.twilio.accountSid}/Calls.json`);
-  t.match(unknownTwilio, { status: 404, json: { code: 20404, status: 404 } }, 'an unimplemented Twilio API answers in Twilio\'s shape');
+  t.match(unknownTwilio, { status: 404, json: { code: 20404, status: 404 } }, "an unimplemented Twilio API answers in Twilio's shape");
   t.match(await admin(emulator, 'GET', '/v3/templates'), { status: 404, json: { errors: [{ field: null }] } });
   t.same((await admin(emulator, 'GET', '/healthz')).json, { status: 'ok' });
   const info = (await admin(emulator, 'GET', '/_emulator/info')).json;
-  t.match(info, { twilio: { accountSid: emulator.twilio.accountSid, phoneNumber: emulator.twilio.phoneNumber }, sendgrid: { publicKeyBase64: emulator.sendgrid.publicKeyBase64 } });
+  t.match(info, {
+    twilio: { accountSid: emulator.twilio.accountSid, phoneNumber: emulator.twilio.phoneNumber },
+    sendgrid: { publicKeyBase64: emulator.sendgrid.publicKeyBase64 },
+  });
   t.notOk(JSON.stringify(info).includes(emulator.twilio.authToken), 'no auth token');
   t.notOk(JSON.stringify(info).includes(emulator.sendgrid.apiKey), 'no API key');
 });

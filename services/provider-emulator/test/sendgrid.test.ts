@@ -8,7 +8,12 @@ const FROM = { email: 'hatch@example.com', name: 'Hatch' };
 function verify(publicKeyBase64: string, r: Received): boolean {
   const ew = new EventWebhook();
   const key = ew.convertPublicKeyToECDSA(publicKeyBase64);
-  return ew.verifySignature(key, r.raw, r.headers[EventWebhookHeader.SIGNATURE().toLowerCase()] as string, r.headers[EventWebhookHeader.TIMESTAMP().toLowerCase()] as string);
+  return ew.verifySignature(
+    key,
+    r.raw,
+    r.headers[EventWebhookHeader.SIGNATURE().toLowerCase()] as string,
+    r.headers[EventWebhookHeader.TIMESTAMP().toLowerCase()] as string,
+  );
 }
 
 type Event = Record<string, unknown> & { event: string; email: string };
@@ -42,7 +47,13 @@ t.test('mail send through @sendgrid/mail answers 202 with X-Message-Id and recor
     from: FROM,
     reply_to: { email: 'support@example.com' },
     subject: 'Quarterly report',
-    personalizations: [{ to: [{ email: 'alice@example.com' }, { email: 'bob@example.com', name: 'Bob' }], cc: [{ email: 'carol@example.com' }], bcc: [{ email: 'dave@example.com' }] }],
+    personalizations: [
+      {
+        to: [{ email: 'alice@example.com' }, { email: 'bob@example.com', name: 'Bob' }],
+        cc: [{ email: 'carol@example.com' }],
+        bcc: [{ email: 'dave@example.com' }],
+      },
+    ],
     content: [
       { type: 'text/plain', value: 'plain body' },
       { type: 'text/html', value: '<p>html body</p>' },
@@ -75,16 +86,25 @@ t.test('events processed → delivered arrive signed, verify with @sendgrid/even
     t.equal(r.path, '/webhooks/sendgrid/events');
     t.ok(verify(emulator.sendgrid.publicKeyBase64, r), 'signature verifies with the base64 public key');
     t.ok(verify(emulator.sendgrid.publicKeyPem, r), 'and with the PEM');
-    t.notOk(verify(emulator.sendgrid.publicKeyBase64, { ...r, raw: r.raw.replace('delivered', 'bounce').replace('processed', 'dropped') }), 'a tampered body fails');
+    t.notOk(
+      verify(emulator.sendgrid.publicKeyBase64, { ...r, raw: r.raw.replace('delivered', 'bounce').replace('processed', 'dropped') }),
+      'a tampered body fails',
+    );
     t.match(r.headers[EventWebhookHeader.TIMESTAMP().toLowerCase()], /^\d{10}$/);
   }
   const [processed, delivered] = rx.received.map((r) => r.json as Event[]) as [Event[], Event[]];
-  t.same(processed.map((e) => [e.event, e.email]), [
-    ['processed', 'alice@example.com'],
-    ['processed', 'bob@example.com'],
-    ['processed', 'carol@example.com'],
-  ]);
-  t.same(delivered.map((e) => e.event), ['delivered', 'delivered', 'delivered']);
+  t.same(
+    processed.map((e) => [e.event, e.email]),
+    [
+      ['processed', 'alice@example.com'],
+      ['processed', 'bob@example.com'],
+      ['processed', 'carol@example.com'],
+    ],
+  );
+  t.same(
+    delivered.map((e) => e.event),
+    ['delivered', 'delivered', 'delivered'],
+  );
   const all = eventsOf(rx.received);
   for (const e of all) {
     t.ok(String(e.sg_message_id).startsWith(`${messageId}.filter`), 'sg_message_id starts with X-Message-Id');
@@ -114,36 +134,84 @@ t.test('a configured signing key gives a stable public key', async (t) => {
 t.test('sandbox mode answers 200 and sends no events', async (t) => {
   const rx = await receiverFor(t);
   const emulator = await emulatorFor(t, { sendgrid: { webhookUrl: rx.url } });
-  const [res] = await sendgridFor(emulator).send({ to: 'a@example.com', from: FROM, subject: 's', text: 't', mailSettings: { sandboxMode: { enable: true } } });
+  const [res] = await sendgridFor(emulator).send({
+    to: 'a@example.com',
+    from: FROM,
+    subject: 's',
+    text: 't',
+    mailSettings: { sandboxMode: { enable: true } },
+  });
   t.equal(res.statusCode, 200);
   t.match(emulator.records.emails()[0], { accepted: true, sandbox: true, httpStatus: 200 });
   await sendgridFor(emulator).send({ to: 'b@example.com', from: FROM, subject: 's', text: 't' });
   await rx.waitFor((r) => eventsOf(r).filter((e) => e.event === 'delivered').length === 1, 'the non-sandbox send');
-  t.notOk(eventsOf(rx.received).some((e) => e.email === 'a@example.com'), 'nothing for the sandboxed one');
+  t.notOk(
+    eventsOf(rx.received).some((e) => e.email === 'a@example.com'),
+    'nothing for the sandboxed one',
+  );
 });
 
-t.test('refusals raise the SDK\'s ResponseError with the status and SendGrid\'s error body', async (t) => {
+t.test("refusals raise the SDK's ResponseError with the status and SendGrid's error body", async (t) => {
   const emulator = await emulatorFor(t, { sendgrid: { webhookUrl: null } });
   const mail = sendgridFor(emulator);
-  const base = { personalizations: [{ to: [{ email: 'a@example.com' }] }], from: FROM, subject: 's', content: [{ type: 'text/plain', value: 'x' }] };
+  const base = {
+    personalizations: [{ to: [{ email: 'a@example.com' }] }],
+    from: FROM,
+    subject: 's',
+    content: [{ type: 'text/plain', value: 'x' }],
+  };
   const cases: Array<[string, unknown, string | null]> = [
     ['missing from', { ...base, from: undefined }, 'from.email'],
     ['invalid to', { ...base, personalizations: [{ to: [{ email: 'not-an-email' }] }] }, 'personalizations.0.to.0.email'],
-    ['65-character local part', { ...base, personalizations: [{ to: [{ email: `${'a'.repeat(65)}@example.com` }] }] }, 'personalizations.0.to.0.email'],
-    ['an address the contract refuses (two dots in a row)', { ...base, personalizations: [{ to: [{ email: 'a..b@example.com' }] }] }, 'personalizations.0.to.0.email'],
-    ['header injection in an address', { ...base, personalizations: [{ to: [{ email: 'a@b.c\r\nBcc: x@y.z' }] }] }, 'personalizations.0.to.0.email'],
+    [
+      '65-character local part',
+      { ...base, personalizations: [{ to: [{ email: `${'a'.repeat(65)}@example.com` }] }] },
+      'personalizations.0.to.0.email',
+    ],
+    [
+      'an address the contract refuses (two dots in a row)',
+      { ...base, personalizations: [{ to: [{ email: 'a..b@example.com' }] }] },
+      'personalizations.0.to.0.email',
+    ],
+    [
+      'header injection in an address',
+      { ...base, personalizations: [{ to: [{ email: 'a@b.c\r\nBcc: x@y.z' }] }] },
+      'personalizations.0.to.0.email',
+    ],
     ['CRLF in the subject', { ...base, subject: 'hi\r\nBcc: x@y.z' }, 'subject'],
     ['CRLF in the from name', { ...base, from: { email: 'hatch@example.com', name: 'Hatch\r\nBcc: x@y.z' } }, 'from.name'],
     ['no personalizations', { ...base, personalizations: [] }, 'personalizations'],
     ['no subject', { ...base, subject: undefined }, 'subject'],
     ['no content', { ...base, content: undefined }, 'content'],
-    ['html before plain', { ...base, content: [{ type: 'text/html', value: '<p/>' }, { type: 'text/plain', value: 'x' }] }, 'content'],
+    [
+      'html before plain',
+      {
+        ...base,
+        content: [
+          { type: 'text/html', value: '<p/>' },
+          { type: 'text/plain', value: 'x' },
+        ],
+      },
+      'content',
+    ],
     ['attachment not base64', { ...base, attachments: [{ content: 'not base64!', filename: 'a.txt' }] }, 'attachments.0.content'],
     ['attachment without filename', { ...base, attachments: [{ content: 'aGk=' }] }, 'attachments.0.filename'],
-    ['inline attachment without content_id', { ...base, attachments: [{ content: 'aGk=', filename: 'a.png', disposition: 'inline' }] }, 'attachments.0.content_id'],
+    [
+      'inline attachment without content_id',
+      { ...base, attachments: [{ content: 'aGk=', filename: 'a.png', disposition: 'inline' }] },
+      'attachments.0.content_id',
+    ],
     ['non-string custom_args', { ...base, custom_args: { n: 1 } }, 'custom_args.n'],
-    ['duplicate recipient', { ...base, personalizations: [{ to: [{ email: 'a@example.com' }], cc: [{ email: 'A@example.com' }] }] }, 'personalizations.0'],
-    ['1,001 recipients', { ...base, personalizations: [{ to: Array.from({ length: 1001 }, (_, i) => ({ email: `r${i}@example.com` })) }] }, 'personalizations'],
+    [
+      'duplicate recipient',
+      { ...base, personalizations: [{ to: [{ email: 'a@example.com' }], cc: [{ email: 'A@example.com' }] }] },
+      'personalizations.0',
+    ],
+    [
+      '1,001 recipients',
+      { ...base, personalizations: [{ to: Array.from({ length: 1001 }, (_, i) => ({ email: `r${i}@example.com` })) }] },
+      'personalizations',
+    ],
     ['sandbox enable not boolean', { ...base, mail_settings: { sandbox_mode: { enable: 'yes' } } }, 'mail_settings.sandbox_mode.enable'],
   ];
   for (const [name, body, field] of cases) {
@@ -151,24 +219,42 @@ t.test('refusals raise the SDK\'s ResponseError with the status and SendGrid\'s 
     const err: SendGridResponseError = await rejection((mail as any).client.request({ method: 'POST', url: '/v3/mail/send', body }));
     t.equal(err.code, 400, `${name}: 400`);
     t.equal(err.constructor.name, 'ResponseError');
-    t.ok(err.response.body.errors.some((e) => e.field === field), `${name}: names ${field}`);
+    t.ok(
+      err.response.body.errors.some((e) => e.field === field),
+      `${name}: names ${field}`,
+    );
   }
   t.equal(emulator.records.emails().length, cases.length, 'each refusal is recorded');
   t.ok(emulator.records.emails().every((e) => !e.accepted && e.httpStatus === 400 && (e.errors?.length ?? 0) > 0));
 
-  const many = await rejection((mail as any).client.request({ method: 'POST', url: '/v3/mail/send', body: { ...base, from: undefined, subject: undefined } }));
+  const many = await rejection(
+    (mail as any).client.request({ method: 'POST', url: '/v3/mail/send', body: { ...base, from: undefined, subject: undefined } }),
+  );
   t.ok(many.response.body.errors.length >= 2, 'every problem is reported at once');
 
-  const wrongKey = await rejection(sendgridFor(emulator, { apiKey: 'SG.wrong' }).send({ to: 'a@example.com', from: FROM, subject: 's', text: 't' }));
-  t.match(wrongKey, { code: 401, response: { body: { errors: [{ message: 'The provided authorization grant is invalid, expired, or revoked', field: null }] } } });
+  const wrongKey = await rejection(
+    sendgridFor(emulator, { apiKey: 'SG.wrong' }).send({ to: 'a@example.com', from: FROM, subject: 's', text: 't' }),
+  );
+  t.match(wrongKey, {
+    code: 401,
+    response: { body: { errors: [{ message: 'The provided authorization grant is invalid, expired, or revoked', field: null }] } },
+  });
 
-  const noAuth = await fetch(`${emulator.url}/v3/mail/send`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(base) });
+  const noAuth = await fetch(`${emulator.url}/v3/mail/send`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(base),
+  });
   t.equal(noAuth.status, 401);
   t.match(await noAuth.json(), { errors: [{ message: 'authorization required' }] });
 
-  const badJson = await fetch(`${emulator.url}/v3/mail/send`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${emulator.sendgrid.apiKey}` }, body: '{"personalizations":' });
+  const badJson = await fetch(`${emulator.url}/v3/mail/send`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${emulator.sendgrid.apiKey}` },
+    body: '{"personalizations":',
+  });
   t.equal(badJson.status, 400);
-  t.match(await badJson.json(), { errors: [{ field: null }] }, 'unparsable JSON answers in SendGrid\'s shape');
+  t.match(await badJson.json(), { errors: [{ field: null }] }, "unparsable JSON answers in SendGrid's shape");
 });
 
 t.test('fault 429 carries X-RateLimit-Reset; 500 and 503 are server errors; the SDK sees each', async (t) => {
@@ -187,7 +273,11 @@ t.test('fault 429 carries X-RateLimit-Reset; 500 and 503 are server errors; the 
   t.match(await rejection(mail.send(msg)), { code: 500, response: { body: { errors: [{ message: 'internal error' }] } } });
   emulator.faults.add({ provider: 'sendgrid', kind: '503', count: 1 });
   t.match(await rejection(mail.send(msg)), { code: 503 });
-  t.same(emulator.records.emails().map((e) => e.accepted), [false, false, false], 'none was processed');
+  t.same(
+    emulator.records.emails().map((e) => e.accepted),
+    [false, false, false],
+    'none was processed',
+  );
 
   emulator.faults.add({ provider: 'sendgrid', kind: '500', count: 1, accepted: true });
   t.match(await rejection(mail.send(msg)), { code: 500 });
@@ -200,9 +290,17 @@ t.test('fault 429 carries X-RateLimit-Reset; 500 and 503 are server errors; the 
 t.test('fault error 403 answers "temporarily blocked" for a matching recipient only', async (t) => {
   const emulator = await emulatorFor(t, { sendgrid: { webhookUrl: null } });
   const mail = sendgridFor(emulator);
-  const res = await admin(emulator, 'POST', '/_emulator/faults', { provider: 'sendgrid', kind: 'error', code: 403, message: 'You are temporarily blocked from sending emails due to repeated bad requests', match: { to: 'blocked@example.com' } });
+  const res = await admin(emulator, 'POST', '/_emulator/faults', {
+    provider: 'sendgrid',
+    kind: 'error',
+    code: 403,
+    message: 'You are temporarily blocked from sending emails due to repeated bad requests',
+    match: { to: 'blocked@example.com' },
+  });
   t.equal(res.status, 201);
-  const err: SendGridResponseError = await rejection(mail.send({ to: 'blocked@example.com', cc: 'x@example.com', from: FROM, subject: 's', text: 't' }));
+  const err: SendGridResponseError = await rejection(
+    mail.send({ to: 'blocked@example.com', cc: 'x@example.com', from: FROM, subject: 's', text: 't' }),
+  );
   t.equal(err.code, 403);
   t.match(err.response.body.errors[0]?.message, /temporarily blocked/);
   t.equal((await mail.send({ to: 'fine@example.com', from: FROM, subject: 's', text: 't' }))[0].statusCode, 202);
@@ -254,14 +352,24 @@ t.test('delivery faults: bounce, dropped and deferred events for the matching re
       .filter((e) => e.email === email)
       .map((e) => String(e.event))
       .sort((a, b) => EVENT_ORDER.indexOf(a) - EVENT_ORDER.indexOf(b));
-  await rx.waitFor(() => byEmail('slow@example.com').length === 3 && byEmail('gone@example.com').length === 2 && byEmail('ok@example.com').length === 2 && byEmail('suppressed@example.com').length === 1, 'all events');
+  await rx.waitFor(
+    () =>
+      byEmail('slow@example.com').length === 3 &&
+      byEmail('gone@example.com').length === 2 &&
+      byEmail('ok@example.com').length === 2 &&
+      byEmail('suppressed@example.com').length === 1,
+    'all events',
+  );
   t.same(byEmail('gone@example.com'), ['processed', 'bounce']);
   t.same(byEmail('ok@example.com'), ['processed', 'delivered'], 'the other recipient is delivered');
   t.same(byEmail('suppressed@example.com'), ['dropped']);
   t.same(byEmail('slow@example.com'), ['processed', 'deferred', 'delivered']);
   const bounce = eventsOf(rx.received).find((e) => e.event === 'bounce');
   t.match(bounce, { type: 'bounce', status: '5.1.1', reason: String });
-  t.match(eventsOf(rx.received).find((e) => e.event === 'dropped'), { reason: 'Bounced Address' });
+  t.match(
+    eventsOf(rx.received).find((e) => e.event === 'dropped'),
+    { reason: 'Bounced Address' },
+  );
   for (const r of rx.received) t.ok(verify(emulator.sendgrid.publicKeyBase64, r));
 });
 
@@ -271,7 +379,10 @@ t.test('a failing event webhook is retried with the same signed batch', async (t
   let failures = 1;
   rx.respond(() => (failures-- > 0 ? 'destroy' : { status: 200 }));
   await sendgridFor(emulator).send({ to: 'a@example.com', from: FROM, subject: 's', text: 't' });
-  await rx.waitFor(() => emulator.records.emails()[0]?.webhooks.length === 2 && emulator.records.emails()[0]?.webhooks.every((w) => w.ok) === true, 'both batches accepted');
+  await rx.waitFor(
+    () => emulator.records.emails()[0]?.webhooks.length === 2 && emulator.records.emails()[0]?.webhooks.every((w) => w.ok) === true,
+    'both batches accepted',
+  );
   t.match(emulator.records.emails()[0]?.webhooks, [
     { events: ['processed'], attempts: 2, ok: true, httpStatus: 200 },
     { events: ['delivered'], attempts: 1, ok: true },

@@ -8,10 +8,15 @@ const OTHER = '+15551230002';
 
 const statuses = (rs: Received[]) => rs.map((r) => r.form.MessageStatus);
 
-t.test('messages.create answers 201 queued in Twilio\'s shape and fetch returns the message', async (t) => {
+t.test("messages.create answers 201 queued in Twilio's shape and fetch returns the message", async (t) => {
   const emulator = await emulatorFor(t);
   const client = twilioFor(emulator);
-  const m = await client.messages.create({ to: TO, from: emulator.twilio.phoneNumber, body: 'hello there', statusCallback: 'http://127.0.0.1:9/status?mid=m-1' });
+  const m = await client.messages.create({
+    to: TO,
+    from: emulator.twilio.phoneNumber,
+    body: 'hello there',
+    statusCallback: 'http://127.0.0.1:9/status?mid=m-1',
+  });
   t.match(m.sid, /^SM[0-9a-f]{32}$/);
   t.equal(m.status, 'queued');
   t.equal(m.numSegments, '1');
@@ -33,15 +38,26 @@ t.test('messages.create answers 201 queued in Twilio\'s shape and fetch returns 
   t.equal(rec?.params.Body, 'hello there', 'every form field is recorded');
 });
 
-t.test('num_segments is the shared segment counter\'s answer', async (t) => {
+t.test("num_segments is the shared segment counter's answer", async (t) => {
   const emulator = await emulatorFor(t);
   const client = twilioFor(emulator);
-  const bodies = ['a'.repeat(160), 'a'.repeat(161), 'ą' + 'a'.repeat(69), 'a'.repeat(69) + '😀', '€'.repeat(81), 'a'.repeat(152) + '{' + 'a'.repeat(152)];
+  const bodies = [
+    'a'.repeat(160),
+    'a'.repeat(161),
+    'ą' + 'a'.repeat(69),
+    'a'.repeat(69) + '😀',
+    '€'.repeat(81),
+    'a'.repeat(152) + '{' + 'a'.repeat(152),
+  ];
   for (const body of bodies) {
     const m = await client.messages.create({ to: TO, from: emulator.twilio.phoneNumber, body });
     t.equal(Number(m.numSegments), countSmsSegments(body).segments, `${[...body].length} chars, ${countSmsSegments(body).encoding}`);
   }
-  t.equal((await client.messages.create({ to: TO, from: emulator.twilio.phoneNumber, body: 'a'.repeat(1600) })).numSegments, '11', '1,600 characters are accepted');
+  t.equal(
+    (await client.messages.create({ to: TO, from: emulator.twilio.phoneNumber, body: 'a'.repeat(1600) })).numSegments,
+    '11',
+    '1,600 characters are accepted',
+  );
 });
 
 t.test('status callbacks sending → sent → delivered arrive signed and pass twilio.validateRequest', async (t) => {
@@ -60,7 +76,14 @@ t.test('status callbacks sending → sent → delivered arrive signed and pass t
     t.ok(twilio.validateRequest(emulator.twilio.authToken, signature, r.url, r.form), `${r.form.MessageStatus}: signature verifies`);
     t.notOk(twilio.validateRequest('another-auth-token-0000000000000', signature, r.url, r.form), 'not with another token');
     t.notOk(twilio.validateRequest(emulator.twilio.authToken, signature, r.url, { ...r.form, To: OTHER }), 'not with a changed parameter');
-    t.match(r.form, { MessageSid: m.sid, SmsSid: m.sid, AccountSid: emulator.twilio.accountSid, From: emulator.twilio.phoneNumber, To: TO, ApiVersion: '2010-04-01' });
+    t.match(r.form, {
+      MessageSid: m.sid,
+      SmsSid: m.sid,
+      AccountSid: emulator.twilio.accountSid,
+      From: emulator.twilio.phoneNumber,
+      To: TO,
+      ApiVersion: '2010-04-01',
+    });
     t.equal(r.form.SmsStatus, r.form.MessageStatus);
     t.notOk('ErrorCode' in r.form);
     t.match(r.headers['i-twilio-idempotency-token'], /^[0-9a-f-]{36}$/);
@@ -81,7 +104,12 @@ t.test('a Messaging Service message is accepted with num_segments 0, then report
   const emulator = await emulatorFor(t);
   const rx = await receiverFor(t);
   const client = twilioFor(emulator);
-  const m = await client.messages.create({ to: TO, messagingServiceSid: 'MG' + 'a'.repeat(32), body: 'via service', statusCallback: `${rx.url}/s` });
+  const m = await client.messages.create({
+    to: TO,
+    messagingServiceSid: 'MG' + 'a'.repeat(32),
+    body: 'via service',
+    statusCallback: `${rx.url}/s`,
+  });
   t.equal(m.status, 'accepted');
   t.equal(m.numSegments, '0');
   t.equal(m.from, null);
@@ -101,22 +129,36 @@ t.test('messages.list filters by To, From and DateSent, newest first, across pag
   await client.messages.create({ to: OTHER, from, body: 'elsewhere' });
 
   const list = await client.messages.list({ to: TO, from, dateSentAfter: start, limit: 50 });
-  t.same(list.map((m) => m.body), ['three', 'two', 'one'], 'newest first, only To');
-  t.same(list.map((m) => m.sid), [...sids].reverse());
+  t.same(
+    list.map((m) => m.body),
+    ['three', 'two', 'one'],
+    'newest first, only To',
+  );
+  t.same(
+    list.map((m) => m.sid),
+    [...sids].reverse(),
+  );
   t.equal((await client.messages.list({ from, limit: 50 })).length, 4);
-  t.equal((await client.messages.list({ to: TO, dateSentBefore: new Date(Date.now() - 3_600_000), limit: 50 })).length, 0, 'DateSent< excludes later messages');
+  t.equal(
+    (await client.messages.list({ to: TO, dateSentBefore: new Date(Date.now() - 3_600_000), limit: 50 })).length,
+    0,
+    'DateSent< excludes later messages',
+  );
   t.equal((await client.messages.list({ to: TO, dateSent: new Date(), limit: 50 })).length, 3, 'DateSent is the whole day');
 
   const page = await client.messages.page({ to: TO, pageSize: 2 });
   t.equal(page.instances.length, 2);
   t.ok(page.nextPageUrl, 'a next page is linked');
   const next = await page.nextPage();
-  t.same(next?.instances.map((m) => m.body), ['one']);
+  t.same(
+    next?.instances.map((m) => m.body),
+    ['one'],
+  );
   t.notOk(next?.nextPageUrl);
   t.equal((await client.messages.list({ to: TO, limit: 2 })).length, 2, 'limit stops paging');
 });
 
-t.test('refusals raise the SDK\'s RestException with Twilio\'s code and status', async (t) => {
+t.test("refusals raise the SDK's RestException with Twilio's code and status", async (t) => {
   const emulator = await emulatorFor(t);
   const client = twilioFor(emulator);
   const from = emulator.twilio.phoneNumber;
@@ -135,13 +177,18 @@ t.test('refusals raise the SDK\'s RestException with Twilio\'s code and status',
     t.match(err, { status, code, moreInfo: `https://www.twilio.com/docs/errors/${code}` }, `${name}: ${status} / ${code}`);
   }
 
-  const unauthorised = await rejection(twilioFor(emulator, { authToken: 'wrong-token-000000000000000000000' }).messages.create({ to: TO, from, body: 'x' }));
+  const unauthorised = await rejection(
+    twilioFor(emulator, { authToken: 'wrong-token-000000000000000000000' }).messages.create({ to: TO, from, body: 'x' }),
+  );
   t.match(unauthorised, { status: 401, code: 20003 }, 'a wrong auth token is 20003');
 
   const missing = await rejection(client.messages('SM' + '0'.repeat(32)).fetch());
   t.match(missing, { status: 404, code: 20404 }, 'an unknown SID is 20404');
 
-  t.notOk(emulator.records.messages().some((m) => m.accepted), 'nothing was accepted');
+  t.notOk(
+    emulator.records.messages().some((m) => m.accepted),
+    'nothing was accepted',
+  );
   t.equal(emulator.records.messages().length, cases.length + 1, 'every refused attempt is recorded');
   t.match(emulator.records.messages()[0], { accepted: false, httpStatus: 400, errorCode: 21211 });
 });
@@ -150,14 +197,20 @@ t.test('fault 429 refuses the next N with 20429 and Retry-After, then messages g
   const emulator = await emulatorFor(t);
   const client = twilioFor(emulator);
   const from = emulator.twilio.phoneNumber;
-  t.equal((await admin(emulator, 'POST', '/_emulator/faults', { provider: 'twilio', kind: '429', count: 2, retryAfterSeconds: 3 })).status, 201);
+  t.equal(
+    (await admin(emulator, 'POST', '/_emulator/faults', { provider: 'twilio', kind: '429', count: 2, retryAfterSeconds: 3 })).status,
+    201,
+  );
 
   const first = await rejection(client.messages.create({ to: TO, from, body: 'x' }));
   t.match(first, { status: 429, code: 20429 });
   // The SDK drops response headers; read Retry-After off the wire.
   const raw = await fetch(`${emulator.url}/2010-04-01/Accounts/${emulator.twilio.accountSid}/Messages.json`, {
     method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${emulator.twilio.accountSid}:${emulator.twilio.authToken}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    headers: {
+      authorization: `Basic ${Buffer.from(`${emulator.twilio.accountSid}:${emulator.twilio.authToken}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
     body: new URLSearchParams({ To: TO, From: from, Body: 'x' }).toString(),
   });
   t.equal(raw.status, 429);
@@ -166,11 +219,14 @@ t.test('fault 429 refuses the next N with 20429 and Retry-After, then messages g
 
   const ok = await client.messages.create({ to: TO, from, body: 'x' });
   t.equal(ok.status, 'queued', 'the fault is used up');
-  t.same(emulator.records.messages().map((m) => [m.accepted, m.httpStatus, m.fault?.kind ?? null]), [
-    [false, 429, '429'],
-    [false, 429, '429'],
-    [true, 201, null],
-  ]);
+  t.same(
+    emulator.records.messages().map((m) => [m.accepted, m.httpStatus, m.fault?.kind ?? null]),
+    [
+      [false, 429, '429'],
+      [false, 429, '429'],
+      [true, 201, null],
+    ],
+  );
   t.same((await admin(emulator, 'GET', '/_emulator/faults')).json.faults, [], 'a used-up fault is gone');
 });
 
@@ -181,13 +237,23 @@ t.test('fault 500 refuses without sending; with accepted: true the message exist
   const from = emulator.twilio.phoneNumber;
 
   emulator.faults.add({ provider: 'twilio', kind: '500', count: 1 });
-  t.match(await rejection(client.messages.create({ to: TO, from, body: 'lost', statusCallback: `${rx.url}/s` })), { status: 500, code: 20500 });
+  t.match(await rejection(client.messages.create({ to: TO, from, body: 'lost', statusCallback: `${rx.url}/s` })), {
+    status: 500,
+    code: 20500,
+  });
   t.equal((await client.messages.list({ to: TO, limit: 10 })).length, 0, 'not processed');
 
   emulator.faults.add({ provider: 'twilio', kind: '500', count: 1, accepted: true });
-  t.match(await rejection(client.messages.create({ to: TO, from, body: 'sent anyway', statusCallback: `${rx.url}/s` })), { status: 500, code: 20500 });
+  t.match(await rejection(client.messages.create({ to: TO, from, body: 'sent anyway', statusCallback: `${rx.url}/s` })), {
+    status: 500,
+    code: 20500,
+  });
   const found = await client.messages.list({ to: TO, from, limit: 10 });
-  t.same(found.map((m) => m.body), ['sent anyway'], 'reconciliation through the list finds it');
+  t.same(
+    found.map((m) => m.body),
+    ['sent anyway'],
+    'reconciliation through the list finds it',
+  );
   await rx.waitFor((r) => statuses(r).includes('delivered'), 'its callbacks');
   t.equal(rx.received[0]?.form.MessageSid, found[0]?.sid);
 
@@ -199,7 +265,10 @@ t.test('fault 500 refuses without sending; with accepted: true the message exist
   const { accountSid, authToken } = emulator.twilio;
   const res = await fetch(`${emulator.url}/2010-04-01/Accounts/${accountSid}/Messages.json`, {
     method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    headers: {
+      authorization: `Basic ${Buffer.from(`${accountSid}:${authToken}`).toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
     body: new URLSearchParams({ To: TO, From: from, Body: 'accepted, then 503' }),
   });
   t.equal(res.status, 503);
@@ -217,7 +286,14 @@ t.test('fault hang holds the answer past the client timeout, but the message was
   t.ok(Date.now() - started < 1500, 'the client gave up first');
   const [rec] = emulator.records.messages();
   t.match(rec, { accepted: true, fault: { kind: 'hang' } });
-  t.equal((await twilioFor(emulator).messages(rec?.sid as string).fetch()).body, 'slow');
+  t.equal(
+    (
+      await twilioFor(emulator)
+        .messages(rec?.sid as string)
+        .fetch()
+    ).body,
+    'slow',
+  );
 });
 
 t.test('fault drop accepts the message and resets the connection without an answer', async (t) => {
@@ -225,7 +301,9 @@ t.test('fault drop accepts the message and resets the connection without an answ
   const rx = await receiverFor(t);
   const client = twilioFor(emulator);
   emulator.faults.add({ provider: 'twilio', kind: 'drop', count: 1 });
-  const err = await rejection(client.messages.create({ to: TO, from: emulator.twilio.phoneNumber, body: 'unknown outcome', statusCallback: `${rx.url}/s` }));
+  const err = await rejection(
+    client.messages.create({ to: TO, from: emulator.twilio.phoneNumber, body: 'unknown outcome', statusCallback: `${rx.url}/s` }),
+  );
   t.notOk(err instanceof twilio.RestException);
   t.match(String(err.code ?? err.message), /ECONNRESET|socket hang up/i);
   const [rec] = emulator.records.messages();
@@ -262,7 +340,15 @@ t.test('a delivery fault ends in undelivered or failed with ErrorCode in the cal
   const one = rx.received.filter((x) => x.path === '/one');
   t.same(statuses(one), ['sending', 'sent', 'undelivered']);
   t.equal(one[2]?.form.ErrorCode, '30005');
-  t.ok(twilio.validateRequest(emulator.twilio.authToken, one[2]?.headers['x-twilio-signature'] as string, one[2]?.url as string, one[2]?.form as Record<string, string>), 'ErrorCode is signed too');
+  t.ok(
+    twilio.validateRequest(
+      emulator.twilio.authToken,
+      one[2]?.headers['x-twilio-signature'] as string,
+      one[2]?.url as string,
+      one[2]?.form as Record<string, string>,
+    ),
+    'ErrorCode is signed too',
+  );
   t.match(await client.messages(m1.sid).fetch(), { status: 'undelivered', errorCode: 30005, errorMessage: 'Unknown destination handset' });
 
   emulator.faults.add({ provider: 'twilio', kind: 'error', delivery: 'failed', count: 1 });
@@ -283,7 +369,15 @@ t.test('invalid faults are refused with every problem named', async (t) => {
   const mixed = await admin(emulator, 'POST', '/_emulator/faults', { provider: 'twilio', kind: 'error', delivery: 'bounce' });
   t.equal(mixed.status, 400);
   t.match(mixed.json.problems[0], /delivery: twilio outcomes are undelivered, failed/);
-  t.equal((await admin(emulator, 'POST', '/_emulator/faults', [{ provider: 'twilio', kind: '500' }, { provider: 'sendgrid', kind: 'nope' }])).status, 400);
+  t.equal(
+    (
+      await admin(emulator, 'POST', '/_emulator/faults', [
+        { provider: 'twilio', kind: '500' },
+        { provider: 'sendgrid', kind: 'nope' },
+      ])
+    ).status,
+    400,
+  );
   t.same(emulator.faults.list(), [], 'a refused batch adds nothing');
 });
 
@@ -294,21 +388,35 @@ t.test('a failing callback is retried with backoff; a 4xx answer is final', asyn
   let failures = 2;
   rx.respond((r) => (r.form.MessageStatus === 'sending' && failures-- > 0 ? { status: 503 } : { status: 204 }));
   await client.messages.create({ to: TO, from: emulator.twilio.phoneNumber, body: 'x', statusCallback: `${rx.url}/retry` });
-  await rx.waitFor((r) => r.filter((x) => x.form.MessageStatus === 'sending').length === 3 && statuses(r).includes('delivered'), 'three attempts of sending');
+  await rx.waitFor(
+    (r) => r.filter((x) => x.form.MessageStatus === 'sending').length === 3 && statuses(r).includes('delivered'),
+    'three attempts of sending',
+  );
   const sending = rx.received.filter((x) => x.form.MessageStatus === 'sending');
   t.equal(new Set(sending.map((x) => x.headers['i-twilio-idempotency-token'])).size, 1, 'retries carry the same idempotency token');
   t.equal(new Set(sending.map((x) => x.headers['x-twilio-signature'])).size, 1);
   await rx.waitFor(() => emulator.records.messages()[0]?.callbacks.find((c) => c.status === 'sending')?.ok === true, 'callback record');
-  t.match(emulator.records.messages()[0]?.callbacks.find((c) => c.status === 'sending'), { attempts: 3, ok: true, httpStatus: 204 });
+  t.match(
+    emulator.records.messages()[0]?.callbacks.find((c) => c.status === 'sending'),
+    { attempts: 3, ok: true, httpStatus: 204 },
+  );
 
   rx.respond(() => ({ status: 403 }));
   await client.messages.create({ to: OTHER, from: emulator.twilio.phoneNumber, body: 'x', statusCallback: `${rx.url}/forbidden` });
-  await rx.waitFor(() => emulator.records.messages()[1]?.callbacks.length === 3 && emulator.records.messages()[1]?.callbacks.every((c) => c.attempts > 0) === true, 'all refused');
-  t.same(emulator.records.messages()[1]?.callbacks.map((c) => [c.attempts, c.httpStatus, c.ok]), [
-    [1, 403, false],
-    [1, 403, false],
-    [1, 403, false],
-  ]);
+  await rx.waitFor(
+    () =>
+      emulator.records.messages()[1]?.callbacks.length === 3 &&
+      emulator.records.messages()[1]?.callbacks.every((c) => c.attempts > 0) === true,
+    'all refused',
+  );
+  t.same(
+    emulator.records.messages()[1]?.callbacks.map((c) => [c.attempts, c.httpStatus, c.ok]),
+    [
+      [1, 403, false],
+      [1, 403, false],
+      [1, 403, false],
+    ],
+  );
 });
 
 t.test('an inbound SMS is played signed, twice with one MessageSid when asked', async (t) => {
@@ -322,10 +430,21 @@ t.test('an inbound SMS is played signed, twice with one MessageSid when asked', 
   t.equal(a.form.MessageSid, b.form.MessageSid, 'same MessageSid twice');
   t.equal(a.headers['i-twilio-idempotency-token'], b.headers['i-twilio-idempotency-token'], 'a retry of the same webhook');
   t.equal(a.path, '/webhooks/twilio/sms');
-  t.match(a.form, { From: TO, To: emulator.twilio.phoneNumber, Body: 'STOP', NumMedia: '0', SmsStatus: 'received', AccountSid: emulator.twilio.accountSid, NumSegments: '1' });
+  t.match(a.form, {
+    From: TO,
+    To: emulator.twilio.phoneNumber,
+    Body: 'STOP',
+    NumMedia: '0',
+    SmsStatus: 'received',
+    AccountSid: emulator.twilio.accountSid,
+    NumSegments: '1',
+  });
   t.equal(a.form.SmsMessageSid, a.form.MessageSid);
   t.ok(twilio.validateRequest(emulator.twilio.authToken, a.headers['x-twilio-signature'] as string, a.url, a.form));
-  t.match(res.json, { messageSid: a.form.MessageSid, deliveries: [{ status: 200, responseBody: '<Response/>', responseContentType: 'text/xml' }, { status: 200 }] });
+  t.match(res.json, {
+    messageSid: a.form.MessageSid,
+    deliveries: [{ status: 200, responseBody: '<Response/>', responseContentType: 'text/xml' }, { status: 200 }],
+  });
 
   const one = await emulator.playInbound({ from: OTHER, to: '+15557654321', body: 'hi 😀', url: `${rx.url}/elsewhere` });
   t.equal(one.deliveries.length, 1);

@@ -55,7 +55,10 @@ t.test('a refused delivery is retried up to the policy attempts with doubling ba
   t.same(q.warnings, [{ fields: { name: 'a', httpStatus: 500, error: null, attempts: 3 }, msg: 'test delivery not accepted' }]);
   const first = rx.received[0];
   t.equal(first?.headers['x-signed'], `${rx.url}|a|${first?.raw.length}`, 'the format signs the encoded body');
-  t.ok(rx.received.every((r) => r.headers['x-signed'] === first?.headers['x-signed']), 'every retry carries the same request');
+  t.ok(
+    rx.received.every((r) => r.headers['x-signed'] === first?.headers['x-signed']),
+    'every retry carries the same request',
+  );
 });
 
 t.test('a final refusal (4xx) is not retried', async (t) => {
@@ -101,7 +104,10 @@ t.test('a lane delivers one at a time in order; a retried delivery holds the nex
   t.notOk(secondPrepared, 'the next delivery is built only when its turn comes');
   await waitFor(() => q.records.length === 2 && q.records.every((r) => r.ok), { timeoutMs: 5000, message: 'both delivered' });
   t.same(names(rx.received), ['first', 'first', 'first', 'second']);
-  t.match(q.records, [{ name: 'first', attempts: 3, ok: true }, { name: 'second', attempts: 1, ok: true }]);
+  t.match(q.records, [
+    { name: 'first', attempts: 3, ok: true },
+    { name: 'second', attempts: 1, ok: true },
+  ]);
   // The lane drains again after it went idle.
   lane.send(q.delivery(rx.url, 'third'));
   await waitFor(() => q.records.length === 3 && q.records[2]?.ok === true, { timeoutMs: 5000, message: 'third delivered' });

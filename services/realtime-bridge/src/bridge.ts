@@ -175,7 +175,13 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
   function health(): RelayHealth {
     if (role === 'active') {
       const age = Date.now() - lastReadAt;
-      if (age > relayStallMs) return { ok: false, reason: `no successful journal read for ${age} ms (bound ${relayStallMs} ms)`, lastReadAgeMs: age, failures: passFailures };
+      if (age > relayStallMs)
+        return {
+          ok: false,
+          reason: `no successful journal read for ${age} ms (bound ${relayStallMs} ms)`,
+          lastReadAgeMs: age,
+          failures: passFailures,
+        };
       return { ok: true, lastReadAgeMs: age, failures: passFailures };
     }
     if (lockFailures > 0) return { ok: false, reason: failureReason ?? 'failing', lastReadAgeMs: null, failures: lockFailures };
@@ -297,19 +303,28 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
         if (isChainBroken(err)) {
           // Another publisher got in between (a second bridge during a takeover): re-read at once
           // if this pass made progress (it cannot spin without progress: then it backs off).
-          log.info({ err: { message: (err as Error).message }, position: pos.toString() }, 'another publisher got into the events stream; re-reading from the last position');
+          log.info(
+            { err: { message: (err as Error).message }, position: pos.toString() },
+            'another publisher got into the events stream; re-reading from the last position',
+          );
           if (pos !== passFrom) continue;
         }
         const message = (err as Error).message;
         const stalledMs = Date.now() - lastReadAt;
         if (stalledMs > relayStallMs) {
           // Holding the lock while unable to relay would keep a healthy standby out for ever.
-          log.error({ err: { message }, position: pos.toString(), stalledMs }, 'the relay has failed for longer than its bound; stepping down');
+          log.error(
+            { err: { message }, position: pos.toString(), stalledMs },
+            'the relay has failed for longer than its bound; stepping down',
+          );
           lockFailed(`relay failed for ${stalledMs} ms: ${message}`);
           return 'stalled';
         }
         const wait = backoffDelay(PASS_BACKOFF, passFailures++);
-        log.warn({ err: { message }, position: pos.toString(), retryInMs: Math.round(wait) }, 'relay pass failed; retrying from the last position');
+        log.warn(
+          { err: { message }, position: pos.toString(), retryInMs: Math.round(wait) },
+          'relay pass failed; retrying from the last position',
+        );
         await backoffWait(wait);
       }
     }

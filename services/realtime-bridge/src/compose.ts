@@ -36,6 +36,8 @@ export function dedicatedConnection(url: string, ...[purpose, hooks]: Parameters
 }
 
 export async function compose(config: BridgeConfig, log: Logger): Promise<BridgeResources> {
-  const core = await openPoolAndBus('realtime-bridge', config, log, (bus) => ensureStreams(bus.jsm, natsNames(config.HATCH_NATS_PREFIX), {}, bus.replicas));
+  const core = await openPoolAndBus('realtime-bridge', config, log, (bus) =>
+    ensureStreams(bus.jsm, natsNames(config.HATCH_NATS_PREFIX), {}, bus.replicas),
+  );
   return { ...core, openConnection: (purpose, hooks) => dedicatedConnection(config.DATABASE_URL, purpose, hooks) };
 }

@@ -37,17 +37,28 @@ interface Gap {
   warned: boolean;
 }
 
-export function createJournalReader(deps: { db: Db; log: Logger; metrics: Pick<BridgeMetrics, 'gapWaits' | 'gapSkipped'> }, opts: { batchSize: number }): JournalReader {
+export function createJournalReader(
+  deps: { db: Db; log: Logger; metrics: Pick<BridgeMetrics, 'gapWaits' | 'gapSkipped'> },
+  opts: { batchSize: number },
+): JournalReader {
   const { db, log, metrics: m } = deps;
   let gap: Gap | undefined;
 
   async function takeHorizon(): Promise<bigint> {
-    const [r] = await withTimeout(db.sql<{ x: string }[]>`SELECT pg_current_xact_id()::text AS x`, HORIZON_QUERY_TIMEOUT_MS, 'horizon query timed out');
+    const [r] = await withTimeout(
+      db.sql<{ x: string }[]>`SELECT pg_current_xact_id()::text AS x`,
+      HORIZON_QUERY_TIMEOUT_MS,
+      'horizon query timed out',
+    );
     return BigInt(r?.x ?? '0');
   }
 
   async function horizonPassed(h: bigint): Promise<boolean> {
-    const [r] = await withTimeout(db.sql<{ x: string }[]>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x`, HORIZON_QUERY_TIMEOUT_MS, 'horizon check timed out');
+    const [r] = await withTimeout(
+      db.sql<{ x: string }[]>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS x`,
+      HORIZON_QUERY_TIMEOUT_MS,
+      'horizon check timed out',
+    );
     return BigInt(r?.x ?? '0') >= h;
   }
 
@@ -80,7 +91,10 @@ export function createJournalReader(deps: { db: Db; log: Logger; metrics: Pick<B
               verdict = 'blocked';
               if (!gap.warned && Date.now() - gap.since > GAP_WARN_MS) {
                 gap.warned = true;
-                log.warn({ waitingFor: expected.toString(), horizon: gap.horizon.toString() }, 'a long transaction holds a journal id; relay waits for it');
+                log.warn(
+                  { waitingFor: expected.toString(), horizon: gap.horizon.toString() },
+                  'a long transaction holds a journal id; relay waits for it',
+                );
               }
             }
             break;

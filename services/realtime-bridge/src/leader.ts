@@ -58,7 +58,11 @@ export function createLeaderLock(open: () => postgres.Sql, log: Logger): LeaderL
     async held() {
       if (!conn || pid === undefined) return false;
       try {
-        const [r] = await withTimeout(conn<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`, LOCK_CHECK_TIMEOUT_MS, 'lock check timed out');
+        const [r] = await withTimeout(
+          conn<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`,
+          LOCK_CHECK_TIMEOUT_MS,
+          'lock check timed out',
+        );
         return r?.pid === pid;
       } catch (err) {
         log.warn({ err: { message: (err as Error).message } }, 'lock connection check failed');

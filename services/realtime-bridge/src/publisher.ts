@@ -54,7 +54,10 @@ export interface ChainedPublisher {
   forgetTip(): void;
 }
 
-export function createChainedPublisher(deps: { bus: Bus; log: Logger; metrics: Pick<BridgeMetrics, 'relayed' | 'lag'> }, names: NatsNames): ChainedPublisher {
+export function createChainedPublisher(
+  deps: { bus: Bus; log: Logger; metrics: Pick<BridgeMetrics, 'relayed' | 'lag'> },
+  names: NatsNames,
+): ChainedPublisher {
   const { bus, log, metrics: m } = deps;
   // msgID of the message this bridge last had acked in the events stream; undefined = unknown.
   let tip: string | undefined;

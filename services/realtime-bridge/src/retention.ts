@@ -18,7 +18,11 @@ export interface RetentionOptions {
 export async function deleteRelayedJournal(db: Db, m: Pick<BridgeMetrics, 'deleted'>, opts: RetentionOptions): Promise<number> {
   let total = 0;
   for (let i = 0; i < RETENTION_MAX_BATCHES_PER_RUN && !opts.stopping(); i++) {
-    const n = await deleteOldJournalRows(db.db, { olderThanMs: opts.retentionMs, relayedUpTo: opts.relayedUpTo.toString(), limit: opts.batch });
+    const n = await deleteOldJournalRows(db.db, {
+      olderThanMs: opts.retentionMs,
+      relayedUpTo: opts.relayedUpTo.toString(),
+      limit: opts.batch,
+    });
     m.deleted.inc(n);
     total += n;
     if (n < opts.batch) break;

@@ -11,12 +11,20 @@ t.test('the bridge relays every journal row once, in journal order, from concurr
   const b = await startTestBridge(t, db, nats.url, nats.names, { batchSize: 50 });
   await waitFor(() => b.bridge.role() === 'active', { message: 'bridge active' });
   // 8 concurrent writers: ids are taken in one order and committed in another.
-  await Promise.all(Array.from({ length: 8 }, async () => { for (let i = 0; i < 25; i++) await insertChats(db, conv, 1); }));
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      for (let i = 0; i < 25; i++) await insertChats(db, conv, 1);
+    }),
+  );
   const ids = await journalIds(db);
   t.equal(ids.length, 200);
   await waitFor(() => b.bridge.position() === String(ids[ids.length - 1]), { timeoutMs: 20_000, message: 'bridge caught up' });
   const events = await readStream(b.bus, nats.names);
-  t.same(events.map((e) => Number(e.id)), ids, 'every row, once, in id order');
+  t.same(
+    events.map((e) => Number(e.id)),
+    ids,
+    'every row, once, in id order',
+  );
   t.equal(events[0]?.event.type, 'message_update');
   t.equal(await b.metric('hatch_bridge_events_relayed_total'), 200);
 });
@@ -53,7 +61,10 @@ t.test('T6: a lower id committed after a higher one was read is relayed, not ski
   await aDone;
   await waitFor(() => b.bridge.position() === '3', { message: 'bridge relayed 2 and 3' });
   const events = await readStream(b.bus, nats.names);
-  t.same(events.map((e) => e.id), ['1', '2', '3']);
+  t.same(
+    events.map((e) => e.id),
+    ['1', '2', '3'],
+  );
   t.ok(polls >= 1);
   t.equal(await b.metric('hatch_bridge_gap_ids_skipped_total'), 0);
 });
@@ -67,13 +78,28 @@ t.test('ids of rolled-back transactions are skipped once no transaction can stil
   await db.db
     .transaction()
     .execute(async (tx) => {
-      await tx.insertInto('messages').values({ id: randomUUID(), conversation_id: conv, from_contact: 'me', to_contact: 'you', body: 'x', channel: 'chat', direction: 'outbound', status: 'stored' }).execute();
+      await tx
+        .insertInto('messages')
+        .values({
+          id: randomUUID(),
+          conversation_id: conv,
+          from_contact: 'me',
+          to_contact: 'you',
+          body: 'x',
+          channel: 'chat',
+          direction: 'outbound',
+          status: 'stored',
+        })
+        .execute();
       throw new Error('roll back');
     })
     .catch(() => undefined);
   await insertChats(db, conv, 2);
   await waitFor(() => b.bridge.position() === '3', { message: 'relayed past the rolled-back id' });
-  t.same((await readStream(b.bus, nats.names)).map((e) => e.id), ['2', '3']);
+  t.same(
+    (await readStream(b.bus, nats.names)).map((e) => e.id),
+    ['2', '3'],
+  );
   t.equal(await b.metric('hatch_bridge_gap_ids_skipped_total'), 1);
 });
 

@@ -9,10 +9,25 @@ import { createTestDb, spawnNats, spawnPostgres, spawnService, testNats, urlForD
 import { createDb, defaultMigrationsDir, migrate } from '@hatch/db';
 import { connectBus } from '@hatch/bus';
 import { stepDownBoundMs } from '../src/bridge.js';
-import { assertStrictlyIncreasing, bridgeEnv, insertChats, journalIds, log, readStream, seedConversation, startTestBridge } from './harness.js';
+import {
+  assertStrictlyIncreasing,
+  bridgeEnv,
+  insertChats,
+  journalIds,
+  log,
+  readStream,
+  seedConversation,
+  startTestBridge,
+} from './harness.js';
 
 /** Writes `total` messages in transactions of `per`, yielding between them. */
-async function writer(db: Parameters<typeof insertChats>[0], conv: string, total: number, per: number, onProgress?: (written: number) => Promise<void>): Promise<void> {
+async function writer(
+  db: Parameters<typeof insertChats>[0],
+  conv: string,
+  total: number,
+  per: number,
+  onProgress?: (written: number) => Promise<void>,
+): Promise<void> {
   for (let written = 0; written < total; written += per) {
     await insertChats(db, conv, per);
     await onProgress?.(written + per);
@@ -68,7 +83,10 @@ t.test('T5: the bridge’s LISTEN and lock backends are terminated mid-stream; i
   const got = (await readStream(b.bus, nats.names)).map((e) => Number(e.id));
   t.same(got, ids, 'all 300 exactly once, in order');
   // The lost lock connection is found by the bridge's periodic check, not by the relay: wait for it.
-  await waitFor(async () => (await b.metric('hatch_bridge_takeovers_total')) >= 2, { timeoutMs: 30_000, message: 'stepped down on the lost lock connection and took the lock again' });
+  await waitFor(async () => (await b.metric('hatch_bridge_takeovers_total')) >= 2, {
+    timeoutMs: 30_000,
+    message: 'stepped down on the lost lock connection and took the lock again',
+  });
   t.pass('stepped down on the lost lock connection and took the lock again');
   // Live again through NOTIFY alone (poll is 60 s): the LISTEN was re-issued.
   await insertChats(db, conv, 1);
@@ -92,33 +110,39 @@ t.test('NATS restart mid-stream: the bridge retries from its position; every eve
   t.same(got, ids, 'all 200 exactly once, in order');
 });
 
-t.test('PostgreSQL crashes and stays down a while: the bridge steps down, retries, takes the lock again and relays everything once, in order', async (t) => {
-  const pg = await spawnPostgres(t);
-  const url = urlForDatabase(pg.url, 'hatch');
-  await migrate({ url, dir: defaultMigrationsDir() });
-  // The bridge's pool (shared with this test's writes): bounds short enough that the step-down
-  // deadline below, which follows from them, stays well inside the test's time.
-  const pool = { acquireTimeoutMs: 5000, queryTimeoutMs: 5000 };
-  const lockRetryMs = 200;
-  const handle = createDb(url, { max: 4, applicationName: 'hatch-test', ...pool });
-  t.teardown(() => handle.close(1));
-  const db: TestDb = { ...handle, url, name: 'hatch' };
-  const nats = testNats(t);
-  const conv = await seedConversation(db);
-  const b = await startTestBridge(t, db, nats.url, nats.names, { pollIntervalMs: 200, lockRetryMs });
-  await waitFor(() => b.bridge.role() === 'active');
-  await writer(db, conv, 50, 5);
-  await pg.stop('immediate');
-  // down long enough for the bridge to notice and keep failing (its reconnects are refused)
-  const bound = stepDownBoundMs({ lockRetryMs, pool });
-  await waitFor(() => b.bridge.role() === 'standby', { timeoutMs: bound, message: `bridge stepped down within its bound (${bound} ms)` });
-  await waitFor(async () => (await b.metric('hatch_bridge_takeovers_total')) >= 1 && b.bridge.role() === 'standby', { timeoutMs: 5000 });
-  await pg.start();
-  await writer(db, conv, 50, 5);
-  const ids = await journalIds(db);
-  t.equal(ids.length, 100);
-  await waitFor(() => b.bridge.role() === 'active' && b.bridge.position() === String(ids[ids.length - 1]), { timeoutMs: 30_000, message: 'caught up after the crash' });
-  const got = (await readStream(b.bus, nats.names)).map((e) => Number(e.id));
-  t.same(got, ids, 'all 100 exactly once, in order');
-  t.ok((await b.metric('hatch_bridge_takeovers_total')) >= 2, 'took the lock again after the restart');
-});
+t.test(
+  'PostgreSQL crashes and stays down a while: the bridge steps down, retries, takes the lock again and relays everything once, in order',
+  async (t) => {
+    const pg = await spawnPostgres(t);
+    const url = urlForDatabase(pg.url, 'hatch');
+    await migrate({ url, dir: defaultMigrationsDir() });
+    // The bridge's pool (shared with this test's writes): bounds short enough that the step-down
+    // deadline below, which follows from them, stays well inside the test's time.
+    const pool = { acquireTimeoutMs: 5000, queryTimeoutMs: 5000 };
+    const lockRetryMs = 200;
+    const handle = createDb(url, { max: 4, applicationName: 'hatch-test', ...pool });
+    t.teardown(() => handle.close(1));
+    const db: TestDb = { ...handle, url, name: 'hatch' };
+    const nats = testNats(t);
+    const conv = await seedConversation(db);
+    const b = await startTestBridge(t, db, nats.url, nats.names, { pollIntervalMs: 200, lockRetryMs });
+    await waitFor(() => b.bridge.role() === 'active');
+    await writer(db, conv, 50, 5);
+    await pg.stop('immediate');
+    // down long enough for the bridge to notice and keep failing (its reconnects are refused)
+    const bound = stepDownBoundMs({ lockRetryMs, pool });
+    await waitFor(() => b.bridge.role() === 'standby', { timeoutMs: bound, message: `bridge stepped down within its bound (${bound} ms)` });
+    await waitFor(async () => (await b.metric('hatch_bridge_takeovers_total')) >= 1 && b.bridge.role() === 'standby', { timeoutMs: 5000 });
+    await pg.start();
+    await writer(db, conv, 50, 5);
+    const ids = await journalIds(db);
+    t.equal(ids.length, 100);
+    await waitFor(() => b.bridge.role() === 'active' && b.bridge.position() === String(ids[ids.length - 1]), {
+      timeoutMs: 30_000,
+      message: 'caught up after the crash',
+    });
+    const got = (await readStream(b.bus, nats.names)).map((e) => Number(e.id));
+    t.same(got, ids, 'all 100 exactly once, in order');
+    t.ok((await b.metric('hatch_bridge_takeovers_total')) >= 2, 'took the lock again after the restart');
+  },
+);

@@ -16,7 +16,10 @@ export const log = createLogger({ service: 'realtime-bridge-test', level: proces
 
 export async function seedConversation(db: Db): Promise<string> {
   const id = randomUUID();
-  await db.db.insertInto('conversations').values({ id, participants: [`a-${id}`, `b-${id}`], channel: 'chat' }).execute();
+  await db.db
+    .insertInto('conversations')
+    .values({ id, participants: [`a-${id}`, `b-${id}`], channel: 'chat' })
+    .execute();
   return id;
 }
 
@@ -69,7 +72,13 @@ export interface TestBridge {
   metric(name: string): Promise<number>;
 }
 
-export async function startTestBridge(t: Teardownable, db: TestDb, natsUrl: string, names: NatsNames, opts: Partial<BridgeOptions> = {}): Promise<TestBridge> {
+export async function startTestBridge(
+  t: Teardownable,
+  db: TestDb,
+  natsUrl: string,
+  names: NatsNames,
+  opts: Partial<BridgeOptions> = {},
+): Promise<TestBridge> {
   const bus = await connectBus({ url: natsUrl, name: 'bridge-test', log });
   await ensureStreams(bus.jsm, names);
   const registry = createMetricsRegistry('realtime-bridge');

@@ -54,30 +54,46 @@ t.test('a stored message without a msgID empties the last msgID (heartbeats need
   t.equal((await pub({ msgID: 'b', expect: { lastMsgID: 'hb-1' } })).seq, 4);
 });
 
-t.test('pipelined publishes chained by expected last SEQUENCE: an intruder lets rows after the failed one be stored (why the bridge does not use it)', async (t) => {
-  const { pub, order } = await setup(t);
-  await pub({ msgID: 'p0' }); // seq 1
-  const r = await Promise.allSettled([
-    pub({ msgID: 'p1', expect: { lastSequence: 1 } }),
-    pub({ msgID: 'intruder' }),
-    pub({ msgID: 'p2', expect: { lastSequence: 2 } }),
-    pub({ msgID: 'p3', expect: { lastSequence: 3 } }),
-  ]);
-  t.same(r.map((x) => x.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled'], 'p2 failed, p3 stored after the hole');
-  t.same(await order(), ['p0', 'p1', 'intruder', 'p3'], 'p2 can now only land after p3: out of order');
-});
+t.test(
+  'pipelined publishes chained by expected last SEQUENCE: an intruder lets rows after the failed one be stored (why the bridge does not use it)',
+  async (t) => {
+    const { pub, order } = await setup(t);
+    await pub({ msgID: 'p0' }); // seq 1
+    const r = await Promise.allSettled([
+      pub({ msgID: 'p1', expect: { lastSequence: 1 } }),
+      pub({ msgID: 'intruder' }),
+      pub({ msgID: 'p2', expect: { lastSequence: 2 } }),
+      pub({ msgID: 'p3', expect: { lastSequence: 3 } }),
+    ]);
+    t.same(
+      r.map((x) => x.status),
+      ['fulfilled', 'fulfilled', 'rejected', 'fulfilled'],
+      'p2 failed, p3 stored after the hole',
+    );
+    t.same(await order(), ['p0', 'p1', 'intruder', 'p3'], 'p2 can now only land after p3: out of order');
+  },
+);
 
-t.test('pipelined publishes chained by expected last MSGID: after an intruder every later row fails, none is stored past the hole', async (t) => {
-  const { pub, order } = await setup(t);
-  await pub({ msgID: '1' });
-  const r = await Promise.allSettled([
-    pub({ msgID: '2', expect: { lastMsgID: '1' } }),
-    pub({ msgID: 'intruder' }),
-    pub({ msgID: '3', expect: { lastMsgID: '2' } }),
-    pub({ msgID: '4', expect: { lastMsgID: '3' } }),
-    pub({ msgID: '5', expect: { lastMsgID: '4' } }),
-  ]);
-  t.same(r.map((x) => x.status), ['fulfilled', 'fulfilled', 'rejected', 'rejected', 'rejected']);
-  t.ok(r.slice(2).every((x) => x.status === 'rejected' && isChainBroken(x.reason)), 'each a wrong-last-msg-ID error');
-  t.same(await order(), ['1', '2', 'intruder']);
-});
+t.test(
+  'pipelined publishes chained by expected last MSGID: after an intruder every later row fails, none is stored past the hole',
+  async (t) => {
+    const { pub, order } = await setup(t);
+    await pub({ msgID: '1' });
+    const r = await Promise.allSettled([
+      pub({ msgID: '2', expect: { lastMsgID: '1' } }),
+      pub({ msgID: 'intruder' }),
+      pub({ msgID: '3', expect: { lastMsgID: '2' } }),
+      pub({ msgID: '4', expect: { lastMsgID: '3' } }),
+      pub({ msgID: '5', expect: { lastMsgID: '4' } }),
+    ]);
+    t.same(
+      r.map((x) => x.status),
+      ['fulfilled', 'fulfilled', 'rejected', 'rejected', 'rejected'],
+    );
+    t.ok(
+      r.slice(2).every((x) => x.status === 'rejected' && isChainBroken(x.reason)),
+      'each a wrong-last-msg-ID error',
+    );
+    t.same(await order(), ['1', '2', 'intruder']);
+  },
+);

@@ -9,12 +9,30 @@ t.test('journal triggers: insert, status/body update and delete of messages and 
   const db = await createTestDb(t);
   const conv = await seedConversation(db);
   const [mid] = await insertChats(db, conv, 1);
-  await db.db.updateTable('messages').set({ attempts: 3 }).where('id', '=', mid as string).execute(); // not journaled
-  await db.db.updateTable('messages').set({ status: 'failed' }).where('id', '=', mid as string).execute();
-  await db.db.updateTable('messages').set({ body: 'edited' }).where('id', '=', mid as string).execute();
-  await db.db.deleteFrom('messages').where('id', '=', mid as string).execute();
+  await db.db
+    .updateTable('messages')
+    .set({ attempts: 3 })
+    .where('id', '=', mid as string)
+    .execute(); // not journaled
+  await db.db
+    .updateTable('messages')
+    .set({ status: 'failed' })
+    .where('id', '=', mid as string)
+    .execute();
+  await db.db
+    .updateTable('messages')
+    .set({ body: 'edited' })
+    .where('id', '=', mid as string)
+    .execute();
+  await db.db
+    .deleteFrom('messages')
+    .where('id', '=', mid as string)
+    .execute();
   const eid = randomUUID();
-  await db.db.insertInto('emails').values({ id: eid, to_email: ['a@example.com'], from_email: 'me@example.com', subject: 's', body: 'b' }).execute();
+  await db.db
+    .insertInto('emails')
+    .values({ id: eid, to_email: ['a@example.com'], from_email: 'me@example.com', subject: 's', body: 'b' })
+    .execute();
   await db.db.updateTable('emails').set({ status: 'sent' }).where('id', '=', eid).execute();
   const rows = await findJournalAfter(db.db, '0', 100);
   t.same(
@@ -29,8 +47,16 @@ t.test('journal triggers: insert, status/body update and delete of messages and 
     ],
   );
   const first = journalRowToEvent(rows[0] as (typeof rows)[number]);
-  t.match(first, { id: String(rows[0]?.id), event: { type: 'message_update', action: 'INSERT', message_id: mid, conversation_id: conv, status: 'stored' } });
-  t.match(journalRowToEvent(rows[5] as (typeof rows)[number]).event, { type: 'email_update', action: 'UPDATE', email_id: eid, status: 'sent' });
+  t.match(first, {
+    id: String(rows[0]?.id),
+    event: { type: 'message_update', action: 'INSERT', message_id: mid, conversation_id: conv, status: 'stored' },
+  });
+  t.match(journalRowToEvent(rows[5] as (typeof rows)[number]).event, {
+    type: 'email_update',
+    action: 'UPDATE',
+    email_id: eid,
+    status: 'sent',
+  });
 });
 
 t.test('a 100-row transaction sends exactly one NOTIFY; each transaction sends its own', async (t) => {
@@ -62,6 +88,10 @@ t.test('retention deletes only old rows the bridge has relayed, in bounded batch
   t.equal(await ensureBridgePosition(db.db, 'default'), '20');
   t.equal(await deleteOldJournalRows(db.db, { olderThanMs: 24 * 3600_000, relayedUpTo: '20', limit: 8 }), 8);
   t.equal(await deleteOldJournalRows(db.db, { olderThanMs: 24 * 3600_000, relayedUpTo: '20', limit: 100 }), 12);
-  t.equal(await deleteOldJournalRows(db.db, { olderThanMs: 24 * 3600_000, relayedUpTo: '20', limit: 100 }), 0, 'unrelayed rows stay whatever their age');
+  t.equal(
+    await deleteOldJournalRows(db.db, { olderThanMs: 24 * 3600_000, relayedUpTo: '20', limit: 100 }),
+    0,
+    'unrelayed rows stay whatever their age',
+  );
   t.equal((await findJournalAfter(db.db, '0', 100)).length, 10);
 });

@@ -27,14 +27,19 @@ t.test('one holder per database: a second candidate is refused until the holder 
   t.equal(await b.tryLock(), 'taken', 'the second takes it once released');
 });
 
-t.test('the holder’s backend ended: held() turns false though postgres.js reconnects, and another candidate takes the lock at once', async (t) => {
-  const db = await createTestDb(t);
-  const a = lockOn(t, db);
-  const b = lockOn(t, db);
-  t.equal(await a.tryLock(), 'taken');
-  const [holder] = await db.sql<{ pid: number }[]>`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = ${db.name}) AND granted`;
-  t.ok(holder, 'the lock is held by a backend');
-  await db.sql`SELECT pg_terminate_backend(${holder?.pid as number})`;
-  t.equal(await a.held(), false, 'a new backend (or none) is not the holder');
-  t.equal(await b.tryLock(), 'taken', 'the lock was freed with the backend');
-});
+t.test(
+  'the holder’s backend ended: held() turns false though postgres.js reconnects, and another candidate takes the lock at once',
+  async (t) => {
+    const db = await createTestDb(t);
+    const a = lockOn(t, db);
+    const b = lockOn(t, db);
+    t.equal(await a.tryLock(), 'taken');
+    const [holder] = await db.sql<
+      { pid: number }[]
+    >`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = ${db.name}) AND granted`;
+    t.ok(holder, 'the lock is held by a backend');
+    await db.sql`SELECT pg_terminate_backend(${holder?.pid as number})`;
+    t.equal(await a.held(), false, 'a new backend (or none) is not the holder');
+    t.equal(await b.tryLock(), 'taken', 'the lock was freed with the backend');
+  },
+);

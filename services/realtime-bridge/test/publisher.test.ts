@@ -20,7 +20,10 @@ async function setup(t: Teardownable, rows: number) {
   const conv = await seedConversation(db);
   await insertChats(db, conv, rows);
   const journal = await findJournalAfter(db.db, '0', rows);
-  const publisher = createChainedPublisher({ bus, log, metrics: createBridgeMetrics(createMetricsRegistry('realtime-bridge')) }, nats.names);
+  const publisher = createChainedPublisher(
+    { bus, log, metrics: createBridgeMetrics(createMetricsRegistry('realtime-bridge')) },
+    nats.names,
+  );
   const settled: number[] = [];
   const pass = { keepGoing: () => true, onSettled: (row: JournalRow) => void settled.push(Number(row.id)) };
   const streamIds = async () => (await readStream(bus, nats.names)).map((e) => Number(e.id));
@@ -42,22 +45,25 @@ t.test('more rows than the window: every one stored once, in journal order, each
   t.same(await s.streamIds(), ids, 'still each once');
 });
 
-t.test('another publisher gets in between: the chained pass fails as chain-broken, nothing is stored past the intruder; unchained again, it goes on', async (t) => {
-  const s = await setup(t, 6);
-  const [first, second] = [s.journal.slice(0, 3), s.journal.slice(3)];
-  await s.publisher.publish(first, s.pass);
-  // an intruder with a msgID of its own (a second bridge's heartbeat during a takeover)
-  await s.bus.js.publish(s.nats.names.subjects.eventFor('heartbeat'), new TextEncoder().encode('{}'), { msgID: 'intruder' });
-  const err = await s.publisher.publish(second, s.pass).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  t.ok(isChainBroken(err), `chain broken (${(err as Error | undefined)?.message})`);
-  t.same(s.settled, [1, 2, 3], 'nothing after the intruder settled');
-  t.same(await s.streamIds(), [1, 2, 3], 'nor stored');
-  t.equal(await s.publisher.publish(second, s.pass), 3, 'the next pass starts unchained and relays the rest');
-  t.same(await s.streamIds(), [1, 2, 3, 4, 5, 6]);
-});
+t.test(
+  'another publisher gets in between: the chained pass fails as chain-broken, nothing is stored past the intruder; unchained again, it goes on',
+  async (t) => {
+    const s = await setup(t, 6);
+    const [first, second] = [s.journal.slice(0, 3), s.journal.slice(3)];
+    await s.publisher.publish(first, s.pass);
+    // an intruder with a msgID of its own (a second bridge's heartbeat during a takeover)
+    await s.bus.js.publish(s.nats.names.subjects.eventFor('heartbeat'), new TextEncoder().encode('{}'), { msgID: 'intruder' });
+    const err = await s.publisher.publish(second, s.pass).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    t.ok(isChainBroken(err), `chain broken (${(err as Error | undefined)?.message})`);
+    t.same(s.settled, [1, 2, 3], 'nothing after the intruder settled');
+    t.same(await s.streamIds(), [1, 2, 3], 'nor stored');
+    t.equal(await s.publisher.publish(second, s.pass), 3, 'the next pass starts unchained and relays the rest');
+    t.same(await s.streamIds(), [1, 2, 3, 4, 5, 6]);
+  },
+);
 
 t.test('keepGoing() false: no row is issued', async (t) => {
   const s = await setup(t, 3);

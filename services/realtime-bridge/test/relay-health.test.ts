@@ -37,36 +37,51 @@ function cpuMs(pid: number): number {
   return (ticks * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
-t.test('the takeover read fails: the bridge releases the lock, reports not ready, retries with backoff, and relays once the read works', async (t) => {
-  const db = await createTestDb(t);
-  const nats = testNats(t);
-  const conv = await seedConversation(db);
-  // the position table the takeover reads (ensureBridgePosition) is gone for now
-  await db.sql`ALTER TABLE bridge_positions RENAME TO bridge_positions_away`;
-  const bridge = spawnService(t, 'realtime-bridge', bridgeEnv(db, nats));
-  const port = await healthPort(bridge);
-  await waitFor(async () => (await readyz(port)).status === 503, { timeoutMs: 15_000, message: '/readyz says not ready while the takeover read fails' });
-  const r = await readyz(port);
-  t.equal(r.body.checks.relay?.ok, false, `the relay check names the failure: ${r.body.checks.relay?.error}`);
-  t.equal(r.body.checks.database?.ok, true, 'though the database itself answers');
-  // Released: the advisory lock is free between attempts (a standby could take it).
-  await waitFor(
-    async () => {
-      const [row] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = ${db.name}) AND granted`;
-      return row?.n === 0;
-    },
-    { timeoutMs: 10_000, intervalMs: 10, message: 'the advisory lock is released after the failed takeover' },
-  );
-  await db.sql`ALTER TABLE bridge_positions_away RENAME TO bridge_positions`;
-  await insertChats(db, conv, 20);
-  const ids = await journalIds(db);
-  const bus = await connectBus({ url: nats.url, name: 'relay-health-check', log });
-  t.teardown(() => bus.close(1000));
-  await waitFor(async () => (await readStream(bus, nats.names)).length >= ids.length, { timeoutMs: 30_000, message: 'relaying again once the read works' });
-  t.same((await readStream(bus, nats.names)).map((e) => Number(e.id)), ids, 'every event once, in order');
-  await waitFor(async () => (await readyz(port)).status === 200, { timeoutMs: 10_000, message: 'ready again' });
-  t.equal((await readyz(port)).body.role, 'active');
-});
+t.test(
+  'the takeover read fails: the bridge releases the lock, reports not ready, retries with backoff, and relays once the read works',
+  async (t) => {
+    const db = await createTestDb(t);
+    const nats = testNats(t);
+    const conv = await seedConversation(db);
+    // the position table the takeover reads (ensureBridgePosition) is gone for now
+    await db.sql`ALTER TABLE bridge_positions RENAME TO bridge_positions_away`;
+    const bridge = spawnService(t, 'realtime-bridge', bridgeEnv(db, nats));
+    const port = await healthPort(bridge);
+    await waitFor(async () => (await readyz(port)).status === 503, {
+      timeoutMs: 15_000,
+      message: '/readyz says not ready while the takeover read fails',
+    });
+    const r = await readyz(port);
+    t.equal(r.body.checks.relay?.ok, false, `the relay check names the failure: ${r.body.checks.relay?.error}`);
+    t.equal(r.body.checks.database?.ok, true, 'though the database itself answers');
+    // Released: the advisory lock is free between attempts (a standby could take it).
+    await waitFor(
+      async () => {
+        const [row] = await db.sql<
+          { n: number }[]
+        >`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = ${db.name}) AND granted`;
+        return row?.n === 0;
+      },
+      { timeoutMs: 10_000, intervalMs: 10, message: 'the advisory lock is released after the failed takeover' },
+    );
+    await db.sql`ALTER TABLE bridge_positions_away RENAME TO bridge_positions`;
+    await insertChats(db, conv, 20);
+    const ids = await journalIds(db);
+    const bus = await connectBus({ url: nats.url, name: 'relay-health-check', log });
+    t.teardown(() => bus.close(1000));
+    await waitFor(async () => (await readStream(bus, nats.names)).length >= ids.length, {
+      timeoutMs: 30_000,
+      message: 'relaying again once the read works',
+    });
+    t.same(
+      (await readStream(bus, nats.names)).map((e) => Number(e.id)),
+      ids,
+      'every event once, in order',
+    );
+    await waitFor(async () => (await readyz(port)).status === 200, { timeoutMs: 10_000, message: 'ready again' });
+    t.equal((await readyz(port)).body.role, 'active');
+  },
+);
 
 t.test('an active bridge whose journal reads keep failing steps down after its stall bound and reports not ready', async (t) => {
   const db = await createTestDb(t);
@@ -78,10 +93,15 @@ t.test('an active bridge whose journal reads keep failing steps down after its s
   // every pass's read fails from now on; the lock connection is untouched
   await db.sql`ALTER TABLE change_journal RENAME TO change_journal_away`;
   t.teardown(() => db.sql`ALTER TABLE IF EXISTS change_journal_away RENAME TO change_journal`.catch(() => undefined));
-  await waitFor(async () => (await readyz(port)).status === 503, { timeoutMs: 15_000, message: '/readyz says not ready once reads fail past the bound' });
+  await waitFor(async () => (await readyz(port)).status === 503, {
+    timeoutMs: 15_000,
+    message: '/readyz says not ready once reads fail past the bound',
+  });
   await waitFor(
     async () => {
-      const [row] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = ${db.name}) AND granted`;
+      const [row] = await db.sql<
+        { n: number }[]
+      >`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = ${db.name}) AND granted`;
       return row?.n === 0;
     },
     { timeoutMs: 15_000, intervalMs: 10, message: 'the stalled bridge released the lock for a standby' },
@@ -102,7 +122,10 @@ t.test('the database is dropped under the bridge: it backs off (little CPU over 
   const admin = postgres(testAdminUrl(), { max: 1, onnotice: () => {} });
   t.teardown(() => admin.end({ timeout: 1 }));
   await admin.unsafe(`DROP DATABASE "${db.name}" WITH (FORCE)`);
-  await waitFor(async () => (await readyz(port)).status === 503, { timeoutMs: 20_000, message: '/readyz says not ready without its database' });
+  await waitFor(async () => (await readyz(port)).status === 503, {
+    timeoutMs: 20_000,
+    message: '/readyz says not ready without its database',
+  });
   // Let the retry delays grow to their cap, then measure one window.
   await bridge.waitForLog((l) => l.msg === 'advisory lock attempt failed', 20_000);
   // Not waits for a condition: a settling time, then the window the CPU time is measured over.
@@ -116,7 +139,10 @@ t.test('the database is dropped under the bridge: it backs off (little CPU over 
   const elapsed = Date.now() - startedAt;
   const attempts = bridge.logs().filter((l) => l.msg === 'advisory lock attempt failed').length - attemptsBefore;
   const share = used / elapsed;
-  t.ok(share < 0.03, `CPU over ${elapsed} ms: ${used} ms (${(share * 100).toFixed(1)} % of a core); lock attempts in the window: ${attempts}`);
+  t.ok(
+    share < 0.03,
+    `CPU over ${elapsed} ms: ${used} ms (${(share * 100).toFixed(1)} % of a core); lock attempts in the window: ${attempts}`,
+  );
   t.ok(attempts <= 3, `lock attempts back off to their cap (${attempts} in ${elapsed} ms)`);
   const r = await readyz(port);
   t.equal(r.status, 503, 'still not ready');

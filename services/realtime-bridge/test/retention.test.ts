@@ -29,7 +29,11 @@ t.test('young rows stay though relayed; a stopping bridge deletes nothing', asyn
   const conv = await seedConversation(db);
   await insertChats(db, conv, 10);
   const m = createBridgeMetrics(createMetricsRegistry('realtime-bridge'));
-  t.equal(await deleteRelayedJournal(db, m, { retentionMs: DAY_MS, relayedUpTo: 10n, batch: 100, stopping: () => false }), 0, 'younger than the window');
+  t.equal(
+    await deleteRelayedJournal(db, m, { retentionMs: DAY_MS, relayedUpTo: 10n, batch: 100, stopping: () => false }),
+    0,
+    'younger than the window',
+  );
   await db.sql`UPDATE change_journal SET changed_at = now() - interval '2 days'`;
   t.equal(await deleteRelayedJournal(db, m, { retentionMs: DAY_MS, relayedUpTo: 10n, batch: 100, stopping: () => true }), 0, 'stopping');
   t.equal(await deleteRelayedJournal(db, m, { retentionMs: DAY_MS, relayedUpTo: 10n, batch: 100, stopping: () => false }), 10);

@@ -11,5 +11,13 @@ export interface SmsSenderResources extends PoolAndBus {
 export async function compose(config: SmsSenderConfig, log: Logger): Promise<SmsSenderResources> {
   const core = await openPoolAndBus('sms-sender', config, log);
   // the SDK client holds no connection of its own until it sends: nothing to close
-  return { ...core, twilio: createTwilioPort({ accountSid: config.TWILIO_ACCOUNT_SID, authToken: config.TWILIO_AUTH_TOKEN, apiUrl: config.TWILIO_API_URL, timeoutMs: config.TWILIO_TIMEOUT_MS }) };
+  return {
+    ...core,
+    twilio: createTwilioPort({
+      accountSid: config.TWILIO_ACCOUNT_SID,
+      authToken: config.TWILIO_AUTH_TOKEN,
+      apiUrl: config.TWILIO_API_URL,
+      timeoutMs: config.TWILIO_TIMEOUT_MS,
+    }),
+  };
 }

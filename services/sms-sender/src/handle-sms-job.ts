@@ -10,7 +10,19 @@
  *   trace of it. The window left: Twilio accepted the message but the lookup does not see it yet
  *   (its list is eventually consistent); that is logged as a resend after reconciliation.
  */
-import { applyMessageStatus, claimSend, claimStaleSend, findMessage, findMessageByProviderSid, insertOptOut, insertStatusEvent, markSendOutcomeUnknown, markSendReleased, type Db, type MessageRow } from '@hatch/db';
+import {
+  applyMessageStatus,
+  claimSend,
+  claimStaleSend,
+  findMessage,
+  findMessageByProviderSid,
+  insertOptOut,
+  insertStatusEvent,
+  markSendOutcomeUnknown,
+  markSendReleased,
+  type Db,
+  type MessageRow,
+} from '@hatch/db';
 import type { SmsJob } from '@hatch/contracts';
 import type { JobContext, JobOutcome } from '@hatch/jobs';
 import { classifyTwilioError, type ProviderMessage, type TwilioPort } from './twilio-client.js';
@@ -72,7 +84,11 @@ async function reconcile(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Prom
     const f = classifyTwilioError(err);
     await markSendOutcomeUnknown(deps.db.db, 'messages', m.id);
     ctx.log.warn({ messageId: m.id, code: f.code }, 'reconciliation lookup failed; will try again');
-    return { kind: 'retry', delayMs: f.kind === 'rate_limited' && f.retryAfterMs ? f.retryAfterMs : deps.backoff(ctx.deliveryCount), reason: `lookup failed: ${f.code}` };
+    return {
+      kind: 'retry',
+      delayMs: f.kind === 'rate_limited' && f.retryAfterMs ? f.retryAfterMs : deps.backoff(ctx.deliveryCount),
+      reason: `lookup failed: ${f.code}`,
+    };
   }
   if (found) {
     ctx.log.info({ messageId: m.id, sid: found.sid }, 'reconciled: Twilio already had the message; not resending');
@@ -83,8 +99,22 @@ async function reconcile(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Prom
   return send(m, ctx, deps);
 }
 
-async function recordSent(deps: SmsJobDeps, m: MessageRow, sid: string, segments: number | null, detail: string | null, happenedAt?: number): Promise<void> {
-  await applyMessageStatus(deps.db.db, m.id, { status: 'sent', source: 'worker', detail: detail ?? sid, happenedAt, onMove: { claimed_at: null }, always: { provider_sid: sid, segments } });
+async function recordSent(
+  deps: SmsJobDeps,
+  m: MessageRow,
+  sid: string,
+  segments: number | null,
+  detail: string | null,
+  happenedAt?: number,
+): Promise<void> {
+  await applyMessageStatus(deps.db.db, m.id, {
+    status: 'sent',
+    source: 'worker',
+    detail: detail ?? sid,
+    happenedAt,
+    onMove: { claimed_at: null },
+    always: { provider_sid: sid, segments },
+  });
 }
 
 async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<JobOutcome> {
@@ -101,7 +131,13 @@ async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<J
         const delayMs = Math.max(f.retryAfterMs ?? 0, deps.backoff(ctx.deliveryCount));
         await deps.db.db.transaction().execute(async (tx) => {
           await markSendReleased(tx, 'messages', m.id);
-          await insertStatusEvent(tx, { message_id: m.id, status: 'queued', source: 'worker', provider_code: f.code, detail: `rate limited; retrying in ${Math.ceil(delayMs / 1000)} s` });
+          await insertStatusEvent(tx, {
+            message_id: m.id,
+            status: 'queued',
+            source: 'worker',
+            provider_code: f.code,
+            detail: `rate limited; retrying in ${Math.ceil(delayMs / 1000)} s`,
+          });
         });
         return { kind: 'retry', delayMs, reason: `rate limited (${f.code})` };
       }
@@ -109,7 +145,13 @@ async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<J
         ctx.log.error({ messageId: m.id, code: f.code }, `Twilio refused the request before sending: ${f.message}`);
         await deps.db.db.transaction().execute(async (tx) => {
           await markSendReleased(tx, 'messages', m.id);
-          await insertStatusEvent(tx, { message_id: m.id, status: 'queued', source: 'worker', provider_code: f.code, detail: f.message.slice(0, 300) });
+          await insertStatusEvent(tx, {
+            message_id: m.id,
+            status: 'queued',
+            source: 'worker',
+            provider_code: f.code,
+            detail: f.message.slice(0, 300),
+          });
         });
         return { kind: 'retry', delayMs: f.delayMs, reason: `not sent (${f.code})` };
       }
@@ -117,13 +159,25 @@ async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<J
         ctx.log.warn({ messageId: m.id, code: f.code }, 'Twilio outcome unknown; the next attempt reconciles before any resend');
         await deps.db.db.transaction().execute(async (tx) => {
           await markSendOutcomeUnknown(tx, 'messages', m.id);
-          await insertStatusEvent(tx, { message_id: m.id, status: 'sending', source: 'worker', provider_code: f.code, detail: 'outcome unknown; reconciling' });
+          await insertStatusEvent(tx, {
+            message_id: m.id,
+            status: 'sending',
+            source: 'worker',
+            provider_code: f.code,
+            detail: 'outcome unknown; reconciling',
+          });
         });
         return { kind: 'retry', delayMs: deps.backoff(ctx.deliveryCount), reason: `outcome unknown (${f.code})` };
       }
       case 'permanent': {
         await deps.db.db.transaction().execute(async (tx) => {
-          await applyMessageStatus(tx, m.id, { status: 'failed', source: 'worker', providerCode: f.code, detail: f.message.slice(0, 300), onMove: { error_code: f.code, error_message: f.message.slice(0, 500), claimed_at: null } });
+          await applyMessageStatus(tx, m.id, {
+            status: 'failed',
+            source: 'worker',
+            providerCode: f.code,
+            detail: f.message.slice(0, 300),
+            onMove: { error_code: f.code, error_message: f.message.slice(0, 500), claimed_at: null },
+          });
           if (f.code === TWILIO_UNSUBSCRIBED) await insertOptOut(tx, { phone: m.to_contact, reason: f.code, source: 'provider' });
         });
         ctx.log.info({ messageId: m.id, code: f.code }, 'SMS refused by Twilio (permanent)');
@@ -138,5 +192,15 @@ async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<J
 
 /** Attempts exhausted: the message fails with MAX_DELIVERIES (the job goes to the dead-letter stream). */
 export async function failExhausted(db: Db, messageId: string, reason: string): Promise<void> {
-  await applyMessageStatus(db.db, messageId, { status: 'failed', source: 'worker', providerCode: 'MAX_DELIVERIES', detail: reason.slice(0, 300), onMove: { error_code: 'MAX_DELIVERIES', error_message: `gave up after the maximum number of attempts: ${reason}`.slice(0, 500), claimed_at: null } });
+  await applyMessageStatus(db.db, messageId, {
+    status: 'failed',
+    source: 'worker',
+    providerCode: 'MAX_DELIVERIES',
+    detail: reason.slice(0, 300),
+    onMove: {
+      error_code: 'MAX_DELIVERIES',
+      error_message: `gave up after the maximum number of attempts: ${reason}`.slice(0, 500),
+      claimed_at: null,
+    },
+  });
 }

@@ -71,7 +71,8 @@ function withRetryAfter<R extends { statusCode: number; body: unknown; headers: 
   const retryAfterMs = parseRetryAfterMs(headers['retry-after']);
   if (retryAfterMs === undefined) return res;
   try {
-    const body = typeof res.body === 'string' ? (JSON.parse(res.body) as Record<string, unknown>) : ((res.body ?? {}) as Record<string, unknown>);
+    const body =
+      typeof res.body === 'string' ? (JSON.parse(res.body) as Record<string, unknown>) : ((res.body ?? {}) as Record<string, unknown>);
     const details = typeof body.details === 'object' && body.details !== null ? body.details : {};
     return { ...res, body: JSON.stringify({ ...body, details: { ...details, retry_after_seconds: retryAfterMs / 1000 } }) };
   } catch {
@@ -117,11 +118,13 @@ export function classifyTwilioError(err: unknown): TwilioFailure {
       return { kind: 'rate_limited', code, retryAfterMs: typeof s === 'number' ? capRetryHintMs(s * 1000) : undefined };
     }
     if (e.status >= 500) return { kind: 'unknown', code, message: e.message ?? 'provider error' };
-    if (e.status === 401 || e.status === 403 || code === '20003') return { kind: 'not_sent', code, message: e.message ?? 'authentication failed', delayMs: 30_000 };
+    if (e.status === 401 || e.status === 403 || code === '20003')
+      return { kind: 'not_sent', code, message: e.message ?? 'authentication failed', delayMs: 30_000 };
     return { kind: 'permanent', code, message: e.message ?? 'refused by Twilio' };
   }
   const netCode = typeof e?.code === 'string' ? e.code : 'NETWORK';
   // Refused / not resolved: the request never reached Twilio.
-  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(netCode)) return { kind: 'not_sent', code: netCode, message: e?.message ?? netCode, delayMs: 2000 };
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(netCode))
+    return { kind: 'not_sent', code: netCode, message: e?.message ?? netCode, delayMs: 2000 };
   return { kind: 'unknown', code: netCode, message: e?.message ?? 'no answer' };
 }

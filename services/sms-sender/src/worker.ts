@@ -18,7 +18,10 @@ export interface SmsWorkerOptions {
   backoffMaxMs: number;
 }
 
-export async function startSmsWorker(deps: { db: Db; bus: Bus; log: Logger; registry: Registry; twilio: TwilioPort }, opts: SmsWorkerOptions): Promise<{ stop(): Promise<void> }> {
+export async function startSmsWorker(
+  deps: { db: Db; bus: Bus; log: Logger; registry: Registry; twilio: TwilioPort },
+  opts: SmsWorkerOptions,
+): Promise<{ stop(): Promise<void> }> {
   const names = natsNames(opts.natsPrefix);
   await ensureStreams(deps.bus.jsm, names, {}, deps.bus.replicas);
   const callbackBase = `${opts.publicUrl.replace(/\/+$/, '')}/webhooks/twilio/status`;

@@ -57,13 +57,25 @@ export async function pipeline(t: Teardownable, opts: PipelineOptions = {}): Pro
     ...p,
     send: (to, body) => p.post('/api/send_message', { to, body }),
     async startWorker(o = {}) {
-      const twilio = createTwilioPort({ accountSid: emulator.twilio.accountSid, authToken: emulator.twilio.authToken, apiUrl: emulator.url, timeoutMs: 2000 });
-      const w = await startSmsWorker({ db, bus, log, registry: createMetricsRegistry('sms-sender'), twilio }, { ...FAST, natsPrefix: nats.prefix, publicUrl: gatewayUrl, ...o });
+      const twilio = createTwilioPort({
+        accountSid: emulator.twilio.accountSid,
+        authToken: emulator.twilio.authToken,
+        apiUrl: emulator.url,
+        timeoutMs: 2000,
+      });
+      const w = await startSmsWorker(
+        { db, bus, log, registry: createMetricsRegistry('sms-sender'), twilio },
+        { ...FAST, natsPrefix: nats.prefix, publicUrl: gatewayUrl, ...o },
+      );
       boundedTeardown(t, 'sms worker stop', () => w.stop());
       return w;
     },
     async message(id) {
-      return db.db.selectFrom('messages').select(['status', 'error_code', 'provider_sid', 'attempts']).where('id', '=', id).executeTakeFirstOrThrow();
+      return db.db
+        .selectFrom('messages')
+        .select(['status', 'error_code', 'provider_sid', 'attempts'])
+        .where('id', '=', id)
+        .executeTakeFirstOrThrow();
     },
   };
 }

@@ -35,16 +35,26 @@ t.test('T3: with its NATS server stopped every POST is still 202; after the rest
   t.equal(p.emulator.records.messages().length, 1, 'nothing was sent during the outage');
 
   await nats.start();
-  const done = async () => Number((await p.db.sql`SELECT count(*)::int AS n FROM messages WHERE id IN ${p.db.sql(ids)} AND status IN ('sent', 'delivered')`)[0]?.n);
+  const done = async () =>
+    Number(
+      (await p.db.sql`SELECT count(*)::int AS n FROM messages WHERE id IN ${p.db.sql(ids)} AND status IN ('sent', 'delivered')`)[0]?.n,
+    );
   let last = 0;
-  await waitFor(async () => (last = await done()) === N, { timeoutMs: 90_000, intervalMs: 250, message: `all ${N} sent after NATS returned (last: ${last})` });
+  await waitFor(async () => (last = await done()) === N, {
+    timeoutMs: 90_000,
+    intervalMs: 250,
+    message: `all ${N} sent after NATS returned (last: ${last})`,
+  });
   t.equal(Number((await p.db.sql`SELECT count(*)::int AS n FROM outbox`)[0]?.n), 0, 'the outbox drained');
 
   const records = p.emulator.records.messages();
   t.equal(records.length, N + 1, 'one create request per message');
   const perBody = new Map<string, number>();
   for (const r of records) perBody.set(r.body ?? '', (perBody.get(r.body ?? '') ?? 0) + 1);
-  t.ok(bodies.every((b) => perBody.get(b) === 1), 'each accepted message sent exactly once');
+  t.ok(
+    bodies.every((b) => perBody.get(b) === 1),
+    'each accepted message sent exactly once',
+  );
   const attempts = await p.db.sql`SELECT max(attempts)::int AS max FROM messages WHERE id IN ${p.db.sql(ids)}`;
   t.equal(attempts[0]?.max, 1, 'no message needed a second claim');
 });

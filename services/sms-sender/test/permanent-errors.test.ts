@@ -23,9 +23,15 @@ for (const code of [21211, 21610]) {
     t.equal(m.error_code, String(code));
     t.equal(m.attempts, 1, 'one attempt');
     t.equal(sendsTo(p, to).length, 1, 'one provider call');
-    const got = (await (await fetch(`${p.gatewayUrl}/api/messages/${id}`, { headers: p.auth })).json()) as { message: Record<string, unknown>; timeline: Array<{ status: string; provider_code: string | null }> };
+    const got = (await (await fetch(`${p.gatewayUrl}/api/messages/${id}`, { headers: p.auth })).json()) as {
+      message: Record<string, unknown>;
+      timeline: Array<{ status: string; provider_code: string | null }>;
+    };
     t.match(got.message, { status: 'failed', error_code: String(code), error_message: String });
-    t.ok(got.timeline.some((e) => e.status === 'failed' && e.provider_code === String(code)), 'the code is on the timeline');
+    t.ok(
+      got.timeline.some((e) => e.status === 'failed' && e.provider_code === String(code)),
+      'the code is on the timeline',
+    );
     // A failed message is not retried by the bus: the job was acked, nothing is left to deliver.
     const jobs = p.nats.names.streams.jobs;
     await waitFor(async () => (await p.bus.jsm.streams.info(jobs)).state.messages === 0, { message: 'the job left the work queue' });
@@ -36,7 +42,10 @@ for (const code of [21211, 21610]) {
     if (code === 21610) {
       t.equal(next.status, 422, '21610 put the recipient on the opt-out list');
       t.match(next.body, { success: false, code: 'RECIPIENT_OPTED_OUT' });
-      t.match(await p.db.db.selectFrom('opt_outs').selectAll().where('phone', '=', to).executeTakeFirst(), { reason: '21610', source: 'provider' });
+      t.match(await p.db.db.selectFrom('opt_outs').selectAll().where('phone', '=', to).executeTakeFirst(), {
+        reason: '21610',
+        source: 'provider',
+      });
       t.equal(sendsTo(p, to).length, 1, 'the refused send never reached Twilio');
     } else {
       t.equal(next.status, 202, '21211 blocks nothing');
@@ -53,7 +62,9 @@ t.test('a poison job (does not decode) is dead-lettered at once while the other 
   const h = natsHeaders();
   h.set('Nats-Msg-Id', 'poison-1');
   await p.bus.js.publish(subject, new TextEncoder().encode('{"not": "a job'), { headers: h });
-  await p.bus.js.publish(subject, new TextEncoder().encode(JSON.stringify({ v: 1, message_id: 'not-a-uuid', enqueued_at: 'yesterday' })), { msgID: 'poison-2' });
+  await p.bus.js.publish(subject, new TextEncoder().encode(JSON.stringify({ v: 1, message_id: 'not-a-uuid', enqueued_at: 'yesterday' })), {
+    msgID: 'poison-2',
+  });
   const ids: string[] = [];
   for (let i = 0; i < 10; i++) ids.push((await p.send(`+1415555040${i}`, `flowing ${i}`)).body.message_id as string);
   for (const id of ids) await p.waitForStatus(id, ['sent', 'delivered']);
@@ -71,9 +82,17 @@ t.test('a poison job (does not decode) is dead-lettered at once while the other 
   }
   t.same(dead.map((d) => d?.header.get(JOB_HEADERS.originalMsgId)).sort(), ['poison-1', 'poison-2'], 'original Nats-Msg-Id kept');
   t.equal(new Set(dead.map((d) => d?.header.get(JOB_HEADERS.msgId))).size, 2, 'each dead letter has its own dedupe id');
-  t.equal(new TextDecoder().decode(dead.find((d) => d?.header.get(JOB_HEADERS.originalMsgId) === 'poison-1')?.data), '{"not": "a job', 'payload kept byte for byte');
+  t.equal(
+    new TextDecoder().decode(dead.find((d) => d?.header.get(JOB_HEADERS.originalMsgId) === 'poison-1')?.data),
+    '{"not": "a job',
+    'payload kept byte for byte',
+  );
   const jobs = p.nats.names.streams.jobs;
   // term() must really remove a dead job: nats-server 2.9 ignored `+TERM <reason>` and kept redelivering it.
   await waitFor(async () => (await p.bus.jsm.streams.info(jobs)).state.messages === 0, { message: 'nothing left in the work queue' });
-  t.equal((await p.bus.jsm.consumers.info(jobs, p.nats.names.consumers.smsSender)).delivered.consumer_seq, 12, '12 jobs, 12 deliveries: none delivered twice');
+  t.equal(
+    (await p.bus.jsm.consumers.info(jobs, p.nats.names.consumers.smsSender)).delivered.consumer_seq,
+    12,
+    '12 jobs, 12 deliveries: none delivered twice',
+  );
 });

@@ -11,11 +11,18 @@ import { classifyTwilioError, createTwilioPort } from '../src/twilio-client.js';
 async function twilio429(t: Teardownable, retryAfter: string | undefined) {
   const server = http.createServer((_req, res) => {
     res.writeHead(429, { 'content-type': 'application/json', ...(retryAfter === undefined ? {} : { 'retry-after': retryAfter }) });
-    res.end(JSON.stringify({ code: 20429, message: 'Too Many Requests', more_info: 'https://www.twilio.com/docs/errors/20429', status: 429 }));
+    res.end(
+      JSON.stringify({ code: 20429, message: 'Too Many Requests', more_info: 'https://www.twilio.com/docs/errors/20429', status: 429 }),
+    );
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise<void>((r) => server.close(() => r())));
-  const port = createTwilioPort({ accountSid: `AC${'0'.repeat(32)}`, authToken: 'x'.repeat(32), apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutMs: 2000 });
+  const port = createTwilioPort({
+    accountSid: `AC${'0'.repeat(32)}`,
+    authToken: 'x'.repeat(32),
+    apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    timeoutMs: 2000,
+  });
   const err = await port.create({ to: '+14155550100', from: '+15005550006', body: 'hi', statusCallback: 'http://127.0.0.1:1/cb' }).then(
     () => undefined,
     (e: unknown) => e,

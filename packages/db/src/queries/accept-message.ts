@@ -164,6 +164,9 @@ export async function acceptMessages(ex: Executor, items: readonly AcceptMessage
     if (!row.accepted) return { accepted: false, reason: row.opted_out ? 'opted_out' : 'sms_daily_limit' };
     const item = items[n] as AcceptMessage;
     if (row.outbox_id === null || row.outbox_kind === null || row.outbox_dedupe_id === null) return { accepted: true };
-    return { accepted: true, outbox: { id: String(row.outbox_id), kind: row.outbox_kind, entity_id: item.message.id, dedupe_id: row.outbox_dedupe_id } };
+    return {
+      accepted: true,
+      outbox: { id: String(row.outbox_id), kind: row.outbox_kind, entity_id: item.message.id, dedupe_id: row.outbox_dedupe_id },
+    };
   });
 }

@@ -9,9 +9,11 @@ export async function findConversation(ex: Executor, id: string): Promise<Conver
   return ex.selectFrom('conversations').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-
 /** Conversations by most recent activity, newest first, strictly before the keyset. */
-export async function listConversations(ex: Executor, opts: { limit: number; before?: { at: Date; id: string } }): Promise<ConversationRow[]> {
+export async function listConversations(
+  ex: Executor,
+  opts: { limit: number; before?: { at: Date; id: string } },
+): Promise<ConversationRow[]> {
   let q = ex.selectFrom('conversations').selectAll();
   if (opts.before) {
     const b = opts.before;

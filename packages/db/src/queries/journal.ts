@@ -34,7 +34,10 @@ export async function findOldestJournalId(ex: Executor): Promise<string | undefi
  * Retention: deletes at most `limit` rows older than `olderThanMs` that the bridge has already
  * relayed (id <= relayedUpTo; an unrelayed row is kept whatever its age). Returns how many.
  */
-export async function deleteOldJournalRows(ex: Executor, opts: { olderThanMs: number; relayedUpTo: string; limit: number }): Promise<number> {
+export async function deleteOldJournalRows(
+  ex: Executor,
+  opts: { olderThanMs: number; relayedUpTo: string; limit: number },
+): Promise<number> {
   const r = await ex
     .deleteFrom('change_journal')
     .where(
@@ -54,7 +57,11 @@ export async function deleteOldJournalRows(ex: Executor, opts: { olderThanMs: nu
 
 /** The bridge's last relayed journal id: inserts its row ('0') the first time, then reads it. */
 export async function ensureBridgePosition(ex: Executor, name: string): Promise<string> {
-  await ex.insertInto('bridge_positions').values({ name }).onConflict((oc) => oc.column('name').doNothing()).execute();
+  await ex
+    .insertInto('bridge_positions')
+    .values({ name })
+    .onConflict((oc) => oc.column('name').doNothing())
+    .execute();
   const r = await ex.selectFrom('bridge_positions').select('last_id').where('name', '=', name).executeTakeFirstOrThrow();
   return r.last_id;
 }
@@ -85,5 +92,8 @@ export function journalRowToEvent(row: JournalRow): BusChangeEvent {
       },
     };
   }
-  return { id: String(row.id), event: { type: 'email_update', action, email_id: row.row_id, status: row.status as EmailStatus, timestamp } };
+  return {
+    id: String(row.id),
+    event: { type: 'email_update', action, email_id: row.row_id, status: row.status as EmailStatus, timestamp },
+  };
 }

@@ -24,7 +24,11 @@ export interface Keyset {
 }
 
 /** One conversation's messages, newest first, strictly before `before`. */
-export async function listConversationMessages(ex: Executor, conversationId: string, opts: { limit: number; before?: Keyset }): Promise<MessageRow[]> {
+export async function listConversationMessages(
+  ex: Executor,
+  conversationId: string,
+  opts: { limit: number; before?: Keyset },
+): Promise<MessageRow[]> {
   let q = ex.selectFrom('messages').selectAll().where('conversation_id', '=', conversationId);
   if (opts.before) {
     const b = opts.before;
@@ -34,5 +38,10 @@ export async function listConversationMessages(ex: Executor, conversationId: str
 }
 
 export async function updateMessage(ex: Executor, id: string, set: Partial<Omit<NewMessage, 'id'>>): Promise<MessageRow | undefined> {
-  return ex.updateTable('messages').set({ ...set, updated_at: new Date() }).where('id', '=', id).returningAll().executeTakeFirst();
+  return ex
+    .updateTable('messages')
+    .set({ ...set, updated_at: new Date() })
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst();
 }

@@ -5,7 +5,11 @@ import type { OptOuts } from '../generated.js';
 export type OptOutRow = Selectable<OptOuts>;
 
 export async function insertOptOut(ex: Executor, o: { phone: string; reason: string; source: string }): Promise<void> {
-  await ex.insertInto('opt_outs').values(o).onConflict((oc) => oc.column('phone').doNothing()).execute();
+  await ex
+    .insertInto('opt_outs')
+    .values(o)
+    .onConflict((oc) => oc.column('phone').doNothing())
+    .execute();
 }
 
 export async function deleteOptOut(ex: Executor, phone: string): Promise<boolean> {

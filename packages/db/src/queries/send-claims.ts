@@ -26,7 +26,12 @@ const as = (t: SendTable) => t as 'messages';
  * someone else has it. `also`: columns written with the claim (an email takes the configured
  * sender address at send time).
  */
-export async function claimSend<T extends SendTable>(ex: Executor, table: T, id: string, also: { from_email?: string } = {}): Promise<Row<T> | undefined> {
+export async function claimSend<T extends SendTable>(
+  ex: Executor,
+  table: T,
+  id: string,
+  also: { from_email?: string } = {},
+): Promise<Row<T> | undefined> {
   const now = new Date();
   const owner = table === 'messages' ? 'message_id' : 'email_id';
   const extra = table === 'emails' && also.from_email !== undefined ? sql`, from_email = ${also.from_email}` : sql``;
@@ -48,7 +53,12 @@ export async function claimSend<T extends SendTable>(ex: Executor, table: T, id:
  * Takes over a row left in `sending` whose claim is gone (outcome unknown: claimed_at NULL) or
  * stale (its worker died: claimed before `staleBefore`), for reconciliation.
  */
-export async function claimStaleSend<T extends SendTable>(ex: Executor, table: T, id: string, staleBefore: Date): Promise<Row<T> | undefined> {
+export async function claimStaleSend<T extends SendTable>(
+  ex: Executor,
+  table: T,
+  id: string,
+  staleBefore: Date,
+): Promise<Row<T> | undefined> {
   const row = await ex
     .updateTable(as(table))
     .set((eb) => ({ attempts: eb('attempts', '+', 1), claimed_at: new Date(), updated_at: new Date() }))
@@ -62,10 +72,20 @@ export async function claimStaleSend<T extends SendTable>(ex: Executor, table: T
 
 /** Gives a claim back: the provider surely did not take it (429, refused before sending). */
 export async function markSendReleased(ex: Executor, table: SendTable, id: string): Promise<void> {
-  await ex.updateTable(as(table)).set({ status: 'queued', claimed_at: null, updated_at: new Date() }).where('id', '=', id).where('status', '=', 'sending').execute();
+  await ex
+    .updateTable(as(table))
+    .set({ status: 'queued', claimed_at: null, updated_at: new Date() })
+    .where('id', '=', id)
+    .where('status', '=', 'sending')
+    .execute();
 }
 
 /** The provider call's outcome is unknown: keep `sending`, drop the live claim (updated_at marks when). */
 export async function markSendOutcomeUnknown(ex: Executor, table: SendTable, id: string): Promise<void> {
-  await ex.updateTable(as(table)).set({ claimed_at: null, updated_at: new Date() }).where('id', '=', id).where('status', '=', 'sending').execute();
+  await ex
+    .updateTable(as(table))
+    .set({ claimed_at: null, updated_at: new Date() })
+    .where('id', '=', id)
+    .where('status', '=', 'sending')
+    .execute();
 }

@@ -106,7 +106,9 @@ export async function applyStatusChange<T extends SendTable>(
     changed AS (${changed})
     SELECT changed.*, false AS duplicate FROM changed
     UNION ALL
-    SELECT cur.*, false AS moved, NOT EXISTS (SELECT 1 FROM fresh) AS duplicate FROM cur WHERE NOT EXISTS (SELECT 1 FROM changed)`.execute(ex);
+    SELECT cur.*, false AS moved, NOT EXISTS (SELECT 1 FROM fresh) AS duplicate FROM cur WHERE NOT EXISTS (SELECT 1 FROM changed)`.execute(
+    ex,
+  );
   const first = r.rows[0];
   if (!first) return { row: undefined, moved: false, duplicate: false };
   const { moved, duplicate, ...row } = first;

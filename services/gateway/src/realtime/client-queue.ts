@@ -240,4 +240,3 @@ export class HubClient {
     this.hub.remove(this);
   }
 }
-

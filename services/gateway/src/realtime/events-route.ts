@@ -73,7 +73,12 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
     {
       sse: 'only',
       exposeHeadRoute: false,
-      schema: { tags: ['events'], operationId: 'events', summary: 'Changes to messages and emails, as Server-Sent Events', querystring: EventsQuery },
+      schema: {
+        tags: ['events'],
+        operationId: 'events',
+        summary: 'Changes to messages and emails, as Server-Sent Events',
+        querystring: EventsQuery,
+      },
       config: { openapi: { errors: ['NOT_ACCEPTABLE'], responses: { 200: EVENT_STREAM_DOCS } } },
     },
     async (req, reply) => {
@@ -92,9 +97,13 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
       if (hub.principalFull(principal)) {
         hub.metrics.rejected.inc({ reason: 'principal_limit' });
         const retryAfter = Math.ceil(opts.retryMs / 1000);
-        throw new HttpError('RATE_LIMITED', `too many event streams for this credential (at most ${hub.maxClientsPerPrincipal} at once on this gateway); close one, or retry in ${retryAfter} s`, {
-          headers: { 'retry-after': String(retryAfter) },
-        });
+        throw new HttpError(
+          'RATE_LIMITED',
+          `too many event streams for this credential (at most ${hub.maxClientsPerPrincipal} at once on this gateway); close one, or retry in ${retryAfter} s`,
+          {
+            headers: { 'retry-after': String(retryAfter) },
+          },
+        );
       }
       // Cut for slowness: the connection itself is closed, not just the response. Ended, a
       // keep-alive connection would stay open with the unread frames still buffered for it, and a
@@ -158,7 +167,7 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
         );
         if (newest === undefined || (newest !== null && BigInt(newest) < from)) return reset('unknown_id');
         hub.metrics.laggingResumes.inc();
-        log.debug({ lastEventId, position: seam.toString() }, 'resume past this replica\'s position; ending the stream for a retry');
+        log.debug({ lastEventId, position: seam.toString() }, "resume past this replica's position; ending the stream for a retry");
         endStream();
         return;
       }
@@ -180,7 +189,8 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
           const rows = await findJournalAfter(opts.db.db, cursor.toString(), replayBatch, target.toString());
           for (const row of rows) {
             const frame = formatEvent(journalRowToEvent(row));
-            if (client.conversationId === undefined || frame.conversationId === client.conversationId) client.enqueue(frame.text, frame.bytes);
+            if (client.conversationId === undefined || frame.conversationId === client.conversationId)
+              client.enqueue(frame.text, frame.bytes);
           }
           // A short batch reached the target (every id up to it was relayed, so committed or never will be).
           cursor = rows.length < replayBatch ? target : BigInt(rows[rows.length - 1]?.id ?? target.toString());

@@ -3,7 +3,10 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export type HubMetrics = ReturnType<typeof createHubMetrics>;
 
-export function createHubMetrics(registry: Registry, view: { clients(): number; queueBytes(): number; principals(): number; lastHeartbeatAt(): number | undefined }) {
+export function createHubMetrics(
+  registry: Registry,
+  view: { clients(): number; queueBytes(): number; principals(): number; lastHeartbeatAt(): number | undefined },
+) {
   const registers = [registry];
   return {
     clients: new Gauge({
@@ -44,13 +47,23 @@ export function createHubMetrics(registry: Registry, view: { clients(): number; 
       help: 'live frames held during a replay went past their bound: dropped, and the replay extended over them',
       registers,
     }),
-    resets: new Counter({ name: 'hatch_sse_resets_total', help: 'reset events (Last-Event-ID not resumable)', labelNames: ['reason'], registers }),
+    resets: new Counter({
+      name: 'hatch_sse_resets_total',
+      help: 'reset events (Last-Event-ID not resumable)',
+      labelNames: ['reason'],
+      registers,
+    }),
     laggingResumes: new Counter({
       name: 'hatch_sse_lagging_resumes_total',
       help: 'resumes with an id this gateway has not reached yet (the journal holds it): the stream ends for a retry instead of a reset',
       registers,
     }),
-    rejected: new Counter({ name: 'hatch_sse_rejected_total', help: 'SSE connections refused (limit or not ready)', labelNames: ['reason'], registers }),
+    rejected: new Counter({
+      name: 'hatch_sse_rejected_total',
+      help: 'SSE connections refused (limit or not ready)',
+      labelNames: ['reason'],
+      registers,
+    }),
     lag: new Histogram({
       name: 'hatch_realtime_lag_seconds',
       help: 'change time to fan-out in this gateway',

@@ -306,7 +306,9 @@ export class RealtimeHub implements QueueOwner {
         }
         // No subject filter: the stream holds only events, and filter_subjects needs NATS 2.10.
         const consumer = await bus.js.consumers.get(names.streams.events, {
-          ...(startSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All }),
+          ...(startSeq > 0
+            ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq }
+            : { deliver_policy: DeliverPolicy.All }),
         });
         // Pulls expire after 5 s (heartbeats every 2.5 s) instead of nats.js's 30 s: a lost or
         // stalled NATS node is noticed within seconds and the ordered consumer re-created on

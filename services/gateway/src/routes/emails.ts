@@ -21,7 +21,17 @@ import {
   type ErrorDetail,
 } from '@hatch/contracts';
 import { newRecordId } from '@hatch/contracts/node';
-import { findEmail, findTimeline, insertEmail, insertEmailAttachments, insertOutbox, insertStatusEvent, listEmails, type Db, type EmailRow } from '@hatch/db';
+import {
+  findEmail,
+  findTimeline,
+  insertEmail,
+  insertEmailAttachments,
+  insertOutbox,
+  insertStatusEvent,
+  listEmails,
+  type Db,
+  type EmailRow,
+} from '@hatch/db';
 import { HttpError } from '../errors.js';
 import { completeIdempotency } from '../idempotency.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
@@ -66,7 +76,13 @@ export function emailRoutes(instance: FastifyInstance, deps: EmailRouteDeps): vo
     {
       // Attachments (≤ 20 MB decoded, base64 in JSON) need more than the global 64 KiB.
       bodyLimit: SEND_EMAIL_BODY_LIMIT_BYTES,
-      schema: { tags: ['emails'], operationId: 'sendEmail', summary: 'Send an email (attachments base64 in the body)', body: SendEmailBody, response: { 202: SendEmailResponse, '4xx': ErrorBody } },
+      schema: {
+        tags: ['emails'],
+        operationId: 'sendEmail',
+        summary: 'Send an email (attachments base64 in the body)',
+        body: SendEmailBody,
+        response: { 202: SendEmailResponse, '4xx': ErrorBody },
+      },
       config: { idempotent: true },
     },
     async (req, reply) => {
@@ -96,7 +112,13 @@ export function emailRoutes(instance: FastifyInstance, deps: EmailRouteDeps): vo
         });
         await insertEmailAttachments(
           tx,
-          attachments.map((a, i) => ({ email_id: id, position: i, filename: a.filename, content_type: a.type.toLowerCase(), content: Buffer.from(a.content, 'base64') })),
+          attachments.map((a, i) => ({
+            email_id: id,
+            position: i,
+            filename: a.filename,
+            content_type: a.type.toLowerCase(),
+            content: Buffer.from(a.content, 'base64'),
+          })),
         );
         await insertStatusEvent(tx, { email_id: id, status: 'queued', source: 'api' });
         const row = await insertOutbox(tx, { kind: 'email', entity_id: id, dedupe_id: id });
@@ -111,25 +133,44 @@ export function emailRoutes(instance: FastifyInstance, deps: EmailRouteDeps): vo
 
   app.get(
     '/emails',
-    { schema: { tags: ['emails'], operationId: 'listEmails', summary: 'Emails, the newest first', querystring: PageQuery, response: { 200: EmailPage } } },
+    {
+      schema: {
+        tags: ['emails'],
+        operationId: 'listEmails',
+        summary: 'Emails, the newest first',
+        querystring: PageQuery,
+        response: { 200: EmailPage },
+      },
+    },
     async (req) => {
       const limit = req.query.limit ?? 50;
       const rows = await listEmails(db.db, { limit: limit + 1, before: decodeCursor(req.query.before) });
       const page = rows.slice(0, limit);
       const tail = page[page.length - 1];
-      return { emails: page.map(toApiEmail), next_cursor: rows.length > limit && tail ? encodeCursor({ at: tail.created_at, id: tail.id }) : null };
+      return {
+        emails: page.map(toApiEmail),
+        next_cursor: rows.length > limit && tail ? encodeCursor({ at: tail.created_at, id: tail.id }) : null,
+      };
     },
   );
 
   app.get(
     '/emails/:id',
     {
-      schema: { tags: ['emails'], operationId: 'getEmail', summary: 'An email with its delivery timeline', params: IdParams, response: { 200: EmailWithTimeline } },
+      schema: {
+        tags: ['emails'],
+        operationId: 'getEmail',
+        summary: 'An email with its delivery timeline',
+        params: IdParams,
+        response: { 200: EmailWithTimeline },
+      },
       config: { openapi: { errors: ['NOT_FOUND'] } },
     },
     async (req) => {
       if (!isUuid(req.params.id)) {
-        throw new HttpError('INVALID_REQUEST', 'params.id must be an email id (a UUID)', { details: [{ field: 'params.id', message: 'must be an email id (a UUID)' }] });
+        throw new HttpError('INVALID_REQUEST', 'params.id must be an email id (a UUID)', {
+          details: [{ field: 'params.id', message: 'must be an email id (a UUID)' }],
+        });
       }
       const id = req.params.id.toLowerCase();
       const e = await findEmail(db.db, id);

@@ -76,7 +76,13 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
   app.post(
     '/send_message',
     {
-      schema: { tags: ['messages'], operationId: 'sendMessage', summary: 'Send an SMS (to an E.164 number) or a chat message (to a contact name)', body: SendMessageBody, response: { 202: SendMessageResponse, '4xx': ErrorBody } },
+      schema: {
+        tags: ['messages'],
+        operationId: 'sendMessage',
+        summary: 'Send an SMS (to an E.164 number) or a chat message (to a contact name)',
+        body: SendMessageBody,
+        response: { 202: SendMessageResponse, '4xx': ErrorBody },
+      },
       config: { idempotent: true, openapi: { errors: ['RECIPIENT_OPTED_OUT', 'SMS_COUNTRY_NOT_ALLOWED', 'SMS_DAILY_LIMIT_REACHED'] } },
     },
     async (req, reply) => {
@@ -84,14 +90,16 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
       const to = checkParticipant(req.body.to);
       if (!to.ok) problems.push({ field: 'body.to', message: to.reason });
       const body = req.body.body;
-      if (BODY_FORBIDDEN.test(body)) problems.push({ field: 'body.body', message: 'must not contain control characters (CR or CRLF included)' });
+      if (BODY_FORBIDDEN.test(body))
+        problems.push({ field: 'body.body', message: 'must not contain control characters (CR or CRLF included)' });
       if ([...body].length > SMS_BODY_MAX) problems.push({ field: 'body.body', message: `must be at most ${SMS_BODY_MAX} characters` });
       const channel = to.ok && to.kind === 'phone' ? 'sms' : 'chat';
       let from: string | undefined;
       if (req.body.from !== undefined) {
         const f = checkParticipant(req.body.from);
         if (!f.ok) problems.push({ field: 'body.from', message: f.reason });
-        else if (channel === 'sms' && f.kind !== 'phone') problems.push({ field: 'body.from', message: 'must be an E.164 phone number to send an SMS' });
+        else if (channel === 'sms' && f.kind !== 'phone')
+          problems.push({ field: 'body.from', message: 'must be an E.164 phone number to send an SMS' });
         else from = f.value;
       } else if (channel === 'sms') {
         if (deps.smsFrom) from = deps.smsFrom;
@@ -137,7 +145,15 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
 
   app.get(
     '/conversations',
-    { schema: { tags: ['messages'], operationId: 'listConversations', summary: 'Conversations, the most recently active first', querystring: PageQuery, response: { 200: ConversationPage } } },
+    {
+      schema: {
+        tags: ['messages'],
+        operationId: 'listConversations',
+        summary: 'Conversations, the most recently active first',
+        querystring: PageQuery,
+        response: { 200: ConversationPage },
+      },
+    },
     async (req) => {
       const limit = req.query.limit ?? 50;
       const rows = await listConversations(db.db, { limit: limit + 1, before: decodeCursor(req.query.before) });
@@ -164,7 +180,14 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
   app.get(
     '/conversation/:id/messages',
     {
-      schema: { tags: ['messages'], operationId: 'listConversationMessages', summary: "A conversation's messages, the newest first", params: IdParams, querystring: PageQuery, response: { 200: MessagePage } },
+      schema: {
+        tags: ['messages'],
+        operationId: 'listConversationMessages',
+        summary: "A conversation's messages, the newest first",
+        params: IdParams,
+        querystring: PageQuery,
+        response: { 200: MessagePage },
+      },
       config: { openapi: { errors: ['NOT_FOUND'] } },
     },
     async (req) => {
@@ -175,14 +198,23 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
       const rows = await listConversationMessages(db.db, id, { limit: limit + 1, before });
       const page = rows.slice(0, limit);
       const tail = page[page.length - 1];
-      return { messages: page.map(toApiMessage), next_cursor: rows.length > limit && tail ? encodeCursor({ at: tail.created_at, id: tail.id }) : null };
+      return {
+        messages: page.map(toApiMessage),
+        next_cursor: rows.length > limit && tail ? encodeCursor({ at: tail.created_at, id: tail.id }) : null,
+      };
     },
   );
 
   app.get(
     '/messages/:id',
     {
-      schema: { tags: ['messages'], operationId: 'getMessage', summary: 'A message with its delivery timeline', params: IdParams, response: { 200: MessageWithTimeline } },
+      schema: {
+        tags: ['messages'],
+        operationId: 'getMessage',
+        summary: 'A message with its delivery timeline',
+        params: IdParams,
+        response: { 200: MessageWithTimeline },
+      },
       config: { openapi: { errors: ['NOT_FOUND'] } },
     },
     async (req) => {
@@ -197,8 +229,17 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
   app.post(
     '/messages/:id/retry',
     {
-      schema: { tags: ['messages'], operationId: 'retryMessage', summary: 'Send a failed SMS again', params: IdParams, response: { 202: RetryResponse } },
-      config: { idempotent: true, openapi: { errors: ['NOT_FOUND', 'NOT_RETRYABLE', 'SMS_COUNTRY_NOT_ALLOWED', 'SMS_DAILY_LIMIT_REACHED'] } },
+      schema: {
+        tags: ['messages'],
+        operationId: 'retryMessage',
+        summary: 'Send a failed SMS again',
+        params: IdParams,
+        response: { 202: RetryResponse },
+      },
+      config: {
+        idempotent: true,
+        openapi: { errors: ['NOT_FOUND', 'NOT_RETRYABLE', 'SMS_COUNTRY_NOT_ALLOWED', 'SMS_DAILY_LIMIT_REACHED'] },
+      },
     },
     async (req, reply) => {
       const id = parseId(req.params.id, 'message');
@@ -206,14 +247,22 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
         const m = await tx.selectFrom('messages').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
         if (!m) throw new HttpError('NOT_FOUND', 'no such message');
         if (m.channel !== 'sms' || m.status !== 'failed') {
-          throw new HttpError('NOT_RETRYABLE', `only a failed SMS can be retried (this one is ${m.channel === 'sms' ? m.status : 'a chat message'})`);
+          throw new HttpError(
+            'NOT_RETRYABLE',
+            `only a failed SMS can be retried (this one is ${m.channel === 'sms' ? m.status : 'a chat message'})`,
+          );
         }
         // A retry sends the SMS again and is paid again: it passes the spend guard like a new
         // send (the allowed countries may have narrowed since), its slot taken in this transaction.
         checkSmsCountry(deps.smsGuard, m.to_contact);
         if ((await takeSmsQuota(tx, deps.smsGuard.dailyLimit, 1)) === 0) throw smsDailyLimitReached(deps.smsGuard);
         await updateMessage(tx, id, { status: 'queued', error_code: null, error_message: null, claimed_at: null });
-        await insertStatusEvent(tx, { message_id: id, status: 'queued', source: 'retry', detail: m.error_code ? `after ${m.error_code}` : null });
+        await insertStatusEvent(tx, {
+          message_id: id,
+          status: 'queued',
+          source: 'retry',
+          detail: m.error_code ? `after ${m.error_code}` : null,
+        });
         // A new Nats-Msg-Id: the first job's id may still sit in JetStream's dedupe window.
         const row = await insertOutbox(tx, { kind: 'sms', entity_id: id, dedupe_id: `${id}:retry:${m.attempts}:${Date.now()}` });
         await completeIdempotency(tx, req.idempotency, 202, { success: true, message_id: id, status: 'queued' });

@@ -21,11 +21,23 @@ export function loginRoute(app: FastifyInstance, deps: SessionRouteDeps): void {
   app.withTypeProvider<TypeBoxTypeProvider>().post(
     '/api/session',
     {
-      schema: { tags: ['session'], operationId: 'signIn', summary: 'Sign in with the API token: sets the session cookie', body: SessionBody, response: { 401: ErrorBody, 429: ErrorBody } },
-      config: { openapi: { errors: ['UNAUTHORIZED', 'RATE_LIMITED', 'SERVICE_UNAVAILABLE'], responses: { 204: { type: 'null', description: `signed in: Set-Cookie ${SESSION_COOKIE} (HttpOnly, SameSite=Strict)` } } } },
+      schema: {
+        tags: ['session'],
+        operationId: 'signIn',
+        summary: 'Sign in with the API token: sets the session cookie',
+        body: SessionBody,
+        response: { 401: ErrorBody, 429: ErrorBody },
+      },
+      config: {
+        openapi: {
+          errors: ['UNAUTHORIZED', 'RATE_LIMITED', 'SERVICE_UNAVAILABLE'],
+          responses: { 204: { type: 'null', description: `signed in: Set-Cookie ${SESSION_COOKIE} (HttpOnly, SameSite=Strict)` } },
+        },
+      },
     },
     async (req, reply) => {
-      if (!tokenMatches(req.body.token, deps.apiToken)) throw await deps.failures.refuse(req.ip, new HttpError('UNAUTHORIZED', 'wrong token'));
+      if (!tokenMatches(req.body.token, deps.apiToken))
+        throw await deps.failures.refuse(req.ip, new HttpError('UNAUTHORIZED', 'wrong token'));
       return setSessionCookie(reply, deps.secureCookies).code(204).send();
     },
   );
@@ -35,7 +47,10 @@ export function loginRoute(app: FastifyInstance, deps: SessionRouteDeps): void {
 export function logoutRoute(api: FastifyInstance, deps: SessionRouteDeps): void {
   api.delete(
     '/session',
-    { schema: { tags: ['session'], operationId: 'signOut', summary: 'Sign out: clears the session cookie' }, config: { openapi: { responses: { 204: { type: 'null', description: 'signed out' } } } } },
+    {
+      schema: { tags: ['session'], operationId: 'signOut', summary: 'Sign out: clears the session cookie' },
+      config: { openapi: { responses: { 204: { type: 'null', description: 'signed out' } } } },
+    },
     async (_req, reply) => clearSessionCookie(reply, deps.secureCookies).code(204).send(),
   );
 }

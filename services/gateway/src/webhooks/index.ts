@@ -27,7 +27,10 @@ export interface WebhookDeps {
   db: Db;
   log: Logger;
   registry: Registry;
-  config: Pick<GatewayConfig, 'PUBLIC_URL' | 'TWILIO_AUTH_TOKEN' | 'sendgridPublicKey' | 'SENDGRID_WEBHOOK_ALLOW_UNSIGNED' | 'HATCH_WEBHOOK_RATE_LIMIT_PER_MINUTE'>;
+  config: Pick<
+    GatewayConfig,
+    'PUBLIC_URL' | 'TWILIO_AUTH_TOKEN' | 'sendgridPublicKey' | 'SENDGRID_WEBHOOK_ALLOW_UNSIGNED' | 'HATCH_WEBHOOK_RATE_LIMIT_PER_MINUTE'
+  >;
 }
 
 export async function registerWebhooks(app: FastifyInstance, deps: WebhookDeps): Promise<void> {
@@ -40,7 +43,12 @@ export async function registerWebhooks(app: FastifyInstance, deps: WebhookDeps):
       timeWindow: WEBHOOK_RATE_WINDOW_MS,
       errorResponseBuilder: rateLimitExceeded,
     });
-    const rejected = new Counter({ name: 'hatch_webhook_rejected_total', help: 'webhooks refused for a bad or missing signature', labelNames: ['provider'], registers: [deps.registry] });
+    const rejected = new Counter({
+      name: 'hatch_webhook_rejected_total',
+      help: 'webhooks refused for a bad or missing signature',
+      labelNames: ['provider'],
+      registers: [deps.registry],
+    });
     twilioWebhooks(webhooks, { db: deps.db, log: deps.log, rejected, publicUrl: config.PUBLIC_URL, authToken: config.TWILIO_AUTH_TOKEN });
     sendgridWebhooks(webhooks, {
       db: deps.db,

@@ -63,7 +63,9 @@ const EVENTS_DOCS = {
     schema: Type.Array(
       Type.Object(
         {
-          event: Type.String({ description: 'processed, deferred, delivered, bounce, dropped; others (open, click, …) go on the timeline only' }),
+          event: Type.String({
+            description: 'processed, deferred, delivered, bounce, dropped; others (open, click, …) go on the timeline only',
+          }),
           email: Type.Optional(Type.String()),
           timestamp: Type.Optional(Type.Integer()),
           sg_event_id: Type.Optional(Type.String({ description: 'each event is applied once' })),
@@ -128,7 +130,12 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
   const log = deps.log.child({ component: 'sendgrid-webhooks' });
   const key = deps.publicKey;
   const gate = createWorkGate({ concurrency: SENDGRID_VERIFY_CONCURRENCY, queue: SENDGRID_VERIFY_QUEUE });
-  const shed = new Counter({ name: 'hatch_webhook_shed_total', help: 'webhooks answered 503 because too many signature checks were running or queued', labelNames: ['provider'], registers: [deps.registry] });
+  const shed = new Counter({
+    name: 'hatch_webhook_shed_total',
+    help: 'webhooks answered 503 because too many signature checks were running or queued',
+    labelNames: ['provider'],
+    registers: [deps.registry],
+  });
   new Gauge({
     name: 'hatch_webhook_verifications_pending',
     help: 'webhook signature checks running or queued',
@@ -138,9 +145,18 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
       this.set({ provider: 'sendgrid' }, gate.pending);
     },
   });
-  if (deps.allowUnsigned && key) log.warn('SENDGRID_WEBHOOK_ALLOW_UNSIGNED=true is ignored: SENDGRID_WEBHOOK_PUBLIC_KEY is set, so every SendGrid event batch is verified');
-  else if (deps.allowUnsigned) log.warn('SENDGRID_WEBHOOK_ALLOW_UNSIGNED=true: SendGrid events are accepted WITHOUT a signature check (development only; set SENDGRID_WEBHOOK_PUBLIC_KEY instead)');
-  else if (!key) log.warn('SENDGRID_WEBHOOK_PUBLIC_KEY is not set: SendGrid event batches are refused (403) and email statuses will not move past "sent"');
+  if (deps.allowUnsigned && key)
+    log.warn(
+      'SENDGRID_WEBHOOK_ALLOW_UNSIGNED=true is ignored: SENDGRID_WEBHOOK_PUBLIC_KEY is set, so every SendGrid event batch is verified',
+    );
+  else if (deps.allowUnsigned)
+    log.warn(
+      'SENDGRID_WEBHOOK_ALLOW_UNSIGNED=true: SendGrid events are accepted WITHOUT a signature check (development only; set SENDGRID_WEBHOOK_PUBLIC_KEY instead)',
+    );
+  else if (!key)
+    log.warn(
+      'SENDGRID_WEBHOOK_PUBLIC_KEY is not set: SendGrid event batches are refused (403) and email statuses will not move past "sent"',
+    );
 
   function refuse(why: string): never {
     deps.rejected.inc({ provider: 'sendgrid' });
@@ -150,7 +166,11 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
 
   function overloaded(): never {
     shed.inc({ provider: 'sendgrid' });
-    throw retryLater('SERVICE_UNAVAILABLE', 'too many SendGrid signature checks in progress; retry shortly', SENDGRID_OVERLOAD_RETRY_AFTER_S);
+    throw retryLater(
+      'SERVICE_UNAVAILABLE',
+      'too many SendGrid signature checks in progress; retry shortly',
+      SENDGRID_OVERLOAD_RETRY_AFTER_S,
+    );
   }
 
   /** Everything decidable from the headers, before a byte of the body is read. */
@@ -162,7 +182,8 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
     const signature = req.headers[SIGNATURE_HEADER];
     const timestamp = req.headers[TIMESTAMP_HEADER];
     if (typeof signature !== 'string' || typeof timestamp !== 'string') refuse('missing signature headers');
-    if (!/^\d{1,12}$/.test(timestamp) || Math.abs(Date.now() / 1000 - Number(timestamp)) > SENDGRID_TIMESTAMP_TOLERANCE_S) refuse('stale or malformed timestamp');
+    if (!/^\d{1,12}$/.test(timestamp) || Math.abs(Date.now() / 1000 - Number(timestamp)) > SENDGRID_TIMESTAMP_TOLERANCE_S)
+      refuse('stale or malformed timestamp');
     if (!SIGNATURE_SHAPE.test(signature)) refuse('malformed signature');
     if (gate.full) overloaded();
   }
@@ -204,7 +225,10 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
       providerCode: code?.slice(0, 100) ?? null,
       detail: detail?.slice(0, 300) ?? null,
       providerEventId: eventId ? `sendgrid:${eventId}` : null,
-      onMove: status === 'bounced' || status === 'dropped' ? { error_code: (code ?? name).slice(0, 100), error_message: (reason ?? name).slice(0, 500) } : undefined,
+      onMove:
+        status === 'bounced' || status === 'dropped'
+          ? { error_code: (code ?? name).slice(0, 100), error_message: (reason ?? name).slice(0, 500) }
+          : undefined,
       always: name === 'processed' && sgMessageId ? { provider_message_id: sgMessageId.split('.')[0] ?? null } : undefined,
     });
     if (!r.row) return 'unmatched';
@@ -214,7 +238,9 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
   app.register(async (scope) => {
     // The signature covers the raw bytes: this scope keeps them and parses JSON itself.
     scope.removeContentTypeParser('application/json');
-    scope.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: SENDGRID_WEBHOOK_BODY_LIMIT }, (_req, body, done) => done(null, body));
+    scope.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: SENDGRID_WEBHOOK_BODY_LIMIT }, (_req, body, done) =>
+      done(null, body),
+    );
 
     scope.post(
       '/webhooks/sendgrid/events',
@@ -237,7 +263,11 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
         } catch {
           throw new HttpError('INVALID_REQUEST', 'request body is not valid JSON');
         }
-        if (!Array.isArray(events) || events.length > MAX_EVENTS || !events.every((e) => typeof e === 'object' && e !== null && !Array.isArray(e))) {
+        if (
+          !Array.isArray(events) ||
+          events.length > MAX_EVENTS ||
+          !events.every((e) => typeof e === 'object' && e !== null && !Array.isArray(e))
+        ) {
           throw new HttpError('INVALID_REQUEST', `expected a JSON array of at most ${MAX_EVENTS} event objects`);
         }
         const counts = { applied: 0, duplicate: 0, unmatched: 0 };

@@ -14,7 +14,15 @@ import type { Counter } from 'prom-client';
 import Type, { type TSchema } from 'typebox';
 import { E164_PATTERN, isE164, isUuid, MESSAGE_STATUSES, type MessageStatus } from '@hatch/contracts';
 import { conversationIdFor, newRecordId } from '@hatch/contracts/node';
-import { acceptMessages, applyMessageStatus, deleteOptOut, findMessageByProviderSid, insertOptOut, insertStatusEvent, type Db } from '@hatch/db';
+import {
+  acceptMessages,
+  applyMessageStatus,
+  deleteOptOut,
+  findMessageByProviderSid,
+  insertOptOut,
+  insertStatusEvent,
+  type Db,
+} from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { HttpError } from '../errors.js';
 
@@ -37,7 +45,8 @@ export const TWILIO_WEBHOOK_MAX_PARAMS = 200;
 function parseTwilioForm(body: string): Record<string, unknown> {
   let pairs = 1;
   for (let i = body.indexOf('&'); i !== -1; i = body.indexOf('&', i + 1)) {
-    if (++pairs > TWILIO_WEBHOOK_MAX_PARAMS) throw new HttpError('INVALID_REQUEST', `a Twilio webhook has at most ${TWILIO_WEBHOOK_MAX_PARAMS} form parameters`);
+    if (++pairs > TWILIO_WEBHOOK_MAX_PARAMS)
+      throw new HttpError('INVALID_REQUEST', `a Twilio webhook has at most ${TWILIO_WEBHOOK_MAX_PARAMS} form parameters`);
   }
   // Counted above, so no silent truncation (querystring's default maxKeys is 1000).
   return parseForm(body, '&', '=', { maxKeys: 0 });
@@ -91,7 +100,10 @@ export function twilioWebhooks(app: FastifyInstance, deps: TwilioWebhookDeps): v
       const ok = typeof signature === 'string' && deps.authToken !== undefined && validateRequest(deps.authToken, signature, url, params);
       if (!ok) {
         deps.rejected.inc({ provider: 'twilio' });
-        log.warn({ path: req.url.split('?')[0], hasSignature: typeof signature === 'string', configured: deps.authToken !== undefined }, 'twilio webhook signature refused');
+        log.warn(
+          { path: req.url.split('?')[0], hasSignature: typeof signature === 'string', configured: deps.authToken !== undefined },
+          'twilio webhook signature refused',
+        );
         throw new HttpError('FORBIDDEN', 'invalid Twilio signature');
       }
       // The handlers read each parameter as one string. The form parser makes a repeated name an
@@ -109,10 +121,16 @@ export function twilioWebhooks(app: FastifyInstance, deps: TwilioWebhookDeps): v
       errors: WEBHOOK_ERRORS,
       security: 'twilioSignature',
       body: { contentType: FORM, schema: StatusCallbackForm },
-      querystring: Type.Object({ mid: Type.Optional(Type.String({ description: 'our message id, set in the callback URL we give Twilio' })) }),
+      querystring: Type.Object({
+        mid: Type.Optional(Type.String({ description: 'our message id, set in the callback URL we give Twilio' })),
+      }),
       responses: { 204: { type: 'null', description: 'recorded (or ignored: an unknown message)' } },
     } as const;
-    const statusRoute = { bodyLimit: TWILIO_WEBHOOK_BODY_LIMIT, schema: { tags: ['webhooks'], operationId: 'twilioStatus', summary: 'Twilio delivery status callback' }, config: { openapi: statusDocs } };
+    const statusRoute = {
+      bodyLimit: TWILIO_WEBHOOK_BODY_LIMIT,
+      schema: { tags: ['webhooks'], operationId: 'twilioStatus', summary: 'Twilio delivery status callback' },
+      config: { openapi: statusDocs },
+    };
     scope.post('/webhooks/twilio/status', statusRoute, async (req, reply) => {
       const p = verify(req);
       const query = req.query as Record<string, string | undefined>;
@@ -135,12 +153,20 @@ export function twilioWebhooks(app: FastifyInstance, deps: TwilioWebhookDeps): v
           source: 'twilio_callback',
           providerCode: errorCode,
           providerEventId: typeof token === 'string' ? `twilio:${token}` : null,
-          onMove: reported === 'failed' || reported === 'undelivered' ? { error_code: errorCode, error_message: p.ErrorMessage ?? (errorCode ? `Twilio error ${errorCode}` : null) } : undefined,
+          onMove:
+            reported === 'failed' || reported === 'undelivered'
+              ? { error_code: errorCode, error_message: p.ErrorMessage ?? (errorCode ? `Twilio error ${errorCode}` : null) }
+              : undefined,
           always: sid ? { provider_sid: sid } : undefined,
         });
       } else {
         // accepted, scheduled, read, …: kept on the timeline, not a status of ours
-        await insertStatusEvent(deps.db.db, { message_id: id, status: reported || 'unknown', source: 'twilio_callback', provider_code: errorCode }).catch((err: { code?: string }) => {
+        await insertStatusEvent(deps.db.db, {
+          message_id: id,
+          status: reported || 'unknown',
+          source: 'twilio_callback',
+          provider_code: errorCode,
+        }).catch((err: { code?: string }) => {
           // A `mid` that names no message (a foreign-key violation, which was a 500): like an unknown SID.
           if (err.code !== '23503') throw err;
           log.warn({ mid: id }, 'status callback for an unknown message');
@@ -153,9 +179,18 @@ export function twilioWebhooks(app: FastifyInstance, deps: TwilioWebhookDeps): v
       errors: WEBHOOK_ERRORS,
       security: 'twilioSignature',
       body: { contentType: FORM, schema: InboundSmsForm },
-      responses: { 200: { description: 'stored (or a replay, ignored): an empty TwiML answer', content: { 'text/xml': { schema: { type: 'string' } } } } },
+      responses: {
+        200: {
+          description: 'stored (or a replay, ignored): an empty TwiML answer',
+          content: { 'text/xml': { schema: { type: 'string' } } },
+        },
+      },
     } as const;
-    const smsRoute = { bodyLimit: TWILIO_WEBHOOK_BODY_LIMIT, schema: { tags: ['webhooks'], operationId: 'twilioInboundSms', summary: 'Twilio inbound SMS' }, config: { openapi: smsDocs } };
+    const smsRoute = {
+      bodyLimit: TWILIO_WEBHOOK_BODY_LIMIT,
+      schema: { tags: ['webhooks'], operationId: 'twilioInboundSms', summary: 'Twilio inbound SMS' },
+      config: { openapi: smsDocs },
+    };
     scope.post('/webhooks/twilio/sms', smsRoute, async (req, reply) => {
       const p = verify(req);
       const sid = p.MessageSid ?? p.SmsMessageSid ?? p.SmsSid;
@@ -174,7 +209,18 @@ export function twilioWebhooks(app: FastifyInstance, deps: TwilioWebhookDeps): v
         await deps.db.db.transaction().execute(async (tx) => {
           await acceptMessages(tx, [
             {
-              message: { id, conversation_id: conversationId, from_contact: from, to_contact: to, body, channel: 'sms', direction: 'inbound', status: 'received', provider_sid: sid, segments },
+              message: {
+                id,
+                conversation_id: conversationId,
+                from_contact: from,
+                to_contact: to,
+                body,
+                channel: 'sms',
+                direction: 'inbound',
+                status: 'received',
+                provider_sid: sid,
+                segments,
+              },
               conversation: { participants: [from, to].sort() as [string, string], channel: 'sms', at: new Date() },
               source: 'twilio_inbound',
               outbox: false,
