@@ -86,6 +86,14 @@ rl.on('line', (line) => {
 
 const code = await new Promise((resolve) => child.on('close', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
 await rlClosed;
+const outlived = await processesLeftRunning(Number(process.env.HATCH_TEST_OUTLIVE_GRACE_MS) || 20_000);
+if (outlived.length) {
+  process.stdout.write(
+    `\nprocesses the tests started and left running (killed now):\n${outlived.map((p) => `  ${p.pid} ${p.cmd}`).join('\n')}\n`,
+  );
+  failures.push(`${outlived.length} process(es) outlived the tests: every process a test starts must end with it`);
+  fileFailures++;
+}
 helper('cleanup');
 if (coverage) coverageReport();
 failed += fileFailures;
@@ -97,6 +105,49 @@ const exitCode = code !== 0 || failed > 0 ? 1 : 0;
 if (exitCode !== 0 && failed === 0) failed = 1; // tap failed without a failing test line
 process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
 process.exit(exitCode);
+
+/**
+ * Nothing a test starts may outlive the run (a service left by a test that failed before its
+ * teardown kept running for hours, at a fifth of a core). Every process the tests start carries
+ * this run's HATCH_TEST_RUN_ID in its environment (spawnService, spawnPostgres and spawnNats pass
+ * it on): those still alive once tap is done get a grace period to finish exiting (watchdogs poll
+ * once a second and give a server 10 s), then are listed, killed, and the run fails. Linux only
+ * (/proc); elsewhere nothing is checked.
+ */
+async function processesLeftRunning(graceMs = 20_000) {
+  if (process.platform !== 'linux') return [];
+  const mark = `HATCH_TEST_RUN_ID=${runId}`;
+  const scan = () => {
+    const found = [];
+    for (const name of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+      try {
+        if (!fs.readFileSync(`/proc/${name}/environ`, 'latin1').split('\0').includes(mark)) continue;
+        const stat = fs.readFileSync(`/proc/${name}/stat`, 'latin1');
+        if (stat[stat.lastIndexOf(')') + 2] === 'Z') continue; // exited, waiting for its parent to reap it
+        const cmd = fs.readFileSync(`/proc/${name}/cmdline`, 'latin1').split('\0').join(' ').trim().slice(0, 200);
+        found.push({ pid: Number(name), cmd });
+      } catch {
+        // gone meanwhile, or not ours to read
+      }
+    }
+    return found;
+  };
+  const deadline = Date.now() + graceMs;
+  let left = scan();
+  while (left.length && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250));
+    left = scan();
+  }
+  for (const p of left) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  return left;
+}
 
 /** c8's report of the run's V8 coverage: one line per package (lines, branches, functions) and the total. */
 function coverageReport() {

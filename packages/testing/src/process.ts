@@ -31,7 +31,8 @@ export function spawnService(t: Teardownable, service: string, env: Record<strin
   // runs still takes its services with it (they run in their own process group).
   const child = spawn(process.execPath, ['--import', DIE_WITH_PARENT, '--conditions=@hatch/source', '--import', 'tsx', main], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    // HATCH_TEST_RUN_ID: pnpm test finds, by it, any process a test left running (scripts/test.mjs)
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, HATCH_TEST_RUN_ID: process.env.HATCH_TEST_RUN_ID, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
   });

@@ -87,7 +87,8 @@ function pgRunAs(): { uid: number; gid: number; runuser: string } | undefined {
   return { uid: Number(u.stdout.trim()), gid: Number(g.stdout.trim()), runuser };
 }
 
-const PG_ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C' };
+// HATCH_TEST_RUN_ID: pnpm test finds, by it, a server a test left running (scripts/test.mjs)
+const PG_ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C', HATCH_TEST_RUN_ID: process.env.HATCH_TEST_RUN_ID };
 
 function pgArgv(bin: string, args: string[]): [string, string[]] {
   const as = pgRunAs();
