@@ -4,6 +4,9 @@
  * connection on another gateway), and SSE clients on every gateway, some filtered by a
  * conversation, some moving to another gateway at random and resuming with Last-Event-ID, every
  * one reconnecting when nothing arrived for two heartbeat intervals (a stalled gateway).
+ *
+ * Longer than ~350 lines on purpose: the senders and the SSE clients share the run's record of
+ * what was answered and seen, which the oracle reads; each is a few small functions.
  */
 import http from 'node:http';
 import type { Rng } from './random.js';

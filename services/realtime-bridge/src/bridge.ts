@@ -4,6 +4,9 @@
  * this file is the loop that joins its parts: a standby waits for the lock (leader.ts); the
  * active one reads (journal-reader.ts), publishes (publisher.ts), persists its position, sends
  * heartbeats, runs retention (retention.ts), and re-checks the lock between passes.
+ *
+ * Longer than ~350 lines on purpose: the standby/active loop, its step-down bounds and its
+ * backoffs share one state (position, lock, failures); every part with a seam is its own module.
  */
 import type postgres from 'postgres';
 import { backoffDelay, natsNames, type Backoff } from '@hatch/contracts';
