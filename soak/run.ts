@@ -1,5 +1,5 @@
 /**
- * `pnpm soak [-- --duration 1800 --rate 4 --seed 1 --fault-min 10 --fault-max 30 --drain 90]`
+ * `pnpm soak [-- --duration 1800 --rate 4 --seed 1 --fault-min 10 --fault-max 30 --drain 90 --min-each 0]`
  * (issue 17): Hatch on a 3-node NATS cluster with every service replicated, under load and
  * faults, then the oracle; the report goes to soak/results/<date>.md (and the exit code is 1
  * when the run broke a promise). Everything it starts (its PostgreSQL, its NATS nodes, the
@@ -29,7 +29,8 @@ function parseArgs(argv: string[]): Omit<SoakOptions, 'log'> {
     else if (a === '--fault-min') o.faultMinS = num(a, v);
     else if (a === '--fault-max') o.faultMaxS = num(a, v);
     else if (a === '--drain') o.drainS = num(a, v);
-    else throw new Error(`unknown option ${a} (--duration S, --rate N, --seed N, --fault-min S, --fault-max S, --drain S)`);
+    else if (a === '--min-each') o.minEach = Math.floor(num(a, v));
+    else throw new Error(`unknown option ${a} (--duration S, --rate N, --seed N, --fault-min S, --fault-max S, --drain S, --min-each N)`);
     i++;
   }
   if (o.faultMaxS < o.faultMinS) throw new Error('--fault-max must be at least --fault-min');

@@ -37,7 +37,7 @@ export function markdownReport(r: SoakResult, machine: string): string {
   lines.push(`# Soak ${new Date(r.startedAt).toISOString()}`, '');
   lines.push(`**${bad.length === 0 ? 'PASS' : `FAIL: ${bad.join('; ')}`}**`, '');
   lines.push(
-    `Options: ${secs.toFixed(0)} s of load (asked ${o.durationS} s), ${o.rate} sends/s, seed ${o.seed}, a fault every ${o.faultMinS}–${o.faultMaxS} s, drain window ${o.drainS} s. ${machine}`,
+    `Options: ${secs.toFixed(0)} s of load (asked ${o.durationS} s), ${o.rate} sends/s, seed ${o.seed}, a fault every ${o.faultMinS}–${o.faultMaxS} s${o.minEach > 0 ? ` (and until each repeating kind ran ${o.minEach} times)` : ''}, drain window ${o.drainS} s. ${machine}`,
     '',
   );
   lines.push('## Load', '');

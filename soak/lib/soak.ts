@@ -34,6 +34,11 @@ export interface SoakOptions {
   drainS: number;
   /** keep the load (and faults) going until every fault kind ran once */
   everyKind: boolean;
+  /**
+   * keep the load (and faults) going until every repeating fault kind (all but pg-restart, once
+   * a run) ran at least this often; 0: no such floor (the issue's long run asks 10 of each)
+   */
+  minEach: number;
   log: (msg: string) => void;
 }
 
@@ -45,6 +50,7 @@ export const DEFAULTS: Omit<SoakOptions, 'log'> = {
   faultMaxS: 30,
   drainS: 90,
   everyKind: true,
+  minEach: 0,
 };
 
 export interface SoakResult {
@@ -175,18 +181,19 @@ export async function runSoak(t: Teardownable, o: SoakOptions): Promise<SoakResu
   };
 
   const nextFault = faultBag(rnd);
-  const seen = new Set<FaultKind>();
+  const seen = new Map<FaultKind, number>();
+  const enoughOfEach = () => FAULT_KINDS.every((k) => k === 'pg-restart' || (seen.get(k) ?? 0) >= o.minEach);
   const faultLoop = (async () => {
     for (;;) {
       await sleep(rnd.int(o.faultMinS * 1000, o.faultMaxS * 1000));
       const everySeen = FAULT_KINDS.every((k) => seen.has(k));
-      if (Date.now() >= loadEnd && (!o.everyKind || everySeen)) break;
+      if (Date.now() >= loadEnd && (!o.everyKind || everySeen) && enoughOfEach()) break;
       const kind = nextFault();
       faulting = true;
       const rec = await injectFault(kind, stack, rnd, log);
       faulting = false;
       faults.push(rec);
-      seen.add(kind);
+      seen.set(kind, (seen.get(kind) ?? 0) + 1);
       rec.recoveredAt = await probe(rec.startedAt);
       log(
         `  recovered ${rec.recoveredAt ? `${((rec.recoveredAt - rec.startedAt) / 1000).toFixed(1)} s after the fault began` : 'NOT within 120 s'}`,

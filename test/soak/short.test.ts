@@ -24,6 +24,7 @@ t.test('a short soak with every fault kind: nothing lost, nothing sent twice, no
     faultMaxS: 6,
     drainS: 90,
     everyKind: true,
+    minEach: 0,
     log: (msg) => lines.push(`${new Date().toISOString()} ${msg}`),
   });
   const report = markdownReport(result, 'short soak (pnpm test)');

@@ -52,9 +52,17 @@ export type KeepaliveEvent = Static<typeof KeepaliveEvent>;
 export const ResetEvent = Type.Object({ type: Type.Literal('reset'), reason: Type.String() });
 export type ResetEvent = Static<typeof ResetEvent>;
 
-/** The envelope on the bus: journal id (decimal string: bigint-safe) + the event. */
+/**
+ * The envelope on the bus: journal id (decimal string: bigint-safe) + the event. `prev` is the
+ * journal id the bridge relayed just before this one (its position when it read this row): no
+ * journal row lies between the two, ever (the bridge only passes a gap once nothing can fill it).
+ * A gateway whose last event is older than `prev` missed events on the stream and fills them
+ * from the journal (docs/realtime.md#gaps-on-the-stream). Absent from envelopes built for a
+ * replay, and from a bridge older than the field.
+ */
 export const BusChangeEvent = Type.Object({
   id: Type.String({ pattern: '^[0-9]+$' }),
+  prev: Type.Optional(Type.String({ pattern: '^[0-9]+$' })),
   event: Type.Union([MessageUpdateEvent, EmailUpdateEvent]),
 });
 export type BusChangeEvent = Static<typeof BusChangeEvent>;

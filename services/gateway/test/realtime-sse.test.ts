@@ -4,54 +4,16 @@
  */
 import t from 'tap';
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
-import { createLogger } from '@hatch/log';
 import { connectBus, ensureStreams } from '@hatch/bus';
 import { createMetricsRegistry } from '@hatch/service';
-import { createTestDb, spawnNats, testNats, waitFor, type TestDb, type Teardownable } from '@hatch/testing';
+import { createTestDb, spawnNats, testNats, waitFor, type Teardownable } from '@hatch/testing';
 import type { Db } from '@hatch/db';
-import { build } from '../src/app.js';
-import { parseGatewayConfig } from '../src/config.js';
 import { signedSession, SESSION_COOKIE } from '../src/auth.js';
 import { RealtimeHub } from '../src/realtime/hub.js';
-import { spawnGateway, startBridge, TEST_TOKEN } from './helpers.js';
+import { spawnGateway, startBridge } from './helpers.js';
 import { openSse, type SseClient } from './sse-client.js';
-
-const AUTH = { authorization: `Bearer ${TEST_TOKEN}` };
-const log = createLogger({ service: 'gateway', level: 'silent', pretty: false });
-
-interface Replica {
-  app: FastifyInstance;
-  url: string;
-}
-
-async function replica(t: Teardownable, db: TestDb, natsUrl: string, prefix: string, env: Record<string, string> = {}): Promise<Replica> {
-  const config = parseGatewayConfig({
-    DATABASE_URL: db.url,
-    NATS_URL: natsUrl,
-    HATCH_API_TOKEN: TEST_TOKEN,
-    HATCH_NATS_PREFIX: prefix,
-    LOG_LEVEL: 'silent',
-    HATCH_SSE_HEARTBEAT_MS: '300',
-    HATCH_SSE_RETRY_MS: '500',
-    ...env,
-  });
-  const bus = await connectBus({ url: natsUrl, name: 'gateway-sse-test', log });
-  await ensureStreams(bus.jsm, (await import('@hatch/contracts')).natsNames(prefix));
-  const app = await build({ config, log, db, bus, registry: createMetricsRegistry('gateway') });
-  let closed = false;
-  app.addHook('onClose', async () => {
-    closed = true;
-  });
-  t.teardown(async () => {
-    if (!closed) await app.close();
-    await bus.close(1000);
-  });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  return { app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
-}
+import { AUTH, conversation, ids, journal, log, maxId, metricOf, replica, updates, write } from './realtime-harness.js';
 
 async function setup(t: Teardownable, opts: { natsUrl?: string; env?: Record<string, string> } = {}) {
   const db = await createTestDb(t);
@@ -62,50 +24,10 @@ async function setup(t: Teardownable, opts: { natsUrl?: string; env?: Record<str
   return { db, nats, bridge, a, b };
 }
 
-async function conversation(db: Db): Promise<string> {
-  const id = randomUUID();
-  await db.db
-    .insertInto('conversations')
-    .values({ id, participants: [`a-${id}`, `b-${id}`], channel: 'chat' })
-    .execute();
-  return id;
-}
-
-async function write(db: Db, conv: string, n: number, per = 10): Promise<void> {
-  for (let done = 0; done < n; done += per) {
-    const rows = Array.from({ length: Math.min(per, n - done) }, (_, i) => ({
-      id: randomUUID(),
-      conversation_id: conv,
-      from_contact: 'me',
-      to_contact: 'you',
-      body: `m${done + i}`,
-      channel: 'chat' as const,
-      direction: 'outbound' as const,
-      status: 'stored' as const,
-    }));
-    await db.db.insertInto('messages').values(rows).execute();
-  }
-}
-
 // One bridge process and two replicas shared by the tests that need no special settings (each
 // uses its own conversation and only counts journal ids above where it started).
 let sharedSetup: ReturnType<typeof setup> | undefined;
 const shared = () => (sharedSetup ??= setup(t));
-const maxId = async (db: Db) =>
-  Number(
-    (
-      await db.db
-        .selectFrom('change_journal')
-        .select((eb) => eb.fn.max('id').as('m'))
-        .executeTakeFirst()
-    )?.m ?? 0,
-  );
-
-const updates = (c: SseClient) => c.events.filter((e) => e.event === 'message_update' || e.event === 'email_update');
-const ids = (c: SseClient) => updates(c).map((e) => Number(e.id));
-async function journal(db: Db): Promise<number[]> {
-  return (await db.db.selectFrom('change_journal').select('id').orderBy('id').execute()).map((r) => Number(r.id));
-}
 
 /** Writes rounds of 200 events until `done` holds; returns how many were written. */
 async function writeUntil(db: Db, conv: string, done: () => Promise<boolean>, message: string, timeoutMs = 60_000): Promise<number> {
@@ -121,19 +43,14 @@ async function writeUntil(db: Db, conv: string, done: () => Promise<boolean>, me
   return written;
 }
 
-/** One metric of a gateway's /metrics (its first series), NaN when absent. */
-async function metricOf(app: FastifyInstance, name: string): Promise<number> {
-  const body = (await app.inject({ method: 'GET', url: '/metrics' })).body;
-  return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(body)?.[1] ?? NaN);
-}
-
 /** A hub on NATS names of its own, not started: the test drives its clients. */
 async function testHub(t: Teardownable, opts: { clientQueueMax: number; queueBudgetBytes?: number }) {
   const nats = testNats(t);
   const bus = await connectBus({ url: nats.url, name: 'hub-test', log });
   t.teardown(() => bus.close(1000));
   await ensureStreams(bus.jsm, nats.names);
-  const hub = new RealtimeHub({ names: nats.names, bus, log, registry: createMetricsRegistry('gateway'), maxClients: 10, ...opts });
+  const db = await createTestDb(t);
+  const hub = new RealtimeHub({ names: nats.names, bus, db, log, registry: createMetricsRegistry('gateway'), maxClients: 10, ...opts });
   return { hub, bus, names: nats.names };
 }
 

@@ -219,7 +219,7 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
     const before = pos;
     let published: number;
     try {
-      published = await publisher.publish(rows, {
+      published = await publisher.publish(before, rows, {
         keepGoing: () => !stopping && role === 'active',
         onSettled: (row) => {
           pos = BigInt(row.id);

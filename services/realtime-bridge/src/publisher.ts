@@ -43,11 +43,12 @@ export interface PublishPass {
 
 export interface ChainedPublisher {
   /**
-   * Publishes `rows` (consecutive journal rows) pipelined and chained; `onSettled` runs over the
+   * Publishes `rows` (the consecutive journal rows after `after`, the position they were read
+   * from) pipelined and chained, each naming its predecessor as `prev`; `onSettled` runs over the
    * contiguous settled prefix. Throws the first failure once everything in flight has settled.
    * Returns how many rows were acked.
    */
-  publish(rows: JournalRow[], pass: PublishPass): Promise<number>;
+  publish(after: bigint, rows: JournalRow[], pass: PublishPass): Promise<number>;
   /** A heartbeat with a msgID of its own (awaited alone; its ack becomes the chain tip). */
   heartbeat(position: bigint): Promise<void>;
   /** The tip is unknown (after a takeover or a failure): the next publish goes unchained, alone. */
@@ -62,10 +63,10 @@ export function createChainedPublisher(
   // msgID of the message this bridge last had acked in the events stream; undefined = unknown.
   let tip: string | undefined;
 
-  /** Sends one row, chained to `tip` when known; the outcome never rejects. */
-  function send(row: JournalRow): Promise<PublishOutcome> {
+  /** Sends one row after `prev`, chained to `tip` when known; the outcome never rejects. */
+  function send(row: JournalRow, prev: string): Promise<PublishOutcome> {
     let data: Uint8Array;
-    const env = journalRowToEvent(row);
+    const env: BusChangeEvent = { ...journalRowToEvent(row), prev };
     try {
       data = encode(BusChangeEvent, env);
     } catch (err) {
@@ -100,7 +101,7 @@ export function createChainedPublisher(
       await bus.js.publish(names.subjects.eventFor('heartbeat'), encode(BusHeartbeat, hb), { msgID, timeout: HEARTBEAT_TIMEOUT_MS });
       tip = msgID;
     },
-    async publish(rows, pass) {
+    async publish(after, rows, pass) {
       const inflight: InFlight[] = [];
       let acked = 0;
       let failure: { err: unknown } | undefined;
@@ -120,17 +121,21 @@ export function createChainedPublisher(
           m.lag.observe(Math.max(0, (Date.now() - new Date(f.row.changed_at).getTime()) / 1000));
         }
       };
+      let prev = after.toString();
       for (const row of rows) {
         if (!pass.keepGoing() || failure) break;
+        const predecessor = prev;
+        const outcome = () => send(row, predecessor);
+        prev = String(row.id);
         if (tip === undefined) {
           // Unchained: safe only with nothing in flight before it, i.e. every earlier row acked.
           while (inflight.length > 0) await settleHead();
           if (failure) break;
-          inflight.push({ row, outcome: send(row) });
+          inflight.push({ row, outcome: outcome() });
           await settleHead();
           continue;
         }
-        inflight.push({ row, outcome: send(row) });
+        inflight.push({ row, outcome: outcome() });
         if (inflight.length >= PUBLISH_WINDOW) await settleHead();
       }
       while (inflight.length > 0) await settleHead();

@@ -42,6 +42,17 @@ export function createHubMetrics(
       registers,
     }),
     replays: new Counter({ name: 'hatch_sse_replays_total', help: 'SSE resumes replayed from Last-Event-ID', registers }),
+    catchUps: new Counter({
+      name: 'hatch_sse_catchups_total',
+      help: 'times this gateway found events missing from the events stream (reason gap: an event named a predecessor it never received; heartbeat: a heartbeat was past it) and read them from the journal',
+      labelNames: ['reason'],
+      registers,
+    }),
+    caughtUp: new Counter({
+      name: 'hatch_sse_caught_up_events_total',
+      help: 'change events this gateway delivered from the journal because the events stream lacked them',
+      registers,
+    }),
     replayOverruns: new Counter({
       name: 'hatch_sse_replay_overruns_total',
       help: 'live frames held during a replay went past their bound: dropped, and the replay extended over them',

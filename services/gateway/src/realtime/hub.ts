@@ -10,6 +10,12 @@
  *   the client's queue they are dropped and the replay extends over them (HubClient.overrun).
  * - The consumer starts at the stream's last message (or at the start of an empty stream), so
  *   the first message tells where the stream is; until then the hub is not `synced`.
+ * - The stream is the transport, the journal the truth: an event whose `prev` (the journal id
+ *   the bridge relayed before it) is past `lastId`, or a heartbeat whose `position` is, shows
+ *   events this hub never received (lost or reordered on the stream across a NATS node loss or
+ *   stall; seen in the soak). The hub then reads them from the journal and delivers them in
+ *   order before anything newer, holding no frame meanwhile: while it catches up, stream
+ *   messages only move the catch-up's target (catchUp).
  * - Bounded: each client's queue (client-queue.ts) coalesces its writes per tick and cuts the
  *   client off past `clientQueueMax` while its socket does not drain (it resumes with
  *   Last-Event-ID). A client never holds more than one tick's frames plus that bound.
@@ -28,6 +34,7 @@ import type { Writable } from 'node:stream';
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Registry } from 'prom-client';
 import { backoffDelay, BusChangeEvent, BusHeartbeat, decode, type Backoff, type KeepaliveEvent, type NatsNames } from '@hatch/contracts';
+import { findJournalAfter, journalRowToEvent, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import type { Bus } from '@hatch/bus';
 import { formatControl, formatEvent, HubClient, type QueueOwner } from './client-queue.js';
@@ -36,6 +43,8 @@ import { createHubMetrics, type HubMetrics } from './hub-metrics.js';
 export interface HubOptions {
   names: NatsNames;
   bus: Bus;
+  /** the change journal: events missing from the stream are read from it (catchUp) */
+  db: Db;
   log: Logger;
   registry: Registry;
   clientQueueMax: number;
@@ -50,6 +59,10 @@ export interface HubOptions {
 
 /** Re-subscribing to the events stream after a failure: 200 ms doubling to 5 s. */
 export const RESUBSCRIBE_BACKOFF: Backoff = { baseMs: 200, maxMs: 5000, jitter: 0.2 };
+/** A failed journal read while catching up is retried the same way. */
+export const CATCH_UP_BACKOFF = RESUBSCRIBE_BACKOFF;
+/** Journal rows read per catch-up query (one batch in memory at a time). */
+export const CATCH_UP_BATCH = 500;
 
 export class RealtimeHub implements QueueOwner {
   private readonly clients = new Set<HubClient>();
@@ -66,10 +79,14 @@ export class RealtimeHub implements QueueOwner {
   private streamSeq = 0;
   private syncWaiters: Array<() => void> = [];
   private idWaiters = new Set<{ id: bigint; resolve: () => void }>();
-  private wakeBackoff: (() => void) | undefined;
+  /** wakes the backoff waits under way (stop) */
+  private readonly wakers = new Set<() => void>();
   private keepaliveTimer: NodeJS.Timeout | undefined;
   /** highest journal id received (see header); valid once `synced` */
   lastId = 0n;
+  /** while set, events up to this id are being read from the journal (catchUp) */
+  private catchUpTo: bigint | undefined;
+  private catchingUp: Promise<void> | undefined;
   synced = false;
   lastHeartbeatAt: number | undefined;
   private lastLagMs: number | undefined;
@@ -259,9 +276,10 @@ export class RealtimeHub implements QueueOwner {
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.keepaliveTimer);
-    this.wakeBackoff?.();
+    for (const w of [...this.wakers]) w();
     await this.messages?.close().catch(() => undefined);
     await this.loop;
+    await this.catchingUp;
   }
 
   /** Throws unless the events subscription is up (gateway readiness). */
@@ -271,12 +289,27 @@ export class RealtimeHub implements QueueOwner {
   }
 
   /** For /readyz: commit → this gateway lag of the last event, and how old the bridge's last heartbeat is. */
-  lagReport(): { last_event_lag_ms: number | null; heartbeat_age_ms: number | null; position: string } {
+  lagReport(): { last_event_lag_ms: number | null; heartbeat_age_ms: number | null; position: string; catching_up_to: string | null } {
     return {
       last_event_lag_ms: this.lastLagMs ?? null,
       heartbeat_age_ms: this.lastHeartbeatAt === undefined ? null : Date.now() - this.lastHeartbeatAt,
       position: this.lastId.toString(),
+      catching_up_to: this.catchUpTo?.toString() ?? null,
     };
+  }
+
+  /** A retry wait that stop() ends at once. */
+  private backoffWait(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.stopping) return resolve();
+      const done = () => {
+        clearTimeout(timer);
+        this.wakers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakers.add(done);
+    });
   }
 
   private markSynced(): void {
@@ -334,15 +367,7 @@ export class RealtimeHub implements QueueOwner {
       if (this.stopping) break;
       // An iterator that ended without an error counts too: a subscription that keeps ending
       // at once must not be re-created in a tight loop.
-      const backoff = backoffDelay(RESUBSCRIBE_BACKOFF, failures++);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, backoff);
-        this.wakeBackoff = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wakeBackoff = undefined;
+      await this.backoffWait(backoffDelay(RESUBSCRIBE_BACKOFF, failures++));
     }
   }
 
@@ -351,25 +376,89 @@ export class RealtimeHub implements QueueOwner {
       if (subject === this.opts.names.subjects.eventFor('heartbeat')) {
         const hb = decode(BusHeartbeat, data);
         this.lastHeartbeatAt = Date.now();
-        this.advance(BigInt(hb.position));
+        const position = BigInt(hb.position);
+        // Every event up to `position` was published before this heartbeat: any this hub lacks
+        // was lost or reordered on the stream.
+        if (!this.synced) this.advance(position);
+        else if (position > this.lastId) this.catchUp(position, 'heartbeat');
         this.markSynced();
         return;
       }
       const env = decode(BusChangeEvent, data);
       const id = BigInt(env.id);
-      const fresh = id > this.lastId;
-      this.advance(id);
-      const wasSynced = this.synced;
-      this.markSynced();
       // The first message after start is the stream's last one: it only tells where we are.
-      if (!fresh || !wasSynced) return;
-      this.m.events.inc();
-      this.lastLagMs = Math.max(0, Date.now() - Date.parse(env.event.timestamp));
-      this.m.lag.observe(this.lastLagMs / 1000);
-      const frame = formatEvent(env);
-      for (const c of this.clients) c.deliver(frame);
+      if (!this.synced) {
+        this.advance(id);
+        this.markSynced();
+        return;
+      }
+      if (this.catchUpTo !== undefined) {
+        // Relayed, so in the journal: the catch-up under way reads it in its turn.
+        if (id > this.catchUpTo) this.catchUpTo = id;
+        return;
+      }
+      if (id <= this.lastId) return; // a re-publish (a new bridge re-relays from its saved position)
+      if (env.prev !== undefined && BigInt(env.prev) > this.lastId) return this.catchUp(id, 'gap');
+      this.deliverLive(env);
     } catch (err) {
       this.log.warn({ err: { message: (err as Error).message }, subject }, 'undecodable message on the events stream; ignored');
     }
+  }
+
+  /** One change event to every local client (they filter), in journal order. */
+  private deliverLive(env: BusChangeEvent): void {
+    this.advance(BigInt(env.id));
+    this.m.events.inc();
+    this.lastLagMs = Math.max(0, Date.now() - Date.parse(env.event.timestamp));
+    this.m.lag.observe(this.lastLagMs / 1000);
+    const frame = formatEvent(env);
+    for (const c of this.clients) c.deliver(frame);
+  }
+
+  /**
+   * Events in (lastId, target] never reached this hub: read them from the journal and deliver
+   * them in order. Stream messages arriving meanwhile only raise the target (they are relayed,
+   * so the journal holds them), so nothing is held in memory but one batch; a journal read that
+   * fails is retried with backoff (live delivery waits: the order is the promise).
+   */
+  private catchUp(target: bigint, reason: 'gap' | 'heartbeat'): void {
+    this.m.catchUps.inc({ reason });
+    this.log.warn(
+      { after: this.lastId.toString(), upTo: target.toString(), reason },
+      'events missing from the events stream; catching up from the journal',
+    );
+    this.catchUpTo = target;
+    this.catchingUp = this.runCatchUp().finally(() => {
+      this.catchingUp = undefined;
+    });
+  }
+
+  private async runCatchUp(): Promise<void> {
+    let failures = 0;
+    while (this.catchUpTo !== undefined && !this.stopping) {
+      const target = this.catchUpTo;
+      try {
+        const rows = await findJournalAfter(this.opts.db.db, this.lastId.toString(), CATCH_UP_BATCH, target.toString());
+        for (const row of rows) {
+          const env = journalRowToEvent(row);
+          this.m.caughtUp.inc();
+          this.deliverLive(env);
+        }
+        failures = 0;
+        if (rows.length < CATCH_UP_BATCH) {
+          // No journal row is left up to `target`: every id up to it is delivered or never existed.
+          this.advance(target);
+          if (this.catchUpTo === target) this.catchUpTo = undefined;
+        }
+      } catch (err) {
+        const wait = backoffDelay(CATCH_UP_BACKOFF, failures++);
+        this.log.warn(
+          { err: { message: (err as Error).message }, retryInMs: Math.round(wait) },
+          'journal read failed while catching up; retrying',
+        );
+        await this.backoffWait(wait);
+      }
+    }
+    if (this.catchUpTo !== undefined) this.catchUpTo = undefined; // stopping
   }
 }

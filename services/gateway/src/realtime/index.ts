@@ -25,6 +25,7 @@ export async function registerRealtime(app: FastifyInstance, deps: RealtimeDeps)
   const hub = new RealtimeHub({
     names: deps.names,
     bus: deps.bus,
+    db: deps.db,
     log: deps.log,
     registry: deps.registry,
     clientQueueMax: deps.config.HATCH_SSE_CLIENT_QUEUE_MAX,
