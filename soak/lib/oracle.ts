@@ -12,6 +12,7 @@
  *   strictly increasing, no gap, no duplicate.
  */
 import type postgres from 'postgres';
+import { STALLED_NOTE_PREFIX } from '@hatch/db';
 import type { SendRecord, SseClient } from './load.js';
 
 export interface Finding {
@@ -26,6 +27,8 @@ export interface OracleResult {
   lost: Finding[];
   sentTwice: Finding[];
   stuck: Finding[];
+  /** SMS / emails that made no progress for the gateways' stall window and got a new job (late, not lost) */
+  requeuedAfterStall: number;
   sse: Array<{
     client: string;
     filter: string;
@@ -108,6 +111,7 @@ export async function checkOracle(
     lost,
     sentTwice,
     stuck,
+    requeuedAfterStall: 0,
     sse: [],
     sendToSent: [],
   };
@@ -160,6 +164,28 @@ export async function checkOracle(
     const known = rec.kind === 'sms' ? smsIds : emailIds;
     if (!known.has(rec.id)) lost.push({ what: rec.kind, id: rec.id, detail: 'answered 202 but no row' });
   }
+
+  // what happened to each one left queued/sending (its timeline and any outbox row), for the report
+  for (const f of stuck.slice(0, 10)) {
+    const events = await sql<Array<{ at: Date; status: string; source: string; code: string | null; detail: string | null }>>`
+      SELECT occurred_at AS at, status, source, provider_code AS code, detail FROM status_events
+       WHERE message_id = ${f.id} OR email_id = ${f.id} ORDER BY id`;
+    const [row] = await sql<Array<{ created_at: Date; updated_at: Date; claimed_at: Date | null; attempts: number }>>`
+      SELECT created_at, updated_at, claimed_at, attempts FROM ${sql(f.what === 'sms' ? 'messages' : 'emails')} WHERE id = ${f.id}`;
+    const outbox = await sql<
+      Array<{ dedupe_id: string; available_at: Date }>
+    >`SELECT dedupe_id, available_at FROM outbox WHERE entity_id = ${f.id}`;
+    const timeline = events.map(
+      (e) => `${e.at.toISOString()} ${e.status} (${e.source}${e.code ? ` ${e.code}` : ''}${e.detail ? `: ${e.detail}` : ''})`,
+    );
+    f.detail +=
+      `; created ${row?.created_at.toISOString()}, updated ${row?.updated_at.toISOString()}, claimed ${row?.claimed_at?.toISOString() ?? 'no'}, ` +
+      `attempts ${row?.attempts}; outbox rows: ${outbox.map((o) => `${o.dedupe_id} due ${o.available_at.toISOString()}`).join(', ') || 'none'}; ` +
+      `timeline: ${timeline.join(' → ') || 'empty'}`;
+  }
+  const [requeued] = await sql<Array<{ n: number }>>`
+    SELECT count(*)::int AS n FROM status_events WHERE source = 'outbox' AND detail LIKE ${`${STALLED_NOTE_PREFIX}%`}`;
+  res.requeuedAfterStall = requeued?.n ?? 0;
 
   const journal = await sql<Array<{ id: string; table_name: string; conversation_id: string | null }>>`
     SELECT id::text, table_name, conversation_id::text FROM change_journal ORDER BY id`;

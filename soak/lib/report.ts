@@ -73,6 +73,7 @@ export function markdownReport(r: SoakResult, machine: string): string {
   lines.push(`| **lost** | **${r.oracle.lost.length}** |`);
   lines.push(`| **sent twice** | **${r.oracle.sentTwice.length}** |`);
   lines.push(`| left queued/sending | ${r.oracle.stuck.length} |`);
+  lines.push(`| re-queued after no progress for the stall window (late, not lost) | ${r.oracle.requeuedAfterStall} |`);
   lines.push(`| drained in | ${r.drainedInMs === undefined ? `NOT within ${o.drainS} s` : fmt(r.drainedInMs)} |`);
   lines.push(
     `| replicas that exited by themselves (started again automatically) | ${r.unexpectedExits.length ? r.unexpectedExits.map((u) => u.replica).join(', ') : 'none'} |`,

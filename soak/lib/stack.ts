@@ -127,6 +127,9 @@ export async function startStack(t: Teardownable, log: (msg: string) => void): P
           HATCH_RATE_LIMIT_PER_MINUTE: '1000000',
           HATCH_WEBHOOK_RATE_LIMIT_PER_MINUTE: '1000000',
           HATCH_SMS_DAILY_LIMIT: '1000000',
+          // the workers' retries here wait at most 5 s (below) with a 10 s ack wait: a job lost on
+          // the way is re-published after a minute, within the drain window
+          HATCH_OUTBOX_STALLED_AFTER_MS: '60000',
           // a stalled gateway is noticed by its clients after two silent intervals
           HATCH_SSE_HEARTBEAT_MS: '2000',
           HATCH_SSE_RETRY_MS: '500',

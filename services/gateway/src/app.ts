@@ -12,7 +12,7 @@ import type { Logger } from '@hatch/log';
 import { purgeAuthFailures, purgeExpiredIdempotencyKeys, type Db } from '@hatch/db';
 import type { Bus } from '@hatch/bus';
 import type { GatewayConfig } from './config.js';
-import { clientErrorHandler, frameworkErrors, registerErrorHandling } from './errors.js';
+import { clientErrorHandler, frameworkErrors, registerErrorHandling, retryLater } from './errors.js';
 import { registerJsonBodyParser } from './json-body.js';
 import { registerPipelineOrder } from './pipelining.js';
 import { registerAuth, sessionSecret } from './auth.js';
@@ -69,7 +69,8 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
     bodyLimit: BODY_LIMIT_BYTES,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    return503OnClosing: true,
+    // Requests that reach a closing gateway are answered by the draining hook below instead.
+    return503OnClosing: false,
     requestIdHeader: 'x-request-id',
     // What Node's HTTP parser refuses (malformed request line or headers), and what fails before
     // routing (malformed percent-encoding), in the contract's error shape too.
@@ -96,6 +97,7 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   registerErrorHandling(app);
   // Pipelined requests run one after the other, never after an answer that closed the connection.
   registerPipelineOrder(app);
+  registerDraining(app, deps.log);
   await app.register(helmet, { global: true, contentSecurityPolicy: false });
   // Signed cookies (the web UI's session); a malformed Cookie header parses to nothing, never a 5xx.
   await app.register(cookie, { secret: sessionSecret(deps.config.HATCH_API_TOKEN) });
@@ -105,7 +107,10 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   await registerOpenApi(app);
   const failures = createAuthFailureLimiter(deps, { limit: deps.config.HATCH_AUTH_FAILURES_PER_MINUTE, windowMs: AUTH_FAILURE_WINDOW_MS });
   const names = natsNames(deps.config.HATCH_NATS_PREFIX);
-  const relay = startOutboxRelay({ db: deps.db, bus: deps.bus, names, log: deps.log, registry: deps.registry }, opts.outbox);
+  const relay = startOutboxRelay(
+    { db: deps.db, bus: deps.bus, names, log: deps.log, registry: deps.registry },
+    { stalledAfterMs: deps.config.HATCH_OUTBOX_STALLED_AFTER_MS, ...opts.outbox },
+  );
   app.decorate('outbox', relay);
   // Expired idempotency keys and stale failed-authentication logs go in bounded batches.
   const purge = setInterval(() => {
@@ -192,4 +197,40 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   await registerWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, config: deps.config });
   await webRoutes(app, { root: opts.webRoot ?? deps.config.HATCH_WEB_DIR });
   return app;
+}
+
+/** Draining: connections still open this long after the close began are cut (half of main.ts's 10 s bound). */
+export const DRAIN_CUTOFF_MS = 5000;
+
+/** Where the SSE route lives: a stream refused while draining gets `retry:` (never a 5xx there). */
+const EVENTS_ROUTE = '/api/events';
+
+/**
+ * Shutting down (SIGTERM: app.close()), Node stops accepting connections, not requests on the
+ * connections already open: one whose request arrives then (a keep-alive connection caught
+ * between the close and the reaping of idle ones) gets the contract's 503 with Retry-After, and
+ * `Connection: close`, so its retry goes to another replica. Fastify's own return503OnClosing
+ * answered a bare `{"error":"Service Unavailable"}` without Retry-After: a 5xx the client could
+ * not tell from a failure (the 30-minute soak met one during a rolling restart).
+ */
+function registerDraining(app: FastifyInstance, log: Logger): void {
+  let draining = false;
+  let cutOff: NodeJS.Timeout | undefined;
+  app.addHook('preClose', (done) => {
+    draining = true;
+    log.info('draining: requests on open connections now get 503 with Retry-After');
+    // A connection whose request never completes (a client that stopped mid-request) would hold
+    // the close until the process's shutdown bound (main.ts) and exit 1: cut what is left first.
+    cutOff = setTimeout(() => app.server.closeAllConnections(), DRAIN_CUTOFF_MS);
+    cutOff.unref();
+    done();
+  });
+  app.addHook('onClose', (_app, done) => {
+    clearTimeout(cutOff);
+    done();
+  });
+  app.addHook('onRequest', async (req) => {
+    if (draining && req.routeOptions.url !== EVENTS_ROUTE)
+      throw retryLater('SERVICE_UNAVAILABLE', 'this gateway is shutting down; retry', 1);
+  });
 }

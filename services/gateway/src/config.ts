@@ -88,6 +88,12 @@ export const GatewayConfig = Type.Object({
   /** idle keep-alive connections close after this; above the bundled nginx's and common load balancers' 60 s, so the proxy closes first */
   HATCH_HTTP_KEEPALIVE_TIMEOUT_MS: Type.Integer({ minimum: 1000, maximum: 600_000, default: 65_000 }),
   /**
+   * an SMS or email still queued/sending with no change for this long and no job waiting gets a new
+   * job (the outbox relay's safety net for a job lost on the way); keep it above the workers'
+   * largest retry delay (SMS_BACKOFF_MAX_MS, EMAIL_BACKOFF_MAX_MS: 5 min) plus their ack wait
+   */
+  HATCH_OUTBOX_STALLED_AFTER_MS: Type.Integer({ minimum: 10_000, maximum: 86_400_000, default: 600_000 }),
+  /**
    * request-body bytes being read at once across all requests (one full 28 MiB email and room for
    * the small ones); past it a request with a body is 503 + Retry-After. memory-budget.ts counts it.
    */

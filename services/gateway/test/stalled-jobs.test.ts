@@ -7,6 +7,7 @@
 import t from 'tap';
 import { decode, SmsJob, EmailJob } from '@hatch/contracts';
 import { waitFor } from '@hatch/testing';
+import { STALLED_NOTE_PREFIX } from '@hatch/db';
 import { testGateway } from './helpers.js';
 
 t.test('stalled SMS and emails get a new job; fresh, finished and pending ones do not', async (t) => {
@@ -59,6 +60,17 @@ t.test('stalled SMS and emails get a new job; fresh, finished and pending ones d
     outboxLeft.map((r) => r.entity_id),
     [withOutbox],
     'published rows are deleted; the pending one stays',
+  );
+  const notes = await db.sql<{ id: string; status: string; detail: string }[]>`
+    SELECT coalesce(message_id, email_id)::text AS id, status, detail FROM status_events WHERE source = 'outbox' ORDER BY 1`;
+  t.same(
+    notes.map((n) => [n.id, n.status, n.detail]).sort(),
+    [
+      [stalled, 'queued', `${STALLED_NOTE_PREFIX}60 s: its job was published again`],
+      [sendingStalled, 'sending', `${STALLED_NOTE_PREFIX}60 s: its job was published again`],
+      [email!.id, 'queued', `${STALLED_NOTE_PREFIX}60 s: its job was published again`],
+    ].sort(),
+    'each re-queue is on its timeline (the delay shows), with the status it stalled in; nothing for the others',
   );
   t.equal(await app.outbox.requeueStalledOnce(), 0, 'the same window does not re-queue them twice');
 });

@@ -47,6 +47,9 @@ export async function deferOutbox(ex: Executor, id: string, delayMs: number, err
     .execute();
 }
 
+/** How a re-queue's timeline entry begins (requeueStalled). */
+export const STALLED_NOTE_PREFIX = 'no progress for ';
+
 /**
  * The rescue for jobs the bus gave up on (docs/architecture.md, rule 1: every crash
  * recovered). A job that kept failing for reasons outside the provider (the database down longer than its delivery budget,
@@ -57,18 +60,19 @@ export async function deferOutbox(ex: Executor, id: string, delayMs: number, err
  * publish. A job for a message that is in fact still moving is harmless: the worker's claim
  * lets one attempt call the provider, and a `sending` message is reconciled with the provider
  * before anything is resent. Touching `updated_at` writes no change-journal row (the journal
- * follows status and body).
+ * follows status and body). Each re-queue leaves a timeline entry (source `outbox`, detail
+ * starting with STALLED_NOTE_PREFIX): the delay is visible on the message, and countable.
  */
 export async function requeueStalled(ex: Executor, opts: { staleMs: number; limit: number }): Promise<OutboxRow[]> {
   const staleSecs = opts.staleMs / 1000;
   const r = await sql<OutboxRow>`
     WITH stalled AS (
-      SELECT s.kind, s.id FROM (
-        SELECT 'sms'::job_kind AS kind, m.id FROM messages m
+      SELECT s.kind, s.id, s.status FROM (
+        SELECT 'sms'::job_kind AS kind, m.id, m.status::text AS status FROM messages m
          WHERE m.status IN ('queued', 'sending') AND m.channel = 'sms' AND m.direction = 'outbound'
            AND m.updated_at < now() - make_interval(secs => ${staleSecs})
         UNION ALL
-        SELECT 'email'::job_kind AS kind, e.id FROM emails e
+        SELECT 'email'::job_kind AS kind, e.id, e.status::text AS status FROM emails e
          WHERE e.status IN ('queued', 'sending')
            AND e.updated_at < now() - make_interval(secs => ${staleSecs})
       ) s
@@ -80,6 +84,13 @@ export async function requeueStalled(ex: Executor, opts: { staleMs: number; limi
     ),
     touched_emails AS (
       UPDATE emails SET updated_at = now() WHERE id IN (SELECT id FROM stalled WHERE kind = 'email') RETURNING id
+    ),
+    noted AS (
+      INSERT INTO status_events (message_id, email_id, status, source, detail)
+      SELECT CASE WHEN kind = 'sms' THEN id END, CASE WHEN kind = 'email' THEN id END, status, 'outbox',
+             ${`${STALLED_NOTE_PREFIX}${Math.round(staleSecs)} s: its job was published again`}::text
+        FROM stalled
+      RETURNING id
     )
     INSERT INTO outbox (kind, entity_id, dedupe_id)
     SELECT kind, id, id::text || ':stalled:' || (extract(epoch FROM now()) * 1000)::bigint::text FROM stalled

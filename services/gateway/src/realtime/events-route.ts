@@ -91,6 +91,13 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
         reply.raw.write(`retry: ${opts.retryMs}\n: ${reason}\n\n`);
       };
       if (!(await hub.waitSynced(opts.syncTimeoutMs ?? 5000))) return refuse('events subscription not ready');
+      if (hub.closing) {
+        // the connection too: a keep-alive one would hold the draining gateway open
+        refuse('shutting down');
+        reply.raw.end();
+        reply.raw.socket?.end();
+        return;
+      }
       // Decided in the same tick as register() below: no await in between, so concurrent
       // requests cannot all pass the check. Thrown before any SSE byte: the error handler answers.
       const principal = req.principal ?? req.ip;

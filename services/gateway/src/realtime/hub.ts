@@ -89,6 +89,8 @@ export class RealtimeHub implements QueueOwner {
   private catchingUp: Promise<void> | undefined;
   synced = false;
   lastHeartbeatAt: number | undefined;
+  /** shutting down: every stream was ended and no new one is registered */
+  closing = false;
   private lastLagMs: number | undefined;
 
   constructor(private readonly opts: HubOptions) {
@@ -163,6 +165,7 @@ export class RealtimeHub implements QueueOwner {
    * apart: both are decided in the same tick, so no await may come between).
    */
   register(out: Writable, conversationId: string | undefined, onCut: () => void, principal?: string): HubClient | undefined {
+    if (this.closing) return undefined;
     if (this.clients.size >= this.opts.maxClients) {
       this.m.rejected.inc({ reason: 'limit' });
       return undefined;
@@ -265,8 +268,9 @@ export class RealtimeHub implements QueueOwner {
     });
   }
 
-  /** Ends every stream (shutdown: clients reconnect to another replica). */
+  /** Ends every stream (shutdown: clients reconnect to another replica); no stream is taken after. */
   closeAll(end: (c: HubClient) => void): void {
+    this.closing = true;
     for (const c of [...this.clients]) {
       end(c);
       c.close();
