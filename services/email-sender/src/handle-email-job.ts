@@ -31,7 +31,7 @@ import {
   deleteEmailAttachments,
   findEmail,
   findEmailAttachments,
-  insertStatusEvent,
+  markSendFailed,
   markSendOutcomeUnknown,
   claimStaleSend,
   markSendReleased,
@@ -126,31 +126,19 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
     answeredAt = performance.now(); // when it was sent, for the timeline (an event webhook can beat our write)
   } catch (err) {
     const f = classifySendGridError(err);
-    const event = (status: string, detail: string) => ({
-      email_id: e.id,
-      status,
-      source: 'worker',
-      provider_code: f.code,
-      detail: detail.slice(0, 300),
-    });
     switch (f.kind) {
       case 'rate_limited':
       case 'not_sent': {
         const delayMs = f.kind === 'rate_limited' && f.retryAfterMs !== undefined ? f.retryAfterMs : deps.backoff(ctx.deliveryCount);
-        await deps.db.db.transaction().execute(async (tx) => {
-          await markSendReleased(tx, TABLE, e.id);
-          await insertStatusEvent(
-            tx,
-            event('queued', `${f.kind === 'rate_limited' ? 'rate limited' : 'not sent'}; retrying in ${Math.ceil(delayMs / 1000)} s`),
-          );
-        });
+        const detail = `${f.kind === 'rate_limited' ? 'rate limited' : 'not sent'}; retrying in ${Math.ceil(delayMs / 1000)} s`;
+        await markSendReleased(deps.db.db, TABLE, e.id, { providerCode: f.code, detail });
         return { kind: 'retry', delayMs, reason: `${f.kind} (${f.code})` };
       }
       case 'unknown': {
         ctx.log.warn({ emailId: e.id, code: f.code }, 'SendGrid outcome unknown; waiting for its events before any resend');
-        await deps.db.db.transaction().execute(async (tx) => {
-          await markSendOutcomeUnknown(tx, TABLE, e.id);
-          await insertStatusEvent(tx, event('sending', `outcome unknown (${f.message}); waiting for SendGrid events before any resend`));
+        await markSendOutcomeUnknown(deps.db.db, TABLE, e.id, {
+          providerCode: f.code,
+          detail: `outcome unknown (${f.message}); waiting for SendGrid events before any resend`,
         });
         return {
           kind: 'retry',
@@ -160,12 +148,11 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
       }
       case 'auth':
       case 'permanent': {
-        await applyEmailStatus(deps.db.db, e.id, {
-          status: 'failed',
-          source: 'worker',
-          providerCode: f.code,
-          detail: f.message.slice(0, 300),
-          onMove: { error_code: f.code, error_message: f.message.slice(0, 500), claimed_at: null, provider_response: f.response as never },
+        await markSendFailed(deps.db.db, TABLE, e.id, {
+          code: f.code,
+          detail: f.message,
+          message: f.message,
+          providerResponse: f.response,
         });
         if (f.kind === 'auth') {
           deps.pause.until = Date.now() + deps.authPauseMs;
@@ -195,19 +182,4 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
   });
   ctx.log.info({ emailId: e.id, messageId: sent.messageId }, 'email sent');
   return { kind: 'ack' };
-}
-
-/** Attempts exhausted: the email fails with MAX_DELIVERIES (the job goes to the dead-letter stream). */
-export async function failEmailExhausted(db: Db, emailId: string, reason: string): Promise<void> {
-  await applyEmailStatus(db.db, emailId, {
-    status: 'failed',
-    source: 'worker',
-    providerCode: 'MAX_DELIVERIES',
-    detail: reason.slice(0, 300),
-    onMove: {
-      error_code: 'MAX_DELIVERIES',
-      error_message: `gave up after the maximum number of attempts: ${reason}`.slice(0, 500),
-      claimed_at: null,
-    },
-  });
 }

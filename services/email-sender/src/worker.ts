@@ -3,12 +3,12 @@
  * handleEmailJob, plus the retention sweep of attachment content never sent.
  */
 import { EmailJob, natsNames } from '@hatch/contracts';
-import { purgeEmailAttachments, type Db } from '@hatch/db';
+import { markSendExhausted, purgeEmailAttachments, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { ensureStreams, type Bus } from '@hatch/bus';
 import { backoffFor, startJobConsumer } from '@hatch/jobs';
 import { Counter, type Registry } from 'prom-client';
-import { failEmailExhausted, handleEmailJob, type EmailJobDeps } from './handle-email-job.js';
+import { handleEmailJob, type EmailJobDeps } from './handle-email-job.js';
 import type { SendGridPort } from './sendgrid-client.js';
 
 export interface EmailWorkerOptions {
@@ -65,7 +65,7 @@ export async function startEmailWorker(
     ackWaitMs: opts.ackWaitMs,
     maxDeliver: opts.maxDeliver,
     handle: (job, ctx) => handleEmailJob(job, ctx, handlerDeps),
-    onExhausted: (job, reason) => failEmailExhausted(deps.db, job.email_id, reason),
+    onExhausted: (job, reason) => markSendExhausted(deps.db.db, 'emails', job.email_id, reason),
   });
   // Attachment content of emails that never got sent goes after its retention, in bounded batches.
   const purge = setInterval(

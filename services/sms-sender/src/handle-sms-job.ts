@@ -17,7 +17,7 @@ import {
   findMessage,
   findMessageByProviderSid,
   insertOptOut,
-  insertStatusEvent,
+  markSendFailed,
   markSendOutcomeUnknown,
   markSendReleased,
   type Db,
@@ -129,55 +129,23 @@ async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<J
     switch (f.kind) {
       case 'rate_limited': {
         const delayMs = Math.max(f.retryAfterMs ?? 0, deps.backoff(ctx.deliveryCount));
-        await deps.db.db.transaction().execute(async (tx) => {
-          await markSendReleased(tx, 'messages', m.id);
-          await insertStatusEvent(tx, {
-            message_id: m.id,
-            status: 'queued',
-            source: 'worker',
-            provider_code: f.code,
-            detail: `rate limited; retrying in ${Math.ceil(delayMs / 1000)} s`,
-          });
-        });
+        const detail = `rate limited; retrying in ${Math.ceil(delayMs / 1000)} s`;
+        await markSendReleased(deps.db.db, 'messages', m.id, { providerCode: f.code, detail });
         return { kind: 'retry', delayMs, reason: `rate limited (${f.code})` };
       }
       case 'not_sent': {
         ctx.log.error({ messageId: m.id, code: f.code }, `Twilio refused the request before sending: ${f.message}`);
-        await deps.db.db.transaction().execute(async (tx) => {
-          await markSendReleased(tx, 'messages', m.id);
-          await insertStatusEvent(tx, {
-            message_id: m.id,
-            status: 'queued',
-            source: 'worker',
-            provider_code: f.code,
-            detail: f.message.slice(0, 300),
-          });
-        });
+        await markSendReleased(deps.db.db, 'messages', m.id, { providerCode: f.code, detail: f.message });
         return { kind: 'retry', delayMs: f.delayMs, reason: `not sent (${f.code})` };
       }
       case 'unknown': {
         ctx.log.warn({ messageId: m.id, code: f.code }, 'Twilio outcome unknown; the next attempt reconciles before any resend');
-        await deps.db.db.transaction().execute(async (tx) => {
-          await markSendOutcomeUnknown(tx, 'messages', m.id);
-          await insertStatusEvent(tx, {
-            message_id: m.id,
-            status: 'sending',
-            source: 'worker',
-            provider_code: f.code,
-            detail: 'outcome unknown; reconciling',
-          });
-        });
+        await markSendOutcomeUnknown(deps.db.db, 'messages', m.id, { providerCode: f.code, detail: 'outcome unknown; reconciling' });
         return { kind: 'retry', delayMs: deps.backoff(ctx.deliveryCount), reason: `outcome unknown (${f.code})` };
       }
       case 'permanent': {
         await deps.db.db.transaction().execute(async (tx) => {
-          await applyMessageStatus(tx, m.id, {
-            status: 'failed',
-            source: 'worker',
-            providerCode: f.code,
-            detail: f.message.slice(0, 300),
-            onMove: { error_code: f.code, error_message: f.message.slice(0, 500), claimed_at: null },
-          });
+          await markSendFailed(tx, 'messages', m.id, { code: f.code, detail: f.message, message: f.message });
           if (f.code === TWILIO_UNSUBSCRIBED) await insertOptOut(tx, { phone: m.to_contact, reason: f.code, source: 'provider' });
         });
         ctx.log.info({ messageId: m.id, code: f.code }, 'SMS refused by Twilio (permanent)');
@@ -188,19 +156,4 @@ async function send(m: MessageRow, ctx: JobContext, deps: SmsJobDeps): Promise<J
   await recordSent(deps, m, sent.sid, sent.numSegments, null, answeredAt);
   ctx.log.info({ messageId: m.id, sid: sent.sid }, 'sms sent');
   return { kind: 'ack' };
-}
-
-/** Attempts exhausted: the message fails with MAX_DELIVERIES (the job goes to the dead-letter stream). */
-export async function failExhausted(db: Db, messageId: string, reason: string): Promise<void> {
-  await applyMessageStatus(db.db, messageId, {
-    status: 'failed',
-    source: 'worker',
-    providerCode: 'MAX_DELIVERIES',
-    detail: reason.slice(0, 300),
-    onMove: {
-      error_code: 'MAX_DELIVERIES',
-      error_message: `gave up after the maximum number of attempts: ${reason}`.slice(0, 500),
-      claimed_at: null,
-    },
-  });
 }

@@ -1,11 +1,11 @@
 /** startSmsWorker: the SMS job consumer (shared machinery in @hatch/jobs) around handleSmsJob. */
 import { natsNames, SmsJob } from '@hatch/contracts';
-import type { Db } from '@hatch/db';
+import { markSendExhausted, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { ensureStreams, type Bus } from '@hatch/bus';
 import { backoffFor, startJobConsumer } from '@hatch/jobs';
 import type { Registry } from 'prom-client';
-import { failExhausted, handleSmsJob } from './handle-sms-job.js';
+import { handleSmsJob } from './handle-sms-job.js';
 import type { TwilioPort } from './twilio-client.js';
 
 export interface SmsWorkerOptions {
@@ -47,6 +47,6 @@ export async function startSmsWorker(
     ackWaitMs: opts.ackWaitMs,
     maxDeliver: opts.maxDeliver,
     handle: (job, ctx) => handleSmsJob(job, ctx, handlerDeps),
-    onExhausted: (job, reason) => failExhausted(deps.db, job.message_id, reason),
+    onExhausted: (job, reason) => markSendExhausted(deps.db.db, 'messages', job.message_id, reason),
   });
 }

@@ -7,12 +7,14 @@
  * Both tables share the columns used here (status, attempts, claimed_at, updated_at).
  *
  * One vocabulary for both channels: claimSend, claimStaleSend, markSendReleased,
- * markSendOutcomeUnknown, each taking the table. For SMS the claim is what keeps a message to
- * one Twilio call (Twilio's POST is not idempotent).
+ * markSendOutcomeUnknown, markSendFailed, markSendExhausted, each taking the table. For SMS the
+ * claim is what keeps a message to one Twilio call (Twilio's POST is not idempotent).
  */
 import { sql, type Selectable } from 'kysely';
 import type { Executor } from '../client.js';
 import type { DB } from '../generated.js';
+import { applyEmailStatus } from './email-status.js';
+import { applyMessageStatus } from './message-status.js';
 
 export type SendTable = 'messages' | 'emails';
 type Row<T extends SendTable> = Selectable<DB[T]>;
@@ -70,22 +72,77 @@ export async function claimStaleSend<T extends SendTable>(
   return row as Row<T> | undefined;
 }
 
-/** Gives a claim back: the provider surely did not take it (429, refused before sending). */
-export async function markSendReleased(ex: Executor, table: SendTable, id: string): Promise<void> {
+/** What the worker says on the timeline when it moves a claim (the provider's error code and why). */
+export interface SendNote {
+  providerCode: string;
+  /** cut to 300 characters */
+  detail: string;
+}
+
+/**
+ * Gives a claim back: the provider surely did not take it (429, refused before sending). With a
+ * `note`, the `queued` timeline row goes with it in the same statement.
+ */
+export async function markSendReleased(ex: Executor, table: SendTable, id: string, note?: SendNote): Promise<void> {
+  await moveClaim(ex, table, id, { status: 'queued', claimed_at: null, updated_at: new Date() }, note && { ...note, status: 'queued' });
+}
+
+/**
+ * The provider call's outcome is unknown: keep `sending`, drop the live claim (updated_at marks
+ * when). With a `note`, a `sending` timeline row says so in the same statement.
+ */
+export async function markSendOutcomeUnknown(ex: Executor, table: SendTable, id: string, note?: SendNote): Promise<void> {
+  await moveClaim(ex, table, id, { claimed_at: null, updated_at: new Date() }, note && { ...note, status: 'sending' });
+}
+
+/** An update of a row still `sending`, and its worker timeline row, as ONE statement. */
+async function moveClaim(
+  ex: Executor,
+  table: SendTable,
+  id: string,
+  set: { status?: 'queued'; claimed_at: null; updated_at: Date },
+  note: (SendNote & { status: string }) | undefined,
+): Promise<void> {
+  const update = ex.updateTable(as(table)).set(set).where('id', '=', id).where('status', '=', 'sending');
+  if (!note) {
+    await update.execute();
+    return;
+  }
+  const owner = table === 'messages' ? 'message_id' : 'email_id';
   await ex
-    .updateTable(as(table))
-    .set({ status: 'queued', claimed_at: null, updated_at: new Date() })
-    .where('id', '=', id)
-    .where('status', '=', 'sending')
+    .with('moved', () => update.returning('id'))
+    .insertInto('status_events')
+    .values({ [owner]: id, status: note.status, source: 'worker', provider_code: note.providerCode, detail: note.detail.slice(0, 300) })
     .execute();
 }
 
-/** The provider call's outcome is unknown: keep `sending`, drop the live claim (updated_at marks when). */
-export async function markSendOutcomeUnknown(ex: Executor, table: SendTable, id: string): Promise<void> {
-  await ex
-    .updateTable(as(table))
-    .set({ claimed_at: null, updated_at: new Date() })
-    .where('id', '=', id)
-    .where('status', '=', 'sending')
-    .execute();
+/** Why a send failed for good: the provider's code, or MAX_DELIVERIES when the worker gave up. */
+export interface SendFailure {
+  code: string;
+  /** the timeline's detail (cut to 300 characters) */
+  detail: string;
+  /** the row's error_message (cut to 500 characters) */
+  message: string;
+  /** an email's provider_response (SendGrid's errors), where there is one */
+  providerResponse?: unknown;
+}
+
+/**
+ * A send ends in `failed` (forward moves only, with its timeline row, through the channel's
+ * status change): the error code and message go on the row and the claim is dropped.
+ */
+export async function markSendFailed(ex: Executor, table: SendTable, id: string, f: SendFailure): Promise<void> {
+  const report = { status: 'failed', source: 'worker', providerCode: f.code, detail: f.detail.slice(0, 300) } as const;
+  const onMove = { error_code: f.code, error_message: f.message.slice(0, 500), claimed_at: null };
+  if (table === 'messages') await applyMessageStatus(ex, id, { ...report, onMove });
+  else await applyEmailStatus(ex, id, { ...report, onMove: { ...onMove, provider_response: f.providerResponse as never } });
+}
+
+/** Attempts exhausted: the row fails with MAX_DELIVERIES (its job goes to the dead-letter stream). */
+export function markSendExhausted(ex: Executor, table: SendTable, id: string, reason: string): Promise<void> {
+  return markSendFailed(ex, table, id, {
+    code: 'MAX_DELIVERIES',
+    detail: reason,
+    message: `gave up after the maximum number of attempts: ${reason}`,
+  });
 }

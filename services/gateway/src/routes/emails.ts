@@ -34,7 +34,7 @@ import {
 } from '@hatch/db';
 import { HttpError } from '../errors.js';
 import { completeIdempotency } from '../idempotency.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { createdKey, pageOf } from '../cursor.js';
 import { toTimelineEntry } from '../present.js';
 import type { OutboxRelay } from '../outbox-relay.js';
 
@@ -143,14 +143,8 @@ export function emailRoutes(instance: FastifyInstance, deps: EmailRouteDeps): vo
       },
     },
     async (req) => {
-      const limit = req.query.limit ?? 50;
-      const rows = await listEmails(db.db, { limit: limit + 1, before: decodeCursor(req.query.before) });
-      const page = rows.slice(0, limit);
-      const tail = page[page.length - 1];
-      return {
-        emails: page.map(toApiEmail),
-        next_cursor: rows.length > limit && tail ? encodeCursor({ at: tail.created_at, id: tail.id }) : null,
-      };
+      const { rows, next_cursor } = await pageOf(req.query, (page) => listEmails(db.db, page), createdKey);
+      return { emails: rows.map(toApiEmail), next_cursor };
     },
   );
 

@@ -37,7 +37,7 @@ import {
 } from '@hatch/db';
 import { HttpError } from '../errors.js';
 import { completeIdempotency } from '../idempotency.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { createdKey, pageOf } from '../cursor.js';
 import { toApiMessage, toTimelineEntry } from '../present.js';
 import type { OutboxRelay } from '../outbox-relay.js';
 import type { SendBatcher } from '../send-batcher.js';
@@ -155,9 +155,11 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
       },
     },
     async (req) => {
-      const limit = req.query.limit ?? 50;
-      const rows = await listConversations(db.db, { limit: limit + 1, before: decodeCursor(req.query.before) });
-      const page = rows.slice(0, limit);
+      const { rows: page, next_cursor } = await pageOf(
+        req.query,
+        (p) => listConversations(db.db, p),
+        (c) => ({ at: c.last_message_at, id: c.id }),
+      );
       const lastIds = page.map((c) => c.last_message_id).filter((x): x is string => x !== null);
       const lasts = lastIds.length ? await db.db.selectFrom('messages').selectAll().where('id', 'in', lastIds).execute() : [];
       const byId = new Map<string, MessageRow>(lasts.map((m) => [m.id, m]));
@@ -172,8 +174,7 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
           updated_at: c.last_message_at.toISOString(),
         };
       });
-      const tail = page[page.length - 1];
-      return { conversations, next_cursor: rows.length > limit && tail ? encodeCursor({ at: tail.last_message_at, id: tail.id }) : null };
+      return { conversations, next_cursor };
     },
   );
 
@@ -192,16 +193,16 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
     },
     async (req) => {
       const id = parseId(req.params.id, 'conversation');
-      const limit = req.query.limit ?? 50;
-      const before = decodeCursor(req.query.before);
-      if (!(await findConversation(db.db, id))) throw new HttpError('NOT_FOUND', 'no such conversation');
-      const rows = await listConversationMessages(db.db, id, { limit: limit + 1, before });
-      const page = rows.slice(0, limit);
-      const tail = page[page.length - 1];
-      return {
-        messages: page.map(toApiMessage),
-        next_cursor: rows.length > limit && tail ? encodeCursor({ at: tail.created_at, id: tail.id }) : null,
-      };
+      // the cursor is checked first (a bad one is a 400 even for an unknown conversation), then the conversation
+      const { rows, next_cursor } = await pageOf(
+        req.query,
+        async (page) => {
+          if (!(await findConversation(db.db, id))) throw new HttpError('NOT_FOUND', 'no such conversation');
+          return listConversationMessages(db.db, id, page);
+        },
+        createdKey,
+      );
+      return { messages: rows.map(toApiMessage), next_cursor };
     },
   );
 
