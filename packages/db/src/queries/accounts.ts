@@ -206,3 +206,7 @@ export async function expireUserInvites(ex: Executor, userId: string, now: Date)
     .executeTakeFirst();
   return Number(r.numUpdatedRows);
 }
+
+export async function findInvite(ex: Executor, tokenHash: Buffer): Promise<InviteRow | undefined> {
+  return ex.selectFrom('invites').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+}
