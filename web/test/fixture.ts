@@ -96,8 +96,9 @@ const shell = (page: Page) => page.getByRole('heading', { name: 'Conversations' 
 /**
  * Chromium launched once for the file. Windows are contexts of their own, so tests share no
  * cookies, storage or pages; a signed-in window starts from the session cookie that one sign-in
- * at the start of the file produced (the cookie is stateless, valid until it expires), which
- * spares every test the login round trip without making one test depend on another.
+ * at the start of the file produced (a session row on that server, valid until it expires), which
+ * spares every test the login round trip without making one test depend on another. A window on
+ * another server (its own database: the session is not there) signs in through the link itself.
  */
 export async function browserFixture(
   t: Teardownable,
@@ -149,6 +150,11 @@ export async function browserFixture(
     base: opts.base,
     window: (tt, o = {}) => open(tt, o),
     async signedIn(tt, o = {}) {
+      if (o.base !== undefined && o.base !== opts.base) {
+        const fresh = await open(tt, o);
+        await signIn(fresh.page, o.base, o.path ?? '/', opts.token ?? TEST_TOKEN);
+        return fresh;
+      }
       const w = await open(tt, o, session);
       await w.page.goto(`${o.base ?? opts.base}${o.path ?? '/'}`);
       await shell(w.page);

@@ -270,11 +270,7 @@ export type EmailWithTimeline = Static<typeof EmailWithTimeline>;
 
 // ---- session ------------------------------------------------------------------------------
 
-export const SessionBody = Type.Object(
-  { token: Type.String({ minLength: 1, maxLength: 512, description: 'the API token (HATCH_API_TOKEN)' }) },
-  { additionalProperties: false, examples: [{ token: 'change-me-to-a-long-random-token' }] },
-);
-export type SessionBody = Static<typeof SessionBody>;
+// SessionBody and the rest of sign-in: accounts.ts
 
 // ---- health -------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ export * from './calling-codes.js';
 export * from './jobs.js';
 export * from './events.js';
 export * from './http.js';
+export * from './accounts.js';
 export * from './sms.js';
 export * from './email.js';
 export * from './backoff.js';

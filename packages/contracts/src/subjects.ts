@@ -20,6 +20,8 @@ export interface NatsNames {
     /** dead letters: `<p>.dlq.sms`, `<p>.dlq.email`, `<p>.dlq` wildcard */
     dlq: string;
     dlqFor(kind: 'sms' | 'email'): string;
+    /** core NATS (no stream): a session or token was revoked, a user disabled (AuthRevoked) */
+    authRevoked: string;
   };
   consumers: { smsSender: string; emailSender: string };
 }
@@ -39,6 +41,7 @@ export function natsNames(prefix: string = DEFAULT_NATS_PREFIX): NatsNames {
       eventFor: (table) => `${p}.events.${table}`,
       dlq: `${p}.dlq.>`,
       dlqFor: (kind) => `${p}.dlq.${kind}`,
+      authRevoked: `${p}.auth.revoked`,
     },
     consumers: { smsSender: `${p.replace(/_/g, '-')}-sms-sender`, emailSender: `${p.replace(/_/g, '-')}-email-sender` },
   };

@@ -45,6 +45,27 @@ export type MessageStatus = "delivered" | "failed" | "queued" | "received" | "se
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface ApiTokens {
+  created_at: Generated<Timestamp>;
+  expires_at: Timestamp | null;
+  id: Generated<string>;
+  last_used_at: Timestamp | null;
+  name: string;
+  revoked_at: Timestamp | null;
+  token_hash: Buffer;
+  user_id: string;
+}
+
+export interface AuditEvents {
+  actor_id: string | null;
+  actor_label: string | null;
+  address: string | null;
+  at: Generated<Timestamp>;
+  id: Generated<Int8>;
+  kind: string;
+  subject: Generated<Json>;
+}
+
 export interface AuthFailures {
   address: string;
   attempts: ArrayType<Timestamp>;
@@ -102,6 +123,8 @@ export interface Emails {
   provider_message_id: string | null;
   provider_response: Json | null;
   reply_to: string | null;
+  sent_by: string | null;
+  sent_by_source: string | null;
   status: Generated<EmailStatus>;
   subject: string;
   to_email: string[];
@@ -122,6 +145,16 @@ export interface IdempotencyKeys {
   state: string;
 }
 
+export interface Invites {
+  created_at: Generated<Timestamp>;
+  created_by: string | null;
+  expires_at: Timestamp;
+  purpose: string;
+  token_hash: Buffer;
+  used_at: Timestamp | null;
+  user_id: string;
+}
+
 export interface Messages {
   attempts: Generated<number>;
   body: string;
@@ -136,6 +169,8 @@ export interface Messages {
   id: string;
   provider_sid: string | null;
   segments: number | null;
+  sent_by: string | null;
+  sent_by_source: string | null;
   status: MessageStatus;
   to_contact: string;
   updated_at: Generated<Timestamp>;
@@ -159,6 +194,17 @@ export interface Outbox {
   publish_attempts: Generated<number>;
 }
 
+export interface Sessions {
+  address: string | null;
+  client: string | null;
+  created_at: Generated<Timestamp>;
+  expires_at: Timestamp;
+  id: Generated<string>;
+  id_hash: Buffer;
+  last_seen_at: Generated<Timestamp>;
+  user_id: string | null;
+}
+
 export interface SmsDailyCounts {
   day: Timestamp;
   last_taken: number;
@@ -173,11 +219,25 @@ export interface StatusEvents {
   occurred_at: Generated<Timestamp>;
   provider_code: string | null;
   provider_event_id: string | null;
+  sent_by: string | null;
+  sent_by_source: string | null;
   source: string;
   status: string;
 }
 
+export interface Users {
+  created_at: Generated<Timestamp>;
+  disabled_at: Timestamp | null;
+  email: string;
+  id: Generated<string>;
+  name: string;
+  password_hash: string | null;
+  role: string;
+}
+
 export interface DB {
+  api_tokens: ApiTokens;
+  audit_events: AuditEvents;
   auth_failures: AuthFailures;
   bridge_positions: BridgePositions;
   change_journal: ChangeJournal;
@@ -185,9 +245,12 @@ export interface DB {
   email_attachments: EmailAttachments;
   emails: Emails;
   idempotency_keys: IdempotencyKeys;
+  invites: Invites;
   messages: Messages;
   opt_outs: OptOuts;
   outbox: Outbox;
+  sessions: Sessions;
   sms_daily_counts: SmsDailyCounts;
   status_events: StatusEvents;
+  users: Users;
 }

@@ -36,3 +36,5 @@ export * from './queries/journal.js';
 export * from './queries/accept-message.js';
 export * from './queries/sms-quota.js';
 export * from './queries/auth-failures.js';
+export * from './queries/accounts.js';
+export * from './queries/audit-events.js';

@@ -9,18 +9,24 @@ import cookie from '@fastify/cookie';
 import { natsNames } from '@hatch/contracts';
 import type { Registry } from 'prom-client';
 import type { Logger } from '@hatch/log';
-import { purgeAuthFailures, purgeExpiredIdempotencyKeys, type Db } from '@hatch/db';
+import { purgeAuditEvents, purgeAuthFailures, purgeExpiredIdempotencyKeys, purgeExpiredSessions, type Db } from '@hatch/db';
 import type { Bus } from '@hatch/bus';
 import type { GatewayConfig } from './config.js';
 import { clientErrorHandler, frameworkErrors, registerErrorHandling, retryLater } from './errors.js';
 import { registerJsonBodyParser } from './json-body.js';
 import { registerPipelineOrder } from './pipelining.js';
-import { registerAuth, sessionSecret } from './auth.js';
+import { Authenticator, registerAuth } from './auth.js';
+import { createPasswordHasher } from './passwords.js';
+import { startRevocations } from './revocations.js';
+import { createAudit } from './audit.js';
 import { createAuthFailureLimiter } from './auth-failures.js';
 import { registerBodyBudget } from './body-budget.js';
 import { typeboxValidatorCompiler } from './validation.js';
 import { healthRoutes } from './routes/health.js';
-import { loginRoute, logoutRoute } from './routes/session.js';
+import { loginRoute, sessionRoutes } from './routes/session.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { acceptInviteRoute, userRoutes } from './routes/users.js';
+import { auditRoutes } from './routes/audit.js';
 import { messageRoutes } from './routes/messages.js';
 import { registerWebhooks } from './webhooks/index.js';
 import { emailRoutes } from './routes/emails.js';
@@ -48,6 +54,10 @@ export interface BuildOptions {
   webRoot?: string;
   /** sees every route as it is registered (test/openapi.test.ts: each one is in the OpenAPI document) */
   onRoute?: (route: RouteOptions) => void;
+  /** the clock that decides session, token and invite expiry (tests move it instead of sleeping) */
+  now?: () => number;
+  /** how long a found session or token is believed without the database (default AUTH_CACHE_TTL_MS) */
+  authCacheTtlMs?: number;
 }
 
 declare module 'fastify' {
@@ -99,14 +109,30 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   registerPipelineOrder(app);
   registerDraining(app, deps.log);
   await app.register(helmet, { global: true, contentSecurityPolicy: false });
-  // Signed cookies (the web UI's session); a malformed Cookie header parses to nothing, never a 5xx.
-  await app.register(cookie, { secret: sessionSecret(deps.config.HATCH_API_TOKEN) });
+  // The web UI's session cookie (a random id: auth.ts); a malformed Cookie header parses to nothing, never a 5xx.
+  await app.register(cookie);
   registerBodyBudget(app, deps, { maxBytes: deps.config.HATCH_BODY_BYTES_IN_FLIGHT_MAX, defaultBodyLimit: BODY_LIMIT_BYTES });
   registerIdempotency(app, deps.db);
   // Before any route: its onRoute hook collects them all for the OpenAPI document.
   await registerOpenApi(app);
   const failures = createAuthFailureLimiter(deps, { limit: deps.config.HATCH_AUTH_FAILURES_PER_MINUTE, windowMs: AUTH_FAILURE_WINDOW_MS });
   const names = natsNames(deps.config.HATCH_NATS_PREFIX);
+  const hourMs = 3600_000;
+  const auth = new Authenticator(deps, {
+    apiToken: deps.config.HATCH_API_TOKEN,
+    idleMs: deps.config.HATCH_SESSION_IDLE_HOURS * hourMs,
+    absoluteMs: deps.config.HATCH_SESSION_MAX_DAYS * 24 * hourMs,
+    now: opts.now,
+    cacheTtlMs: opts.authCacheTtlMs,
+  });
+  app.decorate('accounts', auth);
+  const revocations = startRevocations({ bus: deps.bus, names, log: deps.log });
+  revocations.onRevoked((ev) => auth.forget(ev));
+  const audit = createAudit(deps);
+  const hasher = createPasswordHasher({
+    concurrency: deps.config.HATCH_PASSWORD_HASH_CONCURRENCY,
+    queueMax: deps.config.HATCH_PASSWORD_HASH_QUEUE_MAX,
+  });
   const relay = startOutboxRelay(
     { db: deps.db, bus: deps.bus, names, log: deps.log, registry: deps.registry },
     { stalledAfterMs: deps.config.HATCH_OUTBOX_STALLED_AFTER_MS, ...opts.outbox },
@@ -120,14 +146,28 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
     purgeAuthFailures(deps.db.db, AUTH_FAILURE_WINDOW_MS).catch((err: unknown) =>
       deps.log.warn({ err: { message: (err as Error).message } }, 'auth failure purge failed'),
     );
+    const now = auth.now();
+    purgeExpiredSessions(deps.db.db, new Date(now), auth.opts.idleMs).catch((err: unknown) =>
+      deps.log.warn({ err: { message: (err as Error).message } }, 'session purge failed'),
+    );
+    purgeAuditEvents(deps.db.db, new Date(now - deps.config.HATCH_AUDIT_RETENTION_DAYS * 24 * hourMs)).catch((err: unknown) =>
+      deps.log.warn({ err: { message: (err as Error).message } }, 'audit purge failed'),
+    );
   }, 10 * 60_000);
   purge.unref();
   app.addHook('onClose', async () => {
     clearInterval(purge);
+    revocations.stop();
     await relay.stop();
   });
 
-  const session = { apiToken: deps.config.HATCH_API_TOKEN, secureCookies: deps.config.PUBLIC_URL.startsWith('https://'), failures };
+  const secureCookies = deps.config.PUBLIC_URL.startsWith('https://');
+  const session = { db: deps.db, apiToken: deps.config.HATCH_API_TOKEN, secureCookies, failures, auth, hasher, revocations, audit };
+  const people = {
+    ...session,
+    publicUrl: deps.config.PUBLIC_URL,
+    inviteMs: deps.config.HATCH_INVITE_HOURS * hourMs,
+  };
   const smsGuard = { allowedCountries: deps.config.smsAllowedCountries, dailyLimit: deps.config.HATCH_SMS_DAILY_LIMIT };
   const sends = createSendBatcher(
     { db: deps.db, log: deps.log, registry: deps.registry, accept: { smsDailyLimit: smsGuard.dailyLimit } },
@@ -140,7 +180,7 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   let realtime!: RealtimeHub;
   await app.register(
     async (api) => {
-      registerAuth(api, deps.config.HATCH_API_TOKEN, failures);
+      registerAuth(api, auth, failures);
       // Marks every route of this plugin, so the OpenAPI document names its security (openapi.ts).
       api.addHook('onRoute', (route) => {
         route.config = { ...route.config, authenticated: true };
@@ -161,8 +201,12 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
         registry: deps.registry,
         names,
         config: deps.config,
+        revocations,
       });
-      logoutRoute(api, session);
+      sessionRoutes(api, session);
+      tokenRoutes(api, session);
+      userRoutes(api, people);
+      auditRoutes(api, deps);
       messageRoutes(api, {
         db: deps.db,
         relay,
@@ -193,6 +237,7 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
     extra: () => ({ realtime: realtime.lagReport() }),
   });
   loginRoute(app, session);
+  acceptInviteRoute(app, people);
   // Every /webhooks route, in its own plugin with its own per-address rate limiter.
   await registerWebhooks(app, { db: deps.db, log: deps.log, registry: deps.registry, config: deps.config });
   await webRoutes(app, { root: opts.webRoot ?? deps.config.HATCH_WEB_DIR });

@@ -98,6 +98,18 @@ export const GatewayConfig = Type.Object({
    * the small ones); past it a request with a body is 503 + Retry-After. memory-budget.ts counts it.
    */
   HATCH_BODY_BYTES_IN_FLIGHT_MAX: Type.Integer({ minimum: 1024 * 1024, default: 48 * 1024 * 1024 }),
+  /** a session unused this long ends (issue 18; docs/api.md "Sessions"): 7 days */
+  HATCH_SESSION_IDLE_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 365, default: 7 * 24 }),
+  /** a session ends this long after sign-in however much it is used: 30 days */
+  HATCH_SESSION_MAX_DAYS: Type.Integer({ minimum: 1, maximum: 365, default: 30 }),
+  /** how long an invite or password-reset link works: 72 hours */
+  HATCH_INVITE_HOURS: Type.Integer({ minimum: 1, maximum: 24 * 30, default: 72 }),
+  /** audit rows older than this are deleted: 1 year */
+  HATCH_AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36_500, default: 365 }),
+  /** password hashes computed at once (each holds 128 MiB for ~0.3 s: passwords.ts); memory-budget.ts counts them */
+  HATCH_PASSWORD_HASH_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+  /** sign-ins waiting for a hash slot; past it 503 + Retry-After */
+  HATCH_PASSWORD_HASH_QUEUE_MAX: Type.Integer({ minimum: 0, maximum: 1000, default: 32 }),
   TWILIO_ACCOUNT_SID: Type.Optional(Type.String({ pattern: '^AC[0-9a-fA-F]{32}$' })),
   TWILIO_AUTH_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
   TWILIO_PHONE_NUMBER: Type.Optional(Type.String({ pattern: E164_PATTERN })),

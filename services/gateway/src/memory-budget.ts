@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import type { GatewayConfig } from './config.js';
 import { SEND_BATCHER_MAX_QUEUED } from './send-batcher.js';
 import { SMS_BODY_MAX } from '@hatch/contracts';
+import { SCRYPT_PARAMS, scryptMemory } from './passwords.js';
 
 const MiB = 1024 * 1024;
 
@@ -59,6 +60,10 @@ export function worstCaseMemory(config: GatewayConfig): { bytes: number; terms: 
     {
       what: `sends waiting for the group commit (${SEND_BATCHER_MAX_QUEUED} × ${SEND_WAITING_BYTES} B)`,
       bytes: SEND_BATCHER_MAX_QUEUED * SEND_WAITING_BYTES,
+    },
+    {
+      what: `password hashes (HATCH_PASSWORD_HASH_CONCURRENCY × ${scryptMemory(SCRYPT_PARAMS) / MiB} MiB scrypt)`,
+      bytes: config.HATCH_PASSWORD_HASH_CONCURRENCY * scryptMemory(SCRYPT_PARAMS),
     },
   ];
   return { bytes: terms.reduce((sum, t) => sum + t.bytes, 0), terms };

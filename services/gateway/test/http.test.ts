@@ -58,7 +58,7 @@ t.test('POST /api/session: a right token sets an HttpOnly SameSite=Strict cookie
   const res = await app.inject({ method: 'POST', url: '/api/session', payload: { token: TEST_TOKEN } });
   t.equal(res.statusCode, 204);
   const cookie = String(res.headers['set-cookie']);
-  t.match(cookie, /^hatch_session=v1\.\d+\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9+/]{43};/, 'a signed v1.<expiry>.<id> value');
+  t.match(cookie, /^hatch_session=[A-Za-z0-9_-]{43};/, 'a random id (the server keeps only its SHA-256)');
   const attributes = cookie
     .split(';')
     .slice(1)

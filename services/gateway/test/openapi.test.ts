@@ -10,7 +10,7 @@ import type { TSchema } from 'typebox';
 import type { Teardownable } from '@hatch/testing';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { ErrorBody, validatorFor } from '@hatch/contracts';
-import { SESSION_COOKIE, signedSession } from '../src/auth.js';
+import { newSessionCookie, SESSION_COOKIE } from '../src/auth.js';
 import { UI_CSP } from '../src/web.js';
 import { listening, testGateway, type TestGateway } from './helpers.js';
 
@@ -214,7 +214,7 @@ t.test(
   async (t) => {
     const { g } = await gatewayWithRoutes(t);
     const base = `http://127.0.0.1:${await listening(g)}`;
-    const cookie = `${SESSION_COOKIE}=${signedSession(g.app)}`;
+    const cookie = await newSessionCookie(g.app);
 
     for (const path of [
       '/api/openapi.json',

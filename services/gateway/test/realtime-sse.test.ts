@@ -9,7 +9,7 @@ import { connectBus, ensureStreams } from '@hatch/bus';
 import { createMetricsRegistry } from '@hatch/service';
 import { createTestDb, spawnNats, testNats, waitFor, type Teardownable } from '@hatch/testing';
 import type { Db } from '@hatch/db';
-import { signedSession, SESSION_COOKIE } from '../src/auth.js';
+import { newSessionCookie } from '../src/auth.js';
 import { RealtimeHub } from '../src/realtime/hub.js';
 import { spawnGateway, startBridge } from './helpers.js';
 import { openSse, type SseClient } from './sse-client.js';
@@ -61,7 +61,7 @@ t.test('two clients on two gateway replicas both receive every event, in order, 
   const unauth = await a.app.inject({ method: 'GET', url: '/api/events', headers: { accept: 'text/event-stream' } });
   t.equal(unauth.statusCode, 401);
   const c1 = await openSse(`${a.url}/api/events`, AUTH);
-  const c2 = await openSse(`${b.url}/api/events`, { cookie: `${SESSION_COOKIE}=${signedSession(b.app)}` });
+  const c2 = await openSse(`${b.url}/api/events`, { cookie: await newSessionCookie(b.app) });
   for (const c of [c1, c2]) {
     t.equal(c.status, 200);
     t.match(c.headers['content-type'], /^text\/event-stream/);
@@ -571,7 +571,7 @@ t.test(
     t.match(third.headers.get('content-type'), /^application\/json/);
     t.match(body, { success: false, code: 'RATE_LIMITED', error: /at most 2/ });
     // A UI sign-in is a principal of its own (session:<id>): the token's cap does not touch it.
-    const other = await openSse(`${a.url}/api/events?conversation_id=${conv}`, { cookie: `${SESSION_COOKIE}=${signedSession(a.app)}` });
+    const other = await openSse(`${a.url}/api/events?conversation_id=${conv}`, { cookie: await newSessionCookie(a.app) });
     t.teardown(() => other.close());
     t.equal(other.status, 200, 'another principal is admitted');
     await write(db, conv, 3, 1);

@@ -11,6 +11,7 @@ import type { Registry } from 'prom-client';
 import type { RealtimeConfig } from './config.js';
 import { RealtimeHub } from './hub.js';
 import { eventsRoute } from './events-route.js';
+import type { Revocations } from '../revocations.js';
 
 export interface RealtimeDeps {
   db: Db;
@@ -19,6 +20,8 @@ export interface RealtimeDeps {
   registry: Registry;
   names: NatsNames;
   config: RealtimeConfig;
+  /** revoked credentials: their streams end (events-route.ts) */
+  revocations?: Revocations;
 }
 
 export async function registerRealtime(app: FastifyInstance, deps: RealtimeDeps): Promise<RealtimeHub> {
@@ -46,6 +49,7 @@ export async function registerRealtime(app: FastifyInstance, deps: RealtimeDeps)
       log: deps.log,
       heartbeatMs: deps.config.HATCH_SSE_HEARTBEAT_MS,
       retryMs: deps.config.HATCH_SSE_RETRY_MS,
+      revocations: deps.revocations,
     });
   });
   return hub;

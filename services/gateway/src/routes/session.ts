@@ -1,56 +1,224 @@
-import type { FastifyInstance } from 'fastify';
+/**
+ * Sign-in, sign-out and sessions (issue 18, docs/api.md "Sessions"). A session is a row; the
+ * cookie holds a random id whose SHA-256 the row keeps (auth.ts).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ErrorBody, SessionBody } from '@hatch/contracts';
-import { clearSessionCookie, SESSION_COOKIE, setSessionCookie, tokenMatches } from '../auth.js';
+import { ErrorBody, IdParams, isUuid, SessionBody, SessionList, Whoami, type SessionInfo } from '@hatch/contracts';
+import { deleteSession, deleteSessionByHash, findUserByEmail, listSessions, type Db, type SessionRow } from '@hatch/db';
+import { clearSessionCookie, SESSION_COOKIE, setSessionCookie, sha256, tokenMatches, type Authenticator, type Caller } from '../auth.js';
 import { HttpError } from '../errors.js';
 import type { AuthFailureLimiter } from '../auth-failures.js';
+import type { PasswordHasher } from '../passwords.js';
+import type { Revocations } from '../revocations.js';
+import type { Audit } from '../audit.js';
 
 export interface SessionRouteDeps {
+  db: Db;
   apiToken: string;
   secureCookies: boolean;
-  /** a wrong token counts as a failed authentication of the caller's address */
+  /** a wrong token or password counts as a failed authentication of the caller's address */
   failures: AuthFailureLimiter;
+  auth: Authenticator;
+  hasher: PasswordHasher;
+  revocations: Revocations;
+  audit: Audit;
+}
+
+const clientOf = (req: FastifyRequest) => {
+  const ua = req.headers['user-agent'];
+  return typeof ua === 'string' ? ua.slice(0, 200) : undefined;
+};
+
+/** The caller, which the `/api` plugin's auth hook always sets before a handler runs. */
+export function callerOf(req: FastifyRequest): Caller {
+  if (!req.caller) throw new HttpError('UNAUTHORIZED', 'authentication required');
+  return req.caller;
+}
+
+export function uuidParam(id: string, what: string): string {
+  if (!isUuid(id)) {
+    throw new HttpError('INVALID_REQUEST', `params.id must be ${what} (a UUID)`, {
+      details: [{ field: 'params.id', message: `must be ${what} (a UUID)` }],
+    });
+  }
+  return id.toLowerCase();
+}
+
+/** What is missing or too much in a sign-in body: each field named. */
+function signInProblems(b: { email?: string; password?: string; token?: string }): Array<{ field: string; message: string }> {
+  if (b.token !== undefined) {
+    return [{ field: b.email !== undefined ? 'body.email' : 'body.password', message: 'is not sent with token' }];
+  }
+  if (b.email !== undefined) return [{ field: 'body.password', message: 'is required with email' }];
+  if (b.password !== undefined) return [{ field: 'body.email', message: 'is required with password' }];
+  return [
+    { field: 'body.email', message: 'is required (with password), or token' },
+    { field: 'body.token', message: 'is required, or email and password' },
+  ];
 }
 
 /**
- * POST /api/session: the web UI's login, the one `/api` route outside the authenticating
- * plugin (app.ts registers it on the root instance). Sets an HttpOnly, SameSite=Strict,
- * signed session cookie.
+ * POST /api/session: the web UI's sign-in, the one `/api` route outside the authenticating
+ * plugin (app.ts registers it on the root instance). Email and password, or the bootstrap
+ * token; sets an HttpOnly, SameSite=Strict session cookie.
  */
 export function loginRoute(app: FastifyInstance, deps: SessionRouteDeps): void {
+  const maxAgeS = Math.floor(deps.auth.opts.absoluteMs / 1000);
   app.withTypeProvider<TypeBoxTypeProvider>().post(
     '/api/session',
     {
       schema: {
         tags: ['session'],
         operationId: 'signIn',
-        summary: 'Sign in with the API token: sets the session cookie',
+        summary: 'Sign in with email and password (or the bootstrap API token): sets the session cookie',
         body: SessionBody,
-        response: { 401: ErrorBody, 429: ErrorBody },
+        response: { '4xx': ErrorBody, 503: ErrorBody },
       },
       config: {
         openapi: {
-          errors: ['UNAUTHORIZED', 'RATE_LIMITED', 'SERVICE_UNAVAILABLE'],
+          errors: ['INVALID_REQUEST', 'UNAUTHORIZED', 'RATE_LIMITED', 'SERVICE_UNAVAILABLE'],
           responses: { 204: { type: 'null', description: `signed in: Set-Cookie ${SESSION_COOKIE} (HttpOnly, SameSite=Strict)` } },
         },
       },
     },
     async (req, reply) => {
-      if (!tokenMatches(req.body.token, deps.apiToken))
-        throw await deps.failures.refuse(req.ip, new HttpError('UNAUTHORIZED', 'wrong token'));
-      return setSessionCookie(reply, deps.secureCookies).code(204).send();
+      const { email, password, token } = req.body;
+      let userId: string | null;
+      let label: string;
+      if (token !== undefined && email === undefined && password === undefined) {
+        if (!tokenMatches(token, deps.apiToken)) {
+          await deps.audit({ kind: 'sign_in_failed', actorLabel: 'API token', address: req.ip });
+          throw await deps.failures.refuse(req.ip, new HttpError('UNAUTHORIZED', 'wrong token'));
+        }
+        userId = null;
+        label = 'API';
+      } else if (email !== undefined && password !== undefined && token === undefined) {
+        const user = await findUserByEmail(deps.db.db, email);
+        // An unknown email costs a hash too: the answer's timing tells nobody who has an account.
+        const ok =
+          user?.password_hash != null && user.disabled_at === null
+            ? await deps.hasher.verify(password, user.password_hash)
+            : await deps.hasher.verifyNobody(password);
+        if (!ok || !user) {
+          await deps.audit({ kind: 'sign_in_failed', actorLabel: email.slice(0, 320), actorId: user?.id ?? null, address: req.ip });
+          throw await deps.failures.refuse(req.ip, new HttpError('UNAUTHORIZED', 'wrong email or password'));
+        }
+        userId = user.id;
+        label = user.email;
+      } else {
+        throw new HttpError('INVALID_REQUEST', 'send email and password, or token', { details: signInProblems(req.body) });
+      }
+      const { cookie, row } = await deps.auth.openSession({ userId, client: clientOf(req), address: req.ip });
+      await deps.audit({
+        kind: 'sign_in',
+        actorId: userId,
+        actorLabel: label,
+        subject: { user_id: userId, session_id: row.id },
+        address: req.ip,
+      });
+      req.log.info({ sessionId: row.id, userId }, 'signed in');
+      return setSessionCookie(reply, cookie, maxAgeS, deps.secureCookies).code(204).send();
     },
   );
 }
 
-/** DELETE /api/session (inside the `/api` plugin, so authenticated): clears the cookie. */
-export function logoutRoute(api: FastifyInstance, deps: SessionRouteDeps): void {
+function toSessionInfo(s: SessionRow, current: string | undefined, idleMs: number): SessionInfo {
+  const idleEnd = s.last_seen_at.getTime() + idleMs;
+  return {
+    id: s.id,
+    created_at: s.created_at.toISOString(),
+    last_seen_at: s.last_seen_at.toISOString(),
+    expires_at: new Date(Math.min(s.expires_at.getTime(), idleEnd)).toISOString(),
+    client: s.client,
+    address: s.address,
+    current: s.id === current,
+  };
+}
+
+/** Inside the `/api` plugin (authenticated): sign-out, who am I, my sessions, end a session. */
+export function sessionRoutes(instance: FastifyInstance, deps: SessionRouteDeps): void {
+  const api = instance.withTypeProvider<TypeBoxTypeProvider>();
+  const revoked = async (req: FastifyRequest, caller: Caller, s: SessionRow, kind: 'sign_out' | 'session_revoked') => {
+    deps.revocations.publish({ kind: 'session', id: s.id, user_id: s.user_id });
+    await deps.audit({ kind, actor: caller, subject: { user_id: s.user_id, session_id: s.id }, address: req.ip });
+  };
+
   api.delete(
     '/session',
     {
-      schema: { tags: ['session'], operationId: 'signOut', summary: 'Sign out: clears the session cookie' },
+      schema: { tags: ['session'], operationId: 'signOut', summary: 'Sign out: ends this session and clears its cookie' },
       config: { openapi: { responses: { 204: { type: 'null', description: 'signed out' } } } },
     },
-    async (_req, reply) => clearSessionCookie(reply, deps.secureCookies).code(204).send(),
+    async (req, reply) => {
+      const caller = callerOf(req);
+      const raw = req.cookies[SESSION_COOKIE];
+      if (caller.credential.kind === 'session' && raw !== undefined) {
+        const s = await deleteSessionByHash(deps.db.db, sha256(raw));
+        if (s) await revoked(req, caller, s, 'sign_out');
+      }
+      return clearSessionCookie(reply, deps.secureCookies).code(204).send();
+    },
+  );
+
+  api.get(
+    '/session',
+    {
+      schema: { tags: ['session'], operationId: 'whoami', summary: 'Who the caller is: name, role, credential', response: { 200: Whoami } },
+    },
+    async (req) => {
+      const c = callerOf(req);
+      return {
+        user: c.userId === null ? null : { id: c.userId, name: c.name, email: c.email ?? '' },
+        name: c.name,
+        role: c.role,
+        credential: c.credential.kind,
+      };
+    },
+  );
+
+  api.get(
+    '/sessions',
+    {
+      schema: {
+        tags: ['session'],
+        operationId: 'listSessions',
+        summary: "The caller's sessions (the bootstrap token's: those signed in with it)",
+        response: { 200: SessionList },
+      },
+    },
+    async (req) => {
+      const c = callerOf(req);
+      const now = deps.auth.now();
+      const idleMs = deps.auth.opts.idleMs;
+      const current = c.credential.kind === 'session' ? c.credential.id : undefined;
+      const rows = await listSessions(deps.db.db, c.userId);
+      return {
+        sessions: rows
+          .filter((s) => s.expires_at.getTime() > now && s.last_seen_at.getTime() + idleMs > now)
+          .map((s) => toSessionInfo(s, current, idleMs)),
+      };
+    },
+  );
+
+  api.delete(
+    '/sessions/:id',
+    {
+      schema: {
+        tags: ['session'],
+        operationId: 'endSession',
+        summary: "End one of the caller's sessions (an admin: anyone's)",
+        params: IdParams,
+      },
+      config: { openapi: { errors: ['NOT_FOUND'], responses: { 204: { type: 'null', description: 'ended' } } } },
+    },
+    async (req, reply) => {
+      const c = callerOf(req);
+      const id = uuidParam(req.params.id, 'a session id');
+      const s = await deleteSession(deps.db.db, id, c.role === 'admin' ? undefined : { userId: c.userId });
+      if (!s) throw new HttpError('NOT_FOUND', 'no such session');
+      await revoked(req, c, s, 'session_revoked');
+      return reply.code(204).send();
+    },
   );
 }
