@@ -154,6 +154,20 @@ t.test('invite → accept in a second browser → the new agent sends → the ad
     t.comment('sent_by is not in this API yet: the sender-name assertion is skipped until it is');
   }
   await screenshot(admin.page, 'accounts-thread-senders');
+
+  // The admin disables Bo: Bo's open window is at the sign-in page within seconds.
+  await openMenu(admin.page);
+  await admin.page.getByTestId('menu-people').click();
+  const boRow = admin.page.getByTestId('user-row').filter({ hasText: 'bo@example.test' });
+  await boRow.getByRole('button', { name: 'Disable' }).click();
+  await boRow.getByText('disabled').waitFor();
+  await bo.page.getByTestId('login-notice').filter({ hasText: 'signed out' }).waitFor({ timeout: 12_000 });
+  // A reset link for Bo is shown once, like the invite.
+  await boRow.getByRole('button', { name: 'Enable' }).click();
+  await boRow.getByText('active').waitFor();
+  await boRow.getByRole('button', { name: 'Reset password' }).click();
+  t.match(await admin.page.getByTestId('invite-link').textContent(), /Password reset link for bo@example\.test/);
+  t.match(await admin.page.getByTestId('invite-link-value').inputValue(), /\/invite#/);
 });
 
 t.test('ending a session from one window signs the other window out within seconds', async (t) => {
@@ -293,3 +307,37 @@ t.test(
     await screenshot(page, 'accounts-thread-sent-by-shape');
   },
 );
+
+t.test('the phone layout: the account menu and a page fit 375 px', async (t) => {
+  const { page } = await ui.window(t, { width: 375, height: 740 });
+  await signInWithPassword(page, ADMIN.email, ADMIN.password);
+  await openMenu(page);
+  await screenshot(page, 'accounts-375-menu');
+  await page.getByTestId('menu-sessions').click();
+  await page.getByTestId('sessions-page').getByTestId('session-row').first().waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  t.equal(overflow, 0, 'no sideways scrolling');
+  await screenshot(page, 'accounts-375-sessions');
+});
+
+// Last: it uses up this address's failed sign-ins.
+t.test('too many failed sign-ins: the page says how long to wait (429 Retry-After)', async (t) => {
+  let status = 0;
+  for (let i = 0; i < 25 && status !== 429; i++) {
+    const res = await fetch(`${base}/api/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: ADMIN.email, password: `wrong ${i}` }),
+    });
+    status = res.status;
+    await res.arrayBuffer();
+  }
+  t.equal(status, 429, 'the address is over its limit');
+  const { page } = await ui.window(t);
+  await page.goto(`${base}/`);
+  await page.getByLabel('Email').fill(ADMIN.email);
+  await page.getByLabel('Password').fill('still not it');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  t.match(await page.getByTestId('login-error').textContent(), /^Too many failed sign-ins from this address: try again in \d+ (s|min)\.$/);
+  await screenshot(page, 'accounts-login-429');
+});
