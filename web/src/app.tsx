@@ -259,6 +259,7 @@ export function App() {
           </a>
         </div>
         <ConversationList
+          meId={me ? (me.user?.id ?? null) : undefined}
           conversations={convs}
           hasMore={cursor !== null}
           loading={loadingConvs}

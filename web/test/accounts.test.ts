@@ -274,17 +274,19 @@ t.test(
       'from a person': { id: adminId, name: ADMIN.name },
       'from the setup token': { id: null, name: 'API' },
       'an old row': null,
+      'from a teammate': { id: '00000000-0000-4000-8000-00000000b0b0', name: 'Bo Agent' },
     };
     const withSender = (m: { body: string; direction: string }) =>
       m.direction === 'outbound' && m.body in sentBy ? { ...m, sent_by: sentBy[m.body] } : m;
-    await page.route(/\/api\/(conversation\/[^/]+\/messages|messages\/[0-9a-f-]{36})(\?|$)/, async (route) => {
+    type Row = { body: string; direction: string };
+    await page.route(/\/api\/(conversations|conversation\/[^/]+\/messages|messages\/[0-9a-f-]{36})(\?|$)/, async (route) => {
       const res = await route.fetch();
-      const json = (await res.json()) as {
-        messages?: Array<{ body: string; direction: string }>;
-        message?: { body: string; direction: string };
-      };
+      const json = (await res.json()) as { messages?: Row[]; message?: Row; conversations?: Array<{ last_message: Row | null }> };
       if (json.messages) json.messages = json.messages.map(withSender);
       if (json.message) json.message = withSender(json.message);
+      if (json.conversations) {
+        json.conversations = json.conversations.map((c) => ({ ...c, last_message: c.last_message && withSender(c.last_message) }));
+      }
       await route.fulfill({ response: res, json });
     });
     await page.getByTestId('new-message').click();
@@ -292,7 +294,7 @@ t.test(
     await page.locator('#composer-body').fill('from a person');
     await page.locator('#composer-body').press('Enter');
     await page.waitForURL(/\/c\/[0-9a-f-]{36}$/);
-    for (const body of ['from the setup token', 'an old row', 'no field at all']) {
+    for (const body of ['from the setup token', 'an old row', 'no field at all', 'from a teammate']) {
       await page.locator('#composer-body').fill(body);
       await page.locator('#composer-body').press('Enter');
       await page.getByTestId('message').filter({ hasText: body }).waitFor();
@@ -304,6 +306,9 @@ t.test(
     t.equal(await bubble('from the setup token').getByTestId('message-sender').textContent(), 'API');
     t.equal(await bubble('an old row').getByTestId('message-sender').count(), 0, 'null: no name');
     t.equal(await bubble('no field at all').getByTestId('message-sender').count(), 0, 'missing: no name');
+    const eve = page.getByTestId('conversation-list').locator('a.conv').filter({ hasText: 'Eve' });
+    await eve.filter({ hasText: 'Bo Agent: from a teammate' }).waitFor();
+    t.pass("the list's preview names the teammate who sent the last message");
     await screenshot(page, 'accounts-thread-sent-by-shape');
   },
 );
