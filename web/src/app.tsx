@@ -1,17 +1,23 @@
 /**
- * The shell: login gate, header (navigation, live indicator, logout), conversations list and the
- * routed main pane. One EventSource per window (live.ts) fans events out to the mounted views.
+ * The shell: login gate (and the invite page), header (navigation, live indicator, account menu),
+ * conversations list and the routed main pane. One EventSource per window (live.ts) fans events
+ * out to the mounted views. A 401 from any call or from the event stream's reconnect (the session
+ * was ended elsewhere: the server closes its stream) sends the window to the sign-in page.
  */
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import type { Conversation } from '@hatch/contracts';
+import type { Conversation, Whoami } from '@hatch/contracts';
+import { AccountMenu } from './account-menu.js';
+import { AuditPage, PeoplePage, SessionsPage, TokensPage } from './account.js';
 import { api, ApiError, onUnauthorized } from './api.js';
 import { publish, subscribe } from './bus.js';
 import { Composer } from './composer.js';
 import { ConversationList } from './conversations.js';
 import { EmailModal } from './email-modal.js';
 import { EmailsView } from './emails.js';
-import { IconBack, IconCompose, IconLogout, IconMail, IconPlus } from './icons.js';
+import { IconBack, IconCompose, IconMail, IconPlus } from './icons.js';
+import { Invite } from './invite.js';
 import { startLive, type LiveState } from './live.js';
+import { LoadState } from './load-state.js';
 import { Login } from './login.js';
 import { linkClick, navigate, useRoute } from './router.js';
 import { Thread } from './thread.js';
@@ -23,6 +29,7 @@ export function App() {
   const route = useRoute();
   const [auth, setAuth] = useState<Auth>('checking');
   const [loginError, setLoginError] = useState<string>();
+  const [loginNotice, setLoginNotice] = useState<string>();
   const [convs, setConvs] = useState<Conversation[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [loadingConvs, setLoadingConvs] = useState(false);
@@ -30,7 +37,10 @@ export function App() {
   const [live, setLive] = useState<LiveState>('connecting');
   const [emailOpen, setEmailOpen] = useState(false);
   const [now, setNow] = useState(() => Date.now());
+  const [me, setMe] = useState<Whoami>();
   const loadingMore = useRef(false);
+  const authRef = useRef<Auth>('checking');
+  authRef.current = auth;
 
   // Relative times stay current.
   useEffect(() => {
@@ -93,8 +103,26 @@ export function App() {
         setLoadingConvs(false);
       }
     })();
-    return onUnauthorized(() => setAuth('out'));
+    // Signed in until now: the session ended (signed out elsewhere, revoked, expired, disabled).
+    return onUnauthorized(() => {
+      if (authRef.current === 'in') setLoginNotice('You were signed out. Sign in again to continue.');
+      setMe(undefined);
+      setAuth('out');
+    });
   }, []);
+
+  // Who is signed in: the account menu's name and role, and which pages it offers.
+  useEffect(() => {
+    if (auth !== 'in') return;
+    let live = true;
+    api.whoami().then(
+      (w) => live && setMe(w),
+      () => undefined,
+    );
+    return () => {
+      live = false;
+    };
+  }, [auth]);
 
   // One EventSource per signed-in window.
   useEffect(() => {
@@ -104,8 +132,8 @@ export function App() {
       message: (event) => publish({ kind: 'message', event }),
       email: (event) => publish({ kind: 'email', event }),
       refetch: () => publish({ kind: 'refetch' }),
-      // EventSource hides the status; an API call tells a 401 (session over → login) apart.
-      refused: () => void api.conversations(1).catch(() => undefined),
+      // EventSource hides the status; an API call tells a 401 (session over → sign-in) apart.
+      refused: () => void api.whoami().catch(() => undefined),
     });
     return () => l.stop();
   }, [auth]);
@@ -147,35 +175,48 @@ export function App() {
   async function logout() {
     try {
       await api.logout();
+    } catch {
+      // signed out either way: the cookie is cleared or the session was already gone
     } finally {
       setConvs([]);
       setCursor(null);
+      setMe(undefined);
+      setLoginError(undefined);
+      setLoginNotice(undefined);
       setAuth('out');
       navigate('/', true);
     }
   }
 
-  if (auth === 'checking') return <div class="boot" aria-busy="true" />;
-  if (auth === 'out')
+  const signedIn = () => {
+    setLoginError(undefined);
+    setLoginNotice(undefined);
+    setAuth('checking');
+    setLoadingConvs(true);
+    refreshHead()
+      .then(
+        () => setAuth('in'),
+        (err: Error) => {
+          setConvError(err.message);
+          setAuth('in');
+        },
+      )
+      .finally(() => setLoadingConvs(false));
+  };
+
+  // The invite / reset link works signed in or out: accepting it signs this window in as that person.
+  if (route.name === 'invite')
     return (
-      <Login
-        initialError={loginError}
-        onLoggedIn={() => {
-          setLoginError(undefined);
-          setAuth('checking');
-          setLoadingConvs(true);
-          refreshHead()
-            .then(
-              () => setAuth('in'),
-              (err: Error) => {
-                setConvError(err.message);
-                setAuth('in');
-              },
-            )
-            .finally(() => setLoadingConvs(false));
+      <Invite
+        onAccepted={() => {
+          navigate('/', true);
+          signedIn();
         }}
       />
     );
+  if (auth === 'checking') return <div class="boot" aria-busy="true" />;
+  if (auth === 'out')
+    return <Login key={`${loginError ?? ''}|${loginNotice ?? ''}`} initialError={loginError} notice={loginNotice} onLoggedIn={signedIn} />;
 
   const activeId = route.name === 'thread' ? route.id : undefined;
   const detail = route.name !== 'home';
@@ -207,9 +248,7 @@ export function App() {
           <IconCompose />
           <span class="label">Compose email</span>
         </button>
-        <button type="button" class="icon-btn" onClick={() => void logout()} aria-label="Log out" title="Log out" data-testid="logout">
-          <IconLogout />
-        </button>
+        <AccountMenu me={me} onSignOut={() => void logout()} />
       </header>
       <aside class="sidebar" aria-label="Conversations">
         <div class="sidebar-head">
@@ -220,6 +259,7 @@ export function App() {
           </a>
         </div>
         <ConversationList
+          meId={me ? (me.user?.id ?? null) : undefined}
           conversations={convs}
           hasMore={cursor !== null}
           loading={loadingConvs}
@@ -260,6 +300,16 @@ export function App() {
           </section>
         ) : route.name === 'emails' ? (
           <EmailsView now={now} onCompose={() => setEmailOpen(true)} />
+        ) : route.name === 'sessions' ? (
+          <SessionsPage now={now} onSignOut={() => void logout()} />
+        ) : !me && (route.name === 'tokens' || route.name === 'people' || route.name === 'audit') ? (
+          <LoadState loading error={undefined} />
+        ) : me && route.name === 'tokens' ? (
+          <TokensPage now={now} me={me} />
+        ) : me && route.name === 'people' ? (
+          <PeoplePage now={now} me={me} />
+        ) : me && route.name === 'audit' ? (
+          <AuditPage now={now} me={me} />
         ) : (
           <div class="empty main-empty">
             <p class="empty-title">Pick a conversation</p>

@@ -1,5 +1,6 @@
 import { useEffect, useRef } from 'preact/hooks';
-import type { Conversation } from '@hatch/contracts';
+import type { Conversation, Message } from '@hatch/contracts';
+import { senderName, type WithSender } from './api.js';
 import { ChannelIcon, IconInbox } from './icons.js';
 import { otherParticipant } from './participants.js';
 import { linkClick } from './router.js';
@@ -14,6 +15,14 @@ export interface ConversationListProps {
   activeId?: string;
   now: number;
   onLoadMore: () => void;
+  /** the signed-in person's id (null: the bootstrap token): their own messages read "You", a teammate's their name */
+  meId?: string | null;
+}
+
+/** Who an outbound last message is from, for the preview: "You" unless the API names someone else. */
+export function previewSender(m: WithSender<Message>, meId: string | null | undefined): string {
+  const name = senderName(m);
+  return name && !(meId !== undefined && m.sent_by?.id === meId) ? name : 'You';
 }
 
 export function isUnread(c: Conversation, activeId?: string): boolean {
@@ -77,7 +86,7 @@ export function ConversationList(p: ConversationListProps) {
                 </span>
                 <span class="conv-bottom">
                   <span class="conv-preview">
-                    {last ? (last.direction === 'outbound' ? `You: ${last.body}` : last.body) : 'No messages'}
+                    {last ? (last.direction === 'outbound' ? `${previewSender(last, p.meId)}: ${last.body}` : last.body) : 'No messages'}
                   </span>
                   {unread ? (
                     <span class="unread-dot" data-testid="unread">

@@ -1,7 +1,7 @@
 /** Sent emails with their live status (email_update events refresh the row). */
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import type { Email, TimelineEntry } from '@hatch/contracts';
-import { api, ApiError } from './api.js';
+import { api, ApiError, senderName, type WithSender } from './api.js';
 import { useLiveEvents } from './bus.js';
 import { IconBack, IconMail } from './icons.js';
 import { LoadState } from './load-state.js';
@@ -95,6 +95,11 @@ export function EmailsView({ now, onCompose }: { now: number; onCompose: () => v
                 <span class="email-main">
                   <span class="email-to">{m.to_email.join(', ')}</span>
                   <span class="email-subject">{m.subject}</span>
+                  {senderName(m as WithSender<Email>) ? (
+                    <span class="muted small" data-testid="email-sender">
+                      sent by {senderName(m as WithSender<Email>)}
+                    </span>
+                  ) : null}
                 </span>
                 <span class="email-side">
                   <span class={`badge st-${m.status}`} data-testid="status" data-status={m.status}>

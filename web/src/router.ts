@@ -1,27 +1,22 @@
-/** A five-route history router: the gateway serves index.html for every non-API path. */
+/** A small history router: the gateway serves index.html for every non-API path. */
 import { useEffect, useState } from 'preact/hooks';
 
-export type Route = { name: 'home' } | { name: 'new' } | { name: 'thread'; id: string } | { name: 'emails' };
+/** Pages that are one path each (the account pages and the invite). */
+const PAGES = ['new', 'emails', 'sessions', 'tokens', 'people', 'audit', 'invite'] as const;
+type PageName = (typeof PAGES)[number];
+
+export type Route = { name: 'home' } | { name: PageName } | { name: 'thread'; id: string };
 
 export function parseRoute(pathname: string): Route {
   const m = /^\/c\/([0-9a-fA-F-]{36})\/?$/.exec(pathname);
   if (m) return { name: 'thread', id: (m[1] as string).toLowerCase() };
-  if (pathname === '/new') return { name: 'new' };
-  if (pathname === '/emails') return { name: 'emails' };
-  return { name: 'home' };
+  const page = PAGES.find((p) => pathname === `/${p}` || pathname === `/${p}/`);
+  return page ? { name: page } : { name: 'home' };
 }
 
 export function hrefOf(r: Route): string {
-  switch (r.name) {
-    case 'thread':
-      return `/c/${r.id}`;
-    case 'new':
-      return '/new';
-    case 'emails':
-      return '/emails';
-    default:
-      return '/';
-  }
+  if (r.name === 'thread') return `/c/${r.id}`;
+  return r.name === 'home' ? '/' : `/${r.name}`;
 }
 
 export function navigate(r: Route | string, replace = false): void {

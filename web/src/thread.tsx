@@ -5,7 +5,7 @@
  */
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Conversation, Message, TimelineEntry } from '@hatch/contracts';
-import { api, ApiError, newIdempotencyKey } from './api.js';
+import { api, ApiError, newIdempotencyKey, senderName, type WithSender } from './api.js';
 import { useLiveEvents } from './bus.js';
 import { Composer } from './composer.js';
 import { ChannelIcon, IconBack } from './icons.js';
@@ -198,6 +198,8 @@ function Bubble({
   onChanged: (m: Message) => void;
 }) {
   const out = m.direction === 'outbound';
+  // Who sent it (issue 18): a person's name, "API" for the bootstrap token; nothing for old rows.
+  const sender = out ? senderName(m as WithSender<Message>) : undefined;
   const [timeline, setTimeline] = useState<TimelineEntry[] | null>(null);
   const [retrying, setRetrying] = useState(false);
   const [retryError, setRetryError] = useState<string>();
@@ -236,6 +238,11 @@ function Bubble({
             {m.body}
           </span>
           <span class="bubble-meta">
+            {sender ? (
+              <span class="bubble-sender" data-testid="message-sender">
+                {sender}
+              </span>
+            ) : null}
             <time dateTime={m.created_at} title={fullTime(m.created_at)}>
               {relativeTime(m.created_at, now) === 'now'
                 ? clockTime(m.created_at)

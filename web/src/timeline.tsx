@@ -1,5 +1,6 @@
 /** A delivery timeline (a message's or an email's): one row per recorded status, oldest first. */
 import type { TimelineEntry } from '@hatch/contracts';
+import { senderName, type WithSender } from './api.js';
 import { clockTime, fullTime } from './time.js';
 
 const STATUS_LABEL: Record<string, string> = {
@@ -44,6 +45,7 @@ export function Timeline({ entries, title, details = false }: TimelineProps) {
               </time>
               <span class="muted small">
                 {t.source}
+                {senderName(t as WithSender<TimelineEntry>) ? ` · by ${senderName(t as WithSender<TimelineEntry>)}` : ''}
                 {details && t.provider_code ? ` · code ${t.provider_code}` : ''}
                 {details && t.detail ? ` · ${t.detail}` : ''}
               </span>

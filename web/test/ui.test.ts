@@ -72,6 +72,7 @@ t.test('a gateway without a UI build says how to build it', async (t) => {
 t.test('login: a wrong token is refused by the field; the right one opens the app; logout returns to the login', async (t) => {
   const { ctx, page } = await ui.window(t);
   await page.goto(`${base}/`);
+  await page.getByTestId('login-mode').click();
   await page.getByLabel('API token').fill('not-the-token');
   await page.getByRole('button', { name: 'Sign in' }).click();
   t.match(await page.getByTestId('login-error').textContent(), /not valid/);
@@ -85,6 +86,7 @@ t.test('login: a wrong token is refused by the field; the right one opens the ap
   t.equal(cookie?.sameSite, 'Strict', 'SameSite=Strict');
   t.equal(await page.getByTestId('conversations-empty').isVisible(), true, 'empty state on a fresh database');
   await screenshot(page, 'empty');
+  await page.getByTestId('account-menu').click();
   await page.getByTestId('logout').click();
   await page.getByRole('button', { name: 'Sign in' }).waitFor();
   t.notOk(
