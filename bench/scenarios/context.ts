@@ -12,12 +12,16 @@ export interface Ctx {
   /** extra node flags for a service (--cpu-prof when BENCH_CPU_PROF names it) */
   profArgs(name: string): string[];
   quick: boolean;
-  /** pids of the PostgreSQL backends serving the bench database (refreshed every second) */
+  /** pids of the PostgreSQL backends serving the bench database (refreshed every 250 ms) */
   pgPids: number[];
+  /** the backends of the bench database and of the peers' databases (`<bench db>_*`), same refresh */
+  pgBackends: PgBackend[];
   runs: number;
   /** seconds of each measuring window */
   seconds: number;
   env: StackEnvOpts;
+  /** the bench database's name (its backends are `postgres (bench db backends)`) */
+  dbName: string;
   /** the running stack by service name */
   stack: Map<string, Proc>;
   sql: postgres.Sql;
@@ -26,6 +30,18 @@ export interface Ctx {
   /** raw per-run data for the JSON file */
   detail: Record<string, unknown>;
 }
+
+export interface PgBackend {
+  pid: number;
+  db: string;
+  app: string;
+}
+
+/** A pid lister (for `cpuWindow`) of the PostgreSQL backends of one database, optionally of one application_name. */
+export const pgPidsOf =
+  (c: Ctx, db: string, app?: string): (() => number[]) =>
+  () =>
+    c.pgBackends.filter((b) => b.db === db && (app === undefined || b.app === app)).map((b) => b.pid);
 
 export interface ScenarioResult {
   rows: Row[];
