@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import type postgres from 'postgres';
-import { summarize, type Row } from '../lib/report.js';
+import { cpuMsPerUnit, fmt, summarize, type Row } from '../lib/report.js';
 import { pidsByComm, type CpuWindow, type Proc, type Watched } from '../lib/procs.js';
 import type { StackEnvOpts } from '../lib/stack.js';
 
@@ -79,4 +79,13 @@ export function cpuNote(s: ReturnType<typeof cpuSummary>): string {
   const ours = Object.values(s.medianCpuPct).reduce((a, b) => a + b, 0);
   const others = Math.max(0, s.machineBusyPct - ours);
   return `CPU % of one core: ${parts.join(', ')}; whole machine busy ${s.machineBusyPct.toFixed(0)} % of ${100 * os.cpus().length} %, of which ${others.toFixed(0)} % other processes (other users, and PostgreSQL's WAL writer / checkpointer, shared)`;
+}
+
+/** Where the CPU of a unit of work goes: the median over the runs of each process's CPU ms per unit, largest first. */
+export function perUnitNote(windows: readonly CpuWindow[], units: readonly number[], names: readonly string[], unit: string): string {
+  const parts = names
+    .map((n) => [n, summarize(windows.map((w, i) => cpuMsPerUnit(w.cpu, [n], w.seconds, units[i] ?? Number.NaN))).median] as const)
+    .sort((a, b) => b[1] - a[1]);
+  const total = summarize(windows.map((w, i) => cpuMsPerUnit(w.cpu, names, w.seconds, units[i] ?? Number.NaN))).median;
+  return `CPU ${unit} by process (median of runs): ${parts.map(([n, v]) => `${n} ${fmt(v)}`).join(', ')}; total ${fmt(total)}`;
 }

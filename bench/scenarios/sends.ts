@@ -9,7 +9,7 @@ import { cpuMsPerUnit, histogramSumCount, summarize, windowMean, type Row } from
 import { cpuWindow, pidsByComm, spawnTs, waitUntil, type CpuWindow, type Proc, type Watched } from '../lib/procs.js';
 import { createPlainDb, deleteRedisKeys, pgbenchAvailable, pgbenchScript, purgeStream, REDIS_URL, sendScript } from '../lib/infra.js';
 import { freePort, startService, TOKEN, TWILIO } from '../lib/stack.js';
-import { cpuNote, cpuSummary, gatewayUrl, pgPidsOf, watched, type Ctx, type ScenarioResult } from './context.js';
+import { cpuNote, cpuSummary, gatewayUrl, perUnitNote, pgPidsOf, watched, type Ctx, type ScenarioResult } from './context.js';
 
 /* ------------------------------------------------------------------------------------------ */
 /* P1: accepted sends/s                                                                       */
@@ -89,6 +89,7 @@ const P1_CPU = ['gateway', 'postgres (bench db backends)'];
 export async function p1(c: Ctx): Promise<ScenarioResult> {
   const rate: number[] = [];
   const cpuPerSend: number[] = [];
+  const accepted: number[] = [];
   const p99Half: number[] = [];
   const groupMean: number[] = [];
   const grouped: number[] = [];
@@ -110,6 +111,7 @@ export async function p1(c: Ctx): Promise<ScenarioResult> {
     const g = windowMean(before, await batchSizes(c));
     groupMean.push(g);
     rate.push(max.rate);
+    accepted.push(max.accepted);
     const cps = cpuMsPerUnit(win.cpu, P1_CPU, win.seconds, max.accepted);
     cpuPerSend.push(cps);
     const half = await cannon(c, { seconds: c.seconds, kind: 'mixed', overallRate: max.rate / 2 });
@@ -156,6 +158,7 @@ export async function p1(c: Ctx): Promise<ScenarioResult> {
         goal: { text: '≥ 70 % of pgbench at the same group size', on: 'ratio', direction: 'atLeast', threshold: 0.7 },
         note:
           `mean group commit ${summarize(groupMean).median.toFixed(1)} sends per statement (hatch_send_batch_size over the window). ` +
+          `${perUnitNote(windows, accepted, [...P1_CPU, 'realtime-bridge', 'nats-server'], 'ms/send')} (bridge and NATS relay the sends' events). ` +
           `bottleneck ${cpu.bottleneck}. ${cpuNote(cpu)}`,
       },
       {
@@ -384,7 +387,12 @@ export async function p2(c: Ctx): Promise<ScenarioResult> {
         cpu: { unit: 'ms/SMS', value: summarize(rs.map((r) => r.cpuMsPerSms)), of: 'all processes' },
       },
       goal: { text: 'ahead (≥ 100 %)', on: 'ratio', direction: 'atLeast', threshold: 1 },
-      note: `${label} window: ${cpuNote(pc)}`,
+      note: `${perUnitNote(
+        rs.map((r) => r.cpu),
+        rs.map((r) => r.sent),
+        P2_PEER_CPU,
+        'ms/SMS',
+      )}. ${label} window: ${cpuNote(pc)}`,
     };
   });
   return {
@@ -396,7 +404,12 @@ export async function p2(c: Ctx): Promise<ScenarioResult> {
         value: hatchRate,
         cpu: hatchCpu,
         goal: { text: '≥ 1,000/s', on: 'measure', direction: 'atLeast', threshold: 1000 },
-        note: `CPU per SMS summed over ${P2_HATCH_CPU.join(', ')}. bottleneck ${cpu.bottleneck}. ${cpuNote(cpu)}`,
+        note: `${perUnitNote(
+          hatch.map((r) => r.cpu),
+          hatch.map((r) => r.sent),
+          P2_HATCH_CPU,
+          'ms/SMS',
+        )}. bottleneck ${cpu.bottleneck}. ${cpuNote(cpu)}`,
       },
       {
         scenario: 'P2',

@@ -9,7 +9,7 @@ import { cpuMsPerUnit, fmt, Histogram, summarize, type Row } from '../lib/report
 import { cpuWindow, rssBytes, sleep, spawnTs, waitUntil, type CpuWindow, type Proc } from '../lib/procs.js';
 import { NATS_URL, notifyRowsScript, pgbenchAvailable, pgbenchScript } from '../lib/infra.js';
 import { freePort, startService } from '../lib/stack.js';
-import { cpuNote, cpuSummary, pgPidsOf, watched, type Ctx, type ScenarioResult } from './context.js';
+import { cpuNote, cpuSummary, perUnitNote, pgPidsOf, watched, type Ctx, type ScenarioResult } from './context.js';
 import { clientPids, insertRows, openClients, pacedWriter, signalAll, windowStats } from './sse-clients.js';
 
 /* ------------------------------------------------------------------------------------------ */
@@ -31,6 +31,7 @@ const P3_CPU = ['postgres (bench db backends)', 'realtime-bridge', 'nats-server'
 export async function p3(c: Ctx): Promise<ScenarioResult> {
   const rate: number[] = [];
   const cpuPerEvent: number[] = [];
+  const received: number[] = [];
   const same: Array<{ rowsPerS: number; cpuMsPerRow: number }> = [];
   const one: Array<{ rowsPerS: number; cpuMsPerRow: number }> = [];
   const windows: CpuWindow[] = [];
@@ -80,6 +81,7 @@ export async function p3(c: Ctx): Promise<ScenarioResult> {
       windows.push(win);
       const seconds = ((tDone || performance.now()) - t0) / 1000;
       rate.push(got / seconds);
+      received.push(got);
       const cpe = cpuMsPerUnit(win.cpu, P3_CPU, win.seconds, got);
       cpuPerEvent.push(cpe);
       runs.push({
@@ -119,7 +121,7 @@ export async function p3(c: Ctx): Promise<ScenarioResult> {
         cpu: hatchCpu,
         raw: base(same, `pgbench INSERT + per-row pg_notify trigger, ${ROWS} rows/tx, ${WRITERS} clients (rows/s)`),
         goal: { text: '≥ 2× per-row NOTIFY at the same tx size', on: 'ratio', direction: 'atLeast', threshold: 2 },
-        note: `bottleneck ${cpu.bottleneck}. ${cpuNote(cpu)}`,
+        note: `${perUnitNote(windows, received, P3_CPU, 'ms/event')}. bottleneck ${cpu.bottleneck}. ${cpuNote(cpu)}`,
       },
       {
         scenario: 'P3',
