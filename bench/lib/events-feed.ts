@@ -16,6 +16,9 @@ export interface FeedEvent {
 
 export async function subscribeEvents(name: string, onEvent: (e: FeedEvent) => void): Promise<NatsConnection> {
   const nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', name });
+  void (async () => {
+    for await (const s of nc.status()) process.stderr.write(`nats ${s.type}${'data' in s ? ` ${JSON.stringify(s.data)}` : ''}\n`);
+  })();
   const decoder = new TextDecoder();
   nc.subscribe(process.env.BENCH_SUBJECT ?? 'hatch.events.messages', {
     callback: (_err, msg) => {
