@@ -9,10 +9,9 @@
  * Env: BENCH_BARE_PORT, NATS_URL, BENCH_SUBJECT. Prints {"bench":{"type":"ready"}}.
  */
 import http from 'node:http';
-import { connect } from '@nats-io/transport-node';
+import { readyAndStopOnTerm, subscribeEvents } from './events-feed.js';
 
 const port = Number(process.env.BENCH_BARE_PORT);
-const subject = process.env.BENCH_SUBJECT ?? 'hatch.events.messages';
 const MAX_PENDING = 1 << 20;
 
 interface Client {
@@ -59,20 +58,9 @@ const server = http.createServer((req, res) => {
 server.keepAliveTimeout = 0;
 server.maxConnections = 100_000;
 
-const nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', name: 'bench-bare-sse' });
-const decoder = new TextDecoder();
-nc.subscribe(subject, {
-  callback: (_err, msg) => {
-    try {
-      const env = JSON.parse(decoder.decode(msg.data)) as { id: string; event: { type: string } };
-      deliver(`id: ${env.id}\nevent: ${env.event.type}\ndata: ${JSON.stringify(env.event)}\n\n`);
-    } catch {
-      /* not an event */
-    }
-  },
-});
-server.listen(port, '127.0.0.1', () => process.stdout.write(`${JSON.stringify({ bench: { type: 'ready' } })}\n`));
-process.on('SIGTERM', () => {
-  for (const c of clients) c.res.destroy();
-  void nc.close().finally(() => process.exit(0));
-});
+const nc = await subscribeEvents('bench-bare-sse', (e) => deliver(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(e.event)}\n\n`));
+server.listen(port, '127.0.0.1', () =>
+  readyAndStopOnTerm(nc, () => {
+    for (const c of clients) c.res.destroy();
+  }),
+);

@@ -10,11 +10,14 @@ import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { connect } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { ROOT } from './procs.js';
 
 export const ADMIN_URL = process.env.HATCH_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export const NATS_URL = process.env.HATCH_BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
+/** Redis for P2's BullMQ peer */
+export const REDIS_URL = process.env.HATCH_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export function urlFor(name: string): string {
   const u = new URL(ADMIN_URL);
@@ -28,18 +31,21 @@ export interface BenchDb {
   drop(): Promise<void>;
 }
 
+/** One statement on the admin connection (CREATE / DROP DATABASE). */
+async function admin(statement: string): Promise<void> {
+  const sql = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(statement);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
 /** A fresh database migrated by packages/db's migrator (as `pnpm migrate` does). */
 export async function createBenchDb(): Promise<BenchDb> {
   const name = `hatch_bench_${randomBytes(4).toString('hex')}`;
   const url = urlFor(name);
-  const drop = async () => {
-    const sql = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-    try {
-      await sql.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    } finally {
-      await sql.end({ timeout: 5 });
-    }
-  };
+  const drop = () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   const res = spawnSync(process.execPath, ['--conditions=@hatch/source', '--import', 'tsx', 'packages/db/src/migrate-cli.ts'], {
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL: url },
@@ -53,16 +59,33 @@ export async function createBenchDb(): Promise<BenchDb> {
   return { name, url, drop };
 }
 
-/** The raw-limit tables of P1 and P3 (bench/README.md): one plain, one with a per-row pg_notify trigger. */
+/** An empty database (the peers' flows of P2 each get one), dropped by `drop()`. */
+export async function createPlainDb(name: string): Promise<BenchDb> {
+  if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`bad database name ${name}`);
+  await admin(`CREATE DATABASE "${name}"`);
+  return { name, url: urlFor(name), drop: () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+}
+
+/** Drops every database whose name starts with `prefix` (clean-up backstop for the peers' databases). */
+export async function dropDatabasesLike(prefix: string): Promise<void> {
+  const sql = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql<{ datname: string }[]>`SELECT datname FROM pg_database WHERE starts_with(datname, ${prefix})`;
+    for (const r of rows) await sql.unsafe(`DROP DATABASE IF EXISTS "${r.datname.replace(/"/g, '""')}" WITH (FORCE)`);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** The table of P3's per-row NOTIFY baselines (bench/README.md): a messages-shaped table with a per-row pg_notify trigger. */
 export async function createRawTables(url: string): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
     await sql.unsafe(`
-      CREATE TABLE bench_raw_plain (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), conversation_id uuid NOT NULL,
+      CREATE TABLE bench_raw_notify (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), conversation_id uuid NOT NULL,
         to_contact text NOT NULL, from_contact text NOT NULL, body text NOT NULL, status text NOT NULL,
         direction text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
-      CREATE INDEX ON bench_raw_plain (conversation_id, created_at);
-      CREATE TABLE bench_raw_notify (LIKE bench_raw_plain INCLUDING ALL);
+      CREATE INDEX ON bench_raw_notify (conversation_id, created_at);
       CREATE FUNCTION bench_raw_notify_fn() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
         PERFORM pg_notify('bench_raw_changes', json_build_object('id', NEW.id, 'conversation_id', NEW.conversation_id,
@@ -81,34 +104,61 @@ export function pgbenchAvailable(): boolean {
 }
 
 /**
- * pgbench-style single-row INSERT tps into `table` at `clients` concurrency for `seconds`
- * (pgbench -n -M prepared -j 2; synchronous_commit as the server has it).
+ * `group` accepted sends written as ONE statement, as pgbench sends it: the rows
+ * `acceptMessages` (packages/db/src/queries/accept-message.ts) writes for them, with no Node and
+ * no JSON input to unpack. Half chat, half SMS like P1's requests (which kind comes first is
+ * random per transaction). Per send: the conversation upsert (message count, last message; in
+ * conversation-id order, as Hatch locks them), the message with its journal trigger (journal row,
+ * one NOTIFY per transaction), the first timeline row; per SMS the outbox row; once per statement
+ * with any SMS the daily SMS counter upsert (sql/0004_sms_daily_counts.sql, the shape of
+ * takeSmsQuotaSql without a limit). Ids are time-ordered like UUIDv7 (`newRecordId`).
+ * `group` 1 is one send per commit (what the gateway would do without its group commit).
+ * Recipients: 10k per kind, consecutive within a statement, so no conversation repeats in one.
  */
-const INSERT_SCRIPT = (table: string) =>
-  `\\set c random(1, 10000)\nINSERT INTO ${table} (conversation_id, to_contact, from_contact, body, status, direction) VALUES ` +
-  `(('00000000-0000-4000-8000-' || lpad(:c::text, 12, '0'))::uuid, '+15550001111', '+15005550006', ` +
-  `'Hello from the benchmark: a body of about a hundred characters, like a typical short text message.', 'queued', 'outbound');\n`;
+export function sendScript(group: number): string {
+  if (!Number.isInteger(group) || group < 1 || group > 5000) throw new Error(`group must be 1..5000, not ${group}`);
+  return [
+    '\\set c random(0, 9999)',
+    '\\set k random(0, 1)',
+    'WITH ids AS (SELECT g, ((:k + g) % 2 = 0) AS sms, ' +
+      "(lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') || '7' || substr(md5(random()::text), 1, 19))::uuid AS mid, " +
+      "lpad(((:c + g) % 10000)::text, 12, '0') AS n " +
+      `FROM generate_series(1, ${group}) AS g), ` +
+      "sends AS (SELECT g, sms, mid, (CASE WHEN sms THEN '00000000-0000-4000-9000-' ELSE '00000000-0000-4000-8000-' END || n)::uuid AS cid, " +
+      "CASE WHEN sms THEN '+1555' || right(n, 7) ELSE 'bench-contact-' || n END AS rcpt, " +
+      "CASE WHEN sms THEN '+15005550006' ELSE 'bench' END AS sender FROM ids), " +
+      'conv AS (INSERT INTO conversations (id, participants, channel, last_message_id, last_message_at, message_count, created_at, updated_at) ' +
+      "SELECT cid, ARRAY[sender, rcpt], (CASE WHEN sms THEN 'sms' ELSE 'chat' END)::conversation_channel, mid, now(), 1, now(), now() FROM sends ORDER BY cid " +
+      'ON CONFLICT (id) DO UPDATE SET last_message_id = CASE WHEN excluded.last_message_at >= conversations.last_message_at ' +
+      'THEN excluded.last_message_id ELSE conversations.last_message_id END, ' +
+      'last_message_at = greatest(conversations.last_message_at, excluded.last_message_at), ' +
+      'message_count = conversations.message_count + excluded.message_count, updated_at = excluded.updated_at RETURNING 1), ' +
+      'msg AS (INSERT INTO messages (id, conversation_id, from_contact, to_contact, body, channel, direction, status, segments, created_at, updated_at) ' +
+      "SELECT mid, cid, sender, rcpt, 'bench send ' || g, (CASE WHEN sms THEN 'sms' ELSE 'chat' END)::message_channel, 'outbound', " +
+      "(CASE WHEN sms THEN 'queued' ELSE 'stored' END)::message_status, CASE WHEN sms THEN 1 END, now(), now() FROM sends ORDER BY g RETURNING 1), " +
+      "tl AS (INSERT INTO status_events (message_id, status, source) SELECT mid, CASE WHEN sms THEN 'queued' ELSE 'stored' END, 'api' FROM sends ORDER BY g RETURNING 1), " +
+      "job AS (INSERT INTO outbox (kind, entity_id, dedupe_id) SELECT 'sms', mid, mid::text FROM sends WHERE sms ORDER BY g RETURNING 1), " +
+      'quota AS (INSERT INTO sms_daily_counts AS q (day, sent, last_taken) ' +
+      "SELECT (now() AT TIME ZONE 'UTC')::date, w.k, w.k FROM (SELECT count(*)::int FROM sends WHERE sms) AS w(k) WHERE w.k > 0 " +
+      'ON CONFLICT (day) DO UPDATE SET sent = q.sent + excluded.last_taken, last_taken = excluded.last_taken RETURNING 1) ' +
+      'SELECT (SELECT count(*) FROM conv) + (SELECT count(*) FROM msg) + (SELECT count(*) FROM tl) + (SELECT count(*) FROM job) + (SELECT count(*) FROM quota);',
+    '',
+  ].join('\n');
+}
 
 /**
- * One accepted SMS send written ALONE, as pgbench sends it: the shape of `acceptMessages`
- * (packages/db/src/queries/accept-message.ts) for a batch of one (conversation upsert, message
- * with its journal trigger + NOTIFY, timeline row, outbox row, one statement, one commit), with
- * a UUIDv7-like time-ordered id, no Node. What the database does per send WITHOUT the gateway's
- * group commit: Hatch above it means the grouping pays; below it, the gateway process costs.
+ * `rows` rows per transaction into the raw table with the per-row pg_notify trigger (P3's
+ * baselines: the same rows per transaction as Hatch's writers, and one row per transaction).
  */
-export const SEND_TX_SCRIPT = [
-  '\\set c random(1, 10000)',
-  "WITH ids AS (SELECT (lpad(to_hex((extract(epoch from clock_timestamp()) * 1000)::bigint), 12, '0') || '7' || substr(md5(random()::text), 1, 19))::uuid AS mid, " +
-    "('00000000-0000-4000-8000-' || lpad(:c::text, 12, '0'))::uuid AS cid, '+1555' || lpad(:c::text, 7, '0') AS rcpt), " +
-    'conv AS (INSERT INTO conversations (id, participants, channel, last_message_id, last_message_at, message_count) ' +
-    "SELECT cid, ARRAY['+15005550006', rcpt], 'sms', mid, now(), 1 FROM ids " +
-    'ON CONFLICT (id) DO UPDATE SET last_message_id = excluded.last_message_id, last_message_at = greatest(conversations.last_message_at, excluded.last_message_at), ' +
-    'message_count = conversations.message_count + excluded.message_count, updated_at = excluded.updated_at RETURNING 1), ' +
-    "msg AS (INSERT INTO messages (id, conversation_id, from_contact, to_contact, body, channel, direction, status, segments) SELECT mid, cid, '+15005550006', rcpt, 'bench sms', 'sms', 'outbound', 'queued', 1 FROM ids RETURNING 1), " +
-    "tl AS (INSERT INTO status_events (message_id, status, source) SELECT mid, 'queued', 'api' FROM ids RETURNING 1) " +
-    "INSERT INTO outbox (kind, entity_id, dedupe_id) SELECT 'sms', mid, mid::text FROM ids;",
-  '',
-].join('\n');
+export function notifyRowsScript(rows: number): string {
+  if (!Number.isInteger(rows) || rows < 1 || rows > 10_000) throw new Error(`rows must be 1..10000, not ${rows}`);
+  return (
+    '\\set c random(1, 10000)\n' +
+    'INSERT INTO bench_raw_notify (conversation_id, to_contact, from_contact, body, status, direction) ' +
+    "SELECT ('00000000-0000-4000-8000-' || lpad(:c::text, 12, '0'))::uuid, '+15550001111', '+15005550006', " +
+    `'Hello from the benchmark: a body of about a hundred characters, like a typical short text message.', 'queued', 'outbound' FROM generate_series(1, ${rows});\n`
+  );
+}
 
 /** pgbench -n -M <mode> -j 2 with a custom script; returns tps. */
 export async function pgbenchScript(
@@ -158,40 +208,22 @@ export async function pgbenchScript(
   }
 }
 
-/**
- * pgbench-style single-row INSERT tps into `table` at `clients` concurrency for `seconds`
- * (pgbench -n -M prepared -j 2; synchronous_commit as the server has it).
- */
-export function pgbenchInsert(url: string, table: string, clients: number, seconds: number): Promise<number> {
-  return pgbenchScript(url, INSERT_SCRIPT(table), clients, seconds);
-}
-
-/** Fallback when pgbench is not installed: the same insert from `clients` postgres.js connections. */
-export async function ownInsertTps(url: string, table: string, clients: number, seconds: number): Promise<number> {
-  const sql = postgres(url, { max: clients, onnotice: () => {}, prepare: true });
+/** Deletes every Redis key starting with `prefix` (the BullMQ peer's queue). */
+export async function deleteRedisKeys(prefix: string): Promise<number> {
+  const r = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, lazyConnect: true });
+  await r.connect();
   let n = 0;
-  const end = performance.now() + seconds * 1000;
-  const t0 = performance.now();
   try {
-    await Promise.all(
-      Array.from({ length: clients }, async () => {
-        while (performance.now() < end) {
-          await sql.unsafe(
-            `INSERT INTO ${table} (conversation_id, to_contact, from_contact, body, status, direction) VALUES (gen_random_uuid(), '+15550001111', '+15005550006', 'Hello from the benchmark', 'queued', 'outbound')`,
-          );
-          n++;
-        }
-      }),
-    );
+    let cursor = '0';
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) n += await r.del(...keys);
+    } while (cursor !== '0');
   } finally {
-    await sql.end({ timeout: 5 });
+    r.disconnect();
   }
-  return n / ((performance.now() - t0) / 1000);
-}
-
-export async function insertTps(url: string, table: string, clients: number, seconds: number): Promise<{ tps: number; tool: string }> {
-  if (pgbenchAvailable()) return { tps: await pgbenchInsert(url, table, clients, seconds), tool: 'pgbench' };
-  return { tps: await ownInsertTps(url, table, clients, seconds), tool: 'postgres.js' };
+  return n;
 }
 
 export async function deleteStreams(prefix: string): Promise<string[]> {

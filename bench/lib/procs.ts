@@ -218,23 +218,39 @@ function machineTicks(): { busy: number; total: number } {
 /**
  * Starts a CPU window over the watched processes (a pid, or a function listing pids: summed, a
  * process that appears mid-window counts from zero). `end()` returns CPU % per name.
+ *
+ * `sampleMs`: also read every watched process that often, so one that exits before `end()` (a
+ * pgbench backend, a load client) still counts up to its last sample instead of vanishing.
  */
-export function cpuWindow(watched: Watched): { end(): CpuWindow } {
+export function cpuWindow(watched: Watched, opts: { sampleMs?: number } = {}): { end(): CpuWindow } {
   const list = (w: number | (() => number[])) => (typeof w === 'number' ? [w] : w());
   const start = new Map<number, number>();
   for (const w of Object.values(watched)) for (const pid of list(w)) start.set(pid, cpuSeconds(pid) ?? 0);
+  // latest reading per pid and name (a pid listed under two names counts under both)
+  const last = new Map<string, Map<number, number>>();
+  const sample = () => {
+    for (const [name, w] of Object.entries(watched)) {
+      let m = last.get(name);
+      if (!m) last.set(name, (m = new Map()));
+      for (const pid of list(w)) {
+        const now = cpuSeconds(pid);
+        if (now !== undefined) m.set(pid, now);
+      }
+    }
+  };
+  const timer = opts.sampleMs ? setInterval(sample, opts.sampleMs) : undefined;
+  timer?.unref();
   const t0 = performance.now();
   const m0 = machineTicks();
   return {
     end() {
+      if (timer) clearInterval(timer);
+      sample();
       const seconds = (performance.now() - t0) / 1000;
       const cpu: Record<string, number> = {};
-      for (const [name, w] of Object.entries(watched)) {
+      for (const name of Object.keys(watched)) {
         let s = 0;
-        for (const pid of list(w)) {
-          const now = cpuSeconds(pid);
-          if (now !== undefined) s += now - (start.get(pid) ?? 0);
-        }
+        for (const [pid, now] of last.get(name) ?? []) s += now - (start.get(pid) ?? 0);
         cpu[name] = Math.round((s / seconds) * 1000) / 10;
       }
       const m1 = machineTicks();

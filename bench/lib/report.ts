@@ -99,12 +99,23 @@ export interface Goal {
   threshold: number;
 }
 
+/** CPU per unit of work (CPU ms per send, per SMS, per event, µs per SSE delivery): the headline next to a rate. */
+export interface CpuPerUnit {
+  /** e.g. "ms/send" */
+  unit: string;
+  value: Summary;
+  /** which processes are summed, e.g. "gateway + PostgreSQL" */
+  of: string;
+}
+
 export interface Row {
   scenario: string;
   measure: string;
   unit: string;
   value: Summary;
-  raw?: { label: string; value: Summary };
+  cpu?: CpuPerUnit;
+  /** what the value is compared with in the same run: a raw limit, a baseline or a peer (ratio = value ÷ it) */
+  raw?: { label: string; value: Summary; cpu?: CpuPerUnit };
   goal?: Goal;
   /** extra remarks printed under the table (bottleneck, extrapolation, …) */
   note?: string;
@@ -136,23 +147,79 @@ export function fmtSummary(s: Summary, unit: string): string {
   return `${base} (${fmt(s.min)}–${fmt(s.max)})`;
 }
 
+const fmtCpu = (c: CpuPerUnit | undefined) => (c ? `${fmtSummary(c.value, c.unit)} (${c.of})` : '—');
+
 export function markdownTable(rows: readonly Row[]): string {
-  const head = '| scenario | measure | value (median, min–max) | raw limit | ratio | goal | met? |';
-  const sep = '| --- | --- | --- | --- | --- | --- | --- |';
+  const head =
+    '| scenario | measure | value (median, min–max) | CPU per unit | compared with (same run) | its CPU per unit | ratio | CPU ratio | goal | met? |';
+  const sep = '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |';
   const lines = rows.map((r) => {
     const rt = r.raw ? ratio(r.value.median, r.raw.value.median) : Number.NaN;
+    const ct = cpuRatio(r);
     const met = goalMet(r);
     return [
       r.scenario,
       r.measure,
       fmtSummary(r.value, r.unit),
+      fmtCpu(r.cpu),
       r.raw ? `${r.raw.label}: ${fmtSummary(r.raw.value, '')}` : '—',
+      fmtCpu(r.raw?.cpu),
       Number.isFinite(rt) ? `${(rt * 100).toFixed(0)} %` : '—',
+      Number.isFinite(ct) ? `${ct.toFixed(2)} ×` : '—',
       r.goal?.text ?? '—',
       met === undefined ? '—' : met ? 'yes' : '**no**',
     ].join(' | ');
   });
   return [head, sep, ...lines.map((l) => `| ${l} |`)].join('\n');
+}
+
+/** Hatch's CPU per unit ÷ the compared one's (below 1: Hatch spends less CPU on the same unit of work). */
+export function cpuRatio(row: Row): number {
+  if (!row.cpu || !row.raw?.cpu || row.cpu.unit !== row.raw.cpu.unit) return Number.NaN;
+  return ratio(row.cpu.value.median, row.raw.cpu.value.median);
+}
+
+/**
+ * CPU milliseconds per unit of work over a window: the CPU % of one core of each named process
+ * (as `cpuWindow` reports them) summed, times the window's length, divided by the units done.
+ * NaN when no unit was done or a named process is missing from the window.
+ */
+export function cpuMsPerUnit(cpuPct: Record<string, number>, names: readonly string[], seconds: number, units: number): number {
+  if (!(units > 0) || !(seconds > 0)) return Number.NaN;
+  let pct = 0;
+  for (const n of names) {
+    const v = cpuPct[n];
+    if (v === undefined || !Number.isFinite(v)) return Number.NaN;
+    pct += v;
+  }
+  return ((pct / 100) * seconds * 1000) / units;
+}
+
+/**
+ * Sum and count of a Prometheus histogram in a text exposition (`<name>_sum`, `<name>_count`,
+ * unlabelled or summed over labels); undefined when either is absent.
+ */
+export function histogramSumCount(text: string, name: string): { sum: number; count: number } | undefined {
+  let sum: number | undefined;
+  let count: number | undefined;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const v = Number(m[3]);
+    if (!Number.isFinite(v)) continue;
+    if (m[1] === `${name}_sum`) sum = (sum ?? 0) + v;
+    else if (m[1] === `${name}_count`) count = (count ?? 0) + v;
+  }
+  return sum === undefined || count === undefined ? undefined : { sum, count };
+}
+
+/** Mean of a histogram over a window, from two scrapes (before, after); NaN when nothing was observed in between. */
+export function windowMean(before: { sum: number; count: number } | undefined, after: { sum: number; count: number } | undefined): number {
+  if (!after) return Number.NaN;
+  const b = before ?? { sum: 0, count: 0 };
+  const n = after.count - b.count;
+  return n > 0 ? (after.sum - b.sum) / n : Number.NaN;
 }
 
 /** The process that used the most CPU in a window, from per-process CPU percentages. */

@@ -1,7 +1,7 @@
 /**
  * SSE load client (a child process of the bench): opens many SSE connections over raw TCP with a
  * hand-written HTTP/1.1 request (no EventSource, no HTTP parser: the byte stream is scanned), and
- * counts `message_update` events; with BENCH_LATENCY=1 it also records, per event, receive time
+ * counts `message_update` events (`event: message_update` or `event:message_update`); with BENCH_LATENCY=1 it also records, per event, receive time
  * minus the event's `timestamp` (the change time inside PostgreSQL, same machine clock) into a
  * bounded histogram.
  *
@@ -12,6 +12,7 @@
  */
 import net from 'node:net';
 import { Histogram } from './report.js';
+import { frameId, nextEventLine } from './sse-scan.js';
 
 const PORT = Number(process.env.BENCH_SSE_PORT);
 const PATH = process.env.BENCH_SSE_PATH ?? '/api/events';
@@ -40,7 +41,7 @@ let resumes = 0;
 let stopping = false;
 let windowStart = performance.now();
 const sockets: net.Socket[] = [];
-const EV = 'event: message_update';
+const EVENT = 'message_update';
 const TS = '"timestamp":"';
 const request = (lastId?: string) =>
   `GET ${PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n${TOKEN ? `Authorization: Bearer ${TOKEN}\r\n` : ''}` +
@@ -52,15 +53,14 @@ interface Conn {
 }
 
 function scan(text: string, now: number, conn: Conn): void {
-  let i = text.indexOf(EV);
+  let i = nextEventLine(text, EVENT);
   while (i !== -1) {
+    const next = nextEventLine(text, EVENT, i + 1);
     if (RESUME) {
-      // the frame's `id: N` line is the one before its event line
-      const idAt = text.lastIndexOf('id: ', i);
-      const raw = idAt === -1 ? '' : text.slice(idAt + 4, text.indexOf('\n', idAt));
+      const raw = frameId(text, i) ?? '';
       const id = /^[0-9]{1,19}$/.test(raw) ? BigInt(raw) : conn.lastId + 1n;
       if (id <= conn.lastId) {
-        i = text.indexOf(EV, i + EV.length);
+        i = next;
         continue;
       }
       conn.lastId = id;
@@ -73,7 +73,7 @@ function scan(text: string, now: number, conn: Conn): void {
         if (Number.isFinite(ts)) hist.record(now - ts);
       }
     }
-    i = text.indexOf(EV, i + EV.length);
+    i = next;
   }
 }
 

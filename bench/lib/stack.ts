@@ -13,7 +13,7 @@ export const SERVICES = ['gateway', 'sms-sender', 'email-sender', 'realtime-brid
 export type ServiceName = (typeof SERVICES)[number];
 
 export const TOKEN = 'bench-token-0123456789abcdef';
-const TWILIO = { sid: 'ACbe0c0000000000000000000000000000', token: 'bench-emulator-twilio-token', phone: '+15005550006' };
+export const TWILIO = { sid: 'ACbe0c0000000000000000000000000000', token: 'bench-emulator-twilio-token', phone: '+15005550006' };
 const SENDGRID = { key: 'SG.bench-emulator.key', from: 'bench@example.com' };
 
 export async function freePort(): Promise<number> {

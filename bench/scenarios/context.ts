@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import type postgres from 'postgres';
-import { summarize, type Row } from '../lib/report.js';
+import { cpuMsPerUnit, fmt, summarize, type Row } from '../lib/report.js';
 import { pidsByComm, type CpuWindow, type Proc, type Watched } from '../lib/procs.js';
 import type { StackEnvOpts } from '../lib/stack.js';
 
@@ -12,12 +12,16 @@ export interface Ctx {
   /** extra node flags for a service (--cpu-prof when BENCH_CPU_PROF names it) */
   profArgs(name: string): string[];
   quick: boolean;
-  /** pids of the PostgreSQL backends serving the bench database (refreshed every second) */
+  /** pids of the PostgreSQL backends serving the bench database (refreshed every 250 ms) */
   pgPids: number[];
+  /** the backends of the bench database and of the peers' databases (`<bench db>_*`), same refresh */
+  pgBackends: PgBackend[];
   runs: number;
   /** seconds of each measuring window */
   seconds: number;
   env: StackEnvOpts;
+  /** the bench database's name (its backends are `postgres (bench db backends)`) */
+  dbName: string;
   /** the running stack by service name */
   stack: Map<string, Proc>;
   sql: postgres.Sql;
@@ -26,6 +30,18 @@ export interface Ctx {
   /** raw per-run data for the JSON file */
   detail: Record<string, unknown>;
 }
+
+export interface PgBackend {
+  pid: number;
+  db: string;
+  app: string;
+}
+
+/** A pid lister (for `cpuWindow`) of the PostgreSQL backends of one database, optionally of one application_name. */
+export const pgPidsOf =
+  (c: Ctx, db: string, app?: string): (() => number[]) =>
+  () =>
+    c.pgBackends.filter((b) => b.db === db && (app === undefined || b.app === app)).map((b) => b.pid);
 
 export interface ScenarioResult {
   rows: Row[];
@@ -63,4 +79,13 @@ export function cpuNote(s: ReturnType<typeof cpuSummary>): string {
   const ours = Object.values(s.medianCpuPct).reduce((a, b) => a + b, 0);
   const others = Math.max(0, s.machineBusyPct - ours);
   return `CPU % of one core: ${parts.join(', ')}; whole machine busy ${s.machineBusyPct.toFixed(0)} % of ${100 * os.cpus().length} %, of which ${others.toFixed(0)} % other processes (other users, and PostgreSQL's WAL writer / checkpointer, shared)`;
+}
+
+/** Where the CPU of a unit of work goes: the median over the runs of each process's CPU ms per unit, largest first. */
+export function perUnitNote(windows: readonly CpuWindow[], units: readonly number[], names: readonly string[], unit: string): string {
+  const parts = names
+    .map((n) => [n, summarize(windows.map((w, i) => cpuMsPerUnit(w.cpu, [n], w.seconds, units[i] ?? Number.NaN))).median] as const)
+    .sort((a, b) => b[1] - a[1]);
+  const total = summarize(windows.map((w, i) => cpuMsPerUnit(w.cpu, names, w.seconds, units[i] ?? Number.NaN))).median;
+  return `CPU ${unit} by process (median of runs): ${parts.map(([n, v]) => `${n} ${fmt(v)}`).join(', ')}; total ${fmt(total)}`;
 }

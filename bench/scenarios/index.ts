@@ -6,6 +6,6 @@ import { p1, p2 } from './sends.js';
 import { p3, p4, p5, p6 } from './sse.js';
 import { p7 } from './startup.js';
 
-export type { Ctx, ScenarioResult } from './context.js';
+export type { Ctx, PgBackend, ScenarioResult } from './context.js';
 
 export const SCENARIOS = { P7: p7, P1: p1, P2: p2, P3: p3, P4: p4, P6: p6, P5: p5 } as const;

@@ -4,15 +4,19 @@
 import t from 'tap';
 import {
   bottleneck,
+  cpuMsPerUnit,
+  cpuRatio,
   fmt,
   goalMet,
   Histogram,
+  histogramSumCount,
   markdownTable,
   median,
   parseArgs,
   percentile,
   ratio,
   summarize,
+  windowMean,
   type Row,
 } from '../lib/report.js';
 
@@ -59,7 +63,12 @@ t.test('goals and the Markdown table', async (t) => {
       measure: 'sends/s',
       unit: '/s',
       value: summarize([8000, 7000, 9000]),
-      raw: { label: 'pgbench', value: summarize([10000, 10000, 10000]) },
+      cpu: { unit: 'ms/send', value: summarize([0.5]), of: 'gateway + PostgreSQL' },
+      raw: {
+        label: 'pgbench',
+        value: summarize([10000, 10000, 10000]),
+        cpu: { unit: 'ms/send', value: summarize([0.2]), of: 'PostgreSQL' },
+      },
       goal: { text: '≥ 70 % of raw', on: 'ratio', direction: 'atLeast', threshold: 0.7 },
     },
     {
@@ -77,10 +86,13 @@ t.test('goals and the Markdown table', async (t) => {
   const md = markdownTable(rows);
   const lines = md.split('\n');
   t.equal(lines.length, 5);
-  t.match(lines[0], /^\| scenario \| measure \|/);
-  t.equal(lines[2], '| P1 | sends/s | 8.00k /s (7.00k–9.00k) | pgbench: 10.0k (10.0k–10.0k) | 80 % | ≥ 70 % of raw | yes |');
-  t.equal(lines[3], '| P6 | p99 | 60.0 ms | — | — | ≤ 50 ms | **no** |');
-  t.equal(lines[4], '| P5 | per connection | 12.5 KiB | — | — | — | — |');
+  t.match(lines[0], /^\| scenario \| measure \| value \(median, min–max\) \| CPU per unit \| compared with/);
+  t.equal(
+    lines[2],
+    '| P1 | sends/s | 8.00k /s (7.00k–9.00k) | 0.50 ms/send (gateway + PostgreSQL) | pgbench: 10.0k (10.0k–10.0k) | 0.20 ms/send (PostgreSQL) | 80 % | 2.50 × | ≥ 70 % of raw | yes |',
+  );
+  t.equal(lines[3], '| P6 | p99 | 60.0 ms | — | — | — | — | — | ≤ 50 ms | **no** |');
+  t.equal(lines[4], '| P5 | per connection | 12.5 KiB | — | — | — | — | — | — | — |');
 });
 
 t.test('formatting and bottleneck', async (t) => {
@@ -100,4 +112,53 @@ t.test('arguments', async (t) => {
   t.same(parseArgs(['--only=P7', '--runs', '2', '--quick']), { only: ['P7'], quick: true, runs: 2 });
   t.throws(() => parseArgs(['--only', 'P9']), /unknown scenario/);
   t.throws(() => parseArgs(['--fast']), /unknown argument/);
+});
+
+t.test('CPU per unit of work and its ratio', async (t) => {
+  // 150 % of a core over 2 s = 3,000 CPU ms; 1,000 units → 3 ms each
+  t.equal(cpuMsPerUnit({ gateway: 100, postgres: 50, bench: 80 }, ['gateway', 'postgres'], 2, 1000), 3);
+  t.ok(Number.isNaN(cpuMsPerUnit({ gateway: 100 }, ['gateway'], 2, 0)), 'no unit done: no figure');
+  t.ok(Number.isNaN(cpuMsPerUnit({ gateway: 100 }, ['gateway', 'postgres'], 2, 10)), 'a missing process is not counted as 0');
+  const row: Row = {
+    scenario: 'P2',
+    measure: 'x',
+    unit: '/s',
+    value: summarize([1]),
+    cpu: { unit: 'ms/SMS', value: summarize([4]), of: 'all' },
+    raw: { label: 'peer', value: summarize([1]), cpu: { unit: 'ms/SMS', value: summarize([8]), of: 'all' } },
+  };
+  t.equal(cpuRatio(row), 0.5);
+  t.ok(
+    Number.isNaN(
+      cpuRatio({ ...row, raw: { label: 'peer', value: summarize([1]), cpu: { unit: 'ms/row', value: summarize([8]), of: 'all' } } }),
+    ),
+    'different units: no ratio',
+  );
+  t.ok(Number.isNaN(cpuRatio({ ...row, raw: undefined })));
+});
+
+t.test('group-commit size from two /metrics scrapes', async (t) => {
+  const scrape = (sum: number, count: number) =>
+    [
+      '# HELP hatch_send_batch_size messages written by one accept statement (group commit)',
+      '# TYPE hatch_send_batch_size histogram',
+      `hatch_send_batch_size_bucket{le="1"} 3`,
+      `hatch_send_batch_size_bucket{le="+Inf"} ${count}`,
+      `hatch_send_batch_size_sum ${sum}`,
+      `hatch_send_batch_size_count ${count}`,
+      'hatch_send_batch_split_total 0',
+      `other_histogram_sum 99`,
+    ].join('\n');
+  const before = histogramSumCount(scrape(100, 10), 'hatch_send_batch_size');
+  t.same(before, { sum: 100, count: 10 });
+  const after = histogramSumCount(scrape(1300, 110), 'hatch_send_batch_size');
+  t.equal(windowMean(before, after), 12, '1,200 sends in 100 statements');
+  t.same(
+    histogramSumCount('a_sum{x="1"} 2\na_sum{x="2"} 3\na_count{x="1"} 1\na_count{x="2"} 1\n', 'a'),
+    { sum: 5, count: 2 },
+    'summed over labels',
+  );
+  t.equal(histogramSumCount('hatch_send_batch_size_sum 5\n', 'hatch_send_batch_size'), undefined, 'no count');
+  t.ok(Number.isNaN(windowMean(after, after)), 'nothing observed in the window');
+  t.equal(windowMean(undefined, after), 1300 / 110, 'no scrape before: since start');
 });

@@ -1,0 +1,44 @@
+/**
+ * The change events P4's comparison servers broadcast (bare-sse.ts, bench/peers/sse-*.ts): a core
+ * NATS subscription on `<p>.events.messages`, which sees every message the bridge publishes into
+ * the events stream, decoded to the journal id, the event's type and the event itself: what the
+ * gateway writes as one SSE frame (`id:`, `event:`, `data:` the event as JSON).
+ *
+ * Env: NATS_URL, BENCH_SUBJECT.
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+
+export interface FeedEvent {
+  id: string;
+  type: string;
+  event: unknown;
+}
+
+export async function subscribeEvents(name: string, onEvent: (e: FeedEvent) => void): Promise<NatsConnection> {
+  const nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', name });
+  void (async () => {
+    for await (const s of nc.status()) process.stderr.write(`nats ${s.type}${'data' in s ? ` ${JSON.stringify(s.data)}` : ''}\n`);
+  })();
+  const decoder = new TextDecoder();
+  nc.subscribe(process.env.BENCH_SUBJECT ?? 'hatch.events.messages', {
+    callback: (_err, msg) => {
+      let env: { id: string; event: { type: string } };
+      try {
+        env = JSON.parse(decoder.decode(msg.data)) as typeof env;
+      } catch {
+        return; // not an event
+      }
+      onEvent({ id: env.id, type: env.event.type, event: env.event });
+    },
+  });
+  return nc;
+}
+
+/** Prints the ready line the bench waits for, and closes NATS then exits on SIGTERM (after `stop`). */
+export function readyAndStopOnTerm(nc: NatsConnection, stop: () => void): void {
+  process.stdout.write(`${JSON.stringify({ bench: { type: 'ready' } })}\n`);
+  process.on('SIGTERM', () => {
+    stop();
+    void nc.close().finally(() => process.exit(0));
+  });
+}
