@@ -37,6 +37,17 @@ export async function findUser(ex: Executor, id: string): Promise<UserRow | unde
   return ex.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** Names of the given users, by id (who sent a page of messages: one query, not one per row). */
+export async function findUserNames(ex: Executor, ids: readonly string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await ex
+    .selectFrom('users')
+    .select(['id', 'name'])
+    .where('id', 'in', [...new Set(ids)])
+    .execute();
+  return new Map(rows.map((r) => [r.id, r.name]));
+}
+
 /** Case-insensitive, as the unique index (users_email_unique) is. */
 export async function findUserByEmail(ex: Executor, email: string): Promise<UserRow | undefined> {
   return ex
