@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { freePort, REPO_ROOT, waitFor } from '@hatch/testing';
+import { GatewayConfig } from '../../services/gateway/src/config.js';
 import { requireTool, run, yamlDocs, type Doc } from './tools.js';
 
 const HATCH = ['gateway', 'sms-sender', 'email-sender', 'realtime-bridge'];
@@ -76,7 +77,8 @@ t.test('every Hatch service waits for a completed migration, restarts, is limite
     t.ok(s.networks && 'hatch-network' in s.networks, `${name} on hatch-network`);
     t.equal(s.build?.args?.SERVICE, name, `${name} builds its own image target`);
     for (const [k, v] of Object.entries(s.environment ?? {})) {
-      if (/TOKEN|PASSWORD|API_KEY/.test(k))
+      // (HATCH_PASSWORD_HASH_*: how many password hashes run at once, no secret)
+      if (/TOKEN|PASSWORD|API_KEY/.test(k) && !k.startsWith('HATCH_PASSWORD_HASH_'))
         t.ok(k.endsWith('_FILE') && String(v).startsWith('/run/secrets/'), `${name}: ${k} is a secret file, not a value`);
     }
   }
@@ -95,6 +97,19 @@ t.test(
       'by default one NATS',
     );
     t.equal(single.services.gateway.environment.HATCH_STREAM_REPLICAS, '1', 'by default one copy of each stream');
+    for (const k of [
+      'HATCH_SESSION_IDLE_HOURS',
+      'HATCH_SESSION_MAX_DAYS',
+      'HATCH_INVITE_HOURS',
+      'HATCH_AUDIT_RETENTION_DAYS',
+      'HATCH_PASSWORD_HASH_CONCURRENCY',
+      'HATCH_PASSWORD_HASH_QUEUE_MAX',
+    ] as const)
+      t.equal(
+        single.services.gateway.environment[k],
+        String(GatewayConfig.properties[k].default),
+        `gateway: ${k} at its default (issue 18)`,
+      );
     const c = await resolved(['--env-file', path.join(REPO_ROOT, 'deploy/cluster.env')]);
     const nodes = ['nats', 'nats-2', 'nats-3'];
     const clusterConf = fs.readFileSync(path.join(REPO_ROOT, 'deploy/nats/cluster.conf'), 'utf8');

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import t from 'tap';
 import { REPO_ROOT } from '@hatch/testing';
+import { GatewayConfig } from '../../services/gateway/src/config.js';
 import { requireTool, run, yamlDocs, type Doc } from './tools.js';
 
 const HATCH = ['gateway', 'sms-sender', 'email-sender', 'realtime-bridge'];
@@ -146,3 +147,18 @@ t.test(
     t.equal(dev.NATS_URL, 'nats://nats:4222', 'dev: its one NATS');
   },
 );
+
+t.test("the accounts settings (issue 18) are in the ConfigMap, at the gateway's defaults, in every overlay", async (t) => {
+  const keys = [
+    'HATCH_SESSION_IDLE_HOURS',
+    'HATCH_SESSION_MAX_DAYS',
+    'HATCH_INVITE_HOURS',
+    'HATCH_AUDIT_RETENTION_DAYS',
+    'HATCH_PASSWORD_HASH_CONCURRENCY',
+    'HATCH_PASSWORD_HASH_QUEUE_MAX',
+  ] as const;
+  for (const overlay of ['dev', 'prod']) {
+    const data = byKind(await render(overlay), 'ConfigMap').find((m) => m.metadata.name.startsWith('hatch-config'))?.data ?? {};
+    for (const k of keys) t.equal(data[k], String(GatewayConfig.properties[k].default), `${overlay}: ${k}`);
+  }
+});
