@@ -107,7 +107,7 @@ t.test(
     ] as const)
       t.equal(
         single.services.gateway.environment[k],
-        String(GatewayConfig.properties[k].default),
+        String((GatewayConfig.properties[k] as { default?: number }).default),
         `gateway: ${k} at its default (issue 18)`,
       );
     const c = await resolved(['--env-file', path.join(REPO_ROOT, 'deploy/cluster.env')]);

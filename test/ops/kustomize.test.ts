@@ -159,6 +159,6 @@ t.test("the accounts settings (issue 18) are in the ConfigMap, at the gateway's 
   ] as const;
   for (const overlay of ['dev', 'prod']) {
     const data = byKind(await render(overlay), 'ConfigMap').find((m) => m.metadata.name.startsWith('hatch-config'))?.data ?? {};
-    for (const k of keys) t.equal(data[k], String(GatewayConfig.properties[k].default), `${overlay}: ${k}`);
+    for (const k of keys) t.equal(data[k], String((GatewayConfig.properties[k] as { default?: number }).default), `${overlay}: ${k}`);
   }
 });
