@@ -6,7 +6,8 @@
  * ids only, the sends' written by the group commit's own statement.
  */
 import t from 'tap';
-import { applyMessageStatus, requeueStalled } from '@hatch/db';
+import { acceptMessages, applyMessageStatus, requeueStalled } from '@hatch/db';
+import { newRecordId } from '@hatch/contracts/node';
 import { waitFor } from '@hatch/testing';
 import { accountsGateway, BOOTSTRAP, seedUser, signIn, type AccountsGateway } from './accounts-harness.js';
 
@@ -143,6 +144,37 @@ t.test('emails and their timeline name the sender', async (t) => {
     const listed = (list.body.emails as Array<{ id: string; sent_by: unknown }>).find((e) => e.id === sent.body.email_id);
     t.same(listed?.sent_by, c.sentBy, `${who}: the email list names the sender`);
   }
+});
+
+t.test('an inbound SMS (as the Twilio webhook stores it) has no sender and no audit row', async (t) => {
+  const a = await accountsGateway(t, { env });
+  const id = newRecordId();
+  const [from, to] = ['+14155550111', SMS_FROM];
+  await acceptMessages(a.g.db.db, [
+    {
+      message: {
+        id,
+        conversation_id: newRecordId(),
+        from_contact: from,
+        to_contact: to,
+        body: 'hi',
+        channel: 'sms',
+        direction: 'inbound',
+        status: 'received',
+      },
+      conversation: { participants: [from, to].sort() as [string, string], channel: 'sms', at: new Date() },
+      source: 'twilio_inbound',
+      outbox: false,
+    },
+  ]);
+  const got = await a.call('GET', `/api/messages/${id}`, { headers: BOOTSTRAP });
+  t.equal((got.body.message as { sent_by: unknown }).sent_by, null);
+  t.equal((got.body.timeline as Array<{ sent_by: unknown }>)[0]?.sent_by, null);
+  t.match(await a.g.db.db.selectFrom('messages').select(['sent_by', 'sent_by_source']).where('id', '=', id).executeTakeFirst(), {
+    sent_by: null,
+    sent_by_source: 'webhook',
+  });
+  t.equal((await a.g.db.db.selectFrom('audit_events').select('id').execute()).length, 0, 'no audit row');
 });
 
 t.test('rows from before accounts answer sent_by null', async (t) => {
