@@ -5,8 +5,7 @@
 import path from 'node:path';
 import t from 'tap';
 import { REPO_ROOT } from '@hatch/testing';
-import { GatewayConfig } from '../../services/gateway/src/config.js';
-import { requireTool, run, yamlDocs, type Doc } from './tools.js';
+import { ACCOUNTS_SETTINGS, requireTool, run, yamlDocs, type Doc } from './tools.js';
 
 const HATCH = ['gateway', 'sms-sender', 'email-sender', 'realtime-bridge'];
 /** the longest shutdown bound of a service (@hatch/service worker-process / gateway main) */
@@ -149,16 +148,8 @@ t.test(
 );
 
 t.test("the accounts settings (issue 18) are in the ConfigMap, at the gateway's defaults, in every overlay", async (t) => {
-  const keys = [
-    'HATCH_SESSION_IDLE_HOURS',
-    'HATCH_SESSION_MAX_DAYS',
-    'HATCH_INVITE_HOURS',
-    'HATCH_AUDIT_RETENTION_DAYS',
-    'HATCH_PASSWORD_HASH_CONCURRENCY',
-    'HATCH_PASSWORD_HASH_QUEUE_MAX',
-  ] as const;
   for (const overlay of ['dev', 'prod']) {
     const data = byKind(await render(overlay), 'ConfigMap').find((m) => m.metadata.name.startsWith('hatch-config'))?.data ?? {};
-    for (const k of keys) t.equal(data[k], String((GatewayConfig.properties[k] as { default?: number }).default), `${overlay}: ${k}`);
+    for (const { key, value } of ACCOUNTS_SETTINGS) t.equal(data[key], value, `${overlay}: ${key}`);
   }
 });
