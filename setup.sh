@@ -182,6 +182,7 @@ valid_sg_key() { [[ "$1" =~ ^SG\.[A-Za-z0-9_.-]{10,}$ ]]; }
 valid_email() { [[ "$1" =~ ^[^[:space:]@]{1,64}@[^[:space:]@]+\.[^[:space:]@]+$ ]]; }
 valid_secret() { [ "${#1}" -ge 8 ] && [[ "$1" != *[[:space:]]* ]]; }
 valid_url() { [[ "$1" =~ ^https?://[^[:space:]/]+(/[^[:space:]]*)?$ ]]; }
+valid_name() { [ -n "${1//[[:space:]]/}" ] && [ "${#1}" -le 200 ]; }
 validation_hint() {
   case "$1" in
     valid_sid) printf 'a Twilio Account SID is AC followed by 32 hex digits' ;;
@@ -190,6 +191,7 @@ validation_hint() {
     valid_email) printf 'an email address, e.g. hatch@example.com' ;;
     valid_secret) printf 'at least 8 characters, no spaces' ;;
     valid_url) printf 'an http(s) URL, e.g. https://hatch.example.com' ;;
+    valid_name) printf 'a name of 1 to 200 characters' ;;
   esac
 }
 
@@ -800,6 +802,61 @@ fi
 printf '%s\n' "$migrate_out" >>"$SETUP_LOG"
 ok "$(printf '%s\n' "$migrate_out" | grep '^migrate: ' | tail -n 1 | sed 's/^migrate: //')"
 
+# The first admin (issue 18; services/gateway/src/first-admin.ts), when there is none: on a
+# terminal, asked for (the password hidden, twice, with the backend's rules); with --yes or no
+# terminal, a pending admin with a one-time link where they set their name and password. An admin
+# who never used their link gets a new one. The password goes to `pnpm admin:first` on stdin.
+ADMIN_LINK=''
+admin_cli() { pnpm -s admin:first "$@" 2>>"$SETUP_LOG"; }
+admin_status=none
+if [ "$INTERACTIVE" = 1 ]; then
+  admin_status=$(admin_cli --status) || die "cannot read the accounts (log: ${SETUP_LOG#"$ROOT"/})"
+fi
+case "$admin_status" in
+  exists\ *) ok "admin account: ${admin_status#exists }" ;;
+  none)
+    if [ "$INTERACTIVE" = 1 ]; then
+      note "Create the first admin account (you sign in to the web UI with it):"
+      admin_name='' admin_email='' admin_pw='' admin_pw2=''
+      while true; do
+        ask admin_name "Your name" "" valid_name
+        ask admin_email "Your email" "" valid_email
+        read -r -s -p "      Password (at least 12 characters): " admin_pw || admin_pw=''
+        printf '\n'
+        read -r -s -p "      Password again: " admin_pw2 || admin_pw2=''
+        printf '\n'
+        if [ "$admin_pw" != "$admin_pw2" ]; then
+          warn "the two passwords differ"
+          continue
+        fi
+        admin_rc=0
+        admin_out=$(printf '%s\n%s\n%s\n' "$admin_name" "$admin_email" "$admin_pw" | pnpm -s admin:first --prompted 2>"$HATCH_DIR/admin.err") || admin_rc=$?
+        [ "$admin_rc" = 0 ] && break
+        # exit 3: a rule the answers break (the reason on stderr); anything else is an error
+        if [ "$admin_rc" != 3 ]; then
+          cat "$HATCH_DIR/admin.err" >>"$SETUP_LOG"
+          die "the first admin could not be created (log: ${SETUP_LOG#"$ROOT"/})"
+        fi
+        warn "$(head -n 1 "$HATCH_DIR/admin.err")"
+      done
+      admin_pw='' admin_pw2=''
+      rm -f "$HATCH_DIR/admin.err"
+      ok "admin account: ${admin_out#* }"
+    else
+      # one call: a pending admin and its link, a new link for one still pending, or `exists`
+      admin_out=$(admin_cli) || die "the first admin could not be created (log: ${SETUP_LOG#"$ROOT"/})"
+      if [[ "$admin_out" == exists\ * ]]; then ok "admin account: ${admin_out#exists }"; fi
+    fi
+    ;;
+  pending\ *) admin_out=$(admin_cli) || die "the first admin could not be created (log: ${SETUP_LOG#"$ROOT"/})" ;;
+  *) die "unexpected answer about the first admin: $admin_status" ;;
+esac
+if [[ "${admin_out:-}" == link\ * ]]; then
+  read -r _ admin_email ADMIN_LINK admin_expiry <<<"$admin_out"
+  ok "first admin ($admin_email): set a name and password at this one-time link, valid until $admin_expiry:"
+  printf '      %s%s%s\n' "$C_BOLD" "$ADMIN_LINK" "$C_OFF"
+fi
+
 # ------------------------------------------------------------------------------------------------
 step "Start"
 
@@ -853,6 +910,7 @@ if [ -n "${HATCH_API_TOKEN:-}" ]; then token=$HATCH_API_TOKEN; else token=$(head
 printf '\n%sHatch is running.%s\n' "$C_BOLD$C_GREEN" "$C_OFF"
 printf '  Web:    http://localhost:%s\n' "$PORT_VALUE"
 printf '  Login:  %shttp://localhost:%s/#token=%s%s   (one click; the token is in %s)\n' "$C_BOLD" "$PORT_VALUE" "$token" "$C_OFF" "${TOKEN_FILE#"$ROOT"/}"
+if [ -n "$ADMIN_LINK" ]; then printf '  Admin:  %s   (one time: set your name and password)\n' "$ADMIN_LINK"; fi
 printf '  Logs:   %s\n' "${HATCH_LOG#"$ROOT"/}"
 printf '  Stop:   ./setup.sh stop\n'
 # A desktop session: open the login link in the browser.

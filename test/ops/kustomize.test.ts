@@ -5,7 +5,7 @@
 import path from 'node:path';
 import t from 'tap';
 import { REPO_ROOT } from '@hatch/testing';
-import { requireTool, run, yamlDocs, type Doc } from './tools.js';
+import { ACCOUNTS_SETTINGS, requireTool, run, yamlDocs, type Doc } from './tools.js';
 
 const HATCH = ['gateway', 'sms-sender', 'email-sender', 'realtime-bridge'];
 /** the longest shutdown bound of a service (@hatch/service worker-process / gateway main) */
@@ -146,3 +146,10 @@ t.test(
     t.equal(dev.NATS_URL, 'nats://nats:4222', 'dev: its one NATS');
   },
 );
+
+t.test("the accounts settings (issue 18) are in the ConfigMap, at the gateway's defaults, in every overlay", async (t) => {
+  for (const overlay of ['dev', 'prod']) {
+    const data = byKind(await render(overlay), 'ConfigMap').find((m) => m.metadata.name.startsWith('hatch-config'))?.data ?? {};
+    for (const { key, value } of ACCOUNTS_SETTINGS) t.equal(data[key], value, `${overlay}: ${key}`);
+  }
+});

@@ -3,7 +3,8 @@
  * database writes .env and .secrets/ (700 / 600), applies the migrations, keeps the token when run
  * again, and a bad DATABASE_URL stops it with one clear line and exit 1. shellcheck-clean.
  * Issue 15: `--yes` then starts every service from what `pnpm build` made (dist/main.js, no tsx),
- * and `./setup.sh stop` stops them all.
+ * and `./setup.sh stop` stops them all. Issue 18: `--yes` creates the first admin with a one-time
+ * link it prints (no second admin when run again), and the one-click `#token=` link still works.
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import fs from 'node:fs';
@@ -91,11 +92,26 @@ t.test(
     const files = migrationFiles();
     t.same(await applied(), files, 'every migration applied once');
 
+    // Issue 18: the first admin, pending, with a one-time link (PUBLIC_URL/invite#<secret>).
+    const admins = () => psql(url, "SELECT email || ' ' || (password_hash IS NULL) FROM users WHERE role = 'admin'");
+    const linkOf = (out: string) => /(http:\/\/\S+\/invite#[A-Za-z0-9_-]{43})\b/.exec(out)?.[1];
+    const firstLink = linkOf(first.stdout);
+    t.ok(firstLink, `the first admin's one-time link is printed\n${first.stdout}`);
+    t.same(await admins(), ['admin@localhost true'], 'one admin, waiting for their password');
+
     const second = await run('./setup.sh', ['--yes', '--no-start'], { cwd: dir, env, timeoutMs: 240_000 });
     t.equal(second.code, 0, `second run exits 0\n${second.stderr}`);
     t.equal(fs.readFileSync(tokenFile, 'utf8').trim(), token, 'the token is kept');
     t.equal(fs.readFileSync(path.join(dir, '.env'), 'utf8'), envText, '.env is kept as it was');
     t.same(await applied(), files, 'nothing applied twice');
+    t.same(await admins(), ['admin@localhost true'], 'no second admin');
+    const secondLink = linkOf(second.stdout);
+    t.ok(secondLink && secondLink !== firstLink, 'an admin who never used the link gets a new one');
+    t.same(
+      await psql(url, 'SELECT count(*) FROM invites WHERE used_at IS NULL AND expires_at > now()'),
+      ['1'],
+      'the old link stops working',
+    );
 
     // The first run built what was missing or stale; this one starts what it built.
     t.teardown(() => run('./setup.sh', ['stop'], { cwd: dir, env }));
@@ -104,6 +120,22 @@ t.test(
     t.match(started.stdout, /build up to date/, 'nothing rebuilt on the third run');
     assertStepDurations(t, started.stdout, '--yes');
     t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200, '/readyz answers 200');
+    t.match(started.stdout, `#token=${token}`, 'the one-click token link is printed as before');
+    const link = linkOf(started.stdout);
+    t.ok(link, 'the admin link is printed with the login link');
+    // The link works against the running gateway: the admin sets name and password and is signed in.
+    const accepted = await fetch(`http://127.0.0.1:${port}/api/invites/accept`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: link?.split('#')[1], name: 'Ada Admin', password: 'a long admin passphrase' }),
+    });
+    t.ok(accepted.ok, `the link signs the admin in (${accepted.status})`);
+    t.same(await admins(), ['admin@localhost false'], 'the admin has a password now');
+    t.equal(
+      (await fetch(`http://127.0.0.1:${port}/api/session`, { headers: { authorization: `Bearer ${token}` } })).status,
+      200,
+      'the bootstrap token works as before',
+    );
     const emulatorInfo = (await (await fetch(`http://127.0.0.1:${emulatorPort}/_emulator/info`)).json()) as {
       sendgrid: { publicKeyBase64: string };
     };

@@ -1,6 +1,7 @@
 /** Shared helpers of the ops tests: run a command, render YAML documents. */
 import { execFile } from 'node:child_process';
 import { parseAllDocuments } from 'yaml';
+import { GatewayConfig } from '../../services/gateway/src/config.js';
 
 export interface Run {
   code: number;
@@ -40,3 +41,15 @@ export function yamlDocs(text: string): Doc[] {
     .map((d) => d.toJSON() as Doc | null)
     .filter((d): d is Doc => d !== null);
 }
+
+/** The gateway's accounts settings (issue 18) the compose file and the k8s ConfigMap set, each with its default as the manifests write it. */
+export const ACCOUNTS_SETTINGS = (
+  [
+    'HATCH_SESSION_IDLE_HOURS',
+    'HATCH_SESSION_MAX_DAYS',
+    'HATCH_INVITE_HOURS',
+    'HATCH_AUDIT_RETENTION_DAYS',
+    'HATCH_PASSWORD_HASH_CONCURRENCY',
+    'HATCH_PASSWORD_HASH_QUEUE_MAX',
+  ] as const
+).map((key) => ({ key, value: String((GatewayConfig.properties[key] as { default?: number }).default) }));

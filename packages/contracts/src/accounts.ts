@@ -160,6 +160,10 @@ export const AUDIT_KINDS = [
   'user_enabled',
   'user_role_changed',
   'user_reset',
+  // ids only (message_id + conversation_id, email_id), never a body (issue 18)
+  'message_sent',
+  'message_retried',
+  'email_sent',
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
@@ -170,7 +174,7 @@ export const AuditEvent = Type.Object({
   actor_id: Nullable(Uuid),
   /** the actor as a person reads it: an email, "API" (the bootstrap token), or the email a failed sign-in tried */
   actor_label: Nullable(Type.String()),
-  /** ids of what it was about: user_id, session_id, token_id */
+  /** ids of what it was about: user_id, session_id, token_id, message_id, conversation_id, email_id */
   subject: Type.Record(Type.String(), Type.Unknown()),
   address: Nullable(Type.String()),
 });

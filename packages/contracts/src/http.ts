@@ -124,6 +124,21 @@ export const SendMessageResponse = Type.Object(
 );
 export type SendMessageResponse = Static<typeof SendMessageResponse>;
 
+/**
+ * Who sent a message or an email, or made a timeline entry (issue 18): a person (`id` their user
+ * id, `name` their name), or the bootstrap HATCH_API_TOKEN (`id` null, `name` "API"). `sent_by`
+ * is null where no person did it (a provider's report, an inbound message, a worker, the outbox)
+ * and on rows from before accounts.
+ */
+export const SentBy = Type.Object(
+  {
+    id: Nullable(Uuid),
+    name: Type.String(),
+  },
+  { description: 'who: a person {id, name}, or the bootstrap API token {id: null, name: "API"}' },
+);
+export type SentBy = Static<typeof SentBy>;
+
 export const Message = Type.Object({
   id: Uuid,
   conversation_id: Uuid,
@@ -137,6 +152,8 @@ export const Message = Type.Object({
   error_message: Nullable(Type.String()),
   provider_sid: Nullable(Type.String()),
   segments: Nullable(Type.Integer()),
+  /** who sent it: null for an inbound message and for messages from before accounts */
+  sent_by: Nullable(SentBy),
   created_at: Timestamp,
   updated_at: Timestamp,
 });
@@ -148,6 +165,8 @@ export const TimelineEntry = Type.Object({
   provider_code: Nullable(Type.String()),
   source: Type.String(),
   detail: Nullable(Type.String()),
+  /** who made the entry (a send, a retry): null for a provider, a worker, the outbox, and old entries */
+  sent_by: Nullable(SentBy),
 });
 export type TimelineEntry = Static<typeof TimelineEntry>;
 
@@ -258,6 +277,8 @@ export const Email = Type.Object({
   provider_response: Type.Unknown(),
   error_code: Nullable(Type.String()),
   error_message: Nullable(Type.String()),
+  /** who sent it: null for emails from before accounts */
+  sent_by: Nullable(SentBy),
   created_at: Timestamp,
   updated_at: Timestamp,
 });

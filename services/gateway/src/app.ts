@@ -214,8 +214,9 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
         smsFrom: deps.config.TWILIO_PHONE_NUMBER,
         chatFrom: deps.config.HATCH_SENDER_NAME,
         smsGuard,
+        audit,
       });
-      emailRoutes(api, { db: deps.db, relay, fromEmail: deps.config.SENDGRID_FROM_EMAIL });
+      emailRoutes(api, { db: deps.db, relay, fromEmail: deps.config.SENDGRID_FROM_EMAIL, audit });
       await openApiRoutes(api);
       // An unknown /api path is a route of this plugin too (more specific than the web UI's
       // `/*`), so it is authenticated first: 401, then 404. A not-found handler would not do:

@@ -299,6 +299,16 @@ t.test('audit rows for each kind, ids only; GET /api/audit filters by user and k
   await a.call('PATCH', `/api/users/${fayId}`, { headers: admin2, body: { disabled: true } });
   await a.call('PATCH', `/api/users/${fayId}`, { headers: admin2, body: { disabled: false } });
   await a.call('POST', `/api/users/${fayId}/reset`, { headers: admin2 });
+  // message_sent, email_sent, message_retried (their details: attribution.test.ts)
+  const chat = await a.call('POST', '/api/send_message', { headers: admin2, body: { to: 'dan', body: 'hi' } });
+  await a.call('POST', '/api/send_email', { headers: admin2, body: { to_email: 'dan@example.com', subject: 's', body: 'b' } });
+  const chatId = String(chat.body.message_id);
+  await a.g.db.db
+    .updateTable('messages')
+    .set({ channel: 'sms', to_contact: '+14155550100', status: 'failed' })
+    .where('id', '=', chatId)
+    .execute();
+  await a.call('POST', `/api/messages/${chatId}/retry`, { headers: admin2 });
 
   const all = await a.call('GET', '/api/audit?limit=200', { headers: admin2 });
   t.equal(all.status, 200);

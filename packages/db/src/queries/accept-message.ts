@@ -4,6 +4,7 @@ import type { ConversationRow } from './conversations.js';
 import type { NewMessage } from './messages.js';
 import type { OutboxRow } from './outbox.js';
 import { takeSmsQuotaSql } from './sms-quota.js';
+import { sourceAttribution, type Attribution } from './status-events.js';
 
 export interface AcceptMessage {
   message: Pick<NewMessage, 'from_contact' | 'to_contact' | 'body' | 'channel' | 'direction' | 'status' | 'segments' | 'provider_sid'> & {
@@ -14,6 +15,13 @@ export interface AcceptMessage {
   conversation: { participants: [string, string]; channel: ConversationRow['channel']; at: Date };
   /** the first timeline entry's source */
   source: string;
+  /** who sent it (the message's and its first timeline entry's sent_by); default: from `source` (an inbound message: 'webhook') */
+  attribution?: Attribution;
+  /**
+   * the `message_sent` audit row's actor (issue 18; ids only, never the body), written by the same
+   * statement so a group commit stays one round trip; none for an inbound message
+   */
+  audit?: { kind: string; actor_id: string | null; actor_label: string | null };
   /** SMS: the job's outbox row (its dedupe id is the message id) */
   outbox: boolean;
   /** the Idempotency-Key row to complete with the answer, in the same commit */
@@ -47,7 +55,8 @@ interface Accepted {
 /**
  * Stores messages as ONE statement (docs/architecture.md, rule 1: the answer means all of it committed): for
  * each message the conversation upsert (message count, last message), the message, its first
- * timeline row, the SMS's outbox row and the completed Idempotency-Key answer, as data-modifying
+ * timeline row, the SMS's outbox row, the completed Idempotency-Key answer and the audit row
+ * (ids only; issue 18), as data-modifying
  * CTEs over the input rows. The gateway groups concurrent sends into one call (group commit:
  * services/gateway/src/send-batcher.ts), so one commit, one WAL flush and one journal NOTIFY
  * serve many sends; a single message is a batch of one.
@@ -83,6 +92,11 @@ export async function acceptMessages(ex: Executor, items: readonly AcceptMessage
       conversation_channel: a.conversation.channel,
       at: a.conversation.at.toISOString(),
       source: a.source,
+      sent_by: a.attribution?.sent_by ?? null,
+      sent_by_source: a.attribution?.sent_by_source ?? sourceAttribution(a.source),
+      audit_kind: a.audit?.kind ?? null,
+      audit_actor_id: a.audit?.actor_id ?? null,
+      audit_actor_label: a.audit?.actor_label ?? null,
       outbox: a.outbox,
       idem_scope: a.idempotency?.scope ?? null,
       idem_key: a.idempotency?.key ?? null,
@@ -96,7 +110,7 @@ export async function acceptMessages(ex: Executor, items: readonly AcceptMessage
         n int, id uuid, conversation_id uuid, from_contact text, to_contact text, body text,
         channel message_channel, direction message_direction, status message_status, segments int,
         provider_sid text, participants text[], conversation_channel conversation_channel, at timestamptz,
-        source text, outbox boolean, idem_scope text, idem_key text, idem_status int, idem_body jsonb)
+        source text, sent_by uuid, sent_by_source text, audit_kind text, audit_actor_id uuid, audit_actor_label text, outbox boolean, idem_scope text, idem_key text, idem_status int, idem_body jsonb)
     ),
     reachable AS (
       SELECT i.* FROM input i
@@ -132,14 +146,20 @@ export async function acceptMessages(ex: Executor, items: readonly AcceptMessage
       RETURNING 1
     ),
     msg AS (
-      INSERT INTO messages (id, conversation_id, from_contact, to_contact, body, channel, direction, status, segments, provider_sid, created_at, updated_at)
-      SELECT id, conversation_id, from_contact, to_contact, body, channel, direction, status, segments, provider_sid, at, at
+      INSERT INTO messages (id, conversation_id, from_contact, to_contact, body, channel, direction, status, segments, provider_sid, sent_by, sent_by_source, created_at, updated_at)
+      SELECT id, conversation_id, from_contact, to_contact, body, channel, direction, status, segments, provider_sid, sent_by, sent_by_source, at, at
       FROM accepted ORDER BY n
       RETURNING 1
     ),
     timeline AS (
-      INSERT INTO status_events (message_id, status, source)
-      SELECT id, status::text, source FROM accepted ORDER BY n
+      INSERT INTO status_events (message_id, status, source, sent_by, sent_by_source)
+      SELECT id, status::text, source, sent_by, sent_by_source FROM accepted ORDER BY n
+      RETURNING 1
+    ),
+    audit AS (
+      INSERT INTO audit_events (kind, actor_id, actor_label, subject)
+      SELECT audit_kind, audit_actor_id, audit_actor_label, jsonb_build_object('message_id', id, 'conversation_id', conversation_id)
+      FROM accepted WHERE audit_kind IS NOT NULL ORDER BY n
       RETURNING 1
     ),
     idem AS (

@@ -37,6 +37,26 @@ export async function findUser(ex: Executor, id: string): Promise<UserRow | unde
   return ex.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/**
+ * The admins, oldest first, after taking a transaction-scoped advisory lock that serialises
+ * whoever creates the first admin (./setup.sh run twice at once makes one). Call inside a transaction.
+ */
+export async function lockAdmins(ex: Executor): Promise<Array<Pick<UserRow, 'id' | 'email' | 'password_hash'>>> {
+  await sql`SELECT pg_advisory_xact_lock(hashtext('hatch first admin'))`.execute(ex);
+  return ex.selectFrom('users').select(['id', 'email', 'password_hash']).where('role', '=', 'admin').orderBy('created_at').execute();
+}
+
+/** Names of the given users, by id (who sent a page of messages: one query, not one per row). */
+export async function findUserNames(ex: Executor, ids: readonly string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await ex
+    .selectFrom('users')
+    .select(['id', 'name'])
+    .where('id', 'in', [...new Set(ids)])
+    .execute();
+  return new Map(rows.map((r) => [r.id, r.name]));
+}
+
 /** Case-insensitive, as the unique index (users_email_unique) is. */
 export async function findUserByEmail(ex: Executor, email: string): Promise<UserRow | undefined> {
   return ex

@@ -86,8 +86,8 @@ export async function requeueStalled(ex: Executor, opts: { staleMs: number; limi
       UPDATE emails SET updated_at = now() WHERE id IN (SELECT id FROM stalled WHERE kind = 'email') RETURNING id
     ),
     noted AS (
-      INSERT INTO status_events (message_id, email_id, status, source, detail)
-      SELECT CASE WHEN kind = 'sms' THEN id END, CASE WHEN kind = 'email' THEN id END, status, 'outbox',
+      INSERT INTO status_events (message_id, email_id, status, source, sent_by_source, detail)
+      SELECT CASE WHEN kind = 'sms' THEN id END, CASE WHEN kind = 'email' THEN id END, status, 'outbox', 'outbox',
              ${`${STALLED_NOTE_PREFIX}${Math.round(staleSecs)} s: its job was published again`}::text
         FROM stalled
       RETURNING id

@@ -44,8 +44,8 @@ export async function claimSend<T extends SendTable>(
       RETURNING *
     ),
     timeline AS (
-      INSERT INTO status_events (${sql.ref(owner)}, status, source, detail)
-      SELECT id, 'sending', 'worker', 'attempt ' || attempts FROM claimed
+      INSERT INTO status_events (${sql.ref(owner)}, status, source, sent_by_source, detail)
+      SELECT id, 'sending', 'worker', 'worker', 'attempt ' || attempts FROM claimed
     )
     SELECT * FROM claimed`.execute(ex);
   return r.rows[0];
@@ -112,7 +112,14 @@ async function moveClaim(
   await ex
     .with('moved', () => update.returning('id'))
     .insertInto('status_events')
-    .values({ [owner]: id, status: note.status, source: 'worker', provider_code: note.providerCode, detail: note.detail.slice(0, 300) })
+    .values({
+      [owner]: id,
+      status: note.status,
+      source: 'worker',
+      sent_by_source: 'worker',
+      provider_code: note.providerCode,
+      detail: note.detail.slice(0, 300),
+    })
     .execute();
 }
 

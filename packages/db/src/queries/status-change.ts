@@ -2,6 +2,7 @@ import { sql, type RawBuilder, type Selectable } from 'kysely';
 import type { Executor } from '../client.js';
 import type { DB } from '../generated.js';
 import type { SendTable } from './send-claims.js';
+import { sourceAttribution, type Attribution } from './status-events.js';
 
 /** One status report about a message or an email: a provider callback, the worker, the API. */
 export interface StatusReport {
@@ -10,6 +11,8 @@ export interface StatusReport {
   timelineOnly?: boolean;
   /** who says so: worker, twilio_callback, sendgrid_event, retry, … */
   source: string;
+  /** who (issue 18): a person's change passes theirs; otherwise it follows from `source` (sourceAttribution) */
+  attribution?: Attribution;
   providerCode?: string | null;
   detail?: string | null;
   /** the provider's event id: a replay of the same event changes nothing */
@@ -97,8 +100,9 @@ export async function applyStatusChange<T extends SendTable>(
       SELECT * FROM ${sql.table(table)} WHERE id = ${id} FOR UPDATE
     ),
     fresh AS (
-      INSERT INTO status_events (${sql.id(owner)}, status, provider_code, source, detail, provider_event_id, occurred_at)
+      INSERT INTO status_events (${sql.id(owner)}, status, provider_code, source, detail, provider_event_id, sent_by, sent_by_source, occurred_at)
       SELECT id, ${report.status}, ${report.providerCode ?? null}, ${report.source}, ${report.detail ?? null}, ${report.providerEventId ?? null},
+        ${report.attribution?.sent_by ?? null}::uuid, ${report.attribution?.sent_by_source ?? sourceAttribution(report.source)},
         clock_timestamp() - make_interval(secs => ${agoSeconds}::float8) FROM cur
       ON CONFLICT (provider_event_id) WHERE provider_event_id IS NOT NULL DO NOTHING
       RETURNING 1

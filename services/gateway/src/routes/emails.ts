@@ -36,6 +36,8 @@ import { HttpError } from '../errors.js';
 import { completeIdempotency } from '../idempotency.js';
 import { createdKey, pageOf } from '../cursor.js';
 import { toTimelineEntry } from '../present.js';
+import { attributionOf, senderNames, sentByOf, type SenderNames } from '../attribution.js';
+import type { Audit } from '../audit.js';
 import type { OutboxRelay } from '../outbox-relay.js';
 
 export interface EmailRouteDeps {
@@ -43,9 +45,10 @@ export interface EmailRouteDeps {
   relay: OutboxRelay;
   /** SENDGRID_FROM_EMAIL when the gateway knows it; the email-sender writes the one it sends from */
   fromEmail?: string;
+  audit: Audit;
 }
 
-export function toApiEmail(e: EmailRow): Email {
+export function toApiEmail(e: EmailRow, names: SenderNames): Email {
   return {
     id: e.id,
     to_email: e.to_email,
@@ -62,6 +65,7 @@ export function toApiEmail(e: EmailRow): Email {
     provider_response: e.provider_response ?? null,
     error_code: e.error_code,
     error_message: e.error_message,
+    sent_by: sentByOf(e, names),
     created_at: e.created_at.toISOString(),
     updated_at: e.updated_at.toISOString(),
   };
@@ -96,8 +100,10 @@ export function emailRoutes(instance: FastifyInstance, deps: EmailRouteDeps): vo
       const id = newRecordId();
       const attachments = b.attachments ?? [];
       const response = { success: true as const, email_id: id, status: 'queued' as const, message: 'Email queued for delivery' };
+      const who = attributionOf(req.caller);
       const outbox = await db.db.transaction().execute(async (tx) => {
         await insertEmail(tx, {
+          ...who,
           id,
           to_email: to,
           from_email: deps.fromEmail ?? '',
@@ -120,12 +126,13 @@ export function emailRoutes(instance: FastifyInstance, deps: EmailRouteDeps): vo
             content: Buffer.from(a.content, 'base64'),
           })),
         );
-        await insertStatusEvent(tx, { email_id: id, status: 'queued', source: 'api' });
+        await insertStatusEvent(tx, { email_id: id, status: 'queued', source: 'api', ...who });
         const row = await insertOutbox(tx, { kind: 'email', entity_id: id, dedupe_id: id });
         await completeIdempotency(tx, req.idempotency, 202, response);
         return row;
       });
       deps.relay.kick([outbox]);
+      await deps.audit({ kind: 'email_sent', actor: req.caller, subject: { email_id: id } });
       req.log.info({ emailId: id, recipients: to.length + cc.length + bcc.length, attachments: attachments.length }, 'email queued');
       return reply.code(202).send(response);
     },
@@ -144,7 +151,8 @@ export function emailRoutes(instance: FastifyInstance, deps: EmailRouteDeps): vo
     },
     async (req) => {
       const { rows, next_cursor } = await pageOf(req.query, (page) => listEmails(db.db, page), createdKey);
-      return { emails: rows.map(toApiEmail), next_cursor };
+      const names = await senderNames(db.db, rows);
+      return { emails: rows.map((e) => toApiEmail(e, names)), next_cursor };
     },
   );
 
@@ -170,7 +178,8 @@ export function emailRoutes(instance: FastifyInstance, deps: EmailRouteDeps): vo
       const e = await findEmail(db.db, id);
       if (!e) throw new HttpError('NOT_FOUND', 'no such email');
       const timeline = await findTimeline(db.db, { emailId: id });
-      return { email: toApiEmail(e), timeline: timeline.map(toTimelineEntry) };
+      const names = await senderNames(db.db, [e, ...timeline]);
+      return { email: toApiEmail(e, names), timeline: timeline.map((t) => toTimelineEntry(t, names)) };
     },
   );
 }

@@ -39,6 +39,8 @@ import { HttpError } from '../errors.js';
 import { completeIdempotency } from '../idempotency.js';
 import { createdKey, pageOf } from '../cursor.js';
 import { toApiMessage, toTimelineEntry } from '../present.js';
+import { attributionOf, senderNames } from '../attribution.js';
+import { auditRow, type Audit } from '../audit.js';
 import type { OutboxRelay } from '../outbox-relay.js';
 import type { SendBatcher } from '../send-batcher.js';
 import { checkSmsCountry, smsDailyLimitReached, type SmsGuard } from '../sms-guard.js';
@@ -50,10 +52,12 @@ export interface MessageRouteDeps {
   sends: SendBatcher;
   /** SMS sender number (TWILIO_PHONE_NUMBER) when configured */
   smsFrom?: string;
-  /** chat sender when `from` is not given (HATCH_SENDER_NAME) */
+  /** chat sender when `from` is not given and the caller is the bootstrap token (HATCH_SENDER_NAME); a person sends as their name */
   chatFrom: string;
   /** allowed countries and daily limit of SMS (the batcher takes the limit with each write) */
   smsGuard: SmsGuard;
+  /** retries are audited through it (sends are audited by their batch's own statement) */
+  audit: Audit;
 }
 
 // Line feeds and tabs are text; every other control character (and CR: CRLF is refused
@@ -62,6 +66,17 @@ const BODY_FORBIDDEN = /[\u0000-\u0008\u000b-\u001f\u007f]/;
 
 function invalid(field: string, message: string): HttpError {
   return new HttpError('INVALID_REQUEST', `${field} ${message}`, { details: [{ field, message }] });
+}
+
+/**
+ * A chat message's sender when `from` is not given: the person's name (issue 18), or
+ * HATCH_SENDER_NAME for the bootstrap token and for a name that is not a valid participant (a
+ * name that looks like a phone number, say).
+ */
+function defaultChatFrom(personName: string | undefined, fallback: string): string {
+  if (personName === undefined) return fallback;
+  const c = checkParticipant(personName);
+  return c.ok && c.kind === 'name' ? c.value : fallback;
 }
 
 function parseId(raw: string, what: string): string {
@@ -104,7 +119,7 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
       } else if (channel === 'sms') {
         if (deps.smsFrom) from = deps.smsFrom;
         else problems.push({ field: 'body.from', message: 'is required: no TWILIO_PHONE_NUMBER is configured' });
-      } else from = deps.chatFrom;
+      } else from = defaultChatFrom(req.caller?.userId ? req.caller.name : undefined, deps.chatFrom);
       if (problems.length || !to.ok || !from) {
         const first = problems[0] as ErrorDetail;
         throw new HttpError('INVALID_REQUEST', `${first.field} ${first.message}`, { details: problems });
@@ -114,6 +129,7 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
       const conversationId = conversationIdFor(from, to.value);
       const status = channel === 'sms' ? 'queued' : 'stored';
       const response: SendMessageResponse = { success: true, message_id: id, conversation_id: conversationId, status };
+      const audited = auditRow({ kind: 'message_sent', actor: req.caller });
       const outcome = await deps.sends.accept({
         message: {
           id,
@@ -128,6 +144,9 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
         },
         conversation: { participants: [from, to.value].sort() as [string, string], channel, at: new Date() },
         source: 'api',
+        attribution: attributionOf(req.caller),
+        // written by the batch's statement itself: no round trip per send (ids only, never the body)
+        audit: { kind: audited.kind, actor_id: audited.actor_id, actor_label: audited.actor_label },
         outbox: channel === 'sms',
         idempotency: req.idempotency ? { scope: req.idempotency.scope, key: req.idempotency.key, status: 202, body: response } : undefined,
       });
@@ -163,13 +182,14 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
       const lastIds = page.map((c) => c.last_message_id).filter((x): x is string => x !== null);
       const lasts = lastIds.length ? await db.db.selectFrom('messages').selectAll().where('id', 'in', lastIds).execute() : [];
       const byId = new Map<string, MessageRow>(lasts.map((m) => [m.id, m]));
+      const names = await senderNames(db.db, lasts);
       const conversations: Conversation[] = page.map((c) => {
         const last = c.last_message_id ? byId.get(c.last_message_id) : undefined;
         return {
           conversation_id: c.id,
           participants: c.participants,
           channel: c.channel,
-          last_message: last ? toApiMessage(last) : null,
+          last_message: last ? toApiMessage(last, names) : null,
           message_count: c.message_count,
           updated_at: c.last_message_at.toISOString(),
         };
@@ -202,7 +222,8 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
         },
         createdKey,
       );
-      return { messages: rows.map(toApiMessage), next_cursor };
+      const names = await senderNames(db.db, rows);
+      return { messages: rows.map((m) => toApiMessage(m, names)), next_cursor };
     },
   );
 
@@ -223,7 +244,8 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
       const m = await findMessage(db.db, id);
       if (!m) throw new HttpError('NOT_FOUND', 'no such message');
       const timeline = await findTimeline(db.db, { messageId: id });
-      return { message: toApiMessage(m), timeline: timeline.map(toTimelineEntry) };
+      const names = await senderNames(db.db, [m, ...timeline]);
+      return { message: toApiMessage(m, names), timeline: timeline.map((e) => toTimelineEntry(e, names)) };
     },
   );
 
@@ -262,6 +284,7 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
           message_id: id,
           status: 'queued',
           source: 'retry',
+          ...attributionOf(req.caller),
           detail: m.error_code ? `after ${m.error_code}` : null,
         });
         // A new Nats-Msg-Id: the first job's id may still sit in JetStream's dedupe window.
@@ -270,6 +293,7 @@ export function messageRoutes(instance: FastifyInstance, deps: MessageRouteDeps)
         return row;
       });
       deps.relay.kick([outbox]);
+      await deps.audit({ kind: 'message_retried', actor: req.caller, subject: { message_id: id } });
       return reply.code(202).send({ success: true, message_id: id, status: 'queued' });
     },
   );
