@@ -15,6 +15,8 @@ import { IconSend } from './icons.js';
 export interface ComposerProps {
   /** the recipient of an open thread; absent on the New message screen */
   to?: string;
+  /** our side of an open chat thread (participants.ts ourParticipant): replies keep the thread */
+  from?: string;
   onSent(res: SendMessageResponse, to: string): void;
   autoFocus?: boolean;
 }
@@ -62,7 +64,10 @@ export function Composer(p: ComposerProps) {
     inFlight.current = true;
     setSending(true);
     try {
-      const res = await api.sendMessage({ to: who.value, body }, draftKey.current.key);
+      const res = await api.sendMessage(
+        { to: who.value, body, ...(p.from !== undefined && !isSms ? { from: p.from } : {}) },
+        draftKey.current.key,
+      );
       draftKey.current = null;
       setBody('');
       setErrors({});

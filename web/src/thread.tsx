@@ -5,12 +5,12 @@
  */
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import type { Conversation, Message, TimelineEntry } from '@hatch/contracts';
-import { api, ApiError, newIdempotencyKey, senderName, type WithSender } from './api.js';
+import { api, ApiError, newIdempotencyKey, senderName } from './api.js';
 import { useLiveEvents } from './bus.js';
 import { Composer } from './composer.js';
 import { ChannelIcon, IconBack } from './icons.js';
 import { LoadState } from './load-state.js';
-import { byCreated, otherOfMessage, otherParticipant } from './participants.js';
+import { byCreated, otherOfMessage, otherParticipant, ourOfMessage, ourParticipant } from './participants.js';
 import { linkClick } from './router.js';
 import { markSeen } from './seen.js';
 import { statusLabel, Timeline } from './timeline.js';
@@ -125,6 +125,7 @@ export function Thread(p: ThreadProps) {
   }
 
   const who = p.conversation ? otherParticipant(p.conversation) : last ? otherOfMessage(last) : '';
+  const us = p.conversation ? ourParticipant(p.conversation) : last ? ourOfMessage(last) : undefined;
   const channel = p.conversation?.channel ?? last?.channel ?? 'chat';
 
   return (
@@ -168,6 +169,7 @@ export function Thread(p: ThreadProps) {
         <Composer
           key={p.conversationId}
           to={who}
+          from={channel === 'chat' ? us : undefined}
           autoFocus
           onSent={(res) => {
             stickToBottom.current = true;
@@ -199,7 +201,7 @@ function Bubble({
 }) {
   const out = m.direction === 'outbound';
   // Who sent it (issue 18): a person's name, "API" for the bootstrap token; nothing for old rows.
-  const sender = out ? senderName(m as WithSender<Message>) : undefined;
+  const sender = out ? senderName(m) : undefined;
   const [timeline, setTimeline] = useState<TimelineEntry[] | null>(null);
   const [retrying, setRetrying] = useState(false);
   const [retryError, setRetryError] = useState<string>();
