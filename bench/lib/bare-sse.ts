@@ -1,12 +1,12 @@
 /**
  * The raw limit of P4: a bare node:http server that receives the same change events as the
- * gateways (a core NATS subscription on `<p>.events.messages`, which sees every message the
+ * gateways (core NATS subscriptions on `<p>.events.messages` and `<p>.events.batch`, which see every chat event the
  * bridge publishes into the events stream) and writes the same SSE frames to the same clients,
  * with the same per-client coalescing (one write per client per tick) and a bound (a client
  * with more than 1 MiB unwritten is cut). No Fastify, no @fastify/sse, no JetStream consumer, no
  * schema decode, no metrics: what is left is Node's own cost of the fan-out.
  *
- * Env: BENCH_BARE_PORT, NATS_URL, BENCH_SUBJECT. Prints {"bench":{"type":"ready"}}.
+ * Env: BENCH_BARE_PORT, NATS_URL, BENCH_SUBJECT, BENCH_BATCH_SUBJECT. Prints {"bench":{"type":"ready"}}.
  */
 import http from 'node:http';
 import { readyAndStopOnTerm, subscribeEvents } from './events-feed.js';

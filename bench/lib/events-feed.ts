@@ -1,10 +1,12 @@
 /**
- * The change events P4's comparison servers broadcast (bare-sse.ts, bench/peers/sse-*.ts): a core
- * NATS subscription on `<p>.events.messages`, which sees every message the bridge publishes into
- * the events stream, decoded to the journal id, the event's type and the event itself: what the
- * gateway writes as one SSE frame (`id:`, `event:`, `data:` the event as JSON).
+ * The change events P4's comparison servers broadcast (bare-sse.ts, bench/peers/sse-*.ts): core
+ * NATS subscriptions on `<p>.events.messages` (single events, a bridge older than batches) and
+ * on the batch subject next to it (`<p>.events.batch`, BusChangeBatch: the chat messages of each
+ * batch, unpacked), which see every chat event the bridge publishes into the events stream,
+ * decoded to the journal id, the event's type and the event itself: what the gateway writes as
+ * one SSE frame (`id:`, `event:`, `data:` the event as JSON).
  *
- * Env: NATS_URL, BENCH_SUBJECT.
+ * Env: NATS_URL, BENCH_SUBJECT, BENCH_BATCH_SUBJECT.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
@@ -20,7 +22,20 @@ export async function subscribeEvents(name: string, onEvent: (e: FeedEvent) => v
     for await (const s of nc.status()) process.stderr.write(`nats ${s.type}${'data' in s ? ` ${JSON.stringify(s.data)}` : ''}\n`);
   })();
   const decoder = new TextDecoder();
-  nc.subscribe(process.env.BENCH_SUBJECT ?? 'hatch.events.messages', {
+  const subject = process.env.BENCH_SUBJECT ?? 'hatch.events.messages';
+  nc.subscribe(process.env.BENCH_BATCH_SUBJECT ?? 'hatch.events.batch', {
+    callback: (_err, msg) => {
+      let batch: { events: Array<{ id: string; event: { type: string } }> };
+      try {
+        batch = JSON.parse(decoder.decode(msg.data)) as typeof batch;
+      } catch {
+        return; // not a batch
+      }
+      // the feed is the messages table's events, as on `<p>.events.messages`
+      for (const e of batch.events) if (e.event.type === 'message_update') onEvent({ id: e.id, type: e.event.type, event: e.event });
+    },
+  });
+  nc.subscribe(subject, {
     callback: (_err, msg) => {
       let env: { id: string; event: { type: string } };
       try {

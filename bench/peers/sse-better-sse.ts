@@ -4,7 +4,7 @@
  * sent with `channel.broadcast(data, eventName, { eventId })` (data JSON-serialised by the
  * library). On node:http, which better-sse supports directly.
  *
- * Env: BENCH_PEER_PORT, NATS_URL, BENCH_SUBJECT. Prints {"bench":{"type":"ready"}}.
+ * Env: BENCH_PEER_PORT, NATS_URL, BENCH_SUBJECT, BENCH_BATCH_SUBJECT. Prints {"bench":{"type":"ready"}}.
  */
 import http from 'node:http';
 import { createChannel, createSession } from 'better-sse';

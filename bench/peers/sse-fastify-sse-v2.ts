@@ -3,7 +3,7 @@
  * clients, as its README shows for events from an EventEmitter: each request gets
  * `reply.sse(asyncIterable)` fed by `events.on(emitter, ...)`, ended when the client goes away.
  *
- * Env: BENCH_PEER_PORT, NATS_URL, BENCH_SUBJECT. Prints {"bench":{"type":"ready"}}.
+ * Env: BENCH_PEER_PORT, NATS_URL, BENCH_SUBJECT, BENCH_BATCH_SUBJECT. Prints {"bench":{"type":"ready"}}.
  */
 import { EventEmitter, on } from 'node:events';
 import Fastify from 'fastify';

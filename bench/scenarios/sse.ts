@@ -204,6 +204,8 @@ export async function p4(c: Ctx): Promise<ScenarioResult> {
           [s.portEnv]: String(port),
           NATS_URL,
           BENCH_SUBJECT: `${c.env.prefix.toLowerCase()}.events.messages`,
+          // the bridge's batches (natsNames(prefix).subjects.eventBatch in @hatch/contracts)
+          BENCH_BATCH_SUBJECT: `${c.env.prefix.toLowerCase()}.events.batch`,
           NODE_ENV: 'production',
         },
       });

@@ -1,6 +1,6 @@
 /**
- * Change events: what the realtime bridge publishes on `<p>.events.*` and what every gateway
- * relays over SSE. `id` is the change-journal id (monotonic), the SSE `id:` field.
+ * Change events: what the realtime bridge publishes on `<p>.events.*` (in batches, BusChangeBatch)
+ * and what every gateway relays over SSE. `id` is the change-journal id (monotonic), the SSE `id:` field.
  */
 import Type, { type Static } from 'typebox';
 import { EmailStatusSchema, MessageStatusSchema } from './status.js';
@@ -66,6 +66,31 @@ export const BusChangeEvent = Type.Object({
   event: Type.Union([MessageUpdateEvent, EmailUpdateEvent]),
 });
 export type BusChangeEvent = Static<typeof BusChangeEvent>;
+
+/**
+ * One JetStream message per relayed journal batch, on `<p>.events.batch` (what the bridge
+ * publishes: a message per row cost the bridge and NATS over half the CPU of a relayed event,
+ * bench/README.md, P3). `events` are consecutive relayed rows in journal order: `prev` is the
+ * journal id relayed just before the first, and each later event's predecessor is the event
+ * before it (the same promise as BusChangeEvent.prev). Gateways also still take single
+ * BusChangeEvent messages (an older bridge during a rolling upgrade): unpackBatch turns a batch
+ * into exactly those envelopes (docs/realtime.md#one-message-per-journal-batch).
+ */
+export const BusChangeBatch = Type.Object({
+  prev: Type.String({ pattern: '^[0-9]+$' }),
+  events: Type.Array(Type.Object({ id: BusChangeEvent.properties.id, event: BusChangeEvent.properties.event }), { minItems: 1 }),
+});
+export type BusChangeBatch = Static<typeof BusChangeBatch>;
+
+/** The events of a batch as single envelopes, in order, each naming its predecessor as `prev`. */
+export function unpackBatch(batch: BusChangeBatch): BusChangeEvent[] {
+  let prev = batch.prev;
+  return batch.events.map((e) => {
+    const env: BusChangeEvent = { id: e.id, prev, event: e.event };
+    prev = e.id;
+    return env;
+  });
+}
 
 /**
  * The bridge's heartbeat on `<p>.events.heartbeat` every few seconds: proves the path

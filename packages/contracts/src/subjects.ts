@@ -15,8 +15,13 @@ export interface NatsNames {
     emailJob: string;
     /** every change event (the EVENTS stream's filter) */
     events: string;
-    /** change events of one table: `<p>.events.messages`, `<p>.events.emails` */
+    /** single change events of one table: `<p>.events.messages`, `<p>.events.emails` (bridges before batches), and heartbeats */
     eventFor(table: 'messages' | 'emails' | 'heartbeat'): string;
+    /**
+     * `<p>.events.batch`: the bridge's batches of change events of every table, in journal order
+     * (BusChangeBatch). Inside the events stream's filter, so an existing stream takes it as is.
+     */
+    eventBatch: string;
     /** dead letters: `<p>.dlq.sms`, `<p>.dlq.email`, `<p>.dlq` wildcard */
     dlq: string;
     dlqFor(kind: 'sms' | 'email'): string;
@@ -39,6 +44,7 @@ export function natsNames(prefix: string = DEFAULT_NATS_PREFIX): NatsNames {
       emailJob: `${p}.jobs.email`,
       events: `${p}.events.>`,
       eventFor: (table) => `${p}.events.${table}`,
+      eventBatch: `${p}.events.batch`,
       dlq: `${p}.dlq.>`,
       dlqFor: (kind) => `${p}.dlq.${kind}`,
       authRevoked: `${p}.auth.revoked`,

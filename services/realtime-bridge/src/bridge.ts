@@ -1,6 +1,6 @@
 /**
  * startBridge: relays the change journal (sql/0002) onto JetStream `<P>_EVENTS`, in journal order,
- * one event per journal row, `Nats-Msg-Id` = journal id. The argument for how is docs/realtime.md;
+ * one message per batch of consecutive journal rows, `Nats-Msg-Id` = the batch's last journal id. The argument for how is docs/realtime.md;
  * this file is the loop that joins its parts: a standby waits for the lock (leader.ts); the
  * active one reads (journal-reader.ts), publishes (publisher.ts), persists its position, sends
  * heartbeats, runs retention (retention.ts), and re-checks the lock between passes.
@@ -18,7 +18,7 @@ import type { Registry } from 'prom-client';
 import { createJournalReader, GAP_RECHECK_MS, HORIZON_QUERY_TIMEOUT_MS } from './journal-reader.js';
 import { createLeaderLock, LOCK_CHECK_TIMEOUT_MS } from './leader.js';
 import { createBridgeMetrics } from './metrics.js';
-import { createChainedPublisher, HEARTBEAT_TIMEOUT_MS, isChainBroken, PUBLISH_TIMEOUT_MS } from './publisher.js';
+import { createChainedPublisher, HEARTBEAT_TIMEOUT_MS, isChainBroken, PUBLISH_TIMEOUT_MS, TAIL_READ_TIMEOUT_MS } from './publisher.js';
 import { deleteRelayedJournal } from './retention.js';
 
 export const NOTIFY_CHANNEL = 'hatch_changes';
@@ -91,12 +91,12 @@ const LISTEN_TIMEOUT_MS = 5000;
  * or the backend ended), from its settings and the pool's bounds; every wait on the way is
  * bounded (docs/realtime.md#how-soon-a-lost-lock-is-noticed): the lock check falls due
  * (lockRetryMs); the round under way first re-issues LISTEN, then its pass ends at the first
- * PostgreSQL operation that fails (a pool acquire + query, or a horizon query), after the
- * publishes in flight and a heartbeat settled; the failed pass backs off; then the check itself.
+ * PostgreSQL operation that fails (a pool acquire + query, or a horizon query), after a read of
+ * the stream's tail, the publishes in flight and a heartbeat settled; the failed pass backs off; then the check itself.
  */
 export function stepDownBoundMs(o: { lockRetryMs: number; pool: { acquireTimeoutMs: number; queryTimeoutMs: number } }): number {
   const failingDbOperation = Math.max(o.pool.acquireTimeoutMs + o.pool.queryTimeoutMs, HORIZON_QUERY_TIMEOUT_MS);
-  const pass = PUBLISH_TIMEOUT_MS + HEARTBEAT_TIMEOUT_MS + failingDbOperation;
+  const pass = TAIL_READ_TIMEOUT_MS + PUBLISH_TIMEOUT_MS + HEARTBEAT_TIMEOUT_MS + failingDbOperation;
   return o.lockRetryMs + LISTEN_TIMEOUT_MS + pass + MAX_BACKOFF_MS * (1 + (PASS_BACKOFF.jitter ?? 0)) + LOCK_CHECK_TIMEOUT_MS;
 }
 
@@ -116,7 +116,7 @@ export function startBridge(deps: BridgeDeps, opts: BridgeOptions): RunningBridg
   const m = createBridgeMetrics(deps.registry);
   const lock = createLeaderLock(() => deps.openConnection('lock'), log);
   const reader = createJournalReader({ db: deps.db, log, metrics: m }, { batchSize });
-  const publisher = createChainedPublisher({ bus: deps.bus, log, metrics: m }, names);
+  const publisher = createChainedPublisher({ bus: deps.bus, log, metrics: m }, names, { maxEvents: batchSize });
 
   let role: BridgeRole = 'standby';
   let stopping = false;

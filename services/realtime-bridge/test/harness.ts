@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
 import { DeliverPolicy } from '@nats-io/jetstream';
-import { BusChangeEvent, decode, type NatsNames } from '@hatch/contracts';
+import { BusChangeBatch, BusChangeEvent, decode, unpackBatch, type NatsNames } from '@hatch/contracts';
 import type { Db } from '@hatch/db';
 import { createLogger } from '@hatch/log';
 import { connectBus, ensureStreams, type Bus } from '@hatch/bus';
@@ -110,7 +110,10 @@ export async function startTestBridge(
   };
 }
 
-/** Every change event in the stream, in stream order (a fresh ordered consumer from the start). */
+/**
+ * Every change event in the stream, in stream order (a fresh ordered consumer from the start):
+ * batches unpacked, single events (an older bridge, or a test standing in for one) as they are.
+ */
 export async function readStream(bus: Bus, names: NatsNames): Promise<BusChangeEvent[]> {
   const info = await bus.jsm.streams.info(names.streams.events);
   const out: BusChangeEvent[] = [];
@@ -119,7 +122,8 @@ export async function readStream(bus: Bus, names: NatsNames): Promise<BusChangeE
   const consumer = await bus.js.consumers.get(names.streams.events, { deliver_policy: DeliverPolicy.All });
   const msgs = await consumer.consume({ max_messages: 1000 });
   for await (const m of msgs) {
-    if (m.subject !== names.subjects.eventFor('heartbeat')) out.push(decode(BusChangeEvent, m.data));
+    if (m.subject === names.subjects.eventBatch) out.push(...unpackBatch(decode(BusChangeBatch, m.data)));
+    else if (m.subject !== names.subjects.eventFor('heartbeat')) out.push(decode(BusChangeEvent, m.data));
     if (m.seq >= last) break;
   }
   await msgs.close();

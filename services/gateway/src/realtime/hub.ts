@@ -33,7 +33,17 @@
 import type { Writable } from 'node:stream';
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Registry } from 'prom-client';
-import { backoffDelay, BusChangeEvent, BusHeartbeat, decode, type Backoff, type KeepaliveEvent, type NatsNames } from '@hatch/contracts';
+import {
+  backoffDelay,
+  BusChangeBatch,
+  BusChangeEvent,
+  BusHeartbeat,
+  decode,
+  unpackBatch,
+  type Backoff,
+  type KeepaliveEvent,
+  type NatsNames,
+} from '@hatch/contracts';
 import { findJournalAfter, journalRowToEvent, type Db } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import type { Bus } from '@hatch/bus';
@@ -402,25 +412,43 @@ export class RealtimeHub implements QueueOwner {
         this.markSynced();
         return;
       }
+      if (subject === this.opts.names.subjects.eventBatch) {
+        const events = unpackBatch(decode(BusChangeBatch, data));
+        // The first message after start is the stream's last one: it only tells where we are.
+        if (!this.synced) {
+          this.advance(BigInt(events.at(-1)?.id ?? '0'));
+          this.markSynced();
+          return;
+        }
+        // Each event in order, exactly as if it had come alone: a first event whose `prev` is
+        // past lastId starts a catch-up, and the rest of the batch only raises its target.
+        for (const env of events) this.handleEvent(env);
+        return;
+      }
+      // A single event: from a bridge older than batches (a rolling upgrade).
       const env = decode(BusChangeEvent, data);
-      const id = BigInt(env.id);
-      // The first message after start is the stream's last one: it only tells where we are.
       if (!this.synced) {
-        this.advance(id);
+        this.advance(BigInt(env.id));
         this.markSynced();
         return;
       }
-      if (this.catchUpTo !== undefined) {
-        // Relayed, so in the journal: the catch-up under way reads it in its turn.
-        if (id > this.catchUpTo) this.catchUpTo = id;
-        return;
-      }
-      if (id <= this.lastId) return; // a re-publish (a new bridge re-relays from its saved position)
-      if (env.prev !== undefined && BigInt(env.prev) > this.lastId) return this.catchUp(id, 'gap');
-      this.deliverLive(env);
+      this.handleEvent(env);
     } catch (err) {
       this.log.warn({ err: { message: (err as Error).message }, subject }, 'undecodable message on the events stream; ignored');
     }
+  }
+
+  /** One relayed change event, once synced: delivered, dropped as already seen, or the start of a catch-up. */
+  private handleEvent(env: BusChangeEvent): void {
+    const id = BigInt(env.id);
+    if (this.catchUpTo !== undefined) {
+      // Relayed, so in the journal: the catch-up under way reads it in its turn.
+      if (id > this.catchUpTo) this.catchUpTo = id;
+      return;
+    }
+    if (id <= this.lastId) return; // a re-publish (a new bridge re-relays from its saved position)
+    if (env.prev !== undefined && BigInt(env.prev) > this.lastId) return this.catchUp(id, 'gap');
+    this.deliverLive(env);
   }
 
   /** One change event to every local client (they filter), in journal order. */
