@@ -133,9 +133,12 @@ export function createChainedPublisher(
       'reading the events stream tail timed out',
     );
     if (!last) return;
-    tip = last.header?.get('Nats-Msg-Id') || undefined;
     const upTo = relayedUpTo(names, last.subject, last.data);
     if (upTo !== undefined && upTo > heldUpTo) heldUpTo = upTo;
+    // Chained to the tail only when it is an event message (what another bridge relaying the
+    // same rows would have stored after it): anything else (a heartbeat, a foreign message) may
+    // be followed by more of its kind at any rate, and the first publish goes unchained, alone.
+    if (last.subject !== names.subjects.eventFor('heartbeat') && upTo !== undefined) tip = last.header?.get('Nats-Msg-Id') || undefined;
   }
 
   /**

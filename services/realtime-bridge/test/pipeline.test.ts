@@ -110,15 +110,15 @@ t.test(
     const stream = nats.names.streams.events;
     const cfg = (await b.bus.jsm.streams.info(stream)).config;
     const stored = (await b.bus.jsm.streams.info(stream)).state.messages;
-    // room for 1,234 more: with 500-row reads the limit falls inside the third batch
-    await b.bus.jsm.streams.update(stream, { ...cfg, discard: DiscardPolicy.New, max_msgs: stored + 1234 });
+    // room for 3 more messages: with 500-row reads (one message each) the fourth is refused
+    await b.bus.jsm.streams.update(stream, { ...cfg, discard: DiscardPolicy.New, max_msgs: stored + 3 });
     await insertChats(db, conv, 3000);
     await waitFor(async () => (await b.metric('hatch_bridge_publish_errors_total')) >= 2, {
       timeoutMs: 20_000,
       message: 'publishes refused by the full stream',
     });
     const full = await b.bus.jsm.streams.info(stream);
-    t.equal(full.state.messages, stored + 1234, 'the stream is full');
+    t.equal(full.state.messages, stored + 3, 'the stream is full');
     const before = await readStream(b.bus, nats.names);
     t.equal(b.bridge.position(), before.at(-1)?.id, 'the position is the last row stored: the acked prefix, no further');
     t.same(
