@@ -121,5 +121,6 @@ t.test('one active bridge: a standby takes over from the persisted position when
   t.same(ids, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
   t.equal(assertStrictlyIncreasing(ids), undefined);
   const info = await two.bus.jsm.streams.info(nats.names.streams.events, { subjects_filter: nats.names.subjects.eventFor('heartbeat') });
-  t.ok(info.state.messages > 10, 'heartbeats are in the stream too');
+  // 10 events in a few batch messages, the rest heartbeats
+  t.ok((info.state.subjects?.[nats.names.subjects.eventFor('heartbeat')] ?? 0) > 0, 'heartbeats are in the stream too');
 });

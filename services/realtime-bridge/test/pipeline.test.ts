@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { DiscardPolicy } from '@nats-io/jetstream';
-import { BusChangeEvent, BusHeartbeat, encode } from '@hatch/contracts';
+import { BusChangeBatch, BusChangeEvent, BusHeartbeat, encode } from '@hatch/contracts';
 import { findJournalAfter, journalRowToEvent } from '@hatch/db';
 import { createTestDb, testNats, waitFor } from '@hatch/testing';
 import { connectBus, ensureStreams } from '@hatch/bus';
@@ -156,5 +156,33 @@ t.test(
     const got = (await readStream(b.bus, nats.names)).map((e) => Number(e.id));
     t.same(got, await journalIds(db), '1..300 once each, in order');
     t.equal(await b.metric('hatch_bridge_publish_errors_total'), 0, 'duplicates kept the chain: no failed pass');
+  },
+);
+
+t.test(
+  'takeover mid-batch: a crashed bridge stored rows 1..150 as one batch without persisting its position; the new one, reading 100 at a time, passes over exactly 1..150',
+  async (t) => {
+    const db = await createTestDb(t);
+    const nats = testNats(t);
+    const conv = await seedConversation(db);
+    await insertChats(db, conv, 300);
+    const old = await connectBus({ url: nats.url, name: 'crashed-bridge', log });
+    t.teardown(() => old.close(1000));
+    await ensureStreams(old.jsm, nats.names);
+    const batch: BusChangeBatch = {
+      prev: '0',
+      events: (await findJournalAfter(db.db, '0', 150)).map((row) => {
+        const { id, event } = journalRowToEvent(row);
+        return { id, event };
+      }),
+    };
+    await old.js.publish(nats.names.subjects.eventBatch, encode(BusChangeBatch, batch), { msgID: '150' });
+    // its batches (1..100, 101..200, ...) end elsewhere than the stored one: the duplicate window cannot match them
+    const b = await startTestBridge(t, db, nats.url, nats.names, { heartbeatMs: 60_000, batchSize: 100 });
+    await waitFor(() => b.bridge.position() === '300', { timeoutMs: 20_000, message: 'caught up' });
+    const got = (await readStream(b.bus, nats.names)).map((e) => Number(e.id));
+    t.same(got, await journalIds(db), '1..300 once each, in order');
+    t.equal(await b.metric('hatch_bridge_events_relayed_total'), 150, 'only 151..300 published');
+    t.equal(await b.metric('hatch_bridge_publish_errors_total'), 0, 'chained on the stored batch: no failed pass');
   },
 );

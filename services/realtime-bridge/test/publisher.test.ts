@@ -128,7 +128,10 @@ t.test('batches are bounded in bytes; a row larger than the bound alone still go
     msgs.every((m) => m.bytes <= maxBytes),
     `each at most ${maxBytes} bytes (${msgs.map((m) => m.bytes).join(', ')})`,
   );
-  t.ok(msgs.slice(0, -1).every((m) => m.bytes > maxBytes - 300), 'each full but the last (an event is under 300 bytes)');
+  t.ok(
+    msgs.slice(0, -1).every((m) => m.bytes > maxBytes - 300),
+    'each full but the last (an event is under 300 bytes)',
+  );
   const tiny = createChainedPublisher(
     { bus: s.bus, log, metrics: createBridgeMetrics(createMetricsRegistry('realtime-bridge')) },
     s.nats.names,
@@ -136,7 +139,11 @@ t.test('batches are bounded in bytes; a row larger than the bound alone still go
   );
   t.equal(await tiny.publish(BigInt(s.journal[29]!.id), s.journal.slice(30), s.pass), 30, 'rows larger than the bound are relayed');
   t.equal((await storedMessages(s)).length, msgs.length + 30, 'one message each');
-  t.same(await s.streamIds(), s.journal.map((r) => Number(r.id)), 'every row once, in order');
+  t.same(
+    await s.streamIds(),
+    s.journal.map((r) => Number(r.id)),
+    'every row once, in order',
+  );
 });
 
 t.test(
@@ -164,7 +171,11 @@ t.test(
       s.journal.map((r) => Number(r.id)),
       'every row settled, in order (1..150 passed over)',
     );
-    t.same(await s.streamIds(), s.journal.map((r) => Number(r.id)), 'each row once, in order');
+    t.same(
+      await s.streamIds(),
+      s.journal.map((r) => Number(r.id)),
+      'each row once, in order',
+    );
     const events = await readStream(s.bus, s.nats.names);
     t.equal(events[150]?.prev, '150', 'the first new event names the last one the stream held');
     t.same(
