@@ -1,14 +1,14 @@
 /**
  * Pipelined, chained publishing through the whole bridge (docs/realtime.md, "Chained publishing"):
  * large bursts, a foreign publisher breaking the chain mid-pipeline, a stream limit failing
- * publishes mid-batch, and rows already in the stream (a crashed bridge's unpersisted work).
+ * a publish, and rows already in the stream (a crashed bridge's unpersisted work: passed over).
  * Each: every journal row ends up in the stream exactly once, in journal order.
  */
 import t from 'tap';
 import { DiscardPolicy } from '@nats-io/jetstream';
 import { BusChangeBatch, BusChangeEvent, BusHeartbeat, encode } from '@hatch/contracts';
 import { findJournalAfter, journalRowToEvent } from '@hatch/db';
-import { createTestDb, testNats, waitFor } from '@hatch/testing';
+import { createTestDb, testNats, waitFor, type Teardownable } from '@hatch/testing';
 import { connectBus, ensureStreams } from '@hatch/bus';
 import { assertStrictlyIncreasing, insertChats, journalIds, log, readStream, seedConversation, startTestBridge } from './harness.js';
 
@@ -136,17 +136,23 @@ t.test(
   },
 );
 
+/** 300 journal rows, and a "crashed bridge": its own connection to the events stream, its position never persisted. */
+async function crashedBridge(t: Teardownable) {
+  const db = await createTestDb(t);
+  const nats = testNats(t);
+  const conv = await seedConversation(db);
+  await insertChats(db, conv, 300);
+  const old = await connectBus({ url: nats.url, name: 'crashed-bridge', log });
+  t.teardown(() => old.close(1000));
+  await ensureStreams(old.jsm, nats.names);
+  return { db, nats, old };
+}
+
 t.test(
-  'rows a crashed bridge stored without persisting its position are answered as duplicates; the chain continues after them',
+  'rows a crashed older bridge stored one message each without persisting its position are passed over; the chain continues after them',
   async (t) => {
-    const db = await createTestDb(t);
-    const nats = testNats(t);
-    const conv = await seedConversation(db);
-    await insertChats(db, conv, 300);
-    // The "crashed bridge": published rows 1..200 (msgID = journal id), never persisted its position.
-    const old = await connectBus({ url: nats.url, name: 'crashed-bridge', log });
-    t.teardown(() => old.close(1000));
-    await ensureStreams(old.jsm, nats.names);
+    const { db, nats, old } = await crashedBridge(t);
+    // it published rows 1..200 as single events (msgID = journal id)
     for (const row of await findJournalAfter(db.db, '0', 200)) {
       const env = journalRowToEvent(row);
       await old.js.publish(nats.names.subjects.eventFor('messages'), encode(BusChangeEvent, env), { msgID: env.id });
@@ -155,20 +161,15 @@ t.test(
     await waitFor(() => b.bridge.position() === '300', { timeoutMs: 20_000, message: 'caught up' });
     const got = (await readStream(b.bus, nats.names)).map((e) => Number(e.id));
     t.same(got, await journalIds(db), '1..300 once each, in order');
-    t.equal(await b.metric('hatch_bridge_publish_errors_total'), 0, 'duplicates kept the chain: no failed pass');
+    t.equal(await b.metric('hatch_bridge_events_relayed_total'), 100, 'only 201..300 published');
+    t.equal(await b.metric('hatch_bridge_publish_errors_total'), 0, 'chained on the stored event: no failed pass');
   },
 );
 
 t.test(
   'takeover mid-batch: a crashed bridge stored rows 1..150 as one batch without persisting its position; the new one, reading 100 at a time, passes over exactly 1..150',
   async (t) => {
-    const db = await createTestDb(t);
-    const nats = testNats(t);
-    const conv = await seedConversation(db);
-    await insertChats(db, conv, 300);
-    const old = await connectBus({ url: nats.url, name: 'crashed-bridge', log });
-    t.teardown(() => old.close(1000));
-    await ensureStreams(old.jsm, nats.names);
+    const { db, nats, old } = await crashedBridge(t);
     const batch: BusChangeBatch = {
       prev: '0',
       events: (await findJournalAfter(db.db, '0', 150)).map((row) => {
