@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ContractError, decode, encode, SmsJob, BusChangeEvent } from '../src/index.js';
+import { ContractError, decode, encode, SmsJob, BusChangeBatch, BusChangeEvent, unpackBatch } from '../src/index.js';
 
 const job = { v: 1 as const, message_id: '0b7e8f5c-6f1a-4c1e-9d1e-2f0f3b2a1c00', enqueued_at: '2026-11-24T10:00:00.000Z' };
 
@@ -45,4 +45,13 @@ t.test('bus change events carry a decimal journal id and a typed event', async (
   t.same(decode(BusChangeEvent, encode(BusChangeEvent, ev)), ev);
   t.throws(() => decode(BusChangeEvent, JSON.stringify({ ...ev, id: '-1' })), ContractError);
   t.throws(() => decode(BusChangeEvent, JSON.stringify({ ...ev, event: { ...ev.event, status: 'bogus' } })), ContractError);
+
+  // a batch: unpacked into the same envelopes, each naming its predecessor
+  const batch = { prev: '41', events: [ev, { ...ev, id: '43' }] };
+  t.same(unpackBatch(decode(BusChangeBatch, encode(BusChangeBatch, batch))), [
+    { ...ev, prev: '41' },
+    { ...ev, id: '43', prev: '42' },
+  ]);
+  t.throws(() => decode(BusChangeBatch, JSON.stringify({ prev: '41', events: [] })), ContractError, 'never empty');
+  t.throws(() => decode(BusChangeBatch, JSON.stringify({ events: [ev] })), ContractError, 'prev required');
 });
