@@ -4,7 +4,8 @@
  * the events stream, decoded to the journal id, the event's type and the event itself: what the
  * gateway writes as one SSE frame (`id:`, `event:`, `data:` the event as JSON).
  *
- * Env: NATS_URL, BENCH_SUBJECT.
+ * Env: NATS_URL, BENCH_SUBJECT (or given). The bench process itself counts the same feed in P4 and
+ * P6 (what reached the servers).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
@@ -14,13 +15,17 @@ export interface FeedEvent {
   event: unknown;
 }
 
-export async function subscribeEvents(name: string, onEvent: (e: FeedEvent) => void): Promise<NatsConnection> {
-  const nc = await connect({ servers: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', name });
+export async function subscribeEvents(
+  name: string,
+  onEvent: (e: FeedEvent) => void,
+  opts: { servers?: string; subject?: string } = {},
+): Promise<NatsConnection> {
+  const nc = await connect({ servers: opts.servers ?? process.env.NATS_URL ?? 'nats://127.0.0.1:4222', name });
   void (async () => {
     for await (const s of nc.status()) process.stderr.write(`nats ${s.type}${'data' in s ? ` ${JSON.stringify(s.data)}` : ''}\n`);
   })();
   const decoder = new TextDecoder();
-  nc.subscribe(process.env.BENCH_SUBJECT ?? 'hatch.events.messages', {
+  nc.subscribe(opts.subject ?? process.env.BENCH_SUBJECT ?? 'hatch.events.messages', {
     callback: (_err, msg) => {
       let env: { id: string; event: { type: string } };
       try {

@@ -22,7 +22,7 @@ export async function openClients(
   port: number,
   total: number,
   perProcess: number,
-  opts: { latency?: boolean; resume?: boolean; token?: string; addrs?: string[]; connectMs?: number } = {},
+  opts: { latency?: boolean; resume?: boolean; token?: string; addrs?: string[]; connectMs?: number; event?: string } = {},
 ): Promise<{ procs: Proc[]; connected: number; seconds: number }> {
   const procs: Proc[] = [];
   const nProc = Math.max(1, Math.ceil(total / perProcess));
@@ -39,6 +39,7 @@ export async function openClients(
           BENCH_SSE_RESUME: opts.resume ? '1' : '0',
           BENCH_SSE_LOCAL_ADDRS: (opts.addrs ?? ['127.0.0.1']).join(','),
           BENCH_SSE_CONNECT_MS: String(opts.connectMs ?? 60_000),
+          ...(opts.event ? { BENCH_SSE_EVENT: opts.event } : {}),
         },
       }),
     );
