@@ -29,7 +29,11 @@ t.test('a step is classified by the server first, then the clients, then being b
     'machine',
     'behind with every core busy: the shared machine, not the server',
   );
-  t.equal(classifyStep(step({ machineBusyPct: 199 })).limit, 'none', 'a busy machine alone (other users) does not stop a step that keeps up');
+  t.equal(
+    classifyStep(step({ machineBusyPct: 199 })).limit,
+    'none',
+    'a busy machine alone (other users) does not stop a step that keeps up',
+  );
   t.equal(classifyStep(step({ delivered: 0, offered: 0 })).limit, 'none', 'nothing offered, nothing behind');
   t.equal(
     classifyStep(step({ fed: 50_000, delivered: 50_000 })).limit,
