@@ -7,6 +7,7 @@
  * Env: NATS_URL, BENCH_SUBJECT (or given). The bench process itself counts the same feed in P4 and
  * P6 (what reached the servers).
  */
+import type http from 'node:http';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 
 export interface FeedEvent {
@@ -46,4 +47,18 @@ export function readyAndStopOnTerm(nc: NatsConnection, stop: () => void): void {
     stop();
     void nc.close().finally(() => process.exit(0));
   });
+}
+
+/**
+ * node:http: answers a request for `/api/events` with an SSE response head and a `retry:` line
+ * and returns true; anything else gets a 404 and false. (The bare server and the P3 relay.)
+ */
+export function openSse(req: http.IncomingMessage, res: http.ServerResponse): boolean {
+  if (!req.url?.startsWith('/api/events')) {
+    res.writeHead(404).end();
+    return false;
+  }
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  res.write('retry: 3000\n\n');
+  return true;
 }

@@ -11,17 +11,13 @@
  */
 import http from 'node:http';
 import postgres from 'postgres';
+import { openSse } from '../lib/events-feed.js';
 
 const clients = new Set<http.ServerResponse>();
 let seq = 0;
 
 const server = http.createServer((req, res) => {
-  if (!req.url?.startsWith('/api/events')) {
-    res.writeHead(404).end();
-    return;
-  }
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-  res.write('retry: 3000\n\n');
+  if (!openSse(req, res)) return;
   clients.add(res);
   res.on('close', () => clients.delete(res));
 });
