@@ -22,7 +22,8 @@ export interface StepReading {
   delivered: number;
   /**
    * deliveries/s the server was fed: events that reached the servers' feed (the bridge's NATS
-   * messages) in the window × clients ÷ window; when given, "behind" is judged against it
+   * messages) in the window × clients ÷ window; when given, a step behind what was offered whose
+   * server delivered what it was fed is the feed's limit (`upstream`)
    */
   fed?: number;
   /** the server process's CPU % of one core */
@@ -59,9 +60,10 @@ export const isServerLimit = (l: Limit | 'steps' | 'time'): boolean => l === 'se
 
 export function classifyStep(s: StepReading): { limit: Limit; why: string } {
   const busiestClient = Math.max(0, ...s.clientCpuPct);
-  const fedShort = s.fed !== undefined && s.fed < SATURATION.behind * s.offered;
-  const due = Math.min(s.offered, s.fed ?? s.offered);
-  const behind = s.delivered < SATURATION.behind * due;
+  const behind = s.delivered < SATURATION.behind * s.offered;
+  // upstream only when the feed was short AND the server delivered what it was fed: the bench's
+  // own count of the feed can lag when its process is starved, so a short count alone proves nothing
+  const fedShort = s.fed !== undefined && s.fed < SATURATION.behind * s.offered && s.delivered >= SATURATION.behind * s.fed;
   const kept = `${((100 * s.delivered) / Math.max(1, s.offered)).toFixed(0)} % of offered delivered${
     s.fed !== undefined ? `, ${((100 * s.fed) / Math.max(1, s.offered)).toFixed(0)} % fed` : ''
   }`;
@@ -72,12 +74,12 @@ export function classifyStep(s: StepReading): { limit: Limit; why: string } {
       limit: 'clients',
       why: `a client process at ${busiestClient.toFixed(0)} % of its core, server at ${s.serverCpuPct.toFixed(0)} % (${kept}): the load generator is the limit`,
     };
+  if (!behind) return { limit: 'none', why: kept };
   if (fedShort)
     return {
       limit: 'upstream',
       why: `${kept}: the events did not reach the servers at the offered rate (server at ${s.serverCpuPct.toFixed(0)} %): the relay feeding them is the limit`,
     };
-  if (!behind) return { limit: 'none', why: kept };
   if (s.machineBusyPct >= SATURATION.machineBusy * 100 * s.cores)
     return {
       limit: 'machine',
