@@ -1,8 +1,9 @@
 /**
- * P3 (change events/s relayed DB → NATS → SSE, and CPU per event, against per-row NOTIFY), P4
- * (SSE deliveries/s per core and CPU per delivery against a bare node:http server, better-sse and
- * fastify-sse-v2), P5 (idle SSE connections and RSS of a fresh gateway), P6 (commit → SSE client
- * latency).
+ * P3 (change events/s relayed DB → NATS → SSE, and CPU per event, against per-row NOTIFY and a
+ * LISTEN → SSE relay), P4 (SSE deliveries/s per core and CPU per delivery at the saturation point,
+ * against a bare node:http server, better-sse and fastify-sse-v2), P5 (idle SSE connections and
+ * RSS of a fresh gateway), P6 (commit → SSE client latency, at 100 events/s and at the gateway's
+ * saturation point).
  */
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
