@@ -9,7 +9,7 @@
  * Env: BENCH_BARE_PORT, NATS_URL, BENCH_SUBJECT, BENCH_BATCH_SUBJECT. Prints {"bench":{"type":"ready"}}.
  */
 import http from 'node:http';
-import { readyAndStopOnTerm, subscribeEvents } from './events-feed.js';
+import { openSse, readyAndStopOnTerm, subscribeEvents } from './events-feed.js';
 
 const port = Number(process.env.BENCH_BARE_PORT);
 const MAX_PENDING = 1 << 20;
@@ -45,12 +45,7 @@ function deliver(text: string): void {
 }
 
 const server = http.createServer((req, res) => {
-  if (!req.url?.startsWith('/api/events')) {
-    res.writeHead(404).end();
-    return;
-  }
-  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-  res.write('retry: 3000\n\n');
+  if (!openSse(req, res)) return;
   const c: Client = { res, queue: [], scheduled: false };
   clients.add(c);
   res.on('close', () => clients.delete(c));

@@ -1,7 +1,8 @@
 /**
  * SSE load client (a child process of the bench): opens many SSE connections over raw TCP with a
  * hand-written HTTP/1.1 request (no EventSource, no HTTP parser: the byte stream is scanned), and
- * counts `message_update` events (`event: message_update` or `event:message_update`); with BENCH_LATENCY=1 it also records, per event, receive time
+ * counts `message_update` events (`event: message_update` or `event:message_update`; another name with
+ * BENCH_SSE_EVENT, e.g. P3's LISTEN relay's `row_change`); with BENCH_LATENCY=1 it also records, per event, receive time
  * minus the event's `timestamp` (the change time inside PostgreSQL, same machine clock) into a
  * bounded histogram.
  *
@@ -41,7 +42,7 @@ let resumes = 0;
 let stopping = false;
 let windowStart = performance.now();
 const sockets: net.Socket[] = [];
-const EVENT = 'message_update';
+const EVENT = process.env.BENCH_SSE_EVENT ?? 'message_update';
 const TS = '"timestamp":"';
 const request = (lastId?: string) =>
   `GET ${PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n${TOKEN ? `Authorization: Bearer ${TOKEN}\r\n` : ''}` +

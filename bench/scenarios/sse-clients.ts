@@ -4,7 +4,7 @@
  */
 import type postgres from 'postgres';
 import { Histogram } from '../lib/report.js';
-import { sleep, spawnTs, type Proc } from '../lib/procs.js';
+import { sleep, spawnTs, waitUntil, type Proc } from '../lib/procs.js';
 import { TOKEN } from '../lib/stack.js';
 
 export interface WindowStats {
@@ -22,7 +22,7 @@ export async function openClients(
   port: number,
   total: number,
   perProcess: number,
-  opts: { latency?: boolean; resume?: boolean; token?: string; addrs?: string[]; connectMs?: number } = {},
+  opts: { latency?: boolean; resume?: boolean; token?: string; addrs?: string[]; connectMs?: number; event?: string } = {},
 ): Promise<{ procs: Proc[]; connected: number; seconds: number }> {
   const procs: Proc[] = [];
   const nProc = Math.max(1, Math.ceil(total / perProcess));
@@ -39,6 +39,7 @@ export async function openClients(
           BENCH_SSE_RESUME: opts.resume ? '1' : '0',
           BENCH_SSE_LOCAL_ADDRS: (opts.addrs ?? ['127.0.0.1']).join(','),
           BENCH_SSE_CONNECT_MS: String(opts.connectMs ?? 60_000),
+          ...(opts.event ? { BENCH_SSE_EVENT: opts.event } : {}),
         },
       }),
     );
@@ -67,6 +68,29 @@ export async function windowStats(procs: Proc[]): Promise<WindowStats> {
     resumes: ws.reduce((a, w) => a + (w.resumes ?? 0), 0),
     hist: hist.toJSON(),
   };
+}
+
+/**
+ * Polls the clients until they have received `expected` events in the window (bounded: 30 s).
+ * `tDone` is when they had (0 when they never did).
+ */
+export async function awaitEvents(procs: Proc[], expected: number, what: string): Promise<{ got: number; resumes: number; tDone: number }> {
+  let got = 0;
+  let resumes = 0;
+  let tDone = 0;
+  await waitUntil(
+    async () => {
+      const st = await windowStats(procs);
+      got = st.events;
+      resumes = st.resumes ?? 0;
+      if (got >= expected) tDone = performance.now();
+      return got >= expected;
+    },
+    30_000,
+    what,
+    250,
+  ).catch(() => undefined);
+  return { got, resumes, tDone };
 }
 
 export const clientPids = (procs: Proc[]) => () => procs.map((p) => p.pid);

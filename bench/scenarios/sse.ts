@@ -1,16 +1,30 @@
 /**
- * P3 (change events/s relayed DB → NATS → SSE, and CPU per event, against per-row NOTIFY), P4
- * (SSE deliveries/s per core and CPU per delivery against a bare node:http server, better-sse and
- * fastify-sse-v2), P5 (idle SSE connections and RSS of a fresh gateway), P6 (commit → SSE client
- * latency).
+ * P3 (change events/s relayed DB → NATS → SSE, and CPU per event, against per-row NOTIFY and a
+ * LISTEN → SSE relay), P4 (SSE deliveries/s per core and CPU per delivery at the saturation point,
+ * against a bare node:http server, better-sse and fastify-sse-v2), P5 (idle SSE connections and
+ * RSS of a fresh gateway), P6 (commit → SSE client latency, at 100 events/s and at the gateway's
+ * saturation point).
  */
 import { execFileSync } from 'node:child_process';
+import os from 'node:os';
 import { cpuMsPerUnit, fmt, Histogram, summarize, type Row } from '../lib/report.js';
-import { cpuWindow, rssBytes, sleep, spawnTs, waitUntil, type CpuWindow, type Proc } from '../lib/procs.js';
+import { cpuWindow, rssBytes, sleep, spawnTs, waitUntil, type CpuWindow, type Proc, type Watched } from '../lib/procs.js';
+import {
+  classifyStep,
+  describeStop,
+  isServerLimit,
+  perCore,
+  reportedStep,
+  saturationSearch,
+  type SearchResult,
+  type Step,
+  type StepReading,
+} from '../lib/saturation.js';
+import { subscribeEvents } from '../lib/events-feed.js';
 import { NATS_URL, notifyRowsScript, pgbenchAvailable, pgbenchScript } from '../lib/infra.js';
 import { freePort, startService } from '../lib/stack.js';
 import { cpuNote, cpuSummary, perUnitNote, pgPidsOf, watched, type Ctx, type ScenarioResult } from './context.js';
-import { clientPids, insertRows, openClients, pacedWriter, signalAll, windowStats } from './sse-clients.js';
+import { awaitEvents, clientPids, insertRows, openClients, pacedWriter, signalAll, windowStats, type WindowStats } from './sse-clients.js';
 
 /* ------------------------------------------------------------------------------------------ */
 /* P3: change events/s relayed DB → NATS → SSE                                                */
@@ -25,6 +39,35 @@ async function notifyBaseline(c: Ctx, rows: number, clients: number) {
   return { rowsPerS: perS, cpuMsPerRow: cpuMsPerUnit(win.cpu, ['postgres'], win.seconds, perS * win.seconds) };
 }
 
+/**
+ * The like-for-like baseline: pgbench into the per-row-NOTIFY table, `rows` per transaction,
+ * while the LISTEN relay (bench/peers/sse-notify-relay.ts) writes each notification to an SSE
+ * client. Rate = events received ÷ (pgbench start → the last one received); CPU = the pgbench
+ * backends, the relay's LISTEN backend and the relay process (the SSE client is not counted, as
+ * in Hatch's figure).
+ */
+async function relayBaseline(c: Ctx, rows: number, clients: number, relay: Proc, client: Proc[]) {
+  const count = async () => Number((await c.sql`SELECT count(*)::int AS n FROM bench_raw_notify`)[0]?.n ?? 0);
+  const before = await count();
+  const pg = [pgPidsOf(c, c.dbName, 'pgbench'), pgPidsOf(c, c.dbName, 'bench-notify-relay')];
+  signalAll(client, 'SIGUSR1');
+  const w = cpuWindow({ postgres: () => pg.flatMap((f) => f()), 'notify-relay': relay.pid }, { sampleMs: 100 });
+  const t0 = performance.now();
+  await pgbenchScript(c.env.dbUrl, notifyRowsScript(rows), clients, c.seconds);
+  const inserted = (await count()) - before;
+  const { got, tDone } = await awaitEvents(client, inserted, 'every notification relayed to the SSE client');
+  const win = w.end();
+  const seconds = ((tDone || performance.now()) - t0) / 1000;
+  return {
+    rowsPerS: got / seconds,
+    cpuMsPerRow: cpuMsPerUnit(win.cpu, ['postgres', 'notify-relay'], win.seconds, got),
+    inserted,
+    received: got,
+    complete: tDone > 0,
+    cpuPct: win.cpu,
+  };
+}
+
 /** CPU of a relayed event: PostgreSQL (writers' inserts, journal, reads), the bridge, NATS, the gateway. */
 const P3_CPU = ['postgres (bench db backends)', 'realtime-bridge', 'nats-server', 'gateway'];
 
@@ -34,6 +77,7 @@ export async function p3(c: Ctx): Promise<ScenarioResult> {
   const received: number[] = [];
   const same: Array<{ rowsPerS: number; cpuMsPerRow: number }> = [];
   const one: Array<{ rowsPerS: number; cpuMsPerRow: number }> = [];
+  const relayed: Array<Awaited<ReturnType<typeof relayBaseline>>> = [];
   const windows: CpuWindow[] = [];
   const runs: unknown[] = [];
   const WRITERS = 8;
@@ -41,13 +85,22 @@ export async function p3(c: Ctx): Promise<ScenarioResult> {
   if (!pgbenchAvailable()) throw new Error('P3 needs pgbench (its per-row NOTIFY baselines)');
   // One client that resumes with Last-Event-ID when the gateway cuts it as too slow (contract).
   const { procs } = await openClients(c.env.ports.gateway, 1, 1, { resume: true });
+  // The LISTEN → SSE relay and its one SSE client, for the like-for-like baseline.
+  const relayPort = await freePort();
+  const relay = spawnTs('notify-relay', 'bench/peers/sse-notify-relay.ts', [], {
+    env: { BENCH_PEER_PORT: String(relayPort), DATABASE_URL: c.env.dbUrl, NODE_ENV: 'production' },
+  });
+  const relayClient: Proc[] = [];
   try {
+    await relay.nextMessage(30_000);
+    relayClient.push(...(await openClients(relayPort, 1, 1, { event: 'row_change' })).procs);
     for (let i = 0; i < c.runs; i++) {
       // Baselines: per-row NOTIFY (a trigger per row) at the same rows per transaction and
       // writers as Hatch's below, and at one row per transaction (what API sends would be
       // without group commit). No listener: the notifications are queued, not delivered.
       same.push(await notifyBaseline(c, ROWS, WRITERS));
       one.push(await notifyBaseline(c, 1, WRITERS));
+      relayed.push(await relayBaseline(c, ROWS, WRITERS, relay, relayClient));
       signalAll(procs, 'SIGUSR1');
       const w = cpuWindow(watched(c, { 'sse-client': clientPids(procs) }));
       const t0 = performance.now();
@@ -62,21 +115,7 @@ export async function p3(c: Ctx): Promise<ScenarioResult> {
         }),
       );
       const writeSeconds = (performance.now() - t0) / 1000;
-      let got = 0;
-      let resumes = 0;
-      let tDone = 0;
-      await waitUntil(
-        async () => {
-          const st = await windowStats(procs);
-          got = st.events;
-          resumes = st.resumes ?? 0;
-          if (got >= inserted) tDone = performance.now();
-          return got >= inserted;
-        },
-        30_000,
-        'every change event at the SSE client',
-        250,
-      ).catch(() => undefined);
+      const { got, resumes, tDone } = await awaitEvents(procs, inserted, 'every change event at the SSE client');
       const win = w.end();
       windows.push(win);
       const seconds = ((tDone || performance.now()) - t0) / 1000;
@@ -87,6 +126,7 @@ export async function p3(c: Ctx): Promise<ScenarioResult> {
       runs.push({
         perRowNotifySameTx: same.at(-1),
         perRowNotifyOneRowTx: one.at(-1),
+        listenRelaySameTx: relayed.at(-1),
         inserted,
         writeRate: inserted / writeSeconds,
         received: got,
@@ -97,11 +137,12 @@ export async function p3(c: Ctx): Promise<ScenarioResult> {
       });
       c.log(
         `P3 run ${i + 1}: per-row NOTIFY ${same.at(-1)?.rowsPerS.toFixed(0)} rows/s at ${ROWS} rows/tx, ${one.at(-1)?.rowsPerS.toFixed(0)} at 1 row/tx; ` +
+          `LISTEN → SSE relay ${relayed.at(-1)?.rowsPerS.toFixed(0)} events/s at ${ROWS} rows/tx (${relayed.at(-1)?.received}/${relayed.at(-1)?.inserted}, ${relayed.at(-1)?.cpuMsPerRow.toFixed(3)} CPU ms/event); ` +
           `Hatch wrote ${inserted} rows at ${(inserted / writeSeconds).toFixed(0)}/s, relayed ${got} in ${seconds.toFixed(1)} s → ${(got / seconds).toFixed(0)}/s, ${cpe.toFixed(3)} CPU ms/event (client resumed ${resumes}×)`,
       );
     }
   } finally {
-    await Promise.all(procs.map((p) => p.stop()));
+    await Promise.all([...procs, ...relayClient, relay].map((p) => p.stop()));
   }
   const cpu = cpuSummary(windows);
   const hatchCpu = { unit: 'ms/event', value: summarize(cpuPerEvent), of: 'PostgreSQL + bridge + NATS + gateway' };
@@ -133,6 +174,21 @@ export async function p3(c: Ctx): Promise<ScenarioResult> {
       },
       {
         scenario: 'P3',
+        measure: 'the same, against a LISTEN client relaying per-row NOTIFY to an SSE client (like for like)',
+        unit: '/s',
+        value: summarize(rate),
+        cpu: hatchCpu,
+        raw: {
+          label: `pgbench INSERT + per-row pg_notify, ${ROWS} rows/tx, ${WRITERS} clients, each notification relayed by a LISTEN client (node:http) to an SSE client (events/s)`,
+          value: summarize(relayed.map((x) => x.rowsPerS)),
+          cpu: { unit: 'ms/event', value: summarize(relayed.map((x) => x.cpuMsPerRow)), of: 'PostgreSQL + relay' },
+        },
+        note: `relay CPU % (median of runs): ${['postgres', 'notify-relay']
+          .map((n) => `${n} ${fmt(summarize(relayed.map((x) => x.cpuPct[n] ?? Number.NaN)).median)}`)
+          .join(', ')}; every notification relayed in ${relayed.filter((x) => x.complete).length} of ${relayed.length} run(s)`,
+      },
+      {
+        scenario: 'P3',
         measure: 'change events/s relayed (absolute)',
         unit: '/s',
         value: summarize(rate),
@@ -144,7 +200,7 @@ export async function p3(c: Ctx): Promise<ScenarioResult> {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* P4: SSE deliveries/s per gateway process vs a bare node:http server                        */
+/* P4: SSE deliveries/s per core at the saturation point, gateway vs bare node:http and peers  */
 /* ------------------------------------------------------------------------------------------ */
 
 /** P4's comparison servers: each gets the same events (core NATS) and the same clients. */
@@ -154,47 +210,166 @@ const P4_SERVERS = [
   { key: 'fastify-sse-v2', label: 'fastify-sse-v2', file: 'bench/peers/sse-fastify-sse-v2.ts', portEnv: 'BENCH_PEER_PORT' },
 ] as const;
 
-export async function p4(c: Ctx): Promise<ScenarioResult> {
-  const CLIENTS = 1000;
-  // 50 events/s (5 ten-row commits a second), not the 200 of earlier runs: the peers write each
-  // event to each client on its own (the gateway and the bare server coalesce a burst per tick),
-  // and at 200/s their 200k small writes a second were more than the two SSE client processes
-  // could read on this machine: their servers then sat waiting on full sockets, and the per-core
-  // figure counted work whose bytes had not arrived yet.
-  const EVENTS_PER_S = 50;
-  const ROWS = 10;
-  const servers: Array<{ key: string; label: string; proc: Proc; port: number }> = [];
-  const measure = async (label: string, serverPid: number, sseport: number) => {
-    const { procs, connected } = await openClients(sseport, CLIENTS, 500);
-    try {
-      await sleep(1000); // warm-up: connections settle, first events flow
-      await pacedWriter(c.sql, c.conversationId, EVENTS_PER_S / ROWS, ROWS, 1);
-      signalAll(procs, 'SIGUSR1');
-      const w = cpuWindow({ ...watched(c, { 'sse-clients': clientPids(procs) }), [label]: serverPid });
-      await pacedWriter(c.sql, c.conversationId, EVENTS_PER_S / ROWS, ROWS, c.seconds);
-      await sleep(300);
-      const win = w.end();
-      const st = await windowStats(procs);
-      const deliveries = st.events / st.seconds;
-      const serverCpu = win.cpu[label] ?? 0;
-      const perCore = deliveries / Math.max(0.05, serverCpu / 100);
-      return {
-        connected,
-        deliveries,
-        serverCpuPct: serverCpu,
-        perCore,
-        cpuUsPerDelivery: 1e6 / perCore,
-        open: st.open,
-        closed: st.closed,
-        win,
-      };
-    } finally {
-      await Promise.all(procs.map((p) => p.stop()));
-    }
+/** SSE clients of P4 and of P6's saturation point (2 client processes of 500). */
+const SAT_CLIENTS = 1000;
+/** events/s offered, step by step, until the server is the limit (×2 each step) */
+const SAT_SCHEDULE = [50, 100, 200, 400, 800, 1600] as const;
+/** rows per transaction at a rate: 10, more above 500 events/s so that the writer stays at ≤ 50 commits/s */
+export const satRowsPerTx = (eventsPerS: number) => Math.max(10, Math.ceil(eventsPerS / 50));
+
+/**
+ * Counts, in the bench process, the change events that reach the servers' feed (the same core NATS
+ * subscription the comparison servers use): a step whose events did not all arrive is the relay's
+ * limit, not the server's.
+ */
+async function feedCounter(c: Ctx): Promise<{ count(): number; close(): Promise<void> }> {
+  let n = 0;
+  const nc = await subscribeEvents('bench-feed-counter', () => n++, {
+    servers: NATS_URL,
+    subject: `${c.env.prefix.toLowerCase()}.events.messages`,
+    batchSubject: `${c.env.prefix.toLowerCase()}.events.batch`,
+  });
+  return { count: () => n, close: () => nc.close() };
+}
+type Feed = Awaited<ReturnType<typeof feedCounter>>;
+
+/** One step of the search, with what the report needs beyond the classification. */
+interface SseStep extends StepReading {
+  rowsPerTx: number;
+  /** events/s the writer managed (below `eventsPerS` when PostgreSQL is slower than the pace) */
+  writtenPerS: number;
+  clientsCpuPct: number;
+  open: number;
+  closed: number;
+  hist?: WindowStats['hist'];
+  win: CpuWindow;
+}
+
+/**
+ * Offers `eventsPerS` change events to the connected clients (0.5 s at the new rate, then a window
+ * of `seconds`), and reads deliveries at the clients and the CPU of the server, of each client
+ * process and of the stack's processes.
+ */
+async function measureStep(
+  c: Ctx,
+  feed: Feed,
+  procs: Proc[],
+  openBefore: number,
+  server: { label: string; pid: number },
+  eventsPerS: number,
+  seconds: number,
+): Promise<SseStep> {
+  const rowsPerTx = satRowsPerTx(eventsPerS);
+  await pacedWriter(c.sql, c.conversationId, eventsPerS / rowsPerTx, rowsPerTx, 0.5);
+  const closedBefore = (await windowStats(procs)).closed;
+  signalAll(procs, 'SIGUSR1');
+  const clientProcs: Watched = Object.fromEntries(procs.map((p) => [p.name, p.pid]));
+  const w = cpuWindow({ ...watched(c), [server.label]: server.pid, ...clientProcs });
+  const fed0 = feed.count();
+  const t0 = performance.now();
+  const rows = await pacedWriter(c.sql, c.conversationId, eventsPerS / rowsPerTx, rowsPerTx, seconds);
+  const writeS = (performance.now() - t0) / 1000;
+  await sleep(300); // what is in flight arrives
+  const win = w.end();
+  const fed = feed.count() - fed0;
+  const st = await windowStats(procs);
+  const clientCpuPct = procs.map((p) => win.cpu[p.name] ?? 0);
+  return {
+    eventsPerS,
+    rowsPerTx,
+    writtenPerS: rows / writeS,
+    offered: (rows * openBefore) / st.seconds,
+    delivered: st.events / st.seconds,
+    fed: (fed * openBefore) / st.seconds,
+    serverCpuPct: win.cpu[server.label] ?? 0,
+    clientCpuPct,
+    clientsCpuPct: clientCpuPct.reduce((a, b) => a + b, 0),
+    machineBusyPct: win.machineBusyPct,
+    cores: os.cpus().length,
+    open: st.open,
+    closed: st.closed - closedBefore,
+    hist: st.hist,
+    win,
   };
-  type Measured = Awaited<ReturnType<typeof measure>>;
-  const results: Record<string, Measured[]> = { gateway: [] };
+}
+
+function logStep(c: Ctx, label: string, s: SseStep): void {
+  c.log(
+    `  ${label} @ ${s.eventsPerS} events/s (${s.rowsPerTx} rows/tx): ${fmt(s.delivered)} of ${fmt(s.offered)} deliveries/s (fed ${fmt(s.fed ?? Number.NaN)}), ` +
+      `server ${s.serverCpuPct} %, clients ${s.clientCpuPct.join(' + ')} %, machine ${s.machineBusyPct} %${s.closed ? `, ${s.closed} cut` : ''} → ${classifyStep(s).limit}`,
+  );
+}
+
+/**
+ * The saturation search against one server: 1k clients connected, then `SAT_SCHEDULE` step by step
+ * (bench/lib/saturation.ts decides when to stop), bounded by `budgetMs`.
+ */
+async function searchServer(
+  c: Ctx,
+  feed: Feed,
+  server: { label: string; pid: number; port: number },
+  budgetMs: number,
+  opts: { latency?: boolean } = {},
+): Promise<SearchResult<SseStep> & { connected: number }> {
+  const deadline = performance.now() + budgetMs;
+  const { procs, connected } = await openClients(server.port, SAT_CLIENTS, 500, { latency: opts.latency });
+  try {
+    await sleep(1000); // warm-up: connections settle
+    let open = connected;
+    const r = await saturationSearch({
+      schedule: SAT_SCHEDULE,
+      deadline,
+      measure: async (rate) => {
+        const s = await measureStep(c, feed, procs, open, server, rate, c.quick ? 2 : 3);
+        open = s.open;
+        logStep(c, server.label, s);
+        return s;
+      },
+    });
+    return { ...r, connected };
+  } finally {
+    await Promise.all(procs.map((p) => p.stop()));
+  }
+}
+
+/** Waits (bounded: 15 s) until the clients receive nothing more for 0.5 s. */
+async function quiesce(procs: Proc[]): Promise<void> {
+  let last = -1;
+  await waitUntil(
+    async () => {
+      const n = (await windowStats(procs)).events;
+      const still = n === last;
+      last = n;
+      return still;
+    },
+    15_000,
+    'the SSE clients to receive what was queued',
+    500,
+  ).catch(() => undefined);
+}
+
+/** What P4 leaves for P6 in `c.detail`: the gateway's saturation point of this run. */
+export interface SaturationPoint {
+  /** median over the runs of the step each was read at */
+  eventsPerS: number;
+  stoppedBy: string[];
+  /** per run: the server was the limit (else the step is the highest one kept up) */
+  saturated: boolean[];
+}
+
+export async function p4(c: Ctx): Promise<ScenarioResult> {
+  // The whole of P4 stays within a few minutes: each server's search is bounded, and a run is
+  // only started when the previous one's duration still fits in the budget.
+  const BUDGET_MS = c.quick ? 150_000 : 270_000;
+  const SERVER_BUDGET_MS = c.quick ? 30_000 : 40_000;
+  const tStart = performance.now();
+  const servers: Array<{ key: string; label: string; proc: Proc; port: number }> = [];
+  type Searched = Awaited<ReturnType<typeof searchServer>>;
+  const results: Record<string, Searched[]> = { gateway: [] };
   const runs: unknown[] = [];
+  let skipped = 0;
+  let feed: Feed | undefined;
+  const stepJson = (s: Step<SseStep>) => ({ ...s.reading, hist: undefined, win: s.reading.win.cpu, limit: s.limit, why: s.why });
   try {
     for (const s of P4_SERVERS) {
       const port = await freePort();
@@ -213,46 +388,87 @@ export async function p4(c: Ctx): Promise<ScenarioResult> {
       results[s.label] = [];
       await proc.nextMessage(30_000);
     }
+    const f = (feed = await feedCounter(c));
+    let lastRunMs = 0;
     for (let i = 0; i < c.runs; i++) {
+      const t0 = performance.now();
+      if (i > 0 && t0 - tStart + lastRunMs > BUDGET_MS) {
+        skipped = c.runs - i;
+        c.log(`P4: ${skipped} run(s) skipped, the next would end past P4's ${BUDGET_MS / 1000} s bound`);
+        break;
+      }
       const run: Record<string, unknown> = {};
-      const g = await measure('gateway', c.stack.get('gateway')?.pid ?? -1, c.env.ports.gateway);
-      results.gateway?.push(g);
-      run.gateway = { ...g, win: undefined };
-      const line = [`gateway ${g.deliveries.toFixed(0)} deliveries/s at ${g.serverCpuPct}% CPU (${g.connected} clients, ${g.closed} cut)`];
-      for (const s of servers) {
-        const m = await measure(s.label, s.proc.pid, s.port);
-        results[s.label]?.push(m);
-        run[s.label] = { ...m, win: undefined };
-        line.push(`${s.label} ${m.deliveries.toFixed(0)}/s at ${m.serverCpuPct}% CPU (${m.connected} clients)`);
+      const line: string[] = [];
+      const targets = [
+        { label: 'gateway', pid: c.stack.get('gateway')?.pid ?? -1, port: c.env.ports.gateway },
+        ...servers.map((s) => ({ label: s.label, pid: s.proc.pid, port: s.port })),
+      ];
+      for (const t of targets) {
+        const r = await searchServer(c, f, t, SERVER_BUDGET_MS);
+        results[t.label]?.push(r);
+        run[t.label] = { connected: r.connected, stoppedBy: r.stoppedBy, steps: r.steps.map(stepJson) };
+        const { step, saturated } = reportedStep(r);
+        const at = step?.reading;
+        line.push(
+          `${t.label} ${at ? `${fmt(at.delivered)}/s at ${at.serverCpuPct} % CPU → ${fmt(perCore(at))} per core at ${at.eventsPerS} events/s${saturated ? '' : ' (highest step kept up)'}` : '–'} (${describeStop(r)})`,
+        );
       }
       runs.push(run);
+      lastRunMs = performance.now() - t0;
       c.log(`P4 run ${i + 1}: ${line.join('; ')}`);
     }
   } finally {
     await Promise.all(servers.map((s) => s.proc.stop()));
+    await feed?.close();
   }
   const gw = results.gateway ?? [];
-  const cpu = cpuSummary(gw.map((m) => m.win));
-  const perCore = (ms: Measured[]) => summarize(ms.map((m) => m.perCore));
-  const cpuOf = (ms: Measured[], of: string) => ({ unit: 'µs/delivery', value: summarize(ms.map((m) => m.cpuUsPerDelivery)), of });
-  const observed = Object.entries(results)
-    .map(
-      ([k, ms]) =>
-        `${k} ${summarize(ms.map((m) => m.deliveries)).median.toFixed(0)} at ${summarize(ms.map((m) => m.serverCpuPct)).median.toFixed(0)} % CPU`,
-    )
-    .join(', ');
+  // each run's figure: at the saturation point, or at the highest step kept up when another limit stopped it
+  const atOf = (rs: Searched[]) => rs.map((r) => reportedStep(r).step?.reading).filter((s): s is SseStep => s !== undefined);
+  const gwAt = atOf(gw);
+  c.detail.p4Saturation = {
+    eventsPerS: summarize(gwAt.map((s) => s.eventsPerS)).median,
+    stoppedBy: gw.map((r) => r.stoppedBy),
+    saturated: gw.map((r) => reportedStep(r).saturated),
+  } satisfies SaturationPoint;
+  const cpu = cpuSummary(gwAt.map((s) => s.win));
+  const perCoreOf = (rs: Searched[]) => summarize(atOf(rs).map(perCore));
+  const cpuOf = (rs: Searched[], of: string) => ({
+    unit: 'µs/delivery',
+    value: summarize(atOf(rs).map((s) => 1e6 / perCore(s))),
+    of,
+  });
+  // per server: where each run stopped and why, the clients' CPU there (the load generator shares the cores)
+  const stops = Object.entries(results)
+    .map(([k, rs]) => {
+      const at = atOf(rs);
+      const med = (f: (s: SseStep) => number) => fmt(summarize(at.map(f)).median);
+      const notServer = rs.filter((r) => !isServerLimit(r.stoppedBy)).length;
+      return (
+        `${k}: stopped at ${rs.map((r) => (r.at ? `${r.at.reading.eventsPerS}/s ${r.stoppedBy}` : r.stoppedBy)).join(', ')}; ` +
+        `read at ${at.map((s) => `${s.eventsPerS}/s`).join(', ')}: ` +
+        `${med((s) => s.delivered)} of ${med((s) => s.offered)} deliveries/s offered, server ${med((s) => s.serverCpuPct)} %, ` +
+        `SSE clients ${med((s) => s.clientsCpuPct)} % (${med((s) => (s.clientsCpuPct * 1e4) / Math.max(1, s.delivered))} µs/delivery), ` +
+        `machine ${med((s) => s.machineBusyPct)} %${notServer ? ` — **${notServer} of ${rs.length} run(s) not a server saturation** (read at the highest step that kept up)` : ''}`
+      );
+    })
+    .join('; ');
+  // "at its saturation point" only where every run of that server found one
+  const where = (rs: Searched[]) =>
+    rs.length > 0 && rs.every((r) => reportedStep(r).saturated)
+      ? 'at its saturation point'
+      : 'at its saturation point or, where none was reached, its highest step kept up';
   const compared = (label: string, goal: Row['goal']): Row => ({
     scenario: 'P4',
     measure:
       label === 'bare node:http'
-        ? `SSE deliveries/s per core of one gateway process (${CLIENTS} clients, ${EVENTS_PER_S} events/s offered)`
+        ? `SSE deliveries/s per core of one gateway process ${where(gw)} (${SAT_CLIENTS} clients, events/s offered ×2 from ${SAT_SCHEDULE[0]} until the server is the limit)`
         : `the same, against ${label}`,
     unit: '/s',
-    value: perCore(gw),
+    value: perCoreOf(gw),
     cpu: cpuOf(gw, 'gateway'),
     raw: {
-      label: `${label}, same events and clients, per core`,
-      value: perCore(results[label] ?? []),
+      label: `${label}, same events and clients, per core ${where(results[label] ?? [])}`,
+      value: perCoreOf(results[label] ?? []),
       cpu: cpuOf(results[label] ?? [], 'its server'),
     },
     goal,
@@ -262,13 +478,26 @@ export async function p4(c: Ctx): Promise<ScenarioResult> {
       {
         ...compared('bare node:http', { text: '≥ 70 % of bare node:http', on: 'ratio', direction: 'atLeast', threshold: 0.7 }),
         note:
-          `observed deliveries/s and server CPU: ${observed} (offered ${EVENTS_PER_S * CLIENTS}/s); per core = observed ÷ the server's CPU share ` +
-          `(not a saturation point: at this rate no server fills its core). gateway window: ${cpuNote(cpu)}`,
+          `per core = deliveries/s counted at the clients ÷ the server's CPU share, at the step where the server was the limit ` +
+          `(its core ≥ 90 % or deliveries behind what it was fed); when the SSE clients, the relay feeding the servers or the shared machine ` +
+          `stopped the search first, at the highest step that kept up instead, which is then no saturation point. ` +
+          `Stops (events/s, limit) and the figures there, medians: ${stops}.` +
+          `${skipped ? ` ${skipped} run(s) skipped (P4's time bound).` : ''} gateway windows: ${cpuNote(cpu)}`,
       },
       compared('better-sse', { text: 'ahead (≥ 100 %)', on: 'ratio', direction: 'atLeast', threshold: 1 }),
       compared('fastify-sse-v2', { text: 'ahead (≥ 100 %)', on: 'ratio', direction: 'atLeast', threshold: 1 }),
+      {
+        scenario: 'P4',
+        measure: `SSE deliveries/s of one gateway process ${where(gw)} (absolute)`,
+        unit: '/s',
+        value: summarize(gwAt.map((s) => s.delivered)),
+        raw: {
+          label: `bare node:http ${where(results['bare node:http'] ?? [])}`,
+          value: summarize(atOf(results['bare node:http'] ?? []).map((s) => s.delivered)),
+        },
+      },
     ],
-    detail: { runs, cpu },
+    detail: { schedule: SAT_SCHEDULE, clients: SAT_CLIENTS, runs, skipped, cpu },
   };
 }
 
@@ -362,7 +591,24 @@ export async function p6(c: Ctx): Promise<ScenarioResult> {
   const p99: number[] = [];
   const runs: unknown[] = [];
   const windows: CpuWindow[] = [];
+  const sat: {
+    p50: number[];
+    p99: number[];
+    steps: SseStep[];
+    source: string;
+    eventsPerS: number;
+    searched?: Array<{ eventsPerS: number; limit: string; why: string }>;
+    saturated: boolean;
+  } = {
+    saturated: false,
+    p50: [],
+    p99: [],
+    steps: [],
+    source: '',
+    eventsPerS: Number.NaN,
+  };
   const { procs, connected } = await openClients(c.env.ports.gateway, CLIENTS, 500, { latency: true });
+  let feed: Feed | undefined;
   try {
     await pacedWriter(c.sql, c.conversationId, RATE, 1, 1); // warm-up
     for (let i = 0; i < c.runs; i++) {
@@ -391,10 +637,65 @@ export async function p6(c: Ctx): Promise<ScenarioResult> {
         `P6 run ${i + 1}: ${st.events}/${rows * connected} events, p50 ${h.percentile(0.5).toFixed(1)} ms, p99 ${h.percentile(0.99).toFixed(1)} ms, max ${h.max.toFixed(0)} ms`,
       );
     }
+    // The same latency at the gateway's saturation point: the one P4 found in this run, or (P4 not
+    // run) one searched here with these latency clients, which cost more CPU than P4's.
+    const gateway = { label: 'gateway', pid: c.stack.get('gateway')?.pid ?? -1 };
+    const found = c.detail.p4Saturation as SaturationPoint | undefined;
+    const record = (s: SseStep) => {
+      const h = new Histogram();
+      if (s.hist) h.merge(s.hist);
+      sat.steps.push(s);
+      sat.p50.push(h.percentile(0.5));
+      sat.p99.push(h.percentile(0.99));
+      c.log(
+        `P6 @ ${s.eventsPerS} events/s (${s.rowsPerTx} rows/tx): ${fmt(s.delivered)} of ${fmt(s.offered)} deliveries/s, gateway ${s.serverCpuPct} %, clients ${s.clientCpuPct.join(' + ')} %, p50 ${h.percentile(0.5).toFixed(1)} ms, p99 ${h.percentile(0.99).toFixed(1)} ms (${classifyStep(s).why})`,
+      );
+    };
+    const f = (feed = await feedCounter(c));
+    if (found && Number.isFinite(found.eventsPerS)) {
+      const sats = found.saturated.filter(Boolean).length;
+      sat.source =
+        `the events/s P4 read the gateway at in this run (stopped by ${found.stoppedBy.join(', ')}; ` +
+        `${sats === found.saturated.length ? 'a saturation point' : `${sats} of ${found.saturated.length} runs a saturation point, else the highest step kept up`})`;
+      sat.eventsPerS = found.eventsPerS;
+      sat.saturated = sats === found.saturated.length;
+      for (let i = 0; i < c.runs; i++) {
+        // a window the gateway did not keep up with leaves a backlog: let it drain first, so
+        // that each window's latency is its own
+        if (i > 0) await quiesce(procs);
+        record(await measureStep(c, f, procs, connected, gateway, found.eventsPerS, c.quick ? 2 : 3));
+      }
+    } else {
+      const r = await saturationSearch({
+        schedule: SAT_SCHEDULE,
+        deadline: performance.now() + (c.quick ? 30_000 : 40_000),
+        measure: async (rate) => {
+          const s = await measureStep(c, f, procs, connected, gateway, rate, c.quick ? 2 : 3);
+          logStep(c, 'gateway (P6 latency clients)', s);
+          return s;
+        },
+      });
+      // the step read, as in P4: the saturation point, or the highest one kept up (the others are in the JSON)
+      const { step, saturated } = reportedStep(r);
+      sat.saturated = saturated;
+      sat.searched = r.steps.map((s) => ({ eventsPerS: s.reading.eventsPerS, limit: s.limit, why: s.why }));
+      if (step) record(step.reading);
+      sat.source = `searched here, P4 not run (${describeStop(r)})`;
+      sat.eventsPerS = step?.reading.eventsPerS ?? Number.NaN;
+    }
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
+    await feed?.close();
   }
   const cpu = cpuSummary(windows);
+  const med = (f: (s: SseStep) => number) => fmt(summarize(sat.steps.map(f)).median);
+  const keptUp = sat.steps.filter((s) => classifyStep(s).limit === 'none').length;
+  const satNote = sat.steps.length
+    ? `${sat.source}; there (medians of ${sat.steps.length} window(s)) the gateway used ${med((s) => s.serverCpuPct)} % of a core and the SSE clients ` +
+      `${med((s) => s.clientsCpuPct)} %, ${med((s) => s.delivered)} of ${med((s) => s.offered)} deliveries/s offered, machine ${med((s) => s.machineBusyPct)} %; ` +
+      `the gateway kept up in ${keptUp} of ${sat.steps.length} window(s) (these latency clients cost more CPU than P4's); p50 ${fmt(summarize(sat.p50).median)} ms. ` +
+      `Where events queue, this p99 grows with the window's length (${c.quick ? 2 : 3} s)`
+    : 'no step measured';
   return {
     rows: [
       {
@@ -405,7 +706,18 @@ export async function p6(c: Ctx): Promise<ScenarioResult> {
         goal: { text: '≤ 50 ms', on: 'measure', direction: 'atMost', threshold: 50 },
         note: `p50 ${summarize(p50).median.toFixed(1)} ms. Measured from the journal row's change time (clock_timestamp in the trigger, ms precision, before commit) to receipt. ${cpuNote(cpu)}`,
       },
+      {
+        scenario: 'P6',
+        measure: `the same p99 at ${sat.saturated ? "the gateway's saturation point" : 'the highest load the gateway kept up with (no saturation point reached, see note)'} (${CLIENTS} clients, ${fmt(sat.eventsPerS)} events/s in ${satRowsPerTx(sat.eventsPerS)}-row commits)`,
+        unit: 'ms',
+        value: summarize(sat.p99),
+        note: satNote,
+      },
     ],
-    detail: { runs, cpu },
+    detail: {
+      runs,
+      cpu,
+      saturation: { ...sat, steps: sat.steps.map((s) => ({ ...s, hist: undefined, win: s.win.cpu })) },
+    },
   };
 }
