@@ -7,6 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
+import { natsNames } from '@hatch/contracts';
 import { cpuMsPerUnit, fmt, Histogram, summarize, type Row } from '../lib/report.js';
 import { cpuWindow, rssBytes, sleep, spawnTs, waitUntil, type CpuWindow, type Proc, type Watched } from '../lib/procs.js';
 import {
@@ -226,8 +227,8 @@ async function feedCounter(c: Ctx): Promise<{ count(): number; close(): Promise<
   let n = 0;
   const nc = await subscribeEvents('bench-feed-counter', () => n++, {
     servers: NATS_URL,
-    subject: `${c.env.prefix.toLowerCase()}.events.messages`,
-    batchSubject: `${c.env.prefix.toLowerCase()}.events.batch`,
+    subject: natsNames(c.env.prefix).subjects.eventFor('messages'),
+    batchSubject: natsNames(c.env.prefix).subjects.eventBatch,
   });
   return { count: () => n, close: () => nc.close() };
 }
@@ -378,9 +379,8 @@ export async function p4(c: Ctx): Promise<ScenarioResult> {
         env: {
           [s.portEnv]: String(port),
           NATS_URL,
-          BENCH_SUBJECT: `${c.env.prefix.toLowerCase()}.events.messages`,
-          // the bridge's batches (natsNames(prefix).subjects.eventBatch in @hatch/contracts)
-          BENCH_BATCH_SUBJECT: `${c.env.prefix.toLowerCase()}.events.batch`,
+          BENCH_SUBJECT: natsNames(c.env.prefix).subjects.eventFor('messages'),
+          BENCH_BATCH_SUBJECT: natsNames(c.env.prefix).subjects.eventBatch,
           NODE_ENV: 'production',
         },
       });
