@@ -79,7 +79,7 @@ export async function listUsers(ex: Executor, opts: { limit: number; before?: Ke
 export async function updateUser(
   ex: Executor,
   id: string,
-  set: { role?: string; disabled_at?: Date | null; name?: string; password_hash?: string },
+  set: { role?: string; disabled_at?: Date | null; name?: string; password_hash?: string; email?: string },
 ): Promise<UserRow | undefined> {
   if (Object.keys(set).length === 0) return findUser(ex, id);
   return ex.updateTable('users').set(set).where('id', '=', id).returningAll().executeTakeFirst();
