@@ -27,6 +27,13 @@ import { build } from 'esbuild';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SERVICES = ['gateway', 'sms-sender', 'email-sender', 'realtime-bridge', 'provider-emulator'];
 export const EXTERNAL = ['twilio', '@fastify/swagger-ui'];
+/**
+ * Commands a service's image runs besides its server, each bundled the same way into
+ * dist/<name>.js: the gateway's first admin (`node dist/first-admin.js`, what `pnpm admin:first`
+ * runs from a checkout), for `docker compose run --rm gateway node dist/first-admin.js` and
+ * `kubectl exec deploy/gateway -- node dist/first-admin.js` (README "The first admin").
+ */
+export const COMMANDS = { gateway: { 'first-admin': 'src/first-admin-cli.ts' } };
 
 // CommonJS dependencies call require() for Node built-ins; an ES module bundle needs a real one.
 const BANNER =
@@ -34,10 +41,20 @@ const BANNER =
 
 export async function bundleService(name) {
   const dir = path.join(ROOT, 'services', name);
-  const deps = Object.keys(JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).dependencies ?? {});
   const outfile = path.join(dir, 'dist', 'main.js');
+  const commands = Object.entries(COMMANDS[name] ?? {});
+  await Promise.all([
+    bundleEntry(dir, 'src/main.ts', outfile),
+    ...commands.map(([out, src]) => bundleEntry(dir, src, path.join(dir, 'dist', `${out}.js`))),
+  ]);
+  return outfile;
+}
+
+/** One entry (a path under the service directory `dir`) bundled into `outfile`. */
+export async function bundleEntry(dir, entry, outfile) {
+  const deps = Object.keys(JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).dependencies ?? {});
   await build({
-    entryPoints: [path.join(dir, 'src', 'main.ts')],
+    entryPoints: [path.join(dir, entry)],
     outfile,
     bundle: true,
     platform: 'node',
@@ -55,7 +72,6 @@ export async function bundleService(name) {
     legalComments: 'none',
     logLevel: 'warning',
   });
-  return outfile;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

@@ -146,6 +146,96 @@ export function clientLabel(ua: string | null): string {
   return browser ?? ua.slice(0, 40);
 }
 
+/** Sessions with an End (or, for this one, Sign out) button each: the Sessions page and a person's on People. */
+function SessionTable({ sessions, now, onEnd }: { sessions: SessionInfo[]; now: number; onEnd: (s: SessionInfo) => void }) {
+  return (
+    <table class="acct-table">
+      <thead>
+        <tr>
+          <th>Client</th>
+          <th>Address</th>
+          <th>Signed in</th>
+          <th>Last seen</th>
+          <th />
+        </tr>
+      </thead>
+      <tbody>
+        {sessions.map((s) => (
+          <tr key={s.id} data-testid="session-row" data-current={s.current ? 'true' : undefined}>
+            <td title={s.client ?? undefined}>
+              {clientLabel(s.client)}
+              {s.current ? <span class="badge st-delivered tag">This device</span> : null}
+            </td>
+            <td>{s.address ?? <span class="muted">—</span>}</td>
+            <td>
+              <When at={s.created_at} now={now} />
+            </td>
+            <td>
+              <When at={s.last_seen_at} now={now} />
+            </td>
+            <td class="actions">
+              <button type="button" class="btn btn-outline btn-sm" onClick={() => onEnd(s)}>
+                {s.current ? 'Sign out' : 'End'}
+              </button>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+/** Tokens, revoked and expired ones marked, with a Revoke button each: API tokens and a person's on People. */
+function TokenTable({ tokens, now, onRevoke }: { tokens: ApiToken[]; now: number; onRevoke: (t: ApiToken) => void }) {
+  return (
+    <table class="acct-table">
+      <thead>
+        <tr>
+          <th>Name</th>
+          <th>Created</th>
+          <th>Last used</th>
+          <th>Expires</th>
+          <th />
+        </tr>
+      </thead>
+      <tbody>
+        {tokens.map((t) => {
+          const expired = t.expires_at !== null && Date.parse(t.expires_at) <= now;
+          return (
+            <tr key={t.id} data-testid="token-row" class={t.revoked_at || expired ? 'gone' : undefined}>
+              <td>{t.name}</td>
+              <td>
+                <When at={t.created_at} now={now} />
+              </td>
+              <td>
+                <When at={t.last_used_at} now={now} never="never" />
+              </td>
+              <td>
+                {t.expires_at ? (
+                  <span title={fullTime(t.expires_at)}>{new Date(t.expires_at).toLocaleDateString()}</span>
+                ) : (
+                  <span class="muted">never</span>
+                )}
+              </td>
+              <td class="actions">
+                {t.revoked_at ? (
+                  <span class="badge st-failed">revoked</span>
+                ) : expired ? (
+                  <span class="badge">expired</span>
+                ) : (
+                  <button type="button" class="btn btn-outline btn-sm" onClick={() => onRevoke(t)}>
+                    Revoke
+                  </button>
+                )}
+              </td>
+            </tr>
+          );
+        })}
+      </tbody>
+    </table>
+  );
+}
+
 export function SessionsPage({ now, onSignOut }: { now: number; onSignOut: () => void }) {
   const [sessions, setSessions] = useState<SessionInfo[] | null>(null);
   const [loadError, setLoadError] = useState<string>();
@@ -162,46 +252,11 @@ export function SessionsPage({ now, onSignOut }: { now: number; onSignOut: () =>
     <Page id="sessions" title="Sessions" sub="Where you are signed in. End a session you do not recognise.">
       <LoadState loading={sessions === null && !loadError} error={loadError ?? error} />
       {sessions ? (
-        <table class="acct-table">
-          <thead>
-            <tr>
-              <th>Client</th>
-              <th>Address</th>
-              <th>Signed in</th>
-              <th>Last seen</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {sessions.map((s) => (
-              <tr key={s.id} data-testid="session-row" data-current={s.current ? 'true' : undefined}>
-                <td title={s.client ?? undefined}>
-                  {clientLabel(s.client)}
-                  {s.current ? <span class="badge st-delivered tag">This device</span> : null}
-                </td>
-                <td>{s.address ?? <span class="muted">—</span>}</td>
-                <td>
-                  <When at={s.created_at} now={now} />
-                </td>
-                <td>
-                  <When at={s.last_seen_at} now={now} />
-                </td>
-                <td class="actions">
-                  <button
-                    type="button"
-                    class="btn btn-outline btn-sm"
-                    onClick={() => {
-                      if (s.current) onSignOut();
-                      else void run(() => api.endSession(s.id)).then((ok) => ok && load());
-                    }}
-                  >
-                    {s.current ? 'Sign out' : 'End'}
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <SessionTable
+          sessions={sessions}
+          now={now}
+          onEnd={(x) => (x.current ? onSignOut() : void run(() => api.endSession(x.id)).then((ok) => ok && load()))}
+        />
       ) : null}
       {sessions && sessions.length === 0 ? <p class="muted center">No sessions (you are using an API token).</p> : null}
     </Page>
@@ -280,55 +335,7 @@ export function TokensPage({ now, me }: { now: number; me: Whoami }) {
       ) : null}
       <LoadState loading={tokens === null && !loadError} error={loadError ?? error} />
       {tokens && tokens.length ? (
-        <table class="acct-table">
-          <thead>
-            <tr>
-              <th>Name</th>
-              <th>Created</th>
-              <th>Last used</th>
-              <th>Expires</th>
-              <th />
-            </tr>
-          </thead>
-          <tbody>
-            {tokens.map((t) => {
-              const expired = t.expires_at !== null && Date.parse(t.expires_at) <= now;
-              return (
-                <tr key={t.id} data-testid="token-row" class={t.revoked_at || expired ? 'gone' : undefined}>
-                  <td>{t.name}</td>
-                  <td>
-                    <When at={t.created_at} now={now} />
-                  </td>
-                  <td>
-                    <When at={t.last_used_at} now={now} never="never" />
-                  </td>
-                  <td>
-                    {t.expires_at ? (
-                      <span title={fullTime(t.expires_at)}>{new Date(t.expires_at).toLocaleDateString()}</span>
-                    ) : (
-                      <span class="muted">never</span>
-                    )}
-                  </td>
-                  <td class="actions">
-                    {t.revoked_at ? (
-                      <span class="badge st-failed">revoked</span>
-                    ) : expired ? (
-                      <span class="badge">expired</span>
-                    ) : (
-                      <button
-                        type="button"
-                        class="btn btn-outline btn-sm"
-                        onClick={() => void run(() => api.revokeToken(t.id)).then((ok) => ok && load())}
-                      >
-                        Revoke
-                      </button>
-                    )}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
+        <TokenTable tokens={tokens} now={now} onRevoke={(x) => void run(() => api.revokeToken(x.id)).then((ok) => ok && load())} />
       ) : null}
       {tokens && tokens.length === 0 && !bootstrap ? <p class="muted center">No tokens yet.</p> : null}
     </Page>
@@ -355,6 +362,99 @@ async function allUsers(): Promise<User[]> {
   return users;
 }
 
+/** A first check before asking the server (which has the last word: 400 naming body.email). */
+const looksLikeEmail = (s: string) => /^[^\s@]+@[^\s@]+$/.test(s.trim());
+
+/**
+ * One person, opened from the People page (admin): their email (editable), the sessions that
+ * still work (End) and their API tokens (Revoke), through /api/users/:id/... .
+ */
+function PersonPanel({ user, now, onChanged, onClose }: { user: User; now: number; onChanged: (u: User) => void; onClose: () => void }) {
+  const [sessions, setSessions] = useState<SessionInfo[] | null>(null);
+  const [tokens, setTokens] = useState<ApiToken[] | null>(null);
+  const [email, setEmail] = useState(user.email);
+  const [emailError, setEmailError] = useState<string>();
+  const [saved, setSaved] = useState(false);
+  const [error, run, setError] = useAction();
+  const load = useCallback(() => {
+    void run(async () => {
+      const [s, t] = await Promise.all([api.userSessions(user.id), api.userTokens(user.id)]);
+      setSessions(s.sessions);
+      setTokens(t.tokens);
+    });
+  }, [run, user.id]);
+  useEffect(load, [load]);
+  useEffect(() => setEmail(user.email), [user.email]);
+  const panel = useRef<HTMLElement>(null);
+  useEffect(() => panel.current?.scrollIntoView({ block: 'nearest' }), [user.id]);
+
+  async function saveEmail(e: Event) {
+    e.preventDefault();
+    setSaved(false);
+    setEmailError(looksLikeEmail(email) ? undefined : 'Enter an email address');
+    if (!looksLikeEmail(email)) return;
+    setError(undefined);
+    try {
+      onChanged(await api.updateUser(user.id, { email: email.trim() }));
+      setSaved(true);
+    } catch (err) {
+      if (err instanceof ApiError && err.fieldMessage('email')) setEmailError(err.fieldMessage('email'));
+      else if (err instanceof ApiError && err.code === 'CONFLICT') setEmailError('Another person has this email');
+      else setError((err as Error).message);
+    }
+  }
+
+  return (
+    <section ref={panel} class="person" aria-labelledby="person-title" data-testid="person-panel">
+      <header class="person-head">
+        <h3 id="person-title">{user.name}</h3>
+        <button type="button" class="btn btn-ghost btn-sm" onClick={onClose}>
+          Close
+        </button>
+      </header>
+      <form class="acct-form" onSubmit={(e) => void saveEmail(e)} noValidate data-testid="person-email-form">
+        <TextField
+          id="person-email"
+          label="Email (signs in with it)"
+          type="email"
+          value={email}
+          onValue={(v) => {
+            setEmail(v);
+            setSaved(false);
+          }}
+          error={emailError}
+          hint={saved ? 'Saved' : undefined}
+          testid="person-email-error"
+        />
+        <button type="submit" class="btn btn-primary" disabled={email.trim() === user.email}>
+          Save email
+        </button>
+      </form>
+      <LoadState loading={(sessions === null || tokens === null) && !error} error={error} />
+      <h4>Sessions</h4>
+      {sessions && sessions.length ? (
+        <SessionTable
+          sessions={sessions}
+          now={now}
+          onEnd={(x) => void run(() => api.endUserSession(user.id, x.id)).then((ok) => ok && load())}
+        />
+      ) : sessions ? (
+        <p class="muted">Not signed in anywhere.</p>
+      ) : null}
+      <h4>API tokens</h4>
+      {tokens && tokens.length ? (
+        <TokenTable
+          tokens={tokens}
+          now={now}
+          onRevoke={(x) => void run(() => api.revokeUserToken(user.id, x.id)).then((ok) => ok && load())}
+        />
+      ) : tokens ? (
+        <p class="muted">No tokens.</p>
+      ) : null}
+    </section>
+  );
+}
+
 export function PeoplePage({ now, me }: { now: number; me: Whoami }) {
   const [users, setUsers] = useState<User[] | null>(null);
   const [loadError, setLoadError] = useState<string>();
@@ -362,6 +462,7 @@ export function PeoplePage({ now, me }: { now: number; me: Whoami }) {
   const [role, setRole] = useState<Role>('agent');
   const [emailError, setEmailError] = useState<string>();
   const [link, setLink] = useState<{ what: string; link: InviteLink }>();
+  const [open, setOpen] = useState<string>();
   const [error, run, setError] = useAction();
   const load = useCallback(() => {
     allUsers().then(setUsers, (err: Error) => setLoadError(err.message));
@@ -374,8 +475,8 @@ export function PeoplePage({ now, me }: { now: number; me: Whoami }) {
 
   async function invite(e: Event) {
     e.preventDefault();
-    setEmailError(/^[^\s@]+@[^\s@]+$/.test(email.trim()) ? undefined : 'Enter an email address');
-    if (!/^[^\s@]+@[^\s@]+$/.test(email.trim())) return;
+    setEmailError(looksLikeEmail(email) ? undefined : 'Enter an email address');
+    if (!looksLikeEmail(email)) return;
     setError(undefined);
     try {
       const l = await api.invite({ email: email.trim(), role });
@@ -388,11 +489,9 @@ export function PeoplePage({ now, me }: { now: number; me: Whoami }) {
     }
   }
 
-  const update = (u: User, body: { role?: Role; disabled?: boolean }) =>
-    void run(async () => {
-      const after = await api.updateUser(u.id, body);
-      setUsers((list) => list?.map((x) => (x.id === after.id ? after : x)) ?? null);
-    });
+  const replace = (after: User) => setUsers((list) => list?.map((x) => (x.id === after.id ? after : x)) ?? null);
+  const update = (u: User, body: { role?: Role; disabled?: boolean }) => void run(async () => replace(await api.updateUser(u.id, body)));
+  const opened = users?.find((u) => u.id === open);
   const reset = (u: User) =>
     void run(async () => {
       const l = await api.resetUser(u.id);
@@ -477,6 +576,15 @@ export function PeoplePage({ now, me }: { now: number; me: Whoami }) {
                     </span>
                   </td>
                   <td class="actions">
+                    <button
+                      type="button"
+                      class="btn btn-outline btn-sm"
+                      aria-expanded={open === u.id}
+                      onClick={() => setOpen(open === u.id ? undefined : u.id)}
+                      data-testid="manage-user"
+                    >
+                      Manage
+                    </button>
                     {self ? null : (
                       <button type="button" class="btn btn-outline btn-sm" onClick={() => update(u, { disabled: !u.disabled_at })}>
                         {u.disabled_at ? 'Enable' : 'Disable'}
@@ -492,6 +600,7 @@ export function PeoplePage({ now, me }: { now: number; me: Whoami }) {
           </tbody>
         </table>
       ) : null}
+      {opened ? <PersonPanel key={opened.id} user={opened} now={now} onChanged={replace} onClose={() => setOpen(undefined)} /> : null}
     </Page>
   );
 }
@@ -508,6 +617,7 @@ const KIND_LABEL: Record<string, string> = {
   user_disabled: 'Person disabled',
   user_enabled: 'Person enabled',
   user_role_changed: 'Role changed',
+  user_email_changed: 'Email changed',
   user_reset: 'Reset link issued',
 };
 const kindLabel = (k: string) => KIND_LABEL[k] ?? k.replace(/_/g, ' ');

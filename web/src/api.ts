@@ -143,6 +143,12 @@ export const api = {
   invite: (body: CreateUserBody) => request<InviteLink>('POST', '/api/users', { body }),
   updateUser: (id: string, body: UpdateUserBody) => request<User>('PATCH', `/api/users/${encodeURIComponent(id)}`, { body }),
   resetUser: (id: string) => request<InviteLink>('POST', `/api/users/${encodeURIComponent(id)}/reset`),
+  userSessions: (id: string) => request<SessionList>('GET', `/api/users/${encodeURIComponent(id)}/sessions`),
+  endUserSession: (id: string, sessionId: string) =>
+    request<void>('DELETE', `/api/users/${encodeURIComponent(id)}/sessions/${encodeURIComponent(sessionId)}`),
+  userTokens: (id: string) => request<TokenList>('GET', `/api/users/${encodeURIComponent(id)}/tokens`),
+  revokeUserToken: (id: string, tokenId: string) =>
+    request<void>('DELETE', `/api/users/${encodeURIComponent(id)}/tokens/${encodeURIComponent(tokenId)}`),
   acceptInvite: (body: AcceptInviteBody) => request<void>('POST', '/api/invites/accept', { body }),
   audit: (q: { limit: number; before?: string | null; userId?: string; kind?: string }) => {
     const qs = new URLSearchParams({ limit: String(q.limit) });

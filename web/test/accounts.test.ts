@@ -222,6 +222,69 @@ t.test('an API token is shown once with a copy button, then listed and revocable
   t.equal(after.status, 401, 'the revoked token is refused');
 });
 
+t.test('People: an admin opens a person, ends their sessions, revokes their tokens and changes their email', async (t) => {
+  const CY = { name: 'Cy Agent', email: 'cy@example.test', password: 'cy passphrase 123' };
+  await person(CY, 'agent');
+  const cy = await ui.window(t);
+  await signInWithPassword(cy.page, CY.email, CY.password);
+  await cy.page.getByTestId('live').and(cy.page.locator('[data-state=live]')).waitFor();
+  // A token of Cy's, made with a second sign-in of Cy's (over the API).
+  const signedIn = await fetch(`${base}/api/session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: CY.email, password: CY.password }),
+  });
+  const cookie = signedIn.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+  const made = await fetch(`${base}/api/tokens`, {
+    method: 'POST',
+    headers: { cookie, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'cy script' }),
+  });
+  const token = ((await made.json()) as { token: string }).token;
+
+  const admin = await ui.window(t);
+  await signInWithPassword(admin.page, ADMIN.email, ADMIN.password);
+  await admin.page.goto(`${base}/people`);
+  const cyRow = admin.page.getByTestId('user-row').filter({ hasText: CY.email });
+  await cyRow.getByTestId('manage-user').click();
+  const panel = admin.page.getByTestId('person-panel');
+  await panel.getByRole('heading', { name: CY.name }).waitFor();
+  await panel.getByTestId('token-row').filter({ hasText: 'cy script' }).waitFor();
+  // Accepting the invite signed Cy in too: three sessions.
+  await admin.page.waitForFunction(() => document.querySelectorAll('[data-testid=person-panel] [data-testid=session-row]').length === 3);
+  t.pass("Cy's three sessions and token are listed");
+  await screenshot(admin.page, 'accounts-person');
+
+  await panel.getByTestId('token-row').filter({ hasText: 'cy script' }).getByRole('button', { name: 'Revoke' }).click();
+  await panel.getByTestId('token-row').filter({ hasText: 'cy script' }).getByText('revoked').waitFor();
+  t.equal((await fetch(`${base}/api/session`, { headers: { authorization: `Bearer ${token}` } })).status, 401, 'the token is refused');
+
+  // End every session: Cy's open window is at the sign-in page within seconds.
+  const started = Date.now();
+  for (let left = 3; left > 0; left--) {
+    await panel.getByTestId('session-row').first().getByRole('button', { name: 'End' }).click();
+    await admin.page.waitForFunction(
+      (n) => document.querySelectorAll('[data-testid=person-panel] [data-testid=session-row]').length === n,
+      left - 1,
+    );
+  }
+  await panel.getByText('Not signed in anywhere.').waitFor();
+  await cy.page.getByTestId('login').waitFor({ timeout: 12_000 });
+  t.ok(Date.now() - started < 12_000, `Cy's window signed out after ${Date.now() - started} ms`);
+  t.equal((await fetch(`${base}/api/session`, { headers: { cookie } })).status, 401, 'the other session too');
+
+  // The email: someone else's is refused by the field, a new one is saved and signs in.
+  await panel.locator('#person-email').fill(ADMIN.email.toUpperCase());
+  await panel.getByRole('button', { name: 'Save email' }).click();
+  t.match(await panel.getByTestId('person-email-error').textContent(), /Another person has this email/);
+  await panel.locator('#person-email').fill('cy.new@example.test');
+  await panel.getByRole('button', { name: 'Save email' }).click();
+  await panel.getByText('Saved').waitFor();
+  await admin.page.getByTestId('user-row').filter({ hasText: 'cy.new@example.test' }).waitFor();
+  await screenshot(admin.page, 'accounts-person-email');
+  t.equal(await trySignIn(cy.page, 'cy.new@example.test', CY.password), undefined, 'Cy signs in with the new email');
+});
+
 t.test('the audit page lists events, filtered by kind and by person', async (t) => {
   const { page } = await ui.window(t);
   // A failed sign-in to find in the log.

@@ -122,8 +122,14 @@ export const CreateUserBody = Type.Object(
 export type CreateUserBody = Static<typeof CreateUserBody>;
 
 export const UpdateUserBody = Type.Object(
-  { role: Type.Optional(RoleSchema), disabled: Type.Optional(Type.Boolean()) },
-  { additionalProperties: false, minProperties: 1, examples: [{ disabled: true }, { role: 'admin' }] },
+  {
+    role: Type.Optional(RoleSchema),
+    disabled: Type.Optional(Type.Boolean()),
+    email: Type.Optional(
+      Type.String({ minLength: 3, maxLength: 320, description: 'a new email to sign in with (unique whatever its case: 409 when taken)' }),
+    ),
+  },
+  { additionalProperties: false, minProperties: 1, examples: [{ disabled: true }, { role: 'admin' }, { email: 'ada@example.com' }] },
 );
 export type UpdateUserBody = Static<typeof UpdateUserBody>;
 
@@ -159,6 +165,7 @@ export const AUDIT_KINDS = [
   'user_disabled',
   'user_enabled',
   'user_role_changed',
+  'user_email_changed',
   'user_reset',
   // ids only (message_id + conversation_id, email_id), never a body (issue 18)
   'message_sent',

@@ -74,6 +74,8 @@ export const PageQuery = Type.Object(
 export type PageQuery = Static<typeof PageQuery>;
 
 export const IdParams = Type.Object({ id: Type.String({ maxLength: 64 }) });
+/** One thing of one person: `/api/users/:id/sessions/:item_id`, `/api/users/:id/tokens/:item_id`. */
+export const UserItemParams = Type.Object({ id: Type.String({ maxLength: 64 }), item_id: Type.String({ maxLength: 64 }) });
 
 // ---- messages -----------------------------------------------------------------------------
 

@@ -202,6 +202,7 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
         names,
         config: deps.config,
         revocations,
+        credentials: { idleMs: auth.opts.idleMs, now: auth.now, onEnded: (c) => auth.forget({ ...c, user_id: null }) },
       });
       sessionRoutes(api, session);
       tokenRoutes(api, session);

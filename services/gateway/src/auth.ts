@@ -61,7 +61,13 @@ export function tokenMatches(given: string, expected: string): boolean {
 export const randomSecret = (): string => randomBytes(32).toString('base64url');
 const SECRET = /^[A-Za-z0-9_-]{43}$/;
 
-export type Credential = { kind: 'session'; id: string } | { kind: 'token'; id: string } | { kind: 'bootstrap' };
+/**
+ * What a caller authenticated with. `expiresAt`: the credential's absolute expiry (ms), known
+ * when it was found: an open event stream is closed at it without asking the database
+ * (realtime/stream-credentials.ts); null: none (a token without expiry).
+ */
+export type Credential =
+  { kind: 'session'; id: string; expiresAt: number } | { kind: 'token'; id: string; expiresAt: number | null } | { kind: 'bootstrap' };
 
 /** Who is calling. */
 export interface Caller {
@@ -189,7 +195,7 @@ export class Authenticator {
       this.cache.delete(hash.toString('hex'));
       return { ok: false, error: unauthorized('session expired: sign in again'), guess: false };
     }
-    const credential: Credential = { kind: 'session', id: s.id };
+    const credential: Credential = { kind: 'session', id: s.id, expiresAt: s.expires_at.getTime() };
     const caller = s.user_id === null ? bootstrapCaller(`session:${s.id}`, credential) : ownerCaller(s, credential);
     if (!caller || s.user_disabled_at !== null) return { ok: false, error: unauthorized('account disabled'), guess: false };
     if (now - s.last_seen_at.getTime() >= TOUCH_GAP_MS) {
@@ -212,7 +218,7 @@ export class Authenticator {
     if (tok.revoked_at !== null) return { ok: false, error: unauthorized('API token revoked'), guess: false };
     if (tok.expires_at !== null && tok.expires_at.getTime() <= now)
       return { ok: false, error: unauthorized('API token expired'), guess: false };
-    const caller = ownerCaller(tok, { kind: 'token', id: tok.id });
+    const caller = ownerCaller(tok, { kind: 'token', id: tok.id, expiresAt: tok.expires_at?.getTime() ?? null });
     if (!caller || tok.user_disabled_at !== null) return { ok: false, error: unauthorized('account disabled'), guess: false };
     if (tok.last_used_at === null || now - tok.last_used_at.getTime() >= TOUCH_GAP_MS) {
       tok.last_used_at = new Date(now);

@@ -14,6 +14,7 @@ import { openSse } from './sse-client.js';
 import { accountsGateway, BOOTSTRAP, seedUser, signIn, type AccountsGateway } from './accounts-harness.js';
 
 const HOUR = 3600_000;
+const NO_ID = '00000000-0000-4000-8000-000000000000';
 
 async function withPeople(a: AccountsGateway) {
   const admin = await seedUser(a.g, { email: 'ada@example.com', role: 'admin', password: 'admin passphrase 1' });
@@ -55,6 +56,13 @@ t.test('each role is allowed and refused the routes the table says (403 in the e
     ['GET', '/api/users', undefined, 200, 403],
     ['POST', '/api/users', { email: 'x@example.com', role: 'agent' }, 201, 403],
     ['PATCH', `/api/users/${agent.id}`, { role: 'agent' }, 200, 403],
+    ['PATCH', `/api/users/${agent.id}`, { email: 'bo@example.com' }, 200, 403],
+    ['GET', `/api/users/${agent.id}/sessions`, undefined, 200, 403],
+    ['GET', `/api/users/${admin.id}/sessions`, undefined, 200, 403],
+    ['GET', `/api/users/${agent.id}/tokens`, undefined, 200, 403],
+    ['GET', `/api/users/${admin.id}/tokens`, undefined, 200, 403],
+    ['DELETE', `/api/users/${admin.id}/sessions/${NO_ID}`, undefined, 404, 403],
+    ['DELETE', `/api/users/${admin.id}/tokens/${NO_ID}`, undefined, 404, 403],
     ['POST', `/api/users/${agent.id}/reset`, undefined, 201, 403],
     ['GET', '/api/audit', undefined, 200, 403],
   ];
@@ -280,6 +288,128 @@ t.test('personal tokens: shown once, act as the owner, expire, last_used_at writ
   t.equal((await a.call('GET', '/api/session', { headers: { authorization: 'Bearer hatch_pat_nope' } })).status, 401);
 });
 
+t.test("an admin lists and ends anyone's sessions and revokes anyone's tokens; audited; agents are refused", async (t) => {
+  const a = await accountsGateway(t);
+  const { admin, agent, adminCookie, agentCookie } = await withPeople(a);
+  const asAdmin = { cookie: adminCookie };
+  const second = await signIn(a, agent.email, agent.password);
+  const pat = await a.call('POST', '/api/tokens', { headers: { cookie: agentCookie }, body: { name: 'laptop' } });
+  const bearer = { authorization: `Bearer ${String(pat.body.token)}` };
+
+  const sessions = await a.call('GET', `/api/users/${agent.id}/sessions`, { headers: asAdmin });
+  t.equal(sessions.status, 200);
+  const list = sessions.body.sessions as Array<{ id: string; current: boolean }>;
+  t.equal(list.length, 2, "the agent's two sessions");
+  t.ok(
+    list.every((x) => !x.current),
+    'none is the admin’s own',
+  );
+  const mine = await a.call('GET', `/api/users/${admin.id}/sessions`, { headers: asAdmin });
+  t.equal((mine.body.sessions as Array<{ current: boolean }>).filter((x) => x.current).length, 1, 'the admin’s own marks this one');
+  const tokens = await a.call('GET', `/api/users/${agent.id}/tokens`, { headers: asAdmin });
+  t.match(tokens.body, { tokens: [{ id: pat.body.id, user_id: agent.id, name: 'laptop', revoked_at: null }] });
+  t.notMatch(tokens.text, String(pat.body.token).slice(10), 'never the token itself');
+
+  // The agent's stream on this session closes when the admin ends it.
+  const whoIs = async (cookie: string) => {
+    const r = await a.call('GET', '/api/sessions', { headers: { cookie } });
+    return (r.body.sessions as Array<{ id: string; current: boolean }>).find((x) => x.current)?.id ?? '';
+  };
+  const target = await whoIs(second);
+  const sse = await openSse(`${a.base}/api/events`, { cookie: second });
+  t.teardown(() => sse.close());
+  t.equal(sse.status, 200);
+  const adminSession = await whoIs(adminCookie);
+  const wrongOwner = await a.call('DELETE', `/api/users/${agent.id}/sessions/${adminSession}`, { headers: asAdmin });
+  t.equal(wrongOwner.status, 404, 'a session of someone else than the person named is not found');
+  t.match(wrongOwner.body, { success: false, code: 'NOT_FOUND' });
+  const bad = await a.call('DELETE', `/api/users/${agent.id}/sessions/not-a-uuid`, { headers: asAdmin });
+  t.equal(bad.status, 400);
+  t.match(bad.body, { code: 'INVALID_REQUEST', details: [{ field: 'params.item_id' }] });
+  t.equal((await a.call('GET', `/api/users/${NO_ID}/sessions`, { headers: asAdmin })).status, 404, 'an unknown person');
+  t.equal((await a.call('DELETE', `/api/users/${agent.id}/sessions/${target}`, { headers: asAdmin })).status, 204, 'ended');
+  t.equal((await a.call('GET', '/api/session', { headers: { cookie: second } })).status, 401, 'that session is signed out');
+  await sse.waitFor((c) => c.ended(), 3000, 'and its event stream closed');
+  t.equal((await a.call('GET', '/api/session', { headers: { cookie: agentCookie } })).status, 200, 'the other session goes on');
+  t.equal((await a.call('DELETE', `/api/users/${agent.id}/sessions/${target}`, { headers: asAdmin })).status, 404, 'gone');
+
+  t.equal(
+    (await a.call('DELETE', `/api/users/${admin.id}/tokens/${String(pat.body.id)}`, { headers: asAdmin })).status,
+    404,
+    'not that person’s token',
+  );
+  t.equal((await a.call('DELETE', `/api/users/${agent.id}/tokens/${String(pat.body.id)}`, { headers: asAdmin })).status, 204, 'revoked');
+  t.equal((await a.call('GET', '/api/session', { headers: bearer })).status, 401, 'the token is refused');
+  t.equal(
+    (await a.call('DELETE', `/api/users/${agent.id}/tokens/${String(pat.body.id)}`, { headers: asAdmin })).status,
+    204,
+    'twice is fine',
+  );
+
+  // Agents: 403 in the error shape on anyone's, their own included (theirs are /api/sessions, /api/tokens).
+  for (const [method, path] of [
+    ['GET', `/api/users/${admin.id}/sessions`],
+    ['GET', `/api/users/${agent.id}/tokens`],
+    ['DELETE', `/api/users/${admin.id}/sessions/${adminSession}`],
+  ] as const) {
+    const r = await a.call(method, path, { headers: { cookie: agentCookie } });
+    t.equal(r.status, 403, `agent: ${method} ${path}`);
+    t.match(r.body, { success: false, code: 'FORBIDDEN', error: String });
+  }
+  t.equal((await a.call('GET', '/api/session', { headers: asAdmin })).status, 200, "the admin's session was not touched");
+
+  const audit = await a.call('GET', `/api/audit?user_id=${agent.id}&limit=200`, { headers: asAdmin });
+  const rows = audit.body.events as Array<{ kind: string; actor_id: string | null; subject: Record<string, unknown> }>;
+  t.match(
+    rows.find((e) => e.kind === 'session_revoked'),
+    { actor_id: admin.id, subject: { user_id: agent.id, session_id: target } },
+    'session_revoked by the admin',
+  );
+  t.match(
+    rows.find((e) => e.kind === 'token_revoked'),
+    { actor_id: admin.id, subject: { user_id: agent.id, token_id: pat.body.id } },
+    'token_revoked by the admin',
+  );
+  t.equal(rows.filter((e) => e.kind === 'token_revoked').length, 1, 'revoking twice is one row');
+});
+
+t.test("an admin changes a person's email: unique whatever its case (409), 400 naming body.email, audited", async (t) => {
+  const a = await accountsGateway(t);
+  const { admin, agent, adminCookie, agentCookie } = await withPeople(a);
+  const asAdmin = { cookie: adminCookie };
+  const patch = (id: string, body: unknown, headers: Record<string, string> = asAdmin) =>
+    a.call('PATCH', `/api/users/${id}`, { headers, body });
+  const changed = await patch(agent.id, { email: '  Bo.New@Example.com ' });
+  t.equal(changed.status, 200);
+  t.match(changed.body, { id: agent.id, email: 'Bo.New@Example.com' }, 'trimmed, case kept');
+  t.equal(
+    (await a.call('POST', '/api/session', { body: { email: agent.email, password: agent.password } })).status,
+    401,
+    'the old email no longer signs in',
+  );
+  t.ok(await signIn(a, 'bo.new@example.com', agent.password), 'the new one does, in any case');
+  t.match(
+    (await a.call('GET', '/api/session', { headers: { cookie: agentCookie } })).body,
+    { user: { email: 'Bo.New@Example.com' } },
+    'sessions go on, with the new email',
+  );
+
+  const clash = await patch(agent.id, { email: 'ADA@example.COM' });
+  t.equal(clash.status, 409, "another person's email, in another case");
+  t.match(clash.body, { success: false, code: 'CONFLICT', error: /email/ });
+  t.equal((await patch(admin.id, { email: 'Ada@Example.com' })).status, 200, 'one’s own email in another case is fine');
+  for (const email of ['not an email', 'x@', '']) {
+    const r = await patch(agent.id, { email });
+    t.equal(r.status, 400, `${JSON.stringify(email)} refused`);
+    t.match(r.body, { success: false, code: 'INVALID_REQUEST', details: [{ field: 'body.email' }] });
+  }
+  const agentTry = await patch(admin.id, { email: 'mine@example.com' }, { cookie: agentCookie });
+  t.equal(agentTry.status, 403, 'agents may not');
+  const audit = await a.call('GET', `/api/audit?kind=user_email_changed`, { headers: asAdmin });
+  t.match(audit.body, { events: [{ subject: { user_id: admin.id } }, { actor_id: admin.id, subject: { user_id: agent.id } }] });
+  t.notMatch(audit.text, /bo\.new/i, 'ids only: not the new email');
+});
+
 t.test('audit rows for each kind, ids only; GET /api/audit filters by user and kind and pages', async (t) => {
   const a = await accountsGateway(t);
   const { admin, agent, adminCookie, agentCookie } = await withPeople(a);
@@ -296,6 +426,7 @@ t.test('audit rows for each kind, ids only; GET /api/audit filters by user and k
   await accept(a, String(inv.body.link), 'fay passphrase 1');
   const fayId = String((inv.body.user as { id: string }).id);
   await a.call('PATCH', `/api/users/${fayId}`, { headers: admin2, body: { role: 'admin' } });
+  await a.call('PATCH', `/api/users/${fayId}`, { headers: admin2, body: { email: 'fay@example.org' } });
   await a.call('PATCH', `/api/users/${fayId}`, { headers: admin2, body: { disabled: true } });
   await a.call('PATCH', `/api/users/${fayId}`, { headers: admin2, body: { disabled: false } });
   await a.call('POST', `/api/users/${fayId}/reset`, { headers: admin2 });
@@ -329,6 +460,10 @@ t.test('audit rows for each kind, ids only; GET /api/audit filters by user and k
   );
   t.match(
     events.find((e) => e.kind === 'user_role_changed'),
+    { actor_id: admin.id, subject: { user_id: fayId } },
+  );
+  t.match(
+    events.find((e) => e.kind === 'user_email_changed'),
     { actor_id: admin.id, subject: { user_id: fayId } },
   );
   for (const e of events) t.notMatch(JSON.stringify(e), /passphrase|hatch_pat_|password/, `${e.kind}: no secret`);

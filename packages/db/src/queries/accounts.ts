@@ -79,7 +79,7 @@ export async function listUsers(ex: Executor, opts: { limit: number; before?: Ke
 export async function updateUser(
   ex: Executor,
   id: string,
-  set: { role?: string; disabled_at?: Date | null; name?: string; password_hash?: string },
+  set: { role?: string; disabled_at?: Date | null; name?: string; password_hash?: string; email?: string },
 ): Promise<UserRow | undefined> {
   if (Object.keys(set).length === 0) return findUser(ex, id);
   return ex.updateTable('users').set(set).where('id', '=', id).returningAll().executeTakeFirst();
@@ -149,6 +149,39 @@ export async function purgeExpiredSessions(ex: Executor, now: Date, idleMs: numb
     ex,
   );
   return Number(r.numAffectedRows ?? 0n);
+}
+
+/** What decides whether a session or token still works (CredentialState). */
+export interface CredentialState {
+  kind: 'session' | 'token';
+  id: string;
+  /** absolute expiry; null: a token without one */
+  expires_at: Date | null;
+  /** sessions: idle expiry counts from it; tokens: null */
+  last_seen_at: Date | null;
+  revoked_at: Date | null;
+  user_disabled_at: Date | null;
+}
+
+/**
+ * The state of the given sessions (by public id) and tokens, in one statement: the gateway's
+ * check of the credentials behind its open event streams (realtime/stream-credentials.ts). An id
+ * missing from the answer has no row (a session ended or purged). The caller bounds the lists.
+ */
+export async function findCredentialStates(
+  ex: Executor,
+  ids: { sessions: readonly string[]; tokens: readonly string[] },
+): Promise<CredentialState[]> {
+  if (ids.sessions.length === 0 && ids.tokens.length === 0) return [];
+  const r = await sql<CredentialState>`
+    SELECT 'session' AS kind, s.id::text AS id, s.expires_at, s.last_seen_at, NULL::timestamptz AS revoked_at, u.disabled_at AS user_disabled_at
+      FROM sessions s LEFT JOIN users u ON u.id = s.user_id
+     WHERE s.id = ANY(${[...ids.sessions]}::uuid[])
+    UNION ALL
+    SELECT 'token', t.id::text, t.expires_at, NULL::timestamptz, t.revoked_at, u.disabled_at
+      FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id
+     WHERE t.id = ANY(${[...ids.tokens]}::uuid[])`.execute(ex);
+  return r.rows;
 }
 
 // ---- personal API tokens -----------------------------------------------------------------

@@ -23,6 +23,7 @@ import { HttpError } from '../errors.js';
 import { formatControl, formatEvent, replayHalf, type HubClient } from './client-queue.js';
 import type { RealtimeHub } from './hub.js';
 import type { Revocations } from '../revocations.js';
+import { StreamCredentials, type StreamCredentialOptions } from './stream-credentials.js';
 
 export interface EventsRouteOptions {
   hub: RealtimeHub;
@@ -36,6 +37,8 @@ export interface EventsRouteOptions {
   syncTimeoutMs?: number;
   /** a revoked session or token, a disabled user: their streams end at once (issue 18) */
   revocations?: Revocations;
+  /** an expired session or token: its streams end within STREAM_CHECK_MS (stream-credentials.ts) */
+  credentials?: Pick<StreamCredentialOptions, 'idleMs' | 'now' | 'everyMs' | 'onEnded'>;
 }
 
 const EventsQuery = Type.Object({
@@ -63,18 +66,13 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
   const replayBatch = Math.min(opts.replayBatch ?? 500, replayHalf(hub.clientQueueMax));
   await app.register(fastifySSE, { heartbeatInterval: opts.heartbeatMs });
   const streams = new Map<HubClient, () => void>();
-  /** the credential each stream came with (`session:<id>`, `token:<id>`, `bootstrap`) */
-  const credentials = new Map<HubClient, string>();
-  opts.revocations?.onRevoked((ev) => {
-    const principal = ev.kind === 'user' ? `user:${ev.id}` : ev.user_id !== null ? `user:${ev.user_id}` : `session:${ev.id}`;
-    const credential = `${ev.kind}:${ev.id}`;
-    const n = hub.closePrincipal(principal, (c) => {
-      if (ev.kind !== 'user' && credentials.get(c) !== credential) return false;
-      streams.get(c)?.();
-      return true;
-    });
-    if (n > 0) log.info({ kind: ev.kind, streams: n }, 'event streams of a revoked credential closed');
-  });
+  // The credential behind each stream: revoked or expired, its streams end (stream-credentials.ts).
+  const watched = opts.credentials && new StreamCredentials({ db: opts.db, log: opts.log, ...opts.credentials });
+  if (watched) {
+    opts.revocations?.onRevoked((ev) => watched.revoked(ev));
+    watched.start();
+    app.addHook('onClose', () => watched.stop());
+  }
 
   // Shutdown: end every stream so clients reconnect to another replica (with Last-Event-ID).
   app.addHook('preClose', async () => {
@@ -148,16 +146,16 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
         ended = true;
         client.close();
         streams.delete(client);
-        credentials.delete(client);
+        watched?.remove(client);
         reply.sse.close();
       };
       streams.set(client, endStream);
-      const credential = req.caller?.credential;
-      if (credential) credentials.set(client, credential.kind === 'bootstrap' ? 'bootstrap' : `${credential.kind}:${credential.id}`);
+      const caller = req.caller;
+      if (caller) watched?.add(client, caller.credential, caller.userId, endStream);
       reply.sse.onClose(() => {
         client.close();
         streams.delete(client);
-        credentials.delete(client);
+        watched?.remove(client);
       });
       reply.sse.sendHeaders(200);
       // The hub's position now: everything up to it is history (replayed), everything after is live.

@@ -287,20 +287,6 @@ export class RealtimeHub implements QueueOwner {
     }
   }
 
-  /**
-   * Ends the streams of one principal that `end` picks (it ends the stream and returns true): its
-   * session or token was revoked, or the user disabled (revocations.ts). Returns how many ended.
-   */
-  closePrincipal(principal: string, end: (c: HubClient) => boolean): number {
-    let n = 0;
-    for (const c of [...this.clients]) {
-      if (c.principal !== principal || !end(c)) continue;
-      c.close();
-      n++;
-    }
-    return n;
-  }
-
   async stop(): Promise<void> {
     this.stopping = true;
     clearInterval(this.keepaliveTimer);

@@ -10,7 +10,7 @@ import type { Bus } from '@hatch/bus';
 import type { Registry } from 'prom-client';
 import type { RealtimeConfig } from './config.js';
 import { RealtimeHub } from './hub.js';
-import { eventsRoute } from './events-route.js';
+import { eventsRoute, type EventsRouteOptions } from './events-route.js';
 import type { Revocations } from '../revocations.js';
 
 export interface RealtimeDeps {
@@ -22,6 +22,8 @@ export interface RealtimeDeps {
   config: RealtimeConfig;
   /** revoked credentials: their streams end (events-route.ts) */
   revocations?: Revocations;
+  /** expired credentials: their streams end within STREAM_CHECK_MS (stream-credentials.ts) */
+  credentials?: EventsRouteOptions['credentials'];
 }
 
 export async function registerRealtime(app: FastifyInstance, deps: RealtimeDeps): Promise<RealtimeHub> {
@@ -50,6 +52,7 @@ export async function registerRealtime(app: FastifyInstance, deps: RealtimeDeps)
       heartbeatMs: deps.config.HATCH_SSE_HEARTBEAT_MS,
       retryMs: deps.config.HATCH_SSE_RETRY_MS,
       revocations: deps.revocations,
+      credentials: deps.credentials,
     });
   });
   return hub;

@@ -4,8 +4,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ErrorBody, IdParams, isUuid, SessionBody, SessionList, Whoami, type SessionInfo } from '@hatch/contracts';
-import { deleteSession, deleteSessionByHash, findUserByEmail, listSessions, type Db, type SessionRow } from '@hatch/db';
+import { ErrorBody, IdParams, isUuid, SessionBody, SessionList, UserItemParams, Whoami, type SessionInfo } from '@hatch/contracts';
+import { deleteSession, deleteSessionByHash, findUser, findUserByEmail, listSessions, type Db, type SessionRow } from '@hatch/db';
 import { clearSessionCookie, SESSION_COOKIE, setSessionCookie, sha256, tokenMatches, type Authenticator, type Caller } from '../auth.js';
 import { HttpError } from '../errors.js';
 import type { AuthFailureLimiter } from '../auth-failures.js';
@@ -36,10 +36,10 @@ export function callerOf(req: FastifyRequest): Caller {
   return req.caller;
 }
 
-export function uuidParam(id: string, what: string): string {
+export function uuidParam(id: string, what: string, field = 'params.id'): string {
   if (!isUuid(id)) {
-    throw new HttpError('INVALID_REQUEST', `params.id must be ${what} (a UUID)`, {
-      details: [{ field: 'params.id', message: `must be ${what} (a UUID)` }],
+    throw new HttpError('INVALID_REQUEST', `${field} must be ${what} (a UUID)`, {
+      details: [{ field, message: `must be ${what} (a UUID)` }],
     });
   }
   return id.toLowerCase();
@@ -136,13 +136,35 @@ function toSessionInfo(s: SessionRow, current: string | undefined, idleMs: numbe
   };
 }
 
-/** Inside the `/api` plugin (authenticated): sign-out, who am I, my sessions, end a session. */
+/** The sessions of a person (null: the bootstrap token's) that still work, newest first. */
+async function liveSessions(deps: SessionRouteDeps, userId: string | null, current: string | undefined): Promise<SessionInfo[]> {
+  const now = deps.auth.now();
+  const idleMs = deps.auth.opts.idleMs;
+  const rows = await listSessions(deps.db.db, userId);
+  return rows
+    .filter((s) => s.expires_at.getTime() > now && s.last_seen_at.getTime() + idleMs > now)
+    .map((s) => toSessionInfo(s, current, idleMs));
+}
+
+const ADMIN = { role: 'admin' as const };
+
+/**
+ * Inside the `/api` plugin (authenticated): sign-out, who am I, my sessions, end a session; and
+ * for admins, anyone's sessions (`/users/:id/sessions`: the role is the route's config).
+ */
 export function sessionRoutes(instance: FastifyInstance, deps: SessionRouteDeps): void {
   const api = instance.withTypeProvider<TypeBoxTypeProvider>();
   const revoked = async (req: FastifyRequest, caller: Caller, s: SessionRow, kind: 'sign_out' | 'session_revoked') => {
     deps.revocations.publish({ kind: 'session', id: s.id, user_id: s.user_id });
     await deps.audit({ kind, actor: caller, subject: { user_id: s.user_id, session_id: s.id }, address: req.ip });
   };
+  /** Ends session `id` (only `owner`'s when given): 404 when there is none. */
+  const end = async (req: FastifyRequest, id: string, owner?: { userId: string | null }) => {
+    const s = await deleteSession(deps.db.db, id, owner);
+    if (!s) throw new HttpError('NOT_FOUND', 'no such session');
+    await revoked(req, callerOf(req), s, 'session_revoked');
+  };
+  const current = (c: Caller) => (c.credential.kind === 'session' ? c.credential.id : undefined);
 
   api.delete(
     '/session',
@@ -189,15 +211,7 @@ export function sessionRoutes(instance: FastifyInstance, deps: SessionRouteDeps)
     },
     async (req) => {
       const c = callerOf(req);
-      const now = deps.auth.now();
-      const idleMs = deps.auth.opts.idleMs;
-      const current = c.credential.kind === 'session' ? c.credential.id : undefined;
-      const rows = await listSessions(deps.db.db, c.userId);
-      return {
-        sessions: rows
-          .filter((s) => s.expires_at.getTime() > now && s.last_seen_at.getTime() + idleMs > now)
-          .map((s) => toSessionInfo(s, current, idleMs)),
-      };
+      return { sessions: await liveSessions(deps, c.userId, current(c)) };
     },
   );
 
@@ -214,10 +228,44 @@ export function sessionRoutes(instance: FastifyInstance, deps: SessionRouteDeps)
     },
     async (req, reply) => {
       const c = callerOf(req);
-      const id = uuidParam(req.params.id, 'a session id');
-      const s = await deleteSession(deps.db.db, id, c.role === 'admin' ? undefined : { userId: c.userId });
-      if (!s) throw new HttpError('NOT_FOUND', 'no such session');
-      await revoked(req, c, s, 'session_revoked');
+      await end(req, uuidParam(req.params.id, 'a session id'), c.role === 'admin' ? undefined : { userId: c.userId });
+      return reply.code(204).send();
+    },
+  );
+
+  api.get(
+    '/users/:id/sessions',
+    {
+      schema: {
+        tags: ['people'],
+        operationId: 'listUserSessions',
+        summary: "A person's sessions that still work (admin)",
+        params: IdParams,
+        response: { 200: SessionList, '4xx': ErrorBody },
+      },
+      config: { ...ADMIN, openapi: { errors: ['FORBIDDEN', 'NOT_FOUND'] } },
+    },
+    async (req) => {
+      const userId = uuidParam(req.params.id, 'a user id');
+      if (!(await findUser(deps.db.db, userId))) throw new HttpError('NOT_FOUND', 'no such person');
+      return { sessions: await liveSessions(deps, userId, current(callerOf(req))) };
+    },
+  );
+
+  api.delete(
+    '/users/:id/sessions/:item_id',
+    {
+      schema: {
+        tags: ['people'],
+        operationId: 'endUserSession',
+        summary: "End one of a person's sessions (admin): signed out on every replica, its event streams closed",
+        params: UserItemParams,
+      },
+      config: { ...ADMIN, openapi: { errors: ['FORBIDDEN', 'NOT_FOUND'], responses: { 204: { type: 'null', description: 'ended' } } } },
+    },
+    async (req, reply) => {
+      const userId = uuidParam(req.params.id, 'a user id');
+      await end(req, uuidParam(req.params.item_id, 'a session id', 'params.item_id'), { userId });
       return reply.code(204).send();
     },
   );

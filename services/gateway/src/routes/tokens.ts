@@ -2,7 +2,7 @@
  * Personal API tokens (issue 18, docs/api.md "API tokens"): `hatch_pat_` + 256 random bits,
  * shown once at creation, stored as SHA-256, acting as their owner with the owner's role.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   CreatedToken,
@@ -12,9 +12,10 @@ import {
   PERSONAL_TOKEN_PREFIX,
   TokenList,
   TokenListQuery,
+  UserItemParams,
   type ApiToken,
 } from '@hatch/contracts';
-import { findApiToken, insertApiToken, listApiTokens, revokeApiToken, type ApiTokenRow, type Db } from '@hatch/db';
+import { findApiToken, findUser, insertApiToken, listApiTokens, revokeApiToken, type ApiTokenRow, type Db } from '@hatch/db';
 import { randomSecret, requireRole, sha256, type Authenticator } from '../auth.js';
 import { HttpError } from '../errors.js';
 import type { Revocations } from '../revocations.js';
@@ -39,6 +40,8 @@ export function toApiToken(t: ApiTokenRow): ApiToken {
     revoked_at: t.revoked_at?.toISOString() ?? null,
   };
 }
+
+const ADMIN = { role: 'admin' as const };
 
 export function tokenRoutes(instance: FastifyInstance, deps: TokenRouteDeps): void {
   const api = instance.withTypeProvider<TypeBoxTypeProvider>();
@@ -101,6 +104,20 @@ export function tokenRoutes(instance: FastifyInstance, deps: TokenRouteDeps): vo
     },
   );
 
+  /** Revokes token `id` (only `owner`'s when given): 404 when there is none; revoking twice is fine. */
+  const revoke = async (req: FastifyRequest, id: string, owner: string | undefined) => {
+    const c = callerOf(req);
+    const row = await revokeApiToken(deps.db.db, id, new Date(deps.auth.now()), owner);
+    if (!row) {
+      const existing = await findApiToken(deps.db.db, id);
+      // Revoking twice is fine (204); someone else's token is not found, as an unknown one is.
+      if (!existing || (owner !== undefined && existing.user_id !== owner)) throw new HttpError('NOT_FOUND', 'no such token');
+      return;
+    }
+    deps.revocations.publish({ kind: 'token', id: row.id, user_id: row.user_id });
+    await deps.audit({ kind: 'token_revoked', actor: c, subject: { user_id: row.user_id, token_id: row.id }, address: req.ip });
+  };
+
   api.delete(
     '/tokens/:id',
     {
@@ -117,15 +134,44 @@ export function tokenRoutes(instance: FastifyInstance, deps: TokenRouteDeps): vo
       const id = uuidParam(req.params.id, 'a token id');
       const owner = c.role === 'admin' ? undefined : (c.userId ?? undefined);
       if (c.role !== 'admin' && owner === undefined) throw new HttpError('NOT_FOUND', 'no such token');
-      const row = await revokeApiToken(deps.db.db, id, new Date(deps.auth.now()), owner);
-      if (!row) {
-        const existing = await findApiToken(deps.db.db, id);
-        // Revoking twice is fine (204); someone else's token is not found, as an unknown one is.
-        if (!existing || (owner !== undefined && existing.user_id !== owner)) throw new HttpError('NOT_FOUND', 'no such token');
-        return reply.code(204).send();
-      }
-      deps.revocations.publish({ kind: 'token', id: row.id, user_id: row.user_id });
-      await deps.audit({ kind: 'token_revoked', actor: c, subject: { user_id: row.user_id, token_id: row.id }, address: req.ip });
+      await revoke(req, id, owner);
+      return reply.code(204).send();
+    },
+  );
+
+  api.get(
+    '/users/:id/tokens',
+    {
+      schema: {
+        tags: ['people'],
+        operationId: 'listUserTokens',
+        summary: "A person's API tokens, revoked ones included (admin); never the tokens themselves",
+        params: IdParams,
+        response: { 200: TokenList, '4xx': ErrorBody },
+      },
+      config: { ...ADMIN, openapi: { errors: ['FORBIDDEN', 'NOT_FOUND'] } },
+    },
+    async (req) => {
+      const userId = uuidParam(req.params.id, 'a user id');
+      if (!(await findUser(deps.db.db, userId))) throw new HttpError('NOT_FOUND', 'no such person');
+      return { tokens: (await listApiTokens(deps.db.db, userId)).map(toApiToken) };
+    },
+  );
+
+  api.delete(
+    '/users/:id/tokens/:item_id',
+    {
+      schema: {
+        tags: ['people'],
+        operationId: 'revokeUserToken',
+        summary: "Revoke one of a person's API tokens (admin): refused on every replica at once",
+        params: UserItemParams,
+      },
+      config: { ...ADMIN, openapi: { errors: ['FORBIDDEN', 'NOT_FOUND'], responses: { 204: { type: 'null', description: 'revoked' } } } },
+    },
+    async (req, reply) => {
+      const userId = uuidParam(req.params.id, 'a user id');
+      await revoke(req, uuidParam(req.params.item_id, 'a token id', 'params.item_id'), userId);
       return reply.code(204).send();
     },
   );

@@ -68,6 +68,29 @@ export function toApiUser(u: UserRow): ApiUser {
 
 const ADMIN = { role: 'admin' as const };
 
+/** A person's email as given (trimmed), or 400 naming body.email. */
+function emailOf(raw: string): string {
+  const email = raw.trim();
+  if (!isEmailAddress(email)) {
+    throw new HttpError('INVALID_REQUEST', 'body.email must be an email address', {
+      details: [{ field: 'body.email', message: 'must be an email address' }],
+    });
+  }
+  return email;
+}
+
+const emailTaken = () => new HttpError('CONFLICT', 'a person with this email exists');
+
+/** Runs a write that sets an email: a concurrent one that took it first (users_email_unique) is 409 too. */
+async function uniqueEmail<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if ((err as { code?: string }).code === '23505') throw emailTaken();
+    throw err;
+  }
+}
+
 export function userRoutes(instance: FastifyInstance, deps: UserRouteDeps): void {
   const api = instance.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -121,20 +144,9 @@ export function userRoutes(instance: FastifyInstance, deps: UserRouteDeps): void
     },
     async (req, reply) => {
       const c = callerOf(req);
-      const email = req.body.email.trim();
-      if (!isEmailAddress(email)) {
-        throw new HttpError('INVALID_REQUEST', 'body.email must be an email address', {
-          details: [{ field: 'body.email', message: 'must be an email address' }],
-        });
-      }
-      if (await findUserByEmail(deps.db.db, email)) throw new HttpError('CONFLICT', 'a person with this email exists');
-      let user: UserRow;
-      try {
-        user = await insertUser(deps.db.db, { email, role: req.body.role, name: req.body.name ?? email });
-      } catch (err) {
-        if ((err as { code?: string }).code === '23505') throw new HttpError('CONFLICT', 'a person with this email exists');
-        throw err;
-      }
+      const email = emailOf(req.body.email);
+      if (await findUserByEmail(deps.db.db, email)) throw emailTaken();
+      const user = await uniqueEmail(() => insertUser(deps.db.db, { email, role: req.body.role, name: req.body.name ?? email }));
       const link = await issueLink(user, 'invite', c);
       await deps.audit({ kind: 'user_invited', actor: c, subject: { user_id: user.id }, address: req.ip });
       return reply.code(201).send(link);
@@ -147,7 +159,7 @@ export function userRoutes(instance: FastifyInstance, deps: UserRouteDeps): void
       schema: {
         tags: ['people'],
         operationId: 'updateUser',
-        summary: "Change a person's role, or disable / enable them (admin); disabling ends their sessions and tokens at once",
+        summary: "Change a person's role or email, or disable / enable them (admin); disabling ends their sessions and tokens at once",
         params: IdParams,
         body: UpdateUserBody,
         response: { 200: User, '4xx': ErrorBody },
@@ -160,19 +172,29 @@ export function userRoutes(instance: FastifyInstance, deps: UserRouteDeps): void
       const before = await findUser(deps.db.db, id);
       if (!before) throw new HttpError('NOT_FOUND', 'no such person');
       const { role, disabled } = req.body;
+      const email = req.body.email === undefined ? undefined : emailOf(req.body.email);
       if (id === c.userId && (disabled === true || role === 'agent')) {
         throw new HttpError('CONFLICT', 'you cannot disable yourself or take away your own admin role');
       }
-      const set: { role?: string; disabled_at?: Date | null } = {};
+      const set: { role?: string; disabled_at?: Date | null; email?: string } = {};
       if (role !== undefined && role !== before.role) set.role = role;
       if (disabled === true && before.disabled_at === null) set.disabled_at = new Date(deps.auth.now());
       if (disabled === false && before.disabled_at !== null) set.disabled_at = null;
-      const after = await deps.db.db.transaction().execute(async (tx) => {
-        const u = await updateUser(tx, id, set);
-        if (set.disabled_at) await deleteUserSessions(tx, id);
-        return u;
-      });
+      if (email !== undefined && email !== before.email) {
+        const holder = await findUserByEmail(deps.db.db, email);
+        if (holder && holder.id !== id) throw emailTaken();
+        set.email = email;
+      }
+      const after = await uniqueEmail(() =>
+        deps.db.db.transaction().execute(async (tx) => {
+          const u = await updateUser(tx, id, set);
+          if (set.disabled_at) await deleteUserSessions(tx, id);
+          return u;
+        }),
+      );
       if (!after) throw new HttpError('NOT_FOUND', 'no such person');
+      // This replica's cached lookups carry the old email (GET /api/session, audit labels); others' age out within 5 s.
+      if (set.email !== undefined) deps.auth.forgetUser(id);
       // Every replica forgets the user's cached credentials: a disabled user is refused at once,
       // a new role applies at once; their open event streams close (they reconnect if still allowed).
       if (set.role !== undefined || set.disabled_at !== undefined) deps.revocations.publish({ kind: 'user', id, user_id: id });
@@ -180,6 +202,7 @@ export function userRoutes(instance: FastifyInstance, deps: UserRouteDeps): void
       if (set.disabled_at) await deps.audit({ kind: 'user_disabled', actor: c, subject, address: req.ip });
       if (set.disabled_at === null) await deps.audit({ kind: 'user_enabled', actor: c, subject, address: req.ip });
       if (set.role !== undefined) await deps.audit({ kind: 'user_role_changed', actor: c, subject, address: req.ip });
+      if (set.email !== undefined) await deps.audit({ kind: 'user_email_changed', actor: c, subject, address: req.ip });
       return toApiUser(after);
     },
   );
