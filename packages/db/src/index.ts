@@ -39,3 +39,10 @@ export * from './queries/auth-failures.js';
 export * from './queries/accounts.js';
 export * from './queries/audit-events.js';
 export { createGroupCommit, type GroupCommit, type GroupCommitOptions, type GroupCommitWriter } from './group-commit.js';
+export {
+  applyStatusChanges,
+  type StatusChange,
+  type StatusChangeResult,
+  type StatusReport,
+  type StatusWrites,
+} from './queries/status-change.js';
