@@ -36,8 +36,8 @@ export function groupedWrites<I, O>(deps: { log: Logger; registry: Registry }, o
   const log = deps.log.child({ component: 'grouped-writes', writes: o.name });
   const group = createGroupCommit<I, O>(
     {
-      write: o.write,
-      full: o.full ?? (() => new Error(`too many ${o.name} writes waiting; retry shortly`)),
+      write: (items) => o.write(items),
+      full: () => o.full?.() ?? new Error(`too many ${o.name} writes waiting; retry shortly`),
       onGroup: (size) => sizes.observe({ writes: o.name }, size),
       onSplit: (err, size) =>
         log.warn(
