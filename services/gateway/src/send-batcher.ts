@@ -1,20 +1,12 @@
 /**
- * Group commit of sends (the mechanism: @hatch/db createGroupCommit). `POST /api/send_message`
- * hands its validated message here and answers once the batch holding it has committed
- * (docs/architecture.md, rule 1: a 202 means the row is committed).
- *
- * While fewer than `maxInFlight` batches are being written, a message is written at once (a
- * batch of one: no added latency when idle). When all slots are busy, arriving messages wait
- * and the next free slot writes all of them (up to `maxBatch`) as ONE statement
- * (`acceptMessages`): one round trip, one commit (one WAL flush) and one journal NOTIFY for the
- * whole group. The busier the gateway, the larger the groups, which is what lifts the send rate
- * from the per-commit limit towards the per-row limit (bench P1; NOTIFY serialises notifying
- * commits cluster-wide: P3's raw limit in bench/README.md).
- *
- * Bounds (docs/architecture.md, rule 4): at most `maxQueued` messages wait; past that a send is refused with
- * 503 + Retry-After at once. A batch that fails for a reason other than a lost connection (a
- * deadlock, a constraint) is retried message by message, so one bad message cannot fail the
- * others; a lost connection fails every message of the batch with the connection error (503).
+ * Group commit of sends (the mechanism and its bounds: @hatch/db createGroupCommit).
+ * `POST /api/send_message` hands its validated message here and answers once the statement
+ * holding it (`acceptMessages`) has committed (docs/architecture.md, rule 1: a 202 means the row
+ * is committed). One commit, one WAL flush and one journal NOTIFY serve a whole group, which is
+ * what lifts the send rate from the per-commit limit towards the per-row limit (bench P1;
+ * NOTIFY serialises notifying commits cluster-wide: P3's raw limit in bench/README.md). Past
+ * `maxQueued` waiting sends a send is refused with 503 + Retry-After; a lost connection fails
+ * the group with the connection error (503).
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
 import {
