@@ -38,3 +38,11 @@ export * from './queries/sms-quota.js';
 export * from './queries/auth-failures.js';
 export * from './queries/accounts.js';
 export * from './queries/audit-events.js';
+export { createGroupCommit, type GroupCommit, type GroupCommitOptions, type GroupCommitWriter } from './group-commit.js';
+export {
+  applyStatusChanges,
+  type StatusChange,
+  type StatusChangeResult,
+  type StatusReport,
+  type StatusWrites,
+} from './queries/status-change.js';

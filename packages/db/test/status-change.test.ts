@@ -3,7 +3,20 @@ import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { createTestDb } from '@hatch/testing';
 import { conversationIdFor } from '@hatch/contracts/node';
-import { applyEmailStatus, applyMessageStatus, findEmail, findMessage, findTimeline, insertEmail, insertMessage } from '../src/index.js';
+import {
+  applyEmailStatus,
+  applyMessageStatus,
+  applyMessageStatuses,
+  claimSends,
+  findEmail,
+  findMessage,
+  findTimeline,
+  insertEmail,
+  insertMessage,
+  messageStatusChange,
+  type MessageStatusChange,
+  type MessageStatusResult,
+} from '../src/index.js';
 
 t.test(
   'a message: forward only, a timeline row for every report, a replayed provider event changes nothing, the SID kept, segments replaced',
@@ -176,3 +189,170 @@ t.test(
     );
   },
 );
+
+/**
+ * The batch form (applyStatusChanges): N reports about N rows in one statement do per report
+ * exactly what the same reports applied one at a time, in order, do. Checked against that very
+ * sequence on twin rows: several reports about one row (forward moves, a backwards one, a final
+ * after a final), a provider event replayed from the database and one repeated within the batch,
+ * a timeline-only report, a row that does not exist, mixed rows.
+ */
+t.test('a batch of reports is one statement doing per report what the same reports one at a time do', async (t) => {
+  const { db } = await createTestDb(t);
+  const convId = conversationIdFor('+15550000003', '+15557654323');
+  await db
+    .insertInto('conversations')
+    .values({ id: convId, participants: ['+15550000003', '+15557654323'], channel: 'sms' })
+    .execute();
+  const newMessage = async (status: 'sending' | 'queued') => {
+    const id = randomUUID();
+    await insertMessage(db, {
+      id,
+      conversation_id: convId,
+      from_contact: '+15550000003',
+      to_contact: '+15557654323',
+      body: 'hi',
+      channel: 'sms',
+      direction: 'outbound',
+      status,
+      segments: 1,
+      claimed_at: new Date(),
+    });
+    return id;
+  };
+  // two twin sets of rows: A gets the batch, B the same reports one at a time
+  const [a1, a2, a3, b1, b2, b3] = [
+    await newMessage('sending'),
+    await newMessage('sending'),
+    await newMessage('queued'),
+    await newMessage('sending'),
+    await newMessage('sending'),
+    await newMessage('queued'),
+  ] as string[];
+  // a provider event already stored for row 2 (a replay of it below changes nothing)
+  await applyMessageStatus(db, a2 as string, { status: 'sent', source: 'twilio_callback', providerEventId: 'twilio:A-old' });
+  await applyMessageStatus(db, b2 as string, { status: 'sent', source: 'twilio_callback', providerEventId: 'twilio:B-old' });
+  const missing = randomUUID();
+  const reports = (r1: string, r2: string, r3: string, ev: string): Array<[string, MessageStatusChange]> => [
+    [r1, { status: 'delivered', source: 'twilio_callback', providerEventId: `twilio:${ev}-1`, always: { provider_sid: `SM${ev}1` } }],
+    [r2, { status: 'delivered', source: 'twilio_callback', providerEventId: `twilio:${ev}-old` }], // replayed from the database
+    [r1, { status: 'sent', source: 'worker', onMove: { claimed_at: null }, always: { provider_sid: `SM${ev}-other`, segments: 3 } }], // backwards
+    [r3, { status: 'sending', source: 'worker' }],
+    [missing, { status: 'sent', source: 'worker' }],
+    [r1, { status: 'delivered', source: 'twilio_callback', providerEventId: `twilio:${ev}-1` }], // repeated within the batch
+    [r3, { status: 'failed', source: 'twilio_callback', onMove: { error_code: '30003', error_message: 'unreachable' } }],
+    [r3, { status: 'undelivered', source: 'twilio_callback', onMove: { error_code: '30005', error_message: 'unknown' } }], // final after final
+    [r2, { status: 'delivered', source: 'twilio_callback', providerEventId: `twilio:${ev}-2`, always: { segments: 2 } }],
+  ];
+  const batch = await applyMessageStatuses(
+    db,
+    reports(a1 as string, a2 as string, a3 as string, 'A').map(([id, c]) => messageStatusChange(id, c)),
+  );
+  const oneByOne: MessageStatusResult[] = [];
+  for (const [id, c] of reports(b1 as string, b2 as string, b3 as string, 'B')) oneByOne.push(await applyMessageStatus(db, id, c));
+
+  const shape = (r: MessageStatusResult) => ({
+    moved: r.moved,
+    duplicate: r.duplicate,
+    row: r.row && {
+      status: r.row.status,
+      provider_sid: r.row.provider_sid?.replace(/^SM[AB]/, 'SM'),
+      segments: r.row.segments,
+      claimed: r.row.claimed_at !== null,
+      error_code: r.row.error_code,
+      error_message: r.row.error_message,
+    },
+  });
+  // one at a time, each result is the row after that report; the batch's is the row after the batch
+  const finals = new Map<string, MessageStatusResult>();
+  reports(b1 as string, b2 as string, b3 as string, 'B').forEach(([id], i) => finals.set(id, oneByOne[i] as MessageStatusResult));
+  const expected = reports(b1 as string, b2 as string, b3 as string, 'B').map(([id], i) => ({
+    ...shape(oneByOne[i] as MessageStatusResult),
+    row: shape(finals.get(id) as MessageStatusResult).row,
+  }));
+  t.same(batch.map(shape), expected, 'moved, duplicate and the row per report as one at a time');
+  t.match(
+    batch.map((r) => [r.moved, r.duplicate]),
+    [
+      [true, false],
+      [false, true],
+      [false, false],
+      [true, false],
+      [false, false],
+      [false, true],
+      [true, false],
+      [false, false],
+      [true, false],
+    ],
+  );
+  t.equal(batch[4]?.row, undefined, 'no such message');
+  for (const [a, b] of [
+    [a1, b1],
+    [a2, b2],
+    [a3, b3],
+  ] as Array<[string, string]>) {
+    const timeline = async (id: string) =>
+      (await findTimeline(db, { messageId: id })).map((e) => [e.status, e.source, e.provider_code, e.provider_event_id?.slice(8) ?? null]);
+    t.same(await timeline(a), await timeline(b), 'the same timeline, in the same order');
+  }
+  t.match(await findMessage(db, a1 as string), { status: 'delivered', provider_sid: 'SMA1', segments: 3, claimed_at: Date });
+  t.match(await findMessage(db, a2 as string), { status: 'delivered', segments: 2 });
+  t.match(await findMessage(db, a3 as string), { status: 'failed', error_code: '30003', error_message: 'unreachable' });
+});
+
+t.test('a batch claim: queued rows claimed once in one statement, the others looked up as they are', async (t) => {
+  const { db } = await createTestDb(t);
+  const convId = conversationIdFor('+15550000004', '+15557654324');
+  await db
+    .insertInto('conversations')
+    .values({ id: convId, participants: ['+15550000004', '+15557654324'], channel: 'sms' })
+    .execute();
+  const make = async (status: 'queued' | 'sending' | 'delivered', channel: 'sms' | 'chat' = 'sms') => {
+    const id = randomUUID();
+    await insertMessage(db, {
+      id,
+      conversation_id: convId,
+      from_contact: '+15550000004',
+      to_contact: '+15557654324',
+      body: 'hi',
+      channel,
+      direction: 'outbound',
+      status,
+    });
+    return id;
+  };
+  const [q1, q2, sending, done, chat] = [
+    await make('queued'),
+    await make('queued'),
+    await make('sending'),
+    await make('delivered'),
+    await make('queued', 'chat'),
+  ] as string[];
+  const missing = randomUUID();
+  const claims = await claimSends(db, 'messages', [q1, sending, q2, missing, done, q1, chat] as string[]);
+  t.match(
+    claims.map((c) => [c.claimed, c.row?.status, c.row?.attempts]),
+    [
+      [true, 'sending', 1],
+      [false, 'sending', 0],
+      [true, 'sending', 1],
+      [false, undefined, undefined],
+      [false, 'delivered', 0],
+      [false, 'sending', 1],
+      [false, 'queued', 0],
+    ],
+    'claimed once each; the rest as they stand; a chat message is no send to claim',
+  );
+  const again = await claimSends(db, 'messages', [q1 as string, q2 as string]);
+  t.same(
+    again.map((c) => c.claimed),
+    [false, false],
+    'a second claim finds nothing',
+  );
+  for (const id of [q1, q2] as string[])
+    t.same(
+      (await findTimeline(db, { messageId: id })).map((e) => [e.status, e.detail]),
+      [['sending', 'attempt 1']],
+      'one sending row per claim',
+    );
+});

@@ -16,3 +16,4 @@ export {
   type RunningWorker,
 } from './worker-process.js';
 export { openPoolAndBus, type PoolAndBus, type PoolAndBusSettings } from './resources.js';
+export { groupedWrites, GROUPED_WRITES_MAX_QUEUED, type GroupedWritesOptions } from './grouped-writes.js';

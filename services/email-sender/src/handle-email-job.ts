@@ -26,9 +26,6 @@
  * - Attachment content is deleted in the same transaction that records `sent`.
  */
 import {
-  applyEmailStatus,
-  claimSend,
-  deleteEmailAttachments,
   findEmail,
   findEmailAttachments,
   markSendFailed,
@@ -37,6 +34,8 @@ import {
   markSendReleased,
   type Db,
   type EmailRow,
+  type EmailStatusChange,
+  type SendClaim,
 } from '@hatch/db';
 import type { EmailJob } from '@hatch/contracts';
 import type { JobContext, JobOutcome } from '@hatch/jobs';
@@ -50,6 +49,13 @@ export interface SendPause {
 
 export interface EmailJobDeps {
   db: Db;
+  /**
+   * The job's email looked up and, when queued, claimed with the sender address (claimSends):
+   * grouped with the concurrent jobs' claims into one statement by the worker (worker.ts).
+   */
+  claim(emailId: string): Promise<SendClaim<'emails'>>;
+  /** `sent` and the attachment content deleted, in one transaction, grouped with the concurrent jobs' likewise */
+  recordSent(emailId: string, change: EmailStatusChange): Promise<void>;
   sendgrid: SendGridPort;
   fromEmail: string;
   /** a `sending` claim older than this belongs to a dead worker */
@@ -66,15 +72,21 @@ export interface EmailJobDeps {
 const TABLE = 'emails';
 
 export async function handleEmailJob(job: EmailJob, ctx: JobContext, deps: EmailJobDeps): Promise<JobOutcome> {
-  const e = await findEmail(deps.db.db, job.email_id);
+  // The look-up and the claim are one statement (a queued email comes back claimed), except
+  // while sending is paused: then it is only looked up.
+  const paused = deps.pause.until > Date.now();
+  const { row: e, claimed } = paused ? { row: await findEmail(deps.db.db, job.email_id), claimed: false } : await deps.claim(job.email_id);
   if (!e) return { kind: 'ack', note: 'no such email' };
+  if (claimed) return send(e, ctx, deps);
   const now = Date.now();
 
   if (e.status === 'queued') {
-    if (deps.pause.until > now)
-      return { kind: 'retry', delayMs: deps.pause.until - now, reason: 'sending paused after a SendGrid authentication failure' };
-    const claimed = await claimSend(deps.db.db, TABLE, e.id, { from_email: deps.fromEmail });
-    if (claimed) return send(claimed, ctx, deps);
+    if (paused)
+      return {
+        kind: 'retry',
+        delayMs: Math.max(0, deps.pause.until - now),
+        reason: 'sending paused after a SendGrid authentication failure',
+      };
     return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'claimed by another worker' };
   }
 
@@ -169,16 +181,13 @@ async function send(e: EmailRow, ctx: JobContext, deps: EmailJobDeps): Promise<J
     }
   }
   const response = { status: sent.statusCode, message_id: sent.messageId };
-  await deps.db.db.transaction().execute(async (tx) => {
-    await applyEmailStatus(tx, e.id, {
-      status: 'sent',
-      source: 'worker',
-      detail: sent.messageId,
-      happenedAt: answeredAt,
-      onMove: { claimed_at: null },
-      always: { provider_message_id: sent.messageId, provider_response: response as never },
-    });
-    await deleteEmailAttachments(tx, e.id);
+  await deps.recordSent(e.id, {
+    status: 'sent',
+    source: 'worker',
+    detail: sent.messageId,
+    happenedAt: answeredAt,
+    onMove: { claimed_at: null },
+    always: { provider_message_id: sent.messageId, provider_response: response as never },
   });
   ctx.log.info({ emailId: e.id, messageId: sent.messageId }, 'email sent');
   return { kind: 'ack' };

@@ -3,7 +3,17 @@
  * handleEmailJob, plus the retention sweep of attachment content never sent.
  */
 import { EmailJob, natsNames } from '@hatch/contracts';
-import { markSendExhausted, purgeEmailAttachments, type Db } from '@hatch/db';
+import {
+  applyEmailStatuses,
+  claimSends,
+  deleteEmailAttachments,
+  emailStatusChange,
+  markSendExhausted,
+  purgeEmailAttachments,
+  type Db,
+  type StatusChange,
+} from '@hatch/db';
+import { groupedWrites } from '@hatch/service';
 import type { Logger } from '@hatch/log';
 import { ensureStreams, type Bus } from '@hatch/bus';
 import { backoffFor, startJobConsumer } from '@hatch/jobs';
@@ -40,8 +50,29 @@ export async function startEmailWorker(
     labelNames: ['code'],
     registers: [deps.registry],
   });
+  // Concurrent jobs' claims and `sent` writes: one statement (one transaction) per group.
+  const claim = groupedWrites(deps, {
+    name: 'email_claims',
+    write: (ids: string[]) => claimSends(deps.db.db, 'emails', ids, { from_email: opts.fromEmail }),
+  });
+  const recordSent = groupedWrites(deps, {
+    name: 'email_sent',
+    write: (changes: StatusChange[]) =>
+      deps.db.db.transaction().execute(async (tx) => {
+        const results = await applyEmailStatuses(tx, changes);
+        await deleteEmailAttachments(
+          tx,
+          changes.map((c) => c.id),
+        );
+        return results;
+      }),
+  });
   const handlerDeps: EmailJobDeps = {
     db: deps.db,
+    claim,
+    recordSent: async (id, change) => {
+      await recordSent(emailStatusChange(id, change));
+    },
     sendgrid: deps.sendgrid,
     fromEmail: opts.fromEmail,
     staleClaimMs: Math.max(opts.ackWaitMs, opts.sendTimeoutMs + 5000),

@@ -1,42 +1,30 @@
 /**
- * Group commit of sends. `POST /api/send_message` hands its validated message here and answers
- * once the batch holding it has committed (docs/architecture.md, rule 1: a 202 means the row is committed).
- *
- * While fewer than `maxInFlight` batches are being written, a message is written at once (a
- * batch of one: no added latency when idle). When all slots are busy, arriving messages wait
- * and the next free slot writes all of them (up to `maxBatch`) as ONE statement
- * (`acceptMessages`): one round trip, one commit (one WAL flush) and one journal NOTIFY for the
- * whole group. The busier the gateway, the larger the groups, which is what lifts the send rate
- * from the per-commit limit towards the per-row limit (bench P1; NOTIFY serialises notifying
- * commits cluster-wide: P3's raw limit in bench/README.md).
- *
- * Bounds (docs/architecture.md, rule 4): at most `maxQueued` messages wait; past that a send is refused with
- * 503 + Retry-After at once. A batch that fails for a reason other than a lost connection (a
- * deadlock, a constraint) is retried message by message, so one bad message cannot fail the
- * others; a lost connection fails every message of the batch with the connection error (503).
+ * Group commit of sends (the mechanism and its bounds: @hatch/db createGroupCommit).
+ * `POST /api/send_message` hands its validated message here and answers once the statement
+ * holding it (`acceptMessages`) has committed (docs/architecture.md, rule 1: a 202 means the row
+ * is committed). One commit, one WAL flush and one journal NOTIFY serve a whole group, which is
+ * what lifts the send rate from the per-commit limit towards the per-row limit (bench P1;
+ * NOTIFY serialises notifying commits cluster-wide: P3's raw limit in bench/README.md). Past
+ * `maxQueued` waiting sends a send is refused with 503 + Retry-After; a lost connection fails
+ * the group with the connection error (503).
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { acceptMessages, isConnectionError, type AcceptMessage, type AcceptOptions, type AcceptOutcome, type Db } from '@hatch/db';
+import {
+  acceptMessages,
+  createGroupCommit,
+  type AcceptMessage,
+  type AcceptOptions,
+  type AcceptOutcome,
+  type Db,
+  type GroupCommitOptions,
+} from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { DEPENDENCY_RETRY_AFTER_S, HttpError } from './errors.js';
 
-export interface SendBatcherOptions {
-  /** most messages written by one statement */
-  maxBatch?: number;
-  /** batches being written at the same time (each holds one pool connection) */
-  maxInFlight?: number;
-  /** messages waiting for a slot; past it a send is refused with 503 */
-  maxQueued?: number;
-}
+export type SendBatcherOptions = GroupCommitOptions;
 
 export interface SendBatcher {
   accept(item: AcceptMessage): Promise<AcceptOutcome>;
-}
-
-interface Waiting {
-  item: AcceptMessage;
-  resolve(o: AcceptOutcome): void;
-  reject(err: unknown): void;
 }
 
 /** sends waiting for their group commit before a new one gets 503 + Retry-After (memory-budget.ts counts them) */
@@ -47,12 +35,6 @@ export function createSendBatcher(
   opts: SendBatcherOptions = {},
 ): SendBatcher {
   const log = deps.log.child({ component: 'send-batcher' });
-  const maxBatch = opts.maxBatch ?? 200;
-  // One statement at a time measured best on one node (bench P1: 2.6k sends/s against 2.3k with
-  // two, p99 at half rate the same): PostgreSQL's CPU is the limit there, and a second statement
-  // in flight only splits the waiting sends into smaller groups, i.e. more commits and NOTIFYs.
-  const maxInFlight = opts.maxInFlight ?? 1;
-  const maxQueued = opts.maxQueued ?? SEND_BATCHER_MAX_QUEUED;
   const sizes = new Histogram({
     name: 'hatch_send_batch_size',
     help: 'messages written by one accept statement (group commit)',
@@ -64,67 +46,30 @@ export function createSendBatcher(
     help: 'batches retried message by message after a failure',
     registers: [deps.registry],
   });
-
-  const queue: Waiting[] = [];
-  let inFlight = 0;
-
-  async function write(batch: Waiting[]): Promise<void> {
-    sizes.observe(batch.length);
-    try {
-      const outcomes = await acceptMessages(
-        deps.db.db,
-        batch.map((w) => w.item),
-        deps.accept,
-      );
-      batch.forEach((w, i) => w.resolve(outcomes[i] as AcceptOutcome));
-      return;
-    } catch (err) {
-      if (batch.length === 1 || isConnectionError(err)) {
-        for (const w of batch) w.reject(err);
-        return;
-      }
-      split.inc();
-      log.warn(
-        { err: { message: (err as Error).message, code: (err as { code?: string }).code }, size: batch.length },
-        'send batch failed; writing its messages one by one',
-      );
-    }
-    await Promise.all(
-      batch.map(async (w) => {
-        try {
-          const [outcome] = await acceptMessages(deps.db.db, [w.item], deps.accept);
-          w.resolve(outcome as AcceptOutcome);
-        } catch (err) {
-          w.reject(err);
-        }
-      }),
-    );
-  }
-
-  function pump(): void {
-    while (inFlight < maxInFlight && queue.length > 0) {
-      const batch = queue.splice(0, maxBatch);
-      inFlight++;
-      void write(batch).finally(() => {
-        inFlight--;
-        pump();
-      });
-    }
-  }
-
-  return {
-    accept(item) {
-      if (queue.length >= maxQueued) {
-        return Promise.reject(
-          new HttpError('SERVICE_UNAVAILABLE', 'too many sends waiting to be stored; retry shortly', {
-            headers: { 'retry-after': String(DEPENDENCY_RETRY_AFTER_S) },
-          }),
+  const group = createGroupCommit<AcceptMessage, AcceptOutcome>(
+    {
+      write: (items) => acceptMessages(deps.db.db, items, deps.accept),
+      full: () =>
+        new HttpError('SERVICE_UNAVAILABLE', 'too many sends waiting to be stored; retry shortly', {
+          headers: { 'retry-after': String(DEPENDENCY_RETRY_AFTER_S) },
+        }),
+      onGroup: (size) => sizes.observe(size),
+      onSplit: (err, size) => {
+        split.inc();
+        log.warn(
+          { err: { message: (err as Error).message, code: (err as { code?: string }).code }, size },
+          'send batch failed; writing its messages one by one',
         );
-      }
-      return new Promise<AcceptOutcome>((resolve, reject) => {
-        queue.push({ item, resolve, reject });
-        pump();
-      });
+      },
     },
-  };
+    {
+      maxBatch: opts.maxBatch ?? 200,
+      // One statement at a time measured best on one node (bench P1: 2.6k sends/s against 2.3k with
+      // two, p99 at half rate the same): PostgreSQL's CPU is the limit there, and a second statement
+      // in flight only splits the waiting sends into smaller groups, i.e. more commits and NOTIFYs.
+      maxInFlight: opts.maxInFlight ?? 1,
+      maxQueued: opts.maxQueued ?? SEND_BATCHER_MAX_QUEUED,
+    },
+  );
+  return { accept: (item) => group.submit(item) };
 }

@@ -1,4 +1,5 @@
 /** Test helpers: a real gateway app (build) on a fresh database and real NATS. */
+import type { Registry } from 'prom-client';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { createLogger } from '@hatch/log';
@@ -27,6 +28,8 @@ export interface TestGateway {
   auth: { authorization: string };
   names: TestNats['names'];
   nats: TestNats;
+  /** the gateway's metrics */
+  registry: Registry;
 }
 
 export async function testGateway(
@@ -52,12 +55,13 @@ export async function testGateway(
   const log = createLogger({ service: 'gateway', level: config.LOG_LEVEL, pretty: false });
   const bus = await connectBus({ url: config.NATS_URL, name: 'gateway-test', log });
   await ensureStreams(bus.jsm, nats.names);
-  const app = await build({ config, log, db, bus, registry: createMetricsRegistry('gateway') }, opts.build);
+  const registry = createMetricsRegistry('gateway');
+  const app = await build({ config, log, db, bus, registry }, opts.build);
   t.teardown(async () => {
     await app.close();
     await bus.close(1000);
   });
-  return { app, config, db, bus, names: nats.names, nats, auth: { authorization: `Bearer ${TEST_TOKEN}` } };
+  return { app, config, db, bus, names: nats.names, nats, registry, auth: { authorization: `Bearer ${TEST_TOKEN}` } };
 }
 
 /** Listens on a free loopback port (security and protocol tests need a real socket); returns the port. */

@@ -190,3 +190,31 @@ t.test('webhooks are form-encoded only where Twilio posts; the JSON API still re
   });
   t.equal(res.statusCode, 415);
 });
+
+t.test('concurrent status callbacks share statements (group commit): each answered after its write, every one applied', async (t) => {
+  const { app, auth, db, registry } = await testGateway(t, env);
+  const N = 24;
+  const ids: string[] = [];
+  for (let i = 0; i < N; i++) ids.push(await queuedSms(app, auth, db));
+  const answers = await Promise.all(
+    ids.map((id, i) =>
+      post(app, `/webhooks/twilio/status?mid=${id}`, statusParams(`SMG${i}`, 'delivered'), {
+        headers: { 'i-twilio-idempotency-token': `grouped-${i}` },
+      }),
+    ),
+  );
+  t.same(
+    answers.map((a) => a.statusCode),
+    Array(N).fill(204),
+  );
+  const rows = await db.db.selectFrom('messages').select(['status', 'provider_sid']).where('id', 'in', ids).execute();
+  t.ok(
+    rows.every((r) => r.status === 'delivered' && r.provider_sid?.startsWith('SMG')),
+    'every callback applied and committed when answered',
+  );
+  const metric = (await registry.getSingleMetric('hatch_write_group_size')?.get())?.values ?? [];
+  const of = (name: string) =>
+    metric.find((v) => (v as { metricName?: string }).metricName === name && v.labels.writes === 'message_status')?.value ?? 0;
+  t.equal(of('hatch_write_group_size_sum'), N, 'every callback went through the grouped writes');
+  t.ok(of('hatch_write_group_size_count') < N, `fewer statements than callbacks: ${of('hatch_write_group_size_count')} for ${N}`);
+});

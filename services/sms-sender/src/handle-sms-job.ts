@@ -11,10 +11,7 @@
  *   (its list is eventually consistent); that is logged as a resend after reconciliation.
  */
 import {
-  applyMessageStatus,
-  claimSend,
   claimStaleSend,
-  findMessage,
   findMessageByProviderSid,
   insertOptOut,
   markSendFailed,
@@ -22,6 +19,9 @@ import {
   markSendReleased,
   type Db,
   type MessageRow,
+  type MessageStatusChange,
+  type MessageStatusResult,
+  type SendClaim,
 } from '@hatch/db';
 import type { SmsJob } from '@hatch/contracts';
 import type { JobContext, JobOutcome } from '@hatch/jobs';
@@ -29,6 +29,13 @@ import { classifyTwilioError, type ProviderMessage, type TwilioPort } from './tw
 
 export interface SmsJobDeps {
   db: Db;
+  /**
+   * The job's message looked up and, when queued, claimed (claimSends): grouped with the
+   * concurrent jobs' claims into one statement by the worker (worker.ts).
+   */
+  claim(messageId: string): Promise<SendClaim<'messages'>>;
+  /** a status change (applyMessageStatuses), grouped with the concurrent jobs' writes likewise */
+  applyStatus(messageId: string, change: MessageStatusChange): Promise<MessageStatusResult>;
   twilio: TwilioPort;
   /** PUBLIC_URL/webhooks/twilio/status?mid=<id>: our id rides along so callbacks find the row */
   statusCallbackUrl(messageId: string): string;
@@ -42,15 +49,13 @@ export interface SmsJobDeps {
 export const TWILIO_UNSUBSCRIBED = '21610';
 
 export async function handleSmsJob(job: SmsJob, ctx: JobContext, deps: SmsJobDeps): Promise<JobOutcome> {
-  const m = await findMessage(deps.db.db, job.message_id);
+  // The look-up and the claim are one statement: a queued outbound SMS comes back claimed.
+  const { row: m, claimed } = await deps.claim(job.message_id);
   if (!m) return { kind: 'ack', note: 'no such message' };
   if (m.channel !== 'sms' || m.direction !== 'outbound') return { kind: 'ack', note: 'not an outbound SMS' };
+  if (claimed) return send(m, ctx, deps);
 
-  if (m.status === 'queued') {
-    const claimed = await claimSend(deps.db.db, 'messages', m.id);
-    if (claimed) return send(claimed, ctx, deps);
-    return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'claimed by another worker' };
-  }
+  if (m.status === 'queued') return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'claimed by another worker' };
   if (m.status === 'sending') {
     const liveClaim = m.claimed_at !== null && Date.now() - m.claimed_at.getTime() < deps.staleClaimMs;
     if (liveClaim) return { kind: 'retry', delayMs: deps.staleClaimMs, reason: 'another worker is sending it' };
@@ -107,7 +112,7 @@ async function recordSent(
   detail: string | null,
   happenedAt?: number,
 ): Promise<void> {
-  await applyMessageStatus(deps.db.db, m.id, {
+  await deps.applyStatus(m.id, {
     status: 'sent',
     source: 'worker',
     detail: detail ?? sid,

@@ -1,11 +1,12 @@
 /** startSmsWorker: the SMS job consumer (shared machinery in @hatch/jobs) around handleSmsJob. */
 import { natsNames, SmsJob } from '@hatch/contracts';
-import { markSendExhausted, type Db } from '@hatch/db';
+import { applyMessageStatuses, claimSends, markSendExhausted, messageStatusChange, type Db, type StatusChange } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { ensureStreams, type Bus } from '@hatch/bus';
 import { backoffFor, startJobConsumer } from '@hatch/jobs';
+import { groupedWrites } from '@hatch/service';
 import type { Registry } from 'prom-client';
-import { handleSmsJob } from './handle-sms-job.js';
+import { handleSmsJob, type SmsJobDeps } from './handle-sms-job.js';
 import type { TwilioPort } from './twilio-client.js';
 
 export interface SmsWorkerOptions {
@@ -25,8 +26,16 @@ export async function startSmsWorker(
   const names = natsNames(opts.natsPrefix);
   await ensureStreams(deps.bus.jsm, names, {}, deps.bus.replicas);
   const callbackBase = `${opts.publicUrl.replace(/\/+$/, '')}/webhooks/twilio/status`;
-  const handlerDeps = {
+  // Concurrent jobs' claims and status writes: one statement per group (bench P2).
+  const claim = groupedWrites(deps, { name: 'message_claims', write: (ids: string[]) => claimSends(deps.db.db, 'messages', ids) });
+  const applyStatus = groupedWrites(deps, {
+    name: 'message_status',
+    write: (changes: StatusChange[]) => applyMessageStatuses(deps.db.db, changes),
+  });
+  const handlerDeps: SmsJobDeps = {
     db: deps.db,
+    claim,
+    applyStatus: (id, change) => applyStatus(messageStatusChange(id, change)),
     twilio: deps.twilio,
     statusCallbackUrl: (id: string) => `${callbackBase}?mid=${id}`,
     // A live claim outlasts one provider call (AckWait, kept alive by working()).

@@ -4,6 +4,7 @@
  * listening on a port for the emulator's signed status callbacks) plus the sms-sender, either
  * in-process (startSmsWorker) or as a child process (spawnService) for kill -9 tests.
  */
+import type { Registry } from 'prom-client';
 import { createMetricsRegistry } from '@hatch/service';
 import { boundedTeardown, type Teardownable } from '@hatch/testing';
 import { pipeline as sharedPipeline, type Pipeline as SharedPipeline, type PipelineOptions } from '@hatch/gateway/testing';
@@ -16,7 +17,7 @@ export interface Pipeline extends SharedPipeline {
   /** POST /api/send_message through the real gateway */
   send(to: string, body: string): Promise<{ status: number; body: Record<string, unknown> }>;
   /** starts the sms-sender in this process */
-  startWorker(opts?: Partial<SmsWorkerOptions>): Promise<{ stop(): Promise<void> }>;
+  startWorker(opts?: Partial<SmsWorkerOptions>): Promise<{ stop(): Promise<void>; registry: Registry }>;
   message(id: string): Promise<{ status: string; error_code: string | null; provider_sid: string | null; attempts: number }>;
 }
 
@@ -63,12 +64,10 @@ export async function pipeline(t: Teardownable, opts: PipelineOptions = {}): Pro
         apiUrl: emulator.url,
         timeoutMs: 2000,
       });
-      const w = await startSmsWorker(
-        { db, bus, log, registry: createMetricsRegistry('sms-sender'), twilio },
-        { ...FAST, natsPrefix: nats.prefix, publicUrl: gatewayUrl, ...o },
-      );
+      const registry = createMetricsRegistry('sms-sender');
+      const w = await startSmsWorker({ db, bus, log, registry, twilio }, { ...FAST, natsPrefix: nats.prefix, publicUrl: gatewayUrl, ...o });
       boundedTeardown(t, 'sms worker stop', () => w.stop());
-      return w;
+      return { stop: () => w.stop(), registry };
     },
     async message(id) {
       return db.db

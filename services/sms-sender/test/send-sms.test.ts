@@ -78,3 +78,30 @@ t.test('a reply played by the emulator (signed inbound SMS) joins the conversati
     ],
   );
 });
+
+t.test('a busy worker groups its jobs: claims and sent writes share statements, one provider send per message', async (t) => {
+  const p = await pipeline(t);
+  const N = 16;
+  const ids: string[] = [];
+  for (let i = 0; i < N; i++) {
+    const r = await p.send(`+1415555${String(2000 + i)}`, `grouped #${i}`);
+    t.equal(r.status, 202);
+    ids.push(r.body.message_id as string);
+  }
+  // every job already on the stream, so the worker's first pull gets them all at once
+  await waitFor(async () => (await p.db.db.selectFrom('outbox').select('id').execute()).length === 0, {
+    message: 'the outbox relay published every job',
+  });
+  const w = await p.startWorker({ concurrency: N });
+  for (const id of ids) await p.waitForStatus(id, ['sent', 'delivered']);
+  t.equal(p.emulator.records.messages().length, N, 'one provider request per message');
+  const values = (await w.registry.getSingleMetric('hatch_write_group_size')?.get())?.values ?? [];
+  const of = (name: string, writes: string) =>
+    values.find((v) => (v as { metricName?: string }).metricName === name && v.labels.writes === writes)?.value ?? 0;
+  t.equal(of('hatch_write_group_size_sum', 'message_claims'), N, 'every job claimed through the grouped claim');
+  t.ok(
+    of('hatch_write_group_size_count', 'message_claims') < N,
+    `fewer claim statements than jobs: ${of('hatch_write_group_size_count', 'message_claims')}`,
+  );
+  t.equal(of('hatch_write_group_size_sum', 'message_status'), N, 'every sent write grouped');
+});

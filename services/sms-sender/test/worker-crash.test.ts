@@ -1,4 +1,5 @@
 import t from 'tap';
+import { natsNames } from '@hatch/contracts';
 import { waitFor } from '@hatch/testing';
 import { pipeline, type Pipeline } from './harness.js';
 
@@ -108,11 +109,14 @@ t.test(
         )[0]?.n,
       );
 
-    // a connection per job so every claim can be waiting at once
-    const first = p.spawnWorker({ DATABASE_POOL_MAX: String(N + 4) });
-    await waitFor(async () => (await waiting()) === N, {
+    // The worker claims its jobs in groups (one statement per group): every job fetched (pending
+    // acks) and its claims blocked (a statement waiting on the locked rows).
+    const names = natsNames(p.nats.prefix);
+    const pending = async () => (await p.bus.jsm.consumers.info(names.streams.jobs, names.consumers.smsSender)).num_ack_pending;
+    const first = p.spawnWorker();
+    await waitFor(async () => (await waiting()) >= 1 && (await pending()) === N, {
       timeoutMs: 30_000,
-      message: `the worker fetched all ${N} jobs and blocks on each claim`,
+      message: `the worker fetched all ${N} jobs and its claims block`,
     });
     t.equal(await first.kill9(), 137, 'killed with SIGKILL');
     await waitFor(async () => (await waiting()) === 0, { timeoutMs: 10_000, message: "the dead worker's claims were aborted" });

@@ -1,7 +1,7 @@
 import { canEmailMoveTo, EMAIL_STATUSES, type EmailStatus } from '@hatch/contracts';
 import type { Executor } from '../client.js';
 import type { EmailRow, NewEmail } from './emails.js';
-import { applyStatusChange, type StatusChangeResult, type StatusReport } from './status-change.js';
+import { applyStatusChanges, type StatusChange, type StatusChangeResult, type StatusReport } from './status-change.js';
 
 export interface EmailStatusChange extends StatusReport {
   /** an email status, or a timeline-only event (open, click, …) when `timelineOnly` */
@@ -20,11 +20,26 @@ export type EmailStatusResult = StatusChangeResult<EmailRow>;
  * adds a timeline row for every report, moved or not; opens and clicks are timeline rows only.
  * One statement: a transaction around it is needed only to join other writes.
  */
-export function applyEmailStatus(ex: Executor, id: string, change: EmailStatusChange): Promise<EmailStatusResult> {
+export async function applyEmailStatus(ex: Executor, id: string, change: EmailStatusChange): Promise<EmailStatusResult> {
+  const [r] = await applyEmailStatuses(ex, [emailStatusChange(id, change)]);
+  return r as EmailStatusResult;
+}
+
+/** Many reports about emails as ONE statement (applyStatusChanges; result i for report i). */
+export function applyEmailStatuses(ex: Executor, changes: readonly StatusChange[]): Promise<EmailStatusResult[]> {
+  return applyStatusChanges(ex, 'emails', changes);
+}
+
+/** An email's report with what it writes (the contract's forward order), for applyEmailStatuses. */
+export function emailStatusChange(id: string, change: EmailStatusChange): StatusChange {
   const status = change.status as EmailStatus;
-  return applyStatusChange(ex, 'emails', id, change, {
-    movesFrom: EMAIL_STATUSES.includes(status) ? EMAIL_STATUSES.filter((from) => canEmailMoveTo(from, status)) : [],
-    onMove: change.onMove,
-    fill: change.always,
-  });
+  return {
+    id,
+    report: change,
+    writes: {
+      movesFrom: EMAIL_STATUSES.includes(status) ? EMAIL_STATUSES.filter((from) => canEmailMoveTo(from, status)) : [],
+      onMove: change.onMove,
+      fill: change.always,
+    },
+  };
 }

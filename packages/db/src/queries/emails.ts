@@ -27,8 +27,10 @@ export async function findEmailAttachments(ex: Executor, emailId: string): Promi
 }
 
 /** Attachment content is kept only until the email is sent (or its retention passes). */
-export async function deleteEmailAttachments(ex: Executor, emailId: string): Promise<number> {
-  const r = await ex.deleteFrom('email_attachments').where('email_id', '=', emailId).executeTakeFirst();
+export async function deleteEmailAttachments(ex: Executor, emailIds: string | readonly string[]): Promise<number> {
+  const ids = typeof emailIds === 'string' ? [emailIds] : [...emailIds];
+  if (ids.length === 0) return 0;
+  const r = await ex.deleteFrom('email_attachments').where('email_id', 'in', ids).executeTakeFirst();
   return Number(r.numDeletedRows);
 }
 

@@ -22,33 +22,74 @@ type Row<T extends SendTable> = Selectable<DB[T]>;
 // Kysely cannot type an update over a union of tables; both tables have these columns (sql/0001).
 const as = (t: SendTable) => t as 'messages';
 
+/** A claim's look-up: the row as it stands (claimed: as the claim left it), or undefined when there is none. */
+export interface SendClaim<T extends SendTable> {
+  row: Row<T> | undefined;
+  /** moved queued → sending by this claim: this worker, and only it, calls the provider */
+  claimed: boolean;
+}
+
 /**
- * queued → sending for one attempt (attempt counted), with its `sending` timeline row, as ONE
- * statement (no BEGIN/COMMIT round trips: the worker's hot path, bench P2); undefined when
- * someone else has it. `also`: columns written with the claim (an email takes the configured
- * sender address at send time).
+ * queued → sending for one attempt each (attempt counted), with a `sending` timeline row each,
+ * for N rows of one table as ONE statement, the look-up folded in (the worker's hot path, bench
+ * P2: a group of jobs is one round trip and one commit). Result i belongs to id i: the row
+ * claimed, or the row as it stands when it is not claimable (someone else has it, not queued;
+ * undefined when there is none); an id twice in `ids` is claimed once (the first). Only an
+ * outbound SMS is a message with a send to claim. Rows are locked in id order, so concurrent
+ * claims of overlapping ids cannot deadlock. `also`: columns written with the claim (an email
+ * takes the configured sender address at send time).
  */
+export async function claimSends<T extends SendTable>(
+  ex: Executor,
+  table: T,
+  ids: readonly string[],
+  also: { from_email?: string } = {},
+): Promise<SendClaim<T>[]> {
+  if (ids.length === 0) return [];
+  const now = new Date();
+  const owner = table === 'messages' ? 'message_id' : 'email_id';
+  const extra = table === 'emails' && also.from_email !== undefined ? sql`, from_email = ${also.from_email}` : sql``;
+  const only = table === 'messages' ? sql` AND channel = 'sms' AND direction = 'outbound'` : sql``;
+  const r = await sql<Row<T> & { claimed: boolean }>`
+    WITH want AS (
+      SELECT id FROM ${sql.table(table)} WHERE id = ANY(${[...ids]}::uuid[]) AND status = 'queued'${only} ORDER BY id FOR UPDATE
+    ),
+    claimed AS (
+      UPDATE ${sql.table(table)} AS t SET status = 'sending', attempts = attempts + 1, claimed_at = ${now}, updated_at = ${now}${extra}
+      FROM want WHERE t.id = want.id AND t.status = 'queued'
+      RETURNING t.*
+    ),
+    timeline AS (
+      INSERT INTO status_events (${sql.ref(owner)}, status, source, sent_by_source, detail)
+      SELECT id, 'sending', 'worker', 'worker', 'attempt ' || attempts FROM claimed
+    )
+    SELECT claimed.*, true AS claimed FROM claimed
+    UNION ALL
+    SELECT t.*, false FROM ${sql.table(table)} t WHERE t.id = ANY(${[...ids]}::uuid[]) AND t.id NOT IN (SELECT id FROM claimed)`.execute(
+    ex,
+  );
+  const rows = new Map(r.rows.map((row) => [(row as unknown as { id: string }).id, row]));
+  const seen = new Set<string>();
+  return ids.map((raw) => {
+    const id = raw.toLowerCase();
+    const found = rows.get(id);
+    if (!found) return { row: undefined, claimed: false };
+    const { claimed, ...row } = found;
+    const first = !seen.has(id);
+    seen.add(id);
+    return { row: row as unknown as Row<T>, claimed: claimed && first };
+  });
+}
+
+/** queued → sending for one row: the batch of one (claimSends); undefined when it is not claimed. */
 export async function claimSend<T extends SendTable>(
   ex: Executor,
   table: T,
   id: string,
   also: { from_email?: string } = {},
 ): Promise<Row<T> | undefined> {
-  const now = new Date();
-  const owner = table === 'messages' ? 'message_id' : 'email_id';
-  const extra = table === 'emails' && also.from_email !== undefined ? sql`, from_email = ${also.from_email}` : sql``;
-  const r = await sql<Row<T>>`
-    WITH claimed AS (
-      UPDATE ${sql.table(table)} SET status = 'sending', attempts = attempts + 1, claimed_at = ${now}, updated_at = ${now}${extra}
-      WHERE id = ${id} AND status = 'queued'
-      RETURNING *
-    ),
-    timeline AS (
-      INSERT INTO status_events (${sql.ref(owner)}, status, source, sent_by_source, detail)
-      SELECT id, 'sending', 'worker', 'worker', 'attempt ' || attempts FROM claimed
-    )
-    SELECT * FROM claimed`.execute(ex);
-  return r.rows[0];
+  const [c] = await claimSends(ex, table, [id], also);
+  return c?.claimed ? c.row : undefined;
 }
 
 /**

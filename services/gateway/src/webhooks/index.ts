@@ -49,7 +49,14 @@ export async function registerWebhooks(app: FastifyInstance, deps: WebhookDeps):
       labelNames: ['provider'],
       registers: [deps.registry],
     });
-    twilioWebhooks(webhooks, { db: deps.db, log: deps.log, rejected, publicUrl: config.PUBLIC_URL, authToken: config.TWILIO_AUTH_TOKEN });
+    twilioWebhooks(webhooks, {
+      db: deps.db,
+      log: deps.log,
+      registry: deps.registry,
+      rejected,
+      publicUrl: config.PUBLIC_URL,
+      authToken: config.TWILIO_AUTH_TOKEN,
+    });
     sendgridWebhooks(webhooks, {
       db: deps.db,
       log: deps.log,

@@ -24,8 +24,9 @@ import { EventWebhookHeader } from '@sendgrid/eventwebhook';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import Type from 'typebox';
 import { isUuid, SENDGRID_EMAIL_ID_ARG, type EmailStatus } from '@hatch/contracts';
-import { applyEmailStatus, findEmailByProviderMessageId, type Db } from '@hatch/db';
+import { applyEmailStatuses, emailStatusChange, findEmailByProviderMessageId, type Db, type StatusChange } from '@hatch/db';
 import type { Logger } from '@hatch/log';
+import { groupedWrites } from '@hatch/service';
 import { HttpError, retryLater } from '../errors.js';
 import { createWorkGate } from './work-gate.js';
 
@@ -50,6 +51,8 @@ export const SENDGRID_VERIFY_QUEUE = 32;
 /** Retry-After of the 503 past the verification bound: the queue drains in milliseconds. */
 export const SENDGRID_OVERLOAD_RETRY_AFTER_S = 1;
 const MAX_EVENTS = 10_000;
+/** events of one batch submitted to the grouped status writes at a time (each answered before the next) */
+const EVENTS_AT_ONCE = 100;
 
 /**
  * What the OpenAPI document shows of a batch (SendGrid sends more fields). Not validated by a
@@ -128,6 +131,13 @@ function ecdsaVerify(key: KeyObject, data: Buffer, signature: Buffer): Promise<b
 
 export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps): void {
   const log = deps.log.child({ component: 'sendgrid-webhooks' });
+  // A batch's events and concurrent batches' events: one statement per group (in order).
+  const applyStatus = groupedWrites(deps, {
+    name: 'email_status',
+    write: (changes: StatusChange[]) => applyEmailStatuses(deps.db.db, changes),
+    full: () =>
+      retryLater('SERVICE_UNAVAILABLE', 'too many SendGrid events waiting to be stored; retry shortly', SENDGRID_OVERLOAD_RETRY_AFTER_S),
+  });
   const key = deps.publicKey;
   const gate = createWorkGate({ concurrency: SENDGRID_VERIFY_CONCURRENCY, queue: SENDGRID_VERIFY_QUEUE });
   const shed = new Counter({
@@ -207,8 +217,8 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
     return prefix ? (await findEmailByProviderMessageId(deps.db.db, prefix))?.id : undefined;
   }
 
-  async function apply(ev: SgEvent): Promise<'applied' | 'duplicate' | 'unmatched'> {
-    const emailId = await resolveEmailId(ev);
+  /** Submits the event's change at once (before any await), so events submitted in order are written in order. */
+  async function apply(ev: SgEvent, emailId: string | undefined): Promise<'applied' | 'duplicate' | 'unmatched'> {
     if (!emailId) return 'unmatched';
     const name = (str(ev.event) ?? 'unknown').slice(0, 40);
     const status = STATUS_OF.get(name);
@@ -218,19 +228,21 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
     const recipient = str(ev.email);
     const detail = [recipient, name === 'click' ? str(ev.url) : reason].filter(Boolean).join(': ') || null;
     const sgMessageId = str(ev.sg_message_id);
-    const r = await applyEmailStatus(deps.db.db, emailId, {
-      status: status ?? name,
-      timelineOnly: status === undefined,
-      source: 'sendgrid_event',
-      providerCode: code?.slice(0, 100) ?? null,
-      detail: detail?.slice(0, 300) ?? null,
-      providerEventId: eventId ? `sendgrid:${eventId}` : null,
-      onMove:
-        status === 'bounced' || status === 'dropped'
-          ? { error_code: (code ?? name).slice(0, 100), error_message: (reason ?? name).slice(0, 500) }
-          : undefined,
-      always: name === 'processed' && sgMessageId ? { provider_message_id: sgMessageId.split('.')[0] ?? null } : undefined,
-    });
+    const r = await applyStatus(
+      emailStatusChange(emailId, {
+        status: status ?? name,
+        timelineOnly: status === undefined,
+        source: 'sendgrid_event',
+        providerCode: code?.slice(0, 100) ?? null,
+        detail: detail?.slice(0, 300) ?? null,
+        providerEventId: eventId ? `sendgrid:${eventId}` : null,
+        onMove:
+          status === 'bounced' || status === 'dropped'
+            ? { error_code: (code ?? name).slice(0, 100), error_message: (reason ?? name).slice(0, 500) }
+            : undefined,
+        always: name === 'processed' && sgMessageId ? { provider_message_id: sgMessageId.split('.')[0] ?? null } : undefined,
+      }),
+    );
     if (!r.row) return 'unmatched';
     return r.duplicate ? 'duplicate' : 'applied';
   }
@@ -271,7 +283,14 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
           throw new HttpError('INVALID_REQUEST', `expected a JSON array of at most ${MAX_EVENTS} event objects`);
         }
         const counts = { applied: 0, duplicate: 0, unmatched: 0 };
-        for (const ev of events as SgEvent[]) counts[await apply(ev)]++;
+        // In order, EVENTS_AT_ONCE at a time: the grouped writes keep their order (one statement
+        // in flight), so events about one email apply in the order SendGrid listed them.
+        const list = events as SgEvent[];
+        for (let i = 0; i < list.length; i += EVENTS_AT_ONCE) {
+          const chunk = list.slice(i, i + EVENTS_AT_ONCE);
+          const ids = await Promise.all(chunk.map(resolveEmailId));
+          for (const outcome of await Promise.all(chunk.map((ev, j) => apply(ev, ids[j])))) counts[outcome]++;
+        }
         if (counts.unmatched) log.warn({ unmatched: counts.unmatched }, 'sendgrid events for unknown emails ignored');
         log.debug(counts, 'sendgrid events');
         return reply.code(204).send();

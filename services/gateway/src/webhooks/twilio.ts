@@ -16,15 +16,19 @@ import { E164_PATTERN, isE164, isUuid, MESSAGE_STATUSES, type MessageStatus } fr
 import { conversationIdFor, newRecordId } from '@hatch/contracts/node';
 import {
   acceptMessages,
-  applyMessageStatus,
+  applyMessageStatuses,
   deleteOptOut,
   findMessageByProviderSid,
   insertOptOut,
   insertStatusEvent,
+  messageStatusChange,
   type Db,
+  type StatusChange,
 } from '@hatch/db';
 import type { Logger } from '@hatch/log';
-import { HttpError } from '../errors.js';
+import { groupedWrites } from '@hatch/service';
+import type { Registry } from 'prom-client';
+import { HttpError, retryLater } from '../errors.js';
 
 /** Twilio's opt-out keywords (docs/reliability.md#twilio), matched on the whole trimmed body. */
 export const OPT_OUT_WORDS = new Set(['STOP', 'STOPALL', 'UNSUBSCRIBE', 'CANCEL', 'END', 'QUIT']);
@@ -55,6 +59,7 @@ function parseTwilioForm(body: string): Record<string, unknown> {
 export interface TwilioWebhookDeps {
   db: Db;
   log: Logger;
+  registry: Registry;
   /** hatch_webhook_rejected_total{provider} */
   rejected: Counter<'provider'>;
   publicUrl: string;
@@ -88,6 +93,12 @@ function isMessageStatus(s: string): s is MessageStatus {
 
 export function twilioWebhooks(app: FastifyInstance, deps: TwilioWebhookDeps): void {
   const log = deps.log.child({ component: 'twilio-webhooks' });
+  // Concurrent status callbacks: one statement per group; each answers once its group committed.
+  const applyStatus = groupedWrites(deps, {
+    name: 'message_status',
+    write: (changes: StatusChange[]) => applyMessageStatuses(deps.db.db, changes),
+    full: () => retryLater('SERVICE_UNAVAILABLE', 'too many status callbacks waiting to be stored; retry shortly', 1),
+  });
 
   app.register(async (scope) => {
     // Form bodies are parsed only here: the JSON API stays JSON-only (415 otherwise).
@@ -146,19 +157,22 @@ export function twilioWebhooks(app: FastifyInstance, deps: TwilioWebhookDeps): v
       }
       const errorCode = p.ErrorCode ? String(p.ErrorCode) : null;
       const token = req.headers['i-twilio-idempotency-token'];
-      // One statement either way (no transaction round trips: two callbacks per SMS, bench P2).
+      // One statement either way (no transaction round trips: several callbacks per SMS, bench P2);
+      // a status is grouped with the concurrent callbacks' into one statement.
       if (isMessageStatus(reported)) {
-        await applyMessageStatus(deps.db.db, id, {
-          status: reported,
-          source: 'twilio_callback',
-          providerCode: errorCode,
-          providerEventId: typeof token === 'string' ? `twilio:${token}` : null,
-          onMove:
-            reported === 'failed' || reported === 'undelivered'
-              ? { error_code: errorCode, error_message: p.ErrorMessage ?? (errorCode ? `Twilio error ${errorCode}` : null) }
-              : undefined,
-          always: sid ? { provider_sid: sid } : undefined,
-        });
+        await applyStatus(
+          messageStatusChange(id, {
+            status: reported,
+            source: 'twilio_callback',
+            providerCode: errorCode,
+            providerEventId: typeof token === 'string' ? `twilio:${token}` : null,
+            onMove:
+              reported === 'failed' || reported === 'undelivered'
+                ? { error_code: errorCode, error_message: p.ErrorMessage ?? (errorCode ? `Twilio error ${errorCode}` : null) }
+                : undefined,
+            always: sid ? { provider_sid: sid } : undefined,
+          }),
+        );
       } else {
         // accepted, scheduled, read, …: kept on the timeline, not a status of ours
         await insertStatusEvent(deps.db.db, {
