@@ -51,6 +51,7 @@ if (!preflight() || helper('prepare') !== 0) {
 }
 
 const tapBin = path.join(root, 'node_modules/.bin/tap');
+buildTapClass();
 const child = spawn(tapBin, ['--reporter=tap', ...tapArgs], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
 
 let passed = 0;
@@ -105,6 +106,28 @@ const exitCode = code !== 0 || failed > 0 ? 1 : 0;
 if (exitCode !== 0 && failed === 0) failed = 1; // tap failed without a failing test line
 process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
 process.exit(exitCode);
+
+/**
+ * tap's Test class is built for the plugins .taprc names (`!@tapjs/typescript`: tsx, from
+ * node-arg, loads the TypeScript). After an install it is still the default build, and tap
+ * rebuilds it inside the run, but only after it has taken the default build's node arguments for
+ * the test files: every file of that run (on CI, every run: a fresh clone) then also loaded
+ * ts-node's hook, ~3 s of CPU each. So the build is made first, when the built plugins differ from
+ * the configured ones; if the check itself fails, tap is left to build as before.
+ */
+function buildTapClass() {
+  // a process of its own: tap's config reads the cwd and argv it starts with
+  const check = [
+    "const { createRequire } = require('node:module');",
+    "const tapRun = createRequire(require('node:fs').realpathSync('node_modules/tap/package.json')).resolve('@tapjs/run/package.json');",
+    'const fromRun = createRequire(tapRun);',
+    "fromRun('@tapjs/config').TapConfig.load().then((c) => process.stdout.write(c.pluginSignature === fromRun('@tapjs/test').signature ? 'built' : 'differs'));",
+  ].join('\n');
+  const r = spawnSync(process.execPath, ['-e', check], { cwd: root, env, encoding: 'utf8' });
+  if (r.stdout !== 'differs') return; // built, or the check failed: tap builds as before if it must
+  process.stdout.write("building tap's Test class for .taprc's plugins (once after an install)\n");
+  spawnSync(tapBin, ['build'], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
+}
 
 /**
  * Nothing a test starts may outlive the run (a service left by a test that failed before its

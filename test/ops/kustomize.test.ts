@@ -11,8 +11,17 @@ const HATCH = ['gateway', 'sms-sender', 'email-sender', 'realtime-bridge'];
 /** the longest shutdown bound of a service (@hatch/service worker-process / gateway main) */
 const SERVICE_SHUTDOWN_S = 10;
 
+/** `kubectl kustomize`'s answer for each overlay, run once (the manifests do not change during the run) */
+const renders = new Map<string, ReturnType<typeof run>>();
+
+/** The overlay's rendered documents, parsed anew for each caller. */
 async function render(overlay: string): Promise<Doc[]> {
-  const r = await run('kubectl', ['kustomize', path.join(REPO_ROOT, 'k8s/overlays', overlay)]);
+  let pending = renders.get(overlay);
+  if (!pending) {
+    pending = run('kubectl', ['kustomize', path.join(REPO_ROOT, 'k8s/overlays', overlay)]);
+    renders.set(overlay, pending);
+  }
+  const r = await pending;
   if (r.code !== 0) throw new Error(`kubectl kustomize ${overlay} failed: ${r.stderr}`);
   return yamlDocs(r.stdout);
 }

@@ -6,7 +6,9 @@
  * makes sure it never outlives the test process.
  */
 import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Teardownable } from './db.js';
 import { freePort, startOnFreePort } from './ports.js';
@@ -143,6 +145,48 @@ function fileSize(file: string): number {
   }
 }
 
+const INITDB_ARGS = ['-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-instructions'];
+
+/**
+ * A fresh cluster's files, made by initdb once per PostgreSQL build and copied (`cp -a`, ~40 MB)
+ * by each spawn without fsync: initdb is ~1 s of CPU and 5–7 s on a loaded 2-core machine, and a
+ * test run spawns a server about twenty times. The copy is what initdb would have written (no
+ * setting of ours is in it; hatch.conf is added to the copy). Kept in the temporary directory,
+ * keyed by the server's version and initdb's arguments; made in a directory of its own and
+ * renamed into place, so a spawn never copies half of one. Undefined when it cannot be made:
+ * the spawn then runs initdb itself.
+ */
+async function clusterTemplate(as: ReturnType<typeof pgRunAs>): Promise<string | undefined> {
+  const version = spawnSync(path.join(pgBinDir(), 'postgres'), ['-V'], { encoding: 'utf8' });
+  if (version.status !== 0) return undefined;
+  const key = createHash('sha256')
+    .update(`${pgBinDir()}\0${version.stdout.trim()}\0${INITDB_ARGS.join(' ')}\0${as?.uid ?? process.getuid?.()}`)
+    .digest('hex')
+    .slice(0, 16);
+  const template = path.join(os.tmpdir(), `hatch-pg-template-${key}`);
+  if (fs.existsSync(path.join(template, 'PG_VERSION'))) return template;
+  const work = fs.mkdtempSync(`${template}.partial-`);
+  try {
+    if (as) fs.chownSync(work, as.uid, as.gid);
+    const init = await pgExec('initdb', ['-D', path.join(work, 'data'), ...INITDB_ARGS, '--no-sync'], 60_000);
+    if (init.code !== 0) return undefined;
+    try {
+      fs.renameSync(path.join(work, 'data'), template);
+    } catch {
+      // another spawn made it meanwhile
+    }
+    return fs.existsSync(path.join(template, 'PG_VERSION')) ? template : undefined;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function copyCluster(template: string, dataDir: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    execFile('cp', ['-a', template, dataDir], { timeout: 60_000 }, (err) => resolve(!err));
+  });
+}
+
 export async function spawnPostgres(t: Teardownable, opts: SpawnPostgresOptions = {}): Promise<SpawnedPostgres> {
   pgBinDir(); // fail early and clearly when the binaries are missing
   const as = pgRunAs();
@@ -262,12 +306,13 @@ export async function spawnPostgres(t: Teardownable, opts: SpawnPostgresOptions 
   t.teardown(() => handle.destroy());
   watchdog = startWatchdog(dir, pidFile, 'postgres', 'QUIT');
   try {
-    const init = await pgExec(
-      'initdb',
-      ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-instructions', ...(fsync ? [] : ['--no-sync'])],
-      60_000,
-    );
-    if (init.code !== 0) throw new Error(`initdb failed: ${init.output.trim()}`);
+    // with fsync on, initdb of its own (it syncs what it writes; a copy would not)
+    const template = fsync ? undefined : await clusterTemplate(as);
+    if (!template || !(await copyCluster(template, dataDir))) {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      const init = await pgExec('initdb', ['-D', dataDir, ...INITDB_ARGS, ...(fsync ? [] : ['--no-sync'])], 60_000);
+      if (init.code !== 0) throw new Error(`initdb failed: ${init.output.trim()}`);
+    }
     fs.appendFileSync(path.join(dataDir, 'postgresql.conf'), "\ninclude 'hatch.conf'\n");
     await startOnFreePort(
       async () => {
