@@ -82,6 +82,12 @@ export const BusChangeBatch = Type.Object({
 });
 export type BusChangeBatch = Static<typeof BusChangeBatch>;
 
+/**
+ * Encoded bytes of one batch message at most (a single event larger than this still goes, alone):
+ * far under NATS's 1 MB max_payload, and what a gateway's pull buffer is sized by.
+ */
+export const BUS_BATCH_MAX_BYTES = 256 * 1024;
+
 /** The events of a batch as single envelopes, in order, each naming its predecessor as `prev`. */
 export function unpackBatch(batch: BusChangeBatch): BusChangeEvent[] {
   let prev = batch.prev;

@@ -12,7 +12,7 @@
  *
  * Bounds (docs/architecture.md, rule 4): at most `maxQueued` items wait; past that a submit is
  * refused at once with the caller's `full()` error. A group that fails for a reason other than
- * a lost connection (a deadlock, a constraint, one bad item) is retried item by item, so one
+ * a lost connection (a deadlock, a constraint, one bad item) is retried item by item, in order, so one
  * bad item cannot fail the others; a lost connection fails every item of the group with the
  * connection error (the callers map it to 503 or a job retry).
  */
@@ -70,16 +70,17 @@ export function createGroupCommit<I, O>(w: GroupCommitWriter<I, O>, opts: GroupC
       }
       w.onSplit?.(err, group.length);
     }
-    await Promise.all(
-      group.map(async (x) => {
-        try {
-          const [outcome] = await w.write([x.item]);
-          x.resolve(outcome as O);
-        } catch (err) {
-          x.reject(err);
-        }
-      }),
-    );
+    // One after another, in the group's order, on this slot: the items keep the order they
+    // were submitted in (reports about one row apply in that order), and the retry holds one
+    // pool connection like the group did (maxInFlight stays the bound).
+    for (const x of group) {
+      try {
+        const [outcome] = await w.write([x.item]);
+        x.resolve(outcome as O);
+      } catch (err) {
+        x.reject(err);
+      }
+    }
   }
 
   function pump(): void {

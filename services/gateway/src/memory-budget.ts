@@ -10,6 +10,8 @@ import fs from 'node:fs';
 import type { GatewayConfig } from './config.js';
 import { SEND_BATCHER_MAX_QUEUED } from './send-batcher.js';
 import { SMS_BODY_MAX } from '@hatch/contracts';
+import { GROUPED_WRITES_MAX_QUEUED } from '@hatch/service';
+import { BUS_PULL_BYTES, HUB_TICK_EVENTS } from './realtime/hub.js';
 import { SCRYPT_PARAMS, scryptMemory } from './passwords.js';
 
 const MiB = 1024 * 1024;
@@ -26,10 +28,20 @@ export const BODY_COPIES = 3;
 /** SSE frames are counted once in the hub's budget and may exist once more as socket writes (hub.ts) */
 export const SSE_BUDGET_COPIES = 2;
 /**
- * One bus read (at most 1,000 frames, the hub's pull) fanned out to every client before the
- * end-of-tick budget pass: a pointer per frame per client, the frame strings being shared.
+ * What the hub fans out to every client before the end-of-tick budget pass (it yields after
+ * HUB_TICK_EVENTS, within a batch message too): a pointer per frame per client, the frame
+ * strings being shared.
  */
-export const SSE_TICK_FRAMES = 1000;
+export const SSE_TICK_FRAMES = HUB_TICK_EVENTS;
+/** the events stream's pull buffer: raw messages and their decoded copies */
+export const BUS_PULL_COPIES = 2;
+/**
+ * a provider status report waiting for its grouped write (webhooks/twilio.ts, webhooks/sendgrid.ts):
+ * ids, status, provider code and detail (strings the webhooks cut short), promise and objects
+ */
+export const STATUS_WAITING_BYTES = 2 * 1024;
+/** grouped status writes in the gateway: Twilio's message statuses, SendGrid's email statuses */
+export const STATUS_WRITE_KINDS = 2;
 /** a waiting send: its body (UTF-16, at most SMS_BODY_MAX characters), recipient, promise and row objects */
 export const SEND_WAITING_BYTES = SMS_BODY_MAX * 2 + 4 * 1024;
 
@@ -54,12 +66,20 @@ export function worstCaseMemory(config: GatewayConfig): { bytes: number; terms: 
       bytes: config.HATCH_SSE_MAX_CLIENTS * SSE_TICK_FRAMES * 8,
     },
     {
+      what: `the events stream's pull buffer (${BUS_PULL_BYTES} B × ${BUS_PULL_COPIES})`,
+      bytes: BUS_PULL_BYTES * BUS_PULL_COPIES,
+    },
+    {
       what: `request bodies (HATCH_BODY_BYTES_IN_FLIGHT_MAX × ${BODY_COPIES})`,
       bytes: config.HATCH_BODY_BYTES_IN_FLIGHT_MAX * BODY_COPIES,
     },
     {
       what: `sends waiting for the group commit (${SEND_BATCHER_MAX_QUEUED} × ${SEND_WAITING_BYTES} B)`,
       bytes: SEND_BATCHER_MAX_QUEUED * SEND_WAITING_BYTES,
+    },
+    {
+      what: `provider status reports waiting for their grouped write (${STATUS_WRITE_KINDS} × ${GROUPED_WRITES_MAX_QUEUED} × ${STATUS_WAITING_BYTES} B)`,
+      bytes: STATUS_WRITE_KINDS * GROUPED_WRITES_MAX_QUEUED * STATUS_WAITING_BYTES,
     },
     {
       what: `password hashes (HATCH_PASSWORD_HASH_CONCURRENCY × ${scryptMemory(SCRYPT_PARAMS) / MiB} MiB scrypt)`,

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { JetStreamApiCodes, JetStreamApiError, type PubAck } from '@nats-io/jetstream';
-import { BusChangeBatch, BusChangeEvent, BusHeartbeat, check, decode, encode, type NatsNames } from '@hatch/contracts';
+import { BUS_BATCH_MAX_BYTES, BusChangeBatch, BusChangeEvent, BusHeartbeat, check, decode, encode, type NatsNames } from '@hatch/contracts';
 import { journalRowToEvent, type JournalRow } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { withTimeout } from '@hatch/async';
@@ -23,11 +23,8 @@ export const PUBLISH_TIMEOUT_MS = 5000;
 export const HEARTBEAT_TIMEOUT_MS = 3000;
 /** Bound of reading the stream's last message (the tip after a takeover or a failure). */
 export const TAIL_READ_TIMEOUT_MS = 5000;
-/**
- * Bytes per message at most: well under NATS's default max_payload (1 MiB), so a batch is never
- * refused for its size. A row that alone is larger still goes, alone.
- */
-export const BATCH_MAX_BYTES = 256 * 1024;
+/** Bytes per message at most (the one definition is BUS_BATCH_MAX_BYTES in @hatch/contracts). */
+export const BATCH_MAX_BYTES = BUS_BATCH_MAX_BYTES;
 /**
  * JetStream API error code of a failed Nats-Expected-Last-Msg-Id (another publisher got in
  * between); nats.js names the sequence one (JetStreamApiCodes) but not this one.

@@ -45,8 +45,15 @@ export async function listEmails(ex: Executor, opts: { limit: number; before?: K
 }
 
 /** The email a SendGrid event's `sg_message_id` belongs to: it starts with the send's X-Message-Id. */
-export async function findEmailByProviderMessageId(ex: Executor, providerMessageId: string): Promise<EmailRow | undefined> {
-  return ex.selectFrom('emails').selectAll().where('provider_message_id', '=', providerMessageId).executeTakeFirst();
+/** The email ids of these provider message ids, in one statement (a webhook's events at once). */
+export async function findEmailIdsByProviderMessageIds(ex: Executor, providerMessageIds: readonly string[]): Promise<Map<string, string>> {
+  if (providerMessageIds.length === 0) return new Map();
+  const rows = await ex
+    .selectFrom('emails')
+    .select(['id', 'provider_message_id'])
+    .where('provider_message_id', 'in', [...new Set(providerMessageIds)])
+    .execute();
+  return new Map(rows.map((r) => [r.provider_message_id as string, r.id]));
 }
 
 /**

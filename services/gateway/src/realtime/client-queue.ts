@@ -144,7 +144,7 @@ export class HubClient {
   /**
    * A frame of this client's own (connected, replay, reset), or a live one: written in order with
    * the rest. Slow means the bound is reached *while the socket does not drain*: frames that
-   * arrive in one tick (one read of the bus, at most its 1,000-message pull, or one replay batch)
+   * arrive in one tick (at most HUB_TICK_EVENTS of the bus, batches included, or one replay batch)
    * are written together at the end of it, whatever their number, and are no sign of slowness.
    */
   enqueue(text: string, bytes = Buffer.byteLength(text)): void {

@@ -36,9 +36,9 @@ export interface EventsRouteOptions {
   /** how long a new stream waits for the hub to know where the stream is */
   syncTimeoutMs?: number;
   /** a revoked session or token, a disabled user: their streams end at once (issue 18) */
-  revocations?: Revocations;
+  revocations: Revocations;
   /** an expired session or token: its streams end within STREAM_CHECK_MS (stream-credentials.ts) */
-  credentials?: Pick<StreamCredentialOptions, 'idleMs' | 'now' | 'everyMs' | 'onEnded'>;
+  credentials: Pick<StreamCredentialOptions, 'idleMs' | 'now' | 'everyMs' | 'onEnded'>;
 }
 
 const EventsQuery = Type.Object({
@@ -67,12 +67,11 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
   await app.register(fastifySSE, { heartbeatInterval: opts.heartbeatMs });
   const streams = new Map<HubClient, () => void>();
   // The credential behind each stream: revoked or expired, its streams end (stream-credentials.ts).
-  const watched = opts.credentials && new StreamCredentials({ db: opts.db, log: opts.log, ...opts.credentials });
-  if (watched) {
-    opts.revocations?.onRevoked((ev) => watched.revoked(ev));
-    watched.start();
-    app.addHook('onClose', () => watched.stop());
-  }
+  // Both are required: no composition can leave a revoked or expired credential's stream open.
+  const watched = new StreamCredentials({ db: opts.db, log: opts.log, ...opts.credentials });
+  opts.revocations.onRevoked((ev) => watched.revoked(ev));
+  watched.start();
+  app.addHook('onClose', () => watched.stop());
 
   // Shutdown: end every stream so clients reconnect to another replica (with Last-Event-ID).
   app.addHook('preClose', async () => {
@@ -146,16 +145,16 @@ export async function eventsRoute(app: FastifyInstance, opts: EventsRouteOptions
         ended = true;
         client.close();
         streams.delete(client);
-        watched?.remove(client);
+        watched.remove(client);
         reply.sse.close();
       };
       streams.set(client, endStream);
       const caller = req.caller;
-      if (caller) watched?.add(client, caller.credential, caller.userId, endStream);
+      if (caller) watched.add(client, caller.credential, caller.userId, endStream);
       reply.sse.onClose(() => {
         client.close();
         streams.delete(client);
-        watched?.remove(client);
+        watched.remove(client);
       });
       reply.sse.sendHeaders(200);
       // The hub's position now: everything up to it is history (replayed), everything after is live.

@@ -35,6 +35,7 @@ import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Registry } from 'prom-client';
 import {
   backoffDelay,
+  BUS_BATCH_MAX_BYTES,
   BusChangeBatch,
   BusChangeEvent,
   BusHeartbeat,
@@ -49,6 +50,18 @@ import type { Logger } from '@hatch/log';
 import type { Bus } from '@hatch/bus';
 import { formatControl, formatEvent, HubClient, type QueueOwner } from './client-queue.js';
 import { createHubMetrics, type HubMetrics } from './hub-metrics.js';
+
+/**
+ * One pull from the events stream: at most this many messages. A message may be a whole journal
+ * batch (up to BUS_BATCH_MAX_BYTES), so this also bounds the bytes a pull buffers
+ * (BUS_PULL_BYTES). Not a pull's `max_bytes`: an ordered consumer pulling with it on nats-server
+ * 2.9.10 delivered nothing (services/gateway/test/realtime-batches.test.ts).
+ */
+export const BUS_PULL_MESSAGES = 32;
+/** The bytes one pull buffers at most. */
+export const BUS_PULL_BYTES = BUS_PULL_MESSAGES * BUS_BATCH_MAX_BYTES;
+/** Change events fanned out before the hub yields to the end-of-tick budget pass. */
+export const HUB_TICK_EVENTS = 1000;
 
 export interface HubOptions {
   names: NatsNames;
@@ -360,7 +373,8 @@ export class RealtimeHub implements QueueOwner {
         // Pulls expire after 5 s (heartbeats every 2.5 s) instead of nats.js's 30 s: a lost or
         // stalled NATS node is noticed within seconds and the ordered consumer re-created on
         // another (the soak measured change → SSE p99 77 s after a node kill with 30 s, 14 s with 5 s).
-        const messages = await consumer.consume({ max_messages: 1000, expires: 5000 });
+        // Bounded in messages, hence in bytes (BUS_PULL_BYTES; docs/architecture.md, rule 4).
+        const messages = await consumer.consume({ max_messages: BUS_PULL_MESSAGES, expires: 5000 });
         this.messages = messages;
         if (this.stopping) {
           // stop() ran while the consumer was being created: it could not close this one
@@ -368,10 +382,20 @@ export class RealtimeHub implements QueueOwner {
           break;
         }
         if (startSeq === 0) this.markSynced(); // empty stream: nothing happened yet
+        let sinceYield = 0;
         for await (const msg of this.messages) {
           failures = 0; // a message: the subscription works
           this.streamSeq = msg.seq;
-          this.handle(msg.subject, msg.data);
+          for (const env of this.take(msg.subject, msg.data)) {
+            this.handleEvent(env);
+            // One tick fans out at most HUB_TICK_EVENTS, even from within a batch: then the
+            // end-of-tick budget pass runs and slow clients are cut before more is queued
+            // (memory-budget.ts). Nothing else reads the stream meanwhile: the order holds.
+            if (++sinceYield >= HUB_TICK_EVENTS) {
+              sinceYield = 0;
+              await new Promise<void>((resolve) => setImmediate(resolve));
+            }
+          }
         }
       } catch (err) {
         if (this.stopping) break;
@@ -385,7 +409,11 @@ export class RealtimeHub implements QueueOwner {
     }
   }
 
-  private handle(subject: string, data: Uint8Array): void {
+  /**
+   * One message of the events stream: a heartbeat is handled here; the change events it holds
+   * (one, or a batch's, in order) are returned for handleEvent, none before the hub is synced.
+   */
+  private take(subject: string, data: Uint8Array): BusChangeEvent[] {
     try {
       if (subject === this.opts.names.subjects.eventFor('heartbeat')) {
         const hb = decode(BusHeartbeat, data);
@@ -396,7 +424,7 @@ export class RealtimeHub implements QueueOwner {
         if (!this.synced) this.advance(position);
         else if (position > this.lastId) this.catchUp(position, 'heartbeat');
         this.markSynced();
-        return;
+        return [];
       }
       if (subject === this.opts.names.subjects.eventBatch) {
         const events = unpackBatch(decode(BusChangeBatch, data));
@@ -404,23 +432,23 @@ export class RealtimeHub implements QueueOwner {
         if (!this.synced) {
           this.advance(BigInt(events.at(-1)?.id ?? '0'));
           this.markSynced();
-          return;
+          return [];
         }
         // Each event in order, exactly as if it had come alone: a first event whose `prev` is
         // past lastId starts a catch-up, and the rest of the batch only raises its target.
-        for (const env of events) this.handleEvent(env);
-        return;
+        return events;
       }
       // A single event: from a bridge older than batches (a rolling upgrade).
       const env = decode(BusChangeEvent, data);
       if (!this.synced) {
         this.advance(BigInt(env.id));
         this.markSynced();
-        return;
+        return [];
       }
-      this.handleEvent(env);
+      return [env];
     } catch (err) {
       this.log.warn({ err: { message: (err as Error).message }, subject }, 'undecodable message on the events stream; ignored');
+      return [];
     }
   }
 

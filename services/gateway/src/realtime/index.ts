@@ -21,9 +21,9 @@ export interface RealtimeDeps {
   names: NatsNames;
   config: RealtimeConfig;
   /** revoked credentials: their streams end (events-route.ts) */
-  revocations?: Revocations;
+  revocations: Revocations;
   /** expired credentials: their streams end within STREAM_CHECK_MS (stream-credentials.ts) */
-  credentials?: EventsRouteOptions['credentials'];
+  credentials: EventsRouteOptions['credentials'];
 }
 
 export async function registerRealtime(app: FastifyInstance, deps: RealtimeDeps): Promise<RealtimeHub> {

@@ -24,7 +24,7 @@ import { EventWebhookHeader } from '@sendgrid/eventwebhook';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import Type from 'typebox';
 import { isUuid, SENDGRID_EMAIL_ID_ARG, type EmailStatus } from '@hatch/contracts';
-import { applyEmailStatuses, emailStatusChange, findEmailByProviderMessageId, type Db, type StatusChange } from '@hatch/db';
+import { applyEmailStatuses, emailStatusChange, findEmailIdsByProviderMessageIds, type Db, type StatusChange } from '@hatch/db';
 import type { Logger } from '@hatch/log';
 import { groupedWrites } from '@hatch/service';
 import { HttpError, retryLater } from '../errors.js';
@@ -208,13 +208,20 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
     if (!(await check)) refuse('bad signature');
   }
 
-  async function resolveEmailId(ev: SgEvent): Promise<string | undefined> {
-    const arg = str(ev[SENDGRID_EMAIL_ID_ARG]);
-    if (arg && isUuid(arg)) return arg.toLowerCase();
-    const sgMessageId = str(ev.sg_message_id);
-    if (!sgMessageId) return undefined;
-    const prefix = sgMessageId.split('.')[0] ?? '';
-    return prefix ? (await findEmailByProviderMessageId(deps.db.db, prefix))?.id : undefined;
+  /**
+   * Each event's email: our id from its custom argument, else looked up by SendGrid's message id
+   * (the part before the first dot), all of a chunk's look-ups in one statement.
+   */
+  async function resolveEmailIds(chunk: SgEvent[]): Promise<(string | undefined)[]> {
+    const keys = chunk.map((ev) => {
+      const arg = str(ev[SENDGRID_EMAIL_ID_ARG]);
+      if (arg && isUuid(arg)) return { id: arg.toLowerCase() };
+      const prefix = str(ev.sg_message_id)?.split('.')[0];
+      return prefix ? { prefix } : {};
+    });
+    const prefixes = keys.flatMap((k) => (k.prefix ? [k.prefix] : []));
+    const byPrefix = await findEmailIdsByProviderMessageIds(deps.db.db, prefixes);
+    return keys.map((k) => k.id ?? (k.prefix ? byPrefix.get(k.prefix) : undefined));
   }
 
   /** Submits the event's change at once (before any await), so events submitted in order are written in order. */
@@ -288,7 +295,7 @@ export function sendgridWebhooks(app: FastifyInstance, deps: SendGridWebhookDeps
         const list = events as SgEvent[];
         for (let i = 0; i < list.length; i += EVENTS_AT_ONCE) {
           const chunk = list.slice(i, i + EVENTS_AT_ONCE);
-          const ids = await Promise.all(chunk.map(resolveEmailId));
+          const ids = await resolveEmailIds(chunk);
           for (const outcome of await Promise.all(chunk.map((ev, j) => apply(ev, ids[j])))) counts[outcome]++;
         }
         if (counts.unmatched) log.warn({ unmatched: counts.unmatched }, 'sendgrid events for unknown emails ignored');
