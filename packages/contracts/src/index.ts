@@ -11,3 +11,4 @@ export * from './sms.js';
 export * from './email.js';
 export * from './backoff.js';
 export * from './stall.js';
+export * from './unicode.js';

@@ -356,3 +356,32 @@ t.test('a batch claim: queued rows claimed once in one statement, the others loo
       'one sending row per claim',
     );
 });
+
+t.test('a report whose strings hold a lone UTF-16 surrogate is stored with U+FFFD in its place, not refused by jsonb', async (t) => {
+  const { db } = await createTestDb(t);
+  const convId = conversationIdFor('+15550000001', '+15557654322');
+  await db
+    .insertInto('conversations')
+    .values({ id: convId, participants: ['+15550000001', '+15557654322'], channel: 'sms' })
+    .execute();
+  const id = randomUUID();
+  await insertMessage(db, {
+    id,
+    conversation_id: convId,
+    from_contact: '+15550000001',
+    to_contact: '+15557654322',
+    body: 'hi',
+    channel: 'sms',
+    direction: 'outbound',
+    status: 'sent',
+  });
+  const r = await applyMessageStatus(db, id, {
+    status: 'delivered',
+    source: 'twilio_callback',
+    providerEventId: 'twilio:\ud800x',
+    detail: 'lone \udc3b and a pair 😀',
+  });
+  t.match(r, { moved: true, row: { status: 'delivered' } });
+  const timeline = await findTimeline(db, { messageId: id });
+  t.equal(timeline.at(-1)?.detail, 'lone \ufffd and a pair 😀', 'the lone surrogate became U+FFFD; the pair is kept');
+});

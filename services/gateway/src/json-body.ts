@@ -8,11 +8,11 @@
  * gateway: 400, for every field of every route at once.
  */
 import type { FastifyInstance } from 'fastify';
+import { hasLoneSurrogate as stringHasLoneSurrogate } from '@hatch/contracts';
 import { HttpError } from './errors.js';
 
 /** Cheap test on the raw text: only a body with a surrogate escape can hold a lone one (raw bytes decode to U+FFFD). */
 const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** Whether any string (key or value) in a parsed JSON value holds a lone surrogate; iterative, so deep nesting cannot overflow the stack. */
 export function hasLoneSurrogate(value: unknown): boolean {
@@ -20,10 +20,10 @@ export function hasLoneSurrogate(value: unknown): boolean {
   while (stack.length > 0) {
     const v = stack.pop();
     if (typeof v === 'string') {
-      if (LONE_SURROGATE.test(v)) return true;
+      if (stringHasLoneSurrogate(v)) return true;
     } else if (v !== null && typeof v === 'object') {
       for (const [k, x] of Object.entries(v)) {
-        if (LONE_SURROGATE.test(k)) return true;
+        if (stringHasLoneSurrogate(k)) return true;
         stack.push(x);
       }
     }

@@ -1,4 +1,5 @@
 import { sql, type RawBuilder, type Selectable } from 'kysely';
+import { wellFormedJson } from '@hatch/contracts';
 import type { Executor } from '../client.js';
 import type { DB } from '../generated.js';
 import type { SendTable } from './send-claims.js';
@@ -133,7 +134,7 @@ export async function applyStatusChanges<T extends SendTable>(
   const r = await sql<Selectable<DB[T]> & { moved_ns: number[] | null; applied_ns: number[] | null }>`
     WITH RECURSIVE input AS (
       SELECT i.*, i.provider_event_id IS NULL OR row_number() OVER (PARTITION BY i.provider_event_id ORDER BY i.n) = 1 AS first_event
-      FROM jsonb_to_recordset(${JSON.stringify(input)}::text::jsonb) AS i(
+      FROM jsonb_to_recordset(${wellFormedJson(input)}::text::jsonb) AS i(
         n int, id uuid, status text, moves_from text[], source text, provider_code text, detail text, provider_event_id text,
         sent_by uuid, sent_by_source text, ago float8, on_move jsonb, fill jsonb, replace jsonb)
     ),
