@@ -12,7 +12,7 @@ import t from 'tap';
 import { connectBus } from '@hatch/bus';
 import { BusChangeEvent, BusHeartbeat, encode } from '@hatch/contracts';
 import { findJournalAfter, journalRowToEvent, type JournalRow } from '@hatch/db';
-import { createTestDb, testNats } from '@hatch/testing';
+import { createTestDb, testNats, waitFor } from '@hatch/testing';
 import { AUTH, conversation, ids, journal, log, metricOf, replica, updates, write } from './realtime-harness.js';
 import { openSse } from './sse-client.js';
 
@@ -81,5 +81,49 @@ t.test(
     t.ok((await metricOf(gw.app, 'hatch_sse_caught_up_events_total')) >= 9 + 2 + 2, 'rows 8..16, 20..21 and 22..23 came from the journal');
     all.close();
     filtered.close();
+  },
+);
+
+t.test(
+  'a heartbeat that arrives while a catch-up waits on the journal extends that catch-up: the missing events are delivered once',
+  async (t) => {
+    const db = await createTestDb(t);
+    const nats = testNats(t);
+    const gw = await replica(t, db, nats.url, nats.prefix);
+    const bus = await connectBus({ url: nats.url, name: 'gaps-test-bridge-2', log });
+    t.teardown(() => bus.close(1000));
+
+    const room = await conversation(db);
+    await write(db, room, 12, 6);
+    const rows = await findJournalAfter(db.db, '0', 1000);
+    t.equal(rows.length, 12);
+    const at = (i: number) => rows[i] as JournalRow;
+    const publish = (i: number, prev: string) => {
+      const env: BusChangeEvent = { ...journalRowToEvent(at(i)), prev };
+      return bus.js.publish(nats.names.subjects.eventFor(at(i).table_name as 'messages'), encode(BusChangeEvent, env), { msgID: env.id });
+    };
+    const all = await openSse(`${gw.url}/api/events`, AUTH);
+    for (let i = 0; i <= 2; i++) await publish(i, i === 0 ? '0' : at(i - 1).id);
+    await all.waitFor((c) => ids(c).includes(Number(at(2).id)), 15_000, 'rows 0..2 delivered');
+
+    // The journal is locked: the catch-up started by row 6 (its predecessor 5 never came) waits.
+    const lock = await db.sql.reserve();
+    t.teardown(() => lock.release());
+    await lock`BEGIN`;
+    await lock`LOCK TABLE change_journal IN ACCESS EXCLUSIVE MODE`;
+    await publish(6, at(5).id);
+    // While it waits, the bridge's heartbeat says it relayed up to row 9.
+    const hb: BusHeartbeat = { type: 'heartbeat', position: at(9).id, at: new Date().toISOString() };
+    await bus.js.publish(nats.names.subjects.eventFor('heartbeat'), encode(BusHeartbeat, hb), { msgID: `hb-${at(9).id}` });
+    const age = async () => metricOf(gw.app, 'hatch_realtime_heartbeat_age_seconds');
+    await waitFor(async () => (await age()) >= 0, { timeoutMs: 15_000, message: 'the heartbeat reached the hub' });
+    await lock`COMMIT`;
+
+    await all.waitFor((c) => ids(c).includes(Number(at(9).id)), 15_000, 'rows up to 9 delivered');
+    for (let i = 10; i <= 11; i++) await publish(i, at(i - 1).id);
+    await all.waitFor((c) => ids(c).includes(Number(at(11).id)), 15_000, 'rows 10..11 delivered');
+    t.same(ids(all), await journal(db), 'every journal event once, in order: the heartbeat did not start a second reader');
+    t.equal(await metricOf(gw.app, 'hatch_sse_catchups_total'), 1, 'one catch-up, extended by the heartbeat');
+    all.close();
   },
 );

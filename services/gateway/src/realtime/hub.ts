@@ -482,6 +482,12 @@ export class RealtimeHub implements QueueOwner {
    * fails is retried with backoff (live delivery waits: the order is the promise).
    */
   private catchUp(target: bigint, reason: 'gap' | 'heartbeat'): void {
+    if (this.catchUpTo !== undefined) {
+      // One catch-up at a time: a second reader of the same rows would deliver them twice (a
+      // heartbeat during a slow catch-up did, in the short soak). The one under way goes further.
+      if (target > this.catchUpTo) this.catchUpTo = target;
+      return;
+    }
     this.m.catchUps.inc({ reason });
     this.log.warn(
       { after: this.lastId.toString(), upTo: target.toString(), reason },
@@ -500,6 +506,7 @@ export class RealtimeHub implements QueueOwner {
       try {
         const rows = await findJournalAfter(this.opts.db.db, this.lastId.toString(), CATCH_UP_BATCH, target.toString());
         for (const row of rows) {
+          if (BigInt(row.id) <= this.lastId) continue; // delivered meanwhile: never twice
           const env = journalRowToEvent(row);
           this.m.caughtUp.inc();
           this.deliverLive(env);
