@@ -14,32 +14,42 @@ import {
   insertEmail,
   insertMessage,
   messageStatusChange,
+  type Database,
   type MessageStatusChange,
+  type NewMessage,
   type MessageStatusResult,
 } from '../src/index.js';
+
+/** An SMS conversation of its own, and a factory of outbound messages in it (status `sending` unless given). */
+async function smsThread(db: Database): Promise<(fields?: Partial<NewMessage>) => Promise<string>> {
+  const [from, to] = ['+15550000001', '+15557654321'];
+  const convId = conversationIdFor(from, to);
+  await db
+    .insertInto('conversations')
+    .values({ id: convId, participants: [from, to], channel: 'sms' })
+    .execute();
+  return async (fields = {}) => {
+    const id = randomUUID();
+    await insertMessage(db, {
+      id,
+      conversation_id: convId,
+      from_contact: from,
+      to_contact: to,
+      body: 'hi',
+      channel: 'sms',
+      direction: 'outbound',
+      status: 'sending',
+      ...fields,
+    });
+    return id;
+  };
+}
 
 t.test(
   'a message: forward only, a timeline row for every report, a replayed provider event changes nothing, the SID kept, segments replaced',
   async (t) => {
     const { db } = await createTestDb(t);
-    const convId = conversationIdFor('+15550000001', '+15557654321');
-    await db
-      .insertInto('conversations')
-      .values({ id: convId, participants: ['+15550000001', '+15557654321'], channel: 'sms' })
-      .execute();
-    const id = randomUUID();
-    await insertMessage(db, {
-      id,
-      conversation_id: convId,
-      from_contact: '+15550000001',
-      to_contact: '+15557654321',
-      body: 'hi',
-      channel: 'sms',
-      direction: 'outbound',
-      status: 'sending',
-      segments: 1,
-      claimed_at: new Date(),
-    });
+    const id = await (await smsThread(db))({ segments: 1, claimed_at: new Date() });
 
     // delivered arrives before sent (callbacks race the worker's own write)
     const delivered = await applyMessageStatus(db, id, {
@@ -86,23 +96,9 @@ t.test(
 
 t.test('concurrent reports about one message apply one after the other: the furthest status wins whatever the order', async (t) => {
   const { db } = await createTestDb(t, { max: 10 });
-  const convId = conversationIdFor('+15550000002', '+15557654322');
-  await db
-    .insertInto('conversations')
-    .values({ id: convId, participants: ['+15550000002', '+15557654322'], channel: 'sms' })
-    .execute();
-  const ids = Array.from({ length: 20 }, () => randomUUID());
-  for (const id of ids)
-    await insertMessage(db, {
-      id,
-      conversation_id: convId,
-      from_contact: '+15550000002',
-      to_contact: '+15557654322',
-      body: 'hi',
-      channel: 'sms',
-      direction: 'outbound',
-      status: 'sending',
-    });
+  const message = await smsThread(db);
+  const ids: string[] = [];
+  for (let i = 0; i < 20; i++) ids.push(await message());
   await Promise.all(
     ids.flatMap((id) => [
       applyMessageStatus(db, id, { status: 'sent', source: 'worker' }),
@@ -199,27 +195,8 @@ t.test(
  */
 t.test('a batch of reports is one statement doing per report what the same reports one at a time do', async (t) => {
   const { db } = await createTestDb(t);
-  const convId = conversationIdFor('+15550000003', '+15557654323');
-  await db
-    .insertInto('conversations')
-    .values({ id: convId, participants: ['+15550000003', '+15557654323'], channel: 'sms' })
-    .execute();
-  const newMessage = async (status: 'sending' | 'queued') => {
-    const id = randomUUID();
-    await insertMessage(db, {
-      id,
-      conversation_id: convId,
-      from_contact: '+15550000003',
-      to_contact: '+15557654323',
-      body: 'hi',
-      channel: 'sms',
-      direction: 'outbound',
-      status,
-      segments: 1,
-      claimed_at: new Date(),
-    });
-    return id;
-  };
+  const message = await smsThread(db);
+  const newMessage = (status: 'sending' | 'queued') => message({ status, segments: 1, claimed_at: new Date() });
   // two twin sets of rows: A gets the batch, B the same reports one at a time
   const [a1, a2, a3, b1, b2, b3] = [
     await newMessage('sending'),
@@ -302,25 +279,8 @@ t.test('a batch of reports is one statement doing per report what the same repor
 
 t.test('a batch claim: queued rows claimed once in one statement, the others looked up as they are', async (t) => {
   const { db } = await createTestDb(t);
-  const convId = conversationIdFor('+15550000004', '+15557654324');
-  await db
-    .insertInto('conversations')
-    .values({ id: convId, participants: ['+15550000004', '+15557654324'], channel: 'sms' })
-    .execute();
-  const make = async (status: 'queued' | 'sending' | 'delivered', channel: 'sms' | 'chat' = 'sms') => {
-    const id = randomUUID();
-    await insertMessage(db, {
-      id,
-      conversation_id: convId,
-      from_contact: '+15550000004',
-      to_contact: '+15557654324',
-      body: 'hi',
-      channel,
-      direction: 'outbound',
-      status,
-    });
-    return id;
-  };
+  const message = await smsThread(db);
+  const make = (status: 'queued' | 'sending' | 'delivered', channel: 'sms' | 'chat' = 'sms') => message({ status, channel });
   const [q1, q2, sending, done, chat] = [
     await make('queued'),
     await make('queued'),
@@ -359,22 +319,7 @@ t.test('a batch claim: queued rows claimed once in one statement, the others loo
 
 t.test('a report whose strings hold a lone UTF-16 surrogate is stored with U+FFFD in its place, not refused by jsonb', async (t) => {
   const { db } = await createTestDb(t);
-  const convId = conversationIdFor('+15550000001', '+15557654322');
-  await db
-    .insertInto('conversations')
-    .values({ id: convId, participants: ['+15550000001', '+15557654322'], channel: 'sms' })
-    .execute();
-  const id = randomUUID();
-  await insertMessage(db, {
-    id,
-    conversation_id: convId,
-    from_contact: '+15550000001',
-    to_contact: '+15557654322',
-    body: 'hi',
-    channel: 'sms',
-    direction: 'outbound',
-    status: 'sent',
-  });
+  const id = await (await smsThread(db))({ status: 'sent' });
   const r = await applyMessageStatus(db, id, {
     status: 'delivered',
     source: 'twilio_callback',
