@@ -18,6 +18,17 @@ import { createBenchDb, createRawTables, deleteStreams, dropDatabasesLike, pgben
 import { allocatePorts, startService, type ServiceName, type StackEnvOpts } from './lib/stack.js';
 import { SCENARIOS, type Ctx, type PgBackend, type ScenarioResult } from './scenarios/index.js';
 
+/** The commit measured, and whether the work tree differed from it (a result names its code). */
+function codeVersion(): string {
+  try {
+    const git = (...a: string[]) => execFileSync('git', a, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/results') !== '';
+    return `${git('rev-parse', '--short=12', 'HEAD')}${dirty ? ' with uncommitted changes' : ''}`;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
+
 const args = parseArgs(process.argv.slice(2));
 const wanted = Object.keys(SCENARIOS).filter((k) => !args.only || args.only.includes(k)) as Array<keyof typeof SCENARIOS>;
 const started = new Date();
@@ -78,7 +89,7 @@ function profArgs(name: string): string[] {
 }
 
 async function main(): Promise<void> {
-  const facts = { ...machine(), ...(await versions()) };
+  const facts = { ...machine(), ...(await versions()), code: codeVersion() };
   log(
     `machine: ${facts.cpuCount} × ${facts.cpuModel}, Node ${facts.node}, PostgreSQL ${facts.postgres}, NATS ${facts.nats}, load ${facts.loadAvgAtStart.join(' ')}`,
   );
@@ -178,7 +189,7 @@ async function main(): Promise<void> {
     `# Hatch benchmark ${started.toISOString()}`,
     '',
     `Machine: ${facts.cpuCount} × ${facts.cpuModel}, ${facts.memGiB} GiB, ${facts.os}; Node ${facts.node}; PostgreSQL ${facts.postgres} (synchronous_commit ${facts.synchronousCommit}); NATS ${facts.nats}; ${facts.pgbench}.`,
-    `Load average at start: ${facts.loadAvgAtStart.join(' ')} (${facts.cpuCount} cores).`,
+    `Code: ${facts.code}. Load average at start: ${facts.loadAvgAtStart.join(' ')} (${facts.cpuCount} cores).`,
     `Mode: ${args.quick ? 'quick' : 'full'}, ${args.runs} run(s) per scenario (median, min–max), ${ctx.seconds} s windows; whole run ${totalSeconds.toFixed(0)} s.`,
     '',
     table,

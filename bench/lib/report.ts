@@ -196,16 +196,18 @@ export function cpuMsPerUnit(cpuPct: Record<string, number>, names: readonly str
 }
 
 /**
- * Sum and count of a Prometheus histogram in a text exposition (`<name>_sum`, `<name>_count`,
- * unlabelled or summed over labels); undefined when either is absent.
+ * Sum and count of a Prometheus histogram in a text exposition (`<name>_sum`, `<name>_count`),
+ * summed over its label sets, or over those holding `label` only (e.g. `writes="message_claims"`);
+ * undefined when either is absent.
  */
-export function histogramSumCount(text: string, name: string): { sum: number; count: number } | undefined {
+export function histogramSumCount(text: string, name: string, label?: string): { sum: number; count: number } | undefined {
   let sum: number | undefined;
   let count: number | undefined;
   for (const line of text.split('\n')) {
     if (line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
     if (!m) continue;
+    if (label !== undefined && !(m[2] ?? '').includes(label)) continue;
     const v = Number(m[3]);
     if (!Number.isFinite(v)) continue;
     if (m[1] === `${name}_sum`) sum = (sum ?? 0) + v;

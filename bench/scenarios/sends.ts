@@ -66,10 +66,36 @@ async function cannon(c: Ctx, opts: { seconds: number; kind: 'mixed' | 'sms'; ov
   };
 }
 
+async function metricsText(url: string): Promise<string> {
+  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) });
+  return res.text();
+}
+
 /** The gateway's group-commit histogram (sum, count) from its /metrics. */
 async function batchSizes(c: Ctx) {
-  const res = await fetch(`${gatewayUrl(c)}/metrics`, { signal: AbortSignal.timeout(5000) });
-  return histogramSumCount(await res.text(), 'hatch_send_batch_size');
+  return histogramSumCount(await metricsText(gatewayUrl(c)), 'hatch_send_batch_size');
+}
+
+/** P2's grouped writes (`hatch_write_group_size{writes}`): which process makes them, and the label. */
+const P2_GROUPS = [
+  { label: 'sms-sender claims', proc: 'sms-sender', writes: 'message_claims' },
+  { label: 'sms-sender status writes', proc: 'sms-sender', writes: 'message_status' },
+  { label: 'gateway Twilio callbacks', proc: 'gateway', writes: 'message_status' },
+] as const;
+
+type GroupScrape = Record<string, { sum: number; count: number } | undefined>;
+
+/** One scrape of every P2 group-size histogram (sms-sender's health port, the gateway). */
+async function groupSizes(c: Ctx): Promise<GroupScrape> {
+  const [gateway, sender] = await Promise.all([
+    metricsText(gatewayUrl(c)),
+    metricsText(`http://127.0.0.1:${c.env.ports.health['sms-sender']}`),
+  ]);
+  const out: GroupScrape = {};
+  for (const g of P2_GROUPS) {
+    out[g.label] = histogramSumCount(g.proc === 'gateway' ? gateway : sender, 'hatch_write_group_size', `writes="${g.writes}"`);
+  }
+  return out;
 }
 
 /**
@@ -336,6 +362,8 @@ async function hatchCounts(c: Ctx, since: Date): Promise<FlowCounts> {
 export async function p2(c: Ctx): Promise<ScenarioResult> {
   const hatch: SmsRun[] = [];
   const peerRuns: Record<string, SmsRun[]> = {};
+  /** mean items per grouped statement in each Hatch window, by group */
+  const groups: Record<string, number[]> = {};
   const sender = await startService('sms-sender', c.env, { nodeArgs: c.profArgs('sms-sender') });
   c.stack.set('sms-sender', sender.proc);
   const flows: PeerFlow[] = [];
@@ -349,8 +377,11 @@ export async function p2(c: Ctx): Promise<ScenarioResult> {
     }
     // Runs interleaved (Hatch, then each peer), so a change in the machine's load hits all alike.
     for (let i = 0; i < c.runs; i++) {
+      const g0 = await groupSizes(c);
       const h = await smsWindow(c, gatewayUrl(c), (s) => hatchCounts(c, s), watched(c), P2_HATCH_CPU);
       hatch.push(h);
+      const g1 = await groupSizes(c);
+      for (const g of P2_GROUPS) (groups[g.label] ??= []).push(windowMean(g0[g.label], g1[g.label]));
       c.log(
         `P2 run ${i + 1}: Hatch ${h.total} accepted at ${h.intake.rate.toFixed(0)}/s, ${h.sent} sent in ${h.seconds.toFixed(1)} s → ${h.rate.toFixed(0)}/s, ${h.cpuMsPerSms.toFixed(2)} CPU ms/SMS`,
       );
@@ -409,7 +440,9 @@ export async function p2(c: Ctx): Promise<ScenarioResult> {
           hatch.map((r) => r.sent),
           P2_HATCH_CPU,
           'ms/SMS',
-        )}. bottleneck ${cpu.bottleneck}. ${cpuNote(cpu)}`,
+        )}. bottleneck ${cpu.bottleneck}. ${cpuNote(cpu)}. Mean items per grouped statement (hatch_write_group_size over each window, median of runs): ${P2_GROUPS.map(
+          (g) => `${g.label} ${summarize(groups[g.label] ?? []).median.toFixed(1)}`,
+        ).join(', ')}`,
       },
       {
         scenario: 'P2',
@@ -420,6 +453,6 @@ export async function p2(c: Ctx): Promise<ScenarioResult> {
       },
       ...peerRows,
     ],
-    detail: { hatch, peers: peerRuns, cpu },
+    detail: { hatch, peers: peerRuns, cpu, groups },
   };
 }

@@ -158,6 +158,12 @@ t.test('group-commit size from two /metrics scrapes', async (t) => {
     { sum: 5, count: 2 },
     'summed over labels',
   );
+  t.same(
+    histogramSumCount('a_sum{w="claims"} 2\na_sum{w="status"} 3\na_count{w="claims"} 1\na_count{w="status"} 4\n', 'a', 'w="status"'),
+    { sum: 3, count: 4 },
+    'only the label set asked for',
+  );
+  t.equal(histogramSumCount('a_sum{w="claims"} 2\na_count{w="claims"} 1\n', 'a', 'w="status"'), undefined, 'label absent');
   t.equal(histogramSumCount('hatch_send_batch_size_sum 5\n', 'hatch_send_batch_size'), undefined, 'no count');
   t.ok(Number.isNaN(windowMean(after, after)), 'nothing observed in the window');
   t.equal(windowMean(undefined, after), 1300 / 110, 'no scrape before: since start');
