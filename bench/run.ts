@@ -14,7 +14,17 @@ import { randomBytes } from 'node:crypto';
 import postgres from 'postgres';
 import { markdownTable, parseArgs, type Row } from './lib/report.js';
 import { killAllSync, ROOT, stopAll, type Proc } from './lib/procs.js';
-import { createBenchDb, createRawTables, deleteStreams, dropDatabasesLike, pgbenchAvailable, versions, type BenchDb } from './lib/infra.js';
+import {
+  BENCH_APP,
+  benchSql,
+  createBenchDb,
+  createRawTables,
+  deleteStreams,
+  dropDatabasesLike,
+  pgbenchAvailable,
+  versions,
+  type BenchDb,
+} from './lib/infra.js';
 import { allocatePorts, startService, type ServiceName, type StackEnvOpts } from './lib/stack.js';
 import { SCENARIOS, type Ctx, type PgBackend, type ScenarioResult } from './scenarios/index.js';
 
@@ -124,7 +134,10 @@ async function main(): Promise<void> {
         .join(', ')}`,
     );
   }
+  // `sql` writes as an application would (P3's and P6's writers): its backends count as the system's.
+  // `probe` polls and counts for the bench itself: application_name BENCH_APP, never counted.
   const sql = postgres(db.url, { max: 16, onnotice: () => {} });
+  const probe = benchSql(db.url, 2);
   const conversationId = '00000000-0000-4000-8000-0000000be7c1';
   await sql`INSERT INTO conversations (id, participants, channel) VALUES (${conversationId}, ${['bench', 'me']}, 'chat')`;
   // CPU of PostgreSQL is counted for the backends of the bench database (and the peers' databases,
@@ -133,9 +146,9 @@ async function main(): Promise<void> {
   const pgBackends: PgBackend[] = [];
   const benchDb = db.name;
   const pgTimer = setInterval(() => {
-    void sql<PgBackend[]>`
+    void probe<PgBackend[]>`
       SELECT pid, datname AS db, application_name AS app FROM pg_stat_activity
-      WHERE datname = ${benchDb} OR datname LIKE ${`${benchDb}\\_%`}`
+      WHERE (datname = ${benchDb} OR datname LIKE ${`${benchDb}\\_%`}) AND application_name <> ${BENCH_APP}`
       .then((rows) => {
         pgBackends.splice(0, pgBackends.length, ...rows);
         pgPids.splice(0, pgPids.length, ...rows.filter((r) => r.db === benchDb).map((r) => r.pid));
@@ -154,6 +167,7 @@ async function main(): Promise<void> {
     dbName: db.name,
     stack,
     sql,
+    probe,
     conversationId,
     log,
     detail: {},
@@ -177,7 +191,7 @@ async function main(): Promise<void> {
     }
   } finally {
     clearInterval(pgTimer);
-    await sql.end({ timeout: 5 });
+    await Promise.all([sql.end({ timeout: 5 }), probe.end({ timeout: 5 })]);
   }
   const order = ['P1', 'P2', 'P3', 'P4', 'P5', 'P6', 'P7'];
   rows.sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario));
@@ -188,7 +202,7 @@ async function main(): Promise<void> {
   const md = [
     `# Hatch benchmark ${started.toISOString()}`,
     '',
-    `Machine: ${facts.cpuCount} × ${facts.cpuModel}, ${facts.memGiB} GiB, ${facts.os}; Node ${facts.node}; PostgreSQL ${facts.postgres} (synchronous_commit ${facts.synchronousCommit}); NATS ${facts.nats}; ${facts.pgbench}.`,
+    `Machine: ${facts.cpuCount} × ${facts.cpuModel}, ${facts.memGiB} GiB, ${facts.os}; Node ${facts.node}; PostgreSQL ${facts.postgres} (synchronous_commit ${facts.synchronousCommit}, autovacuum ${facts.autovacuum}); NATS ${facts.nats}; ${facts.pgbench}.`,
     `Code: ${facts.code}. Load average at start: ${facts.loadAvgAtStart.join(' ')} (${facts.cpuCount} cores).`,
     `Mode: ${args.quick ? 'quick' : 'full'}, ${args.runs} run(s) per scenario (median, min–max), ${ctx.seconds} s windows; whole run ${totalSeconds.toFixed(0)} s.`,
     '',

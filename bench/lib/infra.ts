@@ -19,6 +19,27 @@ export const NATS_URL = process.env.HATCH_BENCH_NATS_URL ?? 'nats://127.0.0.1:42
 /** Redis for P2's BullMQ peer */
 export const REDIS_URL = process.env.HATCH_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/**
+ * application_name of the bench's own connections (set-up, counting, clean-up): their backends
+ * are the load generator's, never counted as the system's PostgreSQL CPU (run.ts).
+ */
+export const BENCH_APP = 'hatch-bench';
+
+/** A client of the bench's own (application_name BENCH_APP). */
+export function benchSql(url: string, max = 1): postgres.Sql {
+  return postgres(url, { max, onnotice: () => {}, connection: { application_name: BENCH_APP } });
+}
+
+/**
+ * Statistics of the tables the warm-up filled, as autovacuum's analyze would take them on a
+ * default server (this machine's PostgreSQL runs with autovacuum off: the machine facts say so);
+ * without them a pooled connection keeps plans made on empty tables (a claim read every queued
+ * row). Run by the bench's own connection: not counted.
+ */
+export async function analyzeAfterWarmUp(sql: postgres.Sql): Promise<void> {
+  await sql`ANALYZE`;
+}
+
 export function urlFor(name: string): string {
   const u = new URL(ADMIN_URL);
   u.pathname = `/${name}`;
@@ -33,7 +54,7 @@ export interface BenchDb {
 
 /** One statement on the admin connection (CREATE / DROP DATABASE). */
 async function admin(statement: string): Promise<void> {
-  const sql = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  const sql = benchSql(ADMIN_URL);
   try {
     await sql.unsafe(statement);
   } finally {
@@ -68,7 +89,7 @@ export async function createPlainDb(name: string): Promise<BenchDb> {
 
 /** Drops every database whose name starts with `prefix` (clean-up backstop for the peers' databases). */
 export async function dropDatabasesLike(prefix: string): Promise<void> {
-  const sql = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  const sql = benchSql(ADMIN_URL);
   try {
     const rows = await sql<{ datname: string }[]>`SELECT datname FROM pg_database WHERE starts_with(datname, ${prefix})`;
     for (const r of rows) await sql.unsafe(`DROP DATABASE IF EXISTS "${r.datname.replace(/"/g, '""')}" WITH (FORCE)`);
@@ -79,7 +100,7 @@ export async function dropDatabasesLike(prefix: string): Promise<void> {
 
 /** The table of P3's per-row NOTIFY baselines (bench/README.md): a messages-shaped table with a per-row pg_notify trigger. */
 export async function createRawTables(url: string): Promise<void> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const sql = benchSql(url);
   try {
     await sql.unsafe(`
       CREATE TABLE bench_raw_notify (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), conversation_id uuid NOT NULL,
@@ -254,18 +275,20 @@ export async function purgeStream(name: string): Promise<void> {
   }
 }
 
-export async function versions(): Promise<{ postgres: string; nats: string; synchronousCommit: string }> {
-  const sql = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+export async function versions(): Promise<{ postgres: string; nats: string; synchronousCommit: string; autovacuum: string }> {
+  const sql = benchSql(ADMIN_URL);
   let pg: string;
   let sc: string;
+  let av: string;
   try {
     pg = (await sql`SHOW server_version`)[0]?.server_version as string;
     sc = (await sql`SHOW synchronous_commit`)[0]?.synchronous_commit as string;
+    av = (await sql`SHOW autovacuum`)[0]?.autovacuum as string;
   } finally {
     await sql.end({ timeout: 5 });
   }
   const nc = await connect({ servers: NATS_URL, timeout: 3000 });
   const nats = nc.info?.version ?? '?';
   await nc.close();
-  return { postgres: pg, nats, synchronousCommit: sc };
+  return { postgres: pg, nats, synchronousCommit: sc, autovacuum: av };
 }

@@ -24,7 +24,10 @@ export interface Ctx {
   dbName: string;
   /** the running stack by service name */
   stack: Map<string, Proc>;
+  /** the application's writes (P3/P6 writers, resets): its backends count as PostgreSQL's CPU */
   sql: postgres.Sql;
+  /** the bench's own polls and counts (application_name BENCH_APP): never counted */
+  probe: postgres.Sql;
   conversationId: string;
   log(msg: string): void;
   /** raw per-run data for the JSON file */

@@ -4,10 +4,19 @@
  * all drive POST /api/send_message with autocannon.
  */
 import autocannon from 'autocannon';
-import postgres from 'postgres';
 import { cpuMsPerUnit, histogramSumCount, summarize, windowMean, type Row } from '../lib/report.js';
 import { cpuWindow, pidsByComm, spawnTs, waitUntil, type CpuWindow, type Proc, type Watched } from '../lib/procs.js';
-import { createPlainDb, deleteRedisKeys, pgbenchAvailable, pgbenchScript, purgeStream, REDIS_URL, sendScript } from '../lib/infra.js';
+import {
+  analyzeAfterWarmUp,
+  benchSql,
+  createPlainDb,
+  deleteRedisKeys,
+  pgbenchAvailable,
+  pgbenchScript,
+  purgeStream,
+  REDIS_URL,
+  sendScript,
+} from '../lib/infra.js';
 import { freePort, startService, TOKEN, TWILIO } from '../lib/stack.js';
 import { cpuNote, cpuSummary, gatewayUrl, perUnitNote, pgPidsOf, watched, type Ctx, type ScenarioResult } from './context.js';
 
@@ -128,6 +137,7 @@ export async function p1(c: Ctx): Promise<ScenarioResult> {
   let groupLabel = '';
   c.log('P1 warm-up (2 s of sends)');
   await cannon(c, { seconds: 2, kind: 'mixed' });
+  await analyzeAfterWarmUp(c.probe);
   for (let i = 0; i < c.runs; i++) {
     const before = await batchSizes(c);
     const w = cpuWindow(watched(c));
@@ -286,6 +296,8 @@ interface PeerFlow {
   url: string;
   procs: Proc[];
   counts(since: Date): Promise<FlowCounts>;
+  /** its database's statistics after the warm-up (analyzeAfterWarmUp) */
+  analyze(): Promise<void>;
   watch: Watched;
   close(): Promise<void>;
 }
@@ -309,7 +321,7 @@ async function startPeerFlow(c: Ctx, peer: (typeof PEERS)[number]): Promise<Peer
     TWILIO_API_URL: `http://127.0.0.1:${c.env.ports.emulator}`,
     NODE_ENV: 'production',
   };
-  const sql = postgres(db.url, { max: 2, onnotice: () => {} });
+  const sql = benchSql(db.url, 2);
   const procs: Proc[] = [];
   const close = async () => {
     await Promise.all(procs.map((p) => p.stop('SIGTERM', 10_000)));
@@ -339,6 +351,7 @@ async function startPeerFlow(c: Ctx, peer: (typeof PEERS)[number]): Promise<Peer
         FROM messages WHERE created_at >= ${since}`;
       return r ?? { total: 0, sent: 0, delivered: 0 };
     },
+    analyze: () => analyzeAfterWarmUp(sql),
     watch: {
       'peer API': api.pid,
       'peer worker': worker.pid,
@@ -352,7 +365,7 @@ async function startPeerFlow(c: Ctx, peer: (typeof PEERS)[number]): Promise<Peer
 }
 
 async function hatchCounts(c: Ctx, since: Date): Promise<FlowCounts> {
-  const [r] = await c.sql<FlowCounts[]>`
+  const [r] = await c.probe<FlowCounts[]>`
     SELECT count(*)::int AS total, (count(*) FILTER (WHERE status IN ('sent', 'delivered')))::int AS sent,
       (count(*) FILTER (WHERE status = 'delivered'))::int AS delivered
     FROM messages WHERE channel = 'sms' AND created_at >= ${since}`;
@@ -374,7 +387,11 @@ export async function p2(c: Ctx): Promise<ScenarioResult> {
       peerRuns[f.label] = [];
       // warm-up: a second of sends through the whole flow
       await smsWindow(c, f.url, (s) => f.counts(s), f.watch, P2_PEER_CPU, 1);
+      await f.analyze();
     }
+    // Hatch's warm-up, the same second through its whole flow
+    await smsWindow(c, gatewayUrl(c), (s) => hatchCounts(c, s), watched(c), P2_HATCH_CPU, 1);
+    await analyzeAfterWarmUp(c.probe);
     // Runs interleaved (Hatch, then each peer), so a change in the machine's load hits all alike.
     for (let i = 0; i < c.runs; i++) {
       const g0 = await groupSizes(c);

@@ -22,7 +22,7 @@ import {
   type StepReading,
 } from '../lib/saturation.js';
 import { subscribeEvents } from '../lib/events-feed.js';
-import { NATS_URL, notifyRowsScript, pgbenchAvailable, pgbenchScript } from '../lib/infra.js';
+import { analyzeAfterWarmUp, NATS_URL, notifyRowsScript, pgbenchAvailable, pgbenchScript } from '../lib/infra.js';
 import { freePort, startService } from '../lib/stack.js';
 import { cpuNote, cpuSummary, perUnitNote, pgPidsOf, watched, type Ctx, type ScenarioResult } from './context.js';
 import { awaitEvents, clientPids, insertRows, openClients, pacedWriter, signalAll, windowStats, type WindowStats } from './sse-clients.js';
@@ -48,7 +48,7 @@ async function notifyBaseline(c: Ctx, rows: number, clients: number) {
  * in Hatch's figure).
  */
 async function relayBaseline(c: Ctx, rows: number, clients: number, relay: Proc, client: Proc[]) {
-  const count = async () => Number((await c.sql`SELECT count(*)::int AS n FROM bench_raw_notify`)[0]?.n ?? 0);
+  const count = async () => Number((await c.probe`SELECT count(*)::int AS n FROM bench_raw_notify`)[0]?.n ?? 0);
   const before = await count();
   const pg = [pgPidsOf(c, c.dbName, 'pgbench'), pgPidsOf(c, c.dbName, 'bench-notify-relay')];
   signalAll(client, 'SIGUSR1');
@@ -611,6 +611,7 @@ export async function p6(c: Ctx): Promise<ScenarioResult> {
   let feed: Feed | undefined;
   try {
     await pacedWriter(c.sql, c.conversationId, RATE, 1, 1); // warm-up
+    await analyzeAfterWarmUp(c.probe);
     for (let i = 0; i < c.runs; i++) {
       signalAll(procs, 'SIGUSR1');
       const w = cpuWindow(watched(c, { 'sse-clients': clientPids(procs) }));
