@@ -338,7 +338,11 @@ t.test('a claim reads the rows by primary key only, never the in-flight index (a
   // the generic one (no parameter values), planned with whatever the table held at the time
   await sql`SET plan_cache_mode = force_generic_plan`;
   const before = await inFlightReads();
-  for (const id of ids) t.same((await claimSends(db, 'messages', [id])).map((c) => c.claimed), [true]);
+  for (const id of ids)
+    t.same(
+      (await claimSends(db, 'messages', [id])).map((c) => c.claimed),
+      [true],
+    );
   t.equal(await inFlightReads(), before, 'no claim scanned messages_in_flight');
 });
 
