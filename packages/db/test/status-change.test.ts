@@ -317,6 +317,35 @@ t.test('a batch claim: queued rows claimed once in one statement, the others loo
     );
 });
 
+t.test('a claim reads the rows by primary key only, never the in-flight index (a backlog of queued rows costs it nothing)', async (t) => {
+  // One connection: the claims and the statistics read below share one backend, whose counters
+  // pg_stat_force_next_flush publishes when it goes idle after that statement.
+  const { db, sql } = await createTestDb(t, { max: 1 });
+  const message = await smsThread(db);
+  const ids: string[] = [];
+  for (let i = 0; i < 12; i++) ids.push(await message({ status: 'queued' }));
+  // the backlog: 3,000 other queued SMS in the same conversation
+  await sql`
+    INSERT INTO messages (id, conversation_id, from_contact, to_contact, body, channel, direction, status)
+    SELECT gen_random_uuid(), conversation_id, from_contact, to_contact, body, channel, direction, 'queued'
+    FROM messages, generate_series(1, 250) LIMIT 3000`;
+  const inFlightReads = async () => {
+    await sql`SELECT pg_stat_force_next_flush()`;
+    const [r] = await sql<{ n: string }[]>`SELECT idx_scan::text AS n FROM pg_stat_user_indexes WHERE indexrelname = 'messages_in_flight'`;
+    return Number(r?.n);
+  };
+  // the plan a long-lived pool connection keeps for a prepared statement once it runs it often:
+  // the generic one (no parameter values), planned with whatever the table held at the time
+  await sql`SET plan_cache_mode = force_generic_plan`;
+  const before = await inFlightReads();
+  for (const id of ids)
+    t.same(
+      (await claimSends(db, 'messages', [id])).map((c) => c.claimed),
+      [true],
+    );
+  t.equal(await inFlightReads(), before, 'no claim scanned messages_in_flight');
+});
+
 t.test('a report whose strings hold a lone UTF-16 surrogate is stored with U+FFFD in its place, not refused by jsonb', async (t) => {
   const { db } = await createTestDb(t);
   const id = await (await smsThread(db))({ status: 'sent' });

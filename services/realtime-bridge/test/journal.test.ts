@@ -59,6 +59,37 @@ t.test('journal triggers: insert, status/body update and delete of messages and 
   });
 });
 
+t.test(
+  'the journal is written once per statement: one trigger call for a 50-row insert and one for a 50-row update, in row order',
+  async (t) => {
+    // One connection: the writes and the statistics read below share one backend, whose counters
+    // pg_stat_force_next_flush publishes when it goes idle after that statement.
+    const db = await createTestDb(t, { max: 1 });
+    await db.sql`SET track_functions = 'pl'`;
+    const conv = await seedConversation(db);
+    const ids = await insertChats(db, conv, 50); // one statement
+    await db.db.updateTable('messages').set({ status: 'failed' }).where('conversation_id', '=', conv).execute();
+    await db.db.updateTable('messages').set({ attempts: 1 }).where('conversation_id', '=', conv).execute(); // no journal row
+    await db.sql.begin(async (tx) => {
+      await tx`UPDATE messages SET status = 'failed' WHERE id = ${randomUUID()}`;
+      const [r] = await tx<{ xid: string | null }[]>`SELECT pg_current_xact_id_if_assigned()::text AS xid`;
+      t.equal(r?.xid, null, 'an update of no row takes no xid (it writes nothing to commit)');
+    });
+    const rows = await findJournalAfter(db.db, '0', 1000);
+    t.same(
+      rows.map((r) => [r.action, r.row_id]),
+      [...ids.map((id) => ['INSERT', id]), ...rows.slice(50).map((r) => ['UPDATE', r.row_id])],
+      "the inserts in the statement's row order, then the updates",
+    );
+    t.same(new Set(rows.slice(50).map((r) => r.row_id)), new Set(ids), 'one UPDATE row per message whose status changed');
+    t.equal(rows.length, 100);
+    await db.sql`SELECT pg_stat_force_next_flush()`;
+    const [calls] = await db.sql<{ n: string | null }[]>`
+    SELECT sum(calls)::text AS n FROM pg_stat_user_functions WHERE funcname IN ('journal_change', 'journal_changes')`;
+    t.ok(Number(calls?.n) <= 4, `the journal function ran once per statement (4 statements), not per row: ${calls?.n} calls`);
+  },
+);
+
 t.test('a 100-row transaction sends exactly one NOTIFY; each transaction sends its own', async (t) => {
   const db = await createTestDb(t);
   const conv = await seedConversation(db);

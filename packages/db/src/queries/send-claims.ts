@@ -50,9 +50,15 @@ export async function claimSends<T extends SendTable>(
   const owner = table === 'messages' ? 'message_id' : 'email_id';
   const extra = table === 'emails' && also.from_email !== undefined ? sql`, from_email = ${also.from_email}` : sql``;
   const only = table === 'messages' ? sql` AND channel = 'sms' AND direction = 'outbound'` : sql``;
+  // `(status = 'queued') IS TRUE`, not `status = 'queued'`: the rows are found by primary key
+  // alone. The plain comparison implies the predicate of the in-flight index (sql/0001,
+  // `<table>_in_flight`: status IN ('queued', 'sending')), and the planner then ANDs that whole
+  // index into the look-up: every queued and sending row's entry (and every dead one not vacuumed
+  // yet) read for a handful of ids, a cost that grows with the backlog (bench P2 after P1's
+  // queued SMS). Tested in status-change.test.ts ("a claim reads the rows by primary key only").
   const r = await sql<Row<T> & { claimed: boolean }>`
     WITH want AS (
-      SELECT id FROM ${sql.table(table)} WHERE id = ANY(${[...ids]}::uuid[]) AND status = 'queued'${only} ORDER BY id FOR UPDATE
+      SELECT id FROM ${sql.table(table)} WHERE id = ANY(${[...ids]}::uuid[]) AND (status = 'queued') IS TRUE${only} ORDER BY id FOR UPDATE
     ),
     claimed AS (
       UPDATE ${sql.table(table)} AS t SET status = 'sending', attempts = attempts + 1, claimed_at = ${now}, updated_at = ${now}${extra}
