@@ -483,7 +483,8 @@ t.test('audit rows for each kind, ids only; GET /api/audit filters by user and k
 });
 
 t.test('no password, token, session id or invite link in any log line, nor in any answer after creation', async (t) => {
-  const a = await accountsGateway(t);
+  // the production hash cost (the config's default), so the stored hash below is what production stores
+  const a = await accountsGateway(t, { env: { HATCH_PASSWORD_SCRYPT_LOG2N: undefined } });
   const { admin, agent, adminCookie, agentCookie } = await withPeople(a);
   const secrets = [admin.password, agent.password, TEST_TOKEN, adminCookie.split('=')[1] ?? '', agentCookie.split('=')[1] ?? ''];
   const pat = await a.call('POST', '/api/tokens', { headers: { cookie: agentCookie }, body: { name: 'logged?' } });
