@@ -39,8 +39,6 @@ t.setTimeout(420_000);
 t.test('typed answers: the password rules refuse (exit 3, nothing written); a good answer is an admin who can sign in', async (t) => {
   const db = await createTestDb(t);
   const users = () => db.db.selectFrom('users').selectAll().execute();
-  t.match(await adminFirst(db.url, ['--status']), { code: 0, stdout: 'none\n' });
-
   const cases: Array<[string, string]> = [
     ['Ada\nada@example.com\nshort pw\n', 'password must be at least 12 characters'],
     ['Ada\nada@example.com\nada@example.com\n', 'password must not be the email address'],
@@ -48,7 +46,11 @@ t.test('typed answers: the password rules refuse (exit 3, nothing written); a go
     ['\nada@example.com\nlong enough passphrase\n', 'name must be 1 to 200 characters'],
   ];
   // independent runs that write nothing: at once
-  const refused = await Promise.all(cases.map(([stdin]) => adminFirst(db.url, ['--prompted'], stdin)));
+  const [before, ...refused] = await Promise.all([
+    adminFirst(db.url, ['--status']),
+    ...cases.map(([stdin]) => adminFirst(db.url, ['--prompted'], stdin)),
+  ]);
+  t.match(before, { code: 0, stdout: 'none\n' });
   cases.forEach(([, reason], i) => {
     t.equal(refused[i]?.code, 3, reason);
     t.equal(refused[i]?.stderr.trim(), reason);
@@ -63,11 +65,15 @@ t.test('typed answers: the password rules refuse (exit 3, nothing written); a go
   t.same(rest, [], 'one user');
   t.match(ada, { name: 'Ada Lovelace', email: 'ada@example.com', role: 'admin' });
   t.ok(await verifyPassword(password, ada?.password_hash ?? ''), 'the stored hash verifies the password');
-  t.match(await adminFirst(db.url, ['--status']), { code: 0, stdout: 'exists ada@example.com\n' });
 
-  const again = await adminFirst(db.url, []);
+  // once an admin exists (all three at once: none may add a second one)
+  const [status, again, prompted] = await Promise.all([
+    adminFirst(db.url, ['--status']),
+    adminFirst(db.url, []),
+    adminFirst(db.url, ['--prompted'], `Bo\nbo@example.com\n${password}\n`),
+  ]);
+  t.match(status, { code: 0, stdout: 'exists ada@example.com\n' });
   t.match(again, { code: 0, stdout: 'exists ada@example.com\n' }, '--yes after an admin exists: nothing to do, no link');
-  const prompted = await adminFirst(db.url, ['--prompted'], `Bo\nbo@example.com\n${password}\n`);
   t.match(prompted, { code: 0, stdout: 'exists ada@example.com\n' }, 'no second admin from the prompts either');
   t.equal((await users()).length, 1);
   t.same(
