@@ -25,9 +25,13 @@ export async function copyCheckout(t: Teardownable): Promise<string> {
   const files = checkoutFiles();
   const fresh = buildUpToDate(files);
   const from = fresh ? REPO_ROOT : await sharedBuild(files);
-  const script = `for d in web/dist services/*/dist; do if [ -d "$FROM/$d" ]; then cp ${fresh ? '-a' : '-R'} "$FROM/$d" "$DEST/$d"; fi; done`;
-  const r = await run('bash', ['-c', script], { cwd: REPO_ROOT, env: { ...process.env, DEST: dir, FROM: from } });
+  // The glob is expanded where the build is (cwd FROM): in a fresh clone the checkout has no
+  // services/*/dist, and a glob expanded there copied only web/dist, so setup built again in every copy.
+  const script = `for d in web/dist services/*/dist; do if [ -d "$d" ]; then cp ${fresh ? '-a' : '-R'} "$d" "$DEST/$d"; fi; done`;
+  const r = await run('bash', ['-c', script], { cwd: from, env: { ...process.env, DEST: dir } });
   if (r.code !== 0) throw new Error(`copying the build failed: ${r.stderr}`);
+  const missing = buildOutputs(files).filter((out) => !fs.existsSync(path.join(dir, out)));
+  if (missing.length) throw new Error(`the copy lacks the build (setup would build again in it): ${missing.join(', ')}`);
   return dir;
 }
 
@@ -56,6 +60,13 @@ function checkoutFiles(): string[] {
     .filter((f) => fs.statSync(path.join(REPO_ROOT, f), { throwIfNoEntry: false })?.isFile());
 }
 
+/** What setup.sh's Build step looks for: each service's dist/main.js and web/dist/index.html. */
+function buildOutputs(files: string[]): string[] {
+  const outputs = files.filter((f) => /^services\/[^/]+\/src\/main\.ts$/.test(f)).map((f) => f.replace(/src\/main\.ts$/, 'dist/main.js'));
+  if (files.includes('web/package.json')) outputs.push('web/dist/index.html');
+  return outputs;
+}
+
 /**
  * Whether setup.sh's Build step would find the checkout's build up to date in a copy: every
  * service's dist/main.js and web/dist/index.html there, and none of the sources it is made from
@@ -66,8 +77,7 @@ function checkoutFiles(): string[] {
  */
 function buildUpToDate(files: string[]): boolean {
   const mtime = (f: string) => fs.statSync(path.join(REPO_ROOT, f), { bigint: true, throwIfNoEntry: false })?.mtimeNs;
-  const outputs = files.filter((f) => /^services\/[^/]+\/src\/main\.ts$/.test(f)).map((f) => f.replace(/src\/main\.ts$/, 'dist/main.js'));
-  if (files.includes('web/package.json')) outputs.push('web/dist/index.html');
+  const outputs = buildOutputs(files);
   const sources = files.filter(
     (f) =>
       f === 'pnpm-lock.yaml' ||

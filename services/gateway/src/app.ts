@@ -16,7 +16,7 @@ import { clientErrorHandler, frameworkErrors, registerErrorHandling, retryLater 
 import { registerJsonBodyParser } from './json-body.js';
 import { registerPipelineOrder } from './pipelining.js';
 import { Authenticator, registerAuth } from './auth.js';
-import { createPasswordHasher } from './passwords.js';
+import { configuredScryptParams, createPasswordHasher } from './passwords.js';
 import { startRevocations } from './revocations.js';
 import { createAudit } from './audit.js';
 import { createAuthFailureLimiter } from './auth-failures.js';
@@ -132,6 +132,7 @@ export async function build(deps: GatewayDeps, opts: BuildOptions = {}): Promise
   const hasher = createPasswordHasher({
     concurrency: deps.config.HATCH_PASSWORD_HASH_CONCURRENCY,
     queueMax: deps.config.HATCH_PASSWORD_HASH_QUEUE_MAX,
+    params: configuredScryptParams(deps.config),
   });
   const relay = startOutboxRelay(
     { db: deps.db, bus: deps.bus, names, log: deps.log, registry: deps.registry },

@@ -108,6 +108,12 @@ export const GatewayConfig = Type.Object({
   HATCH_AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36_500, default: 365 }),
   /** password hashes computed at once (each holds 128 MiB for ~0.3 s: passwords.ts); memory-budget.ts counts them */
   HATCH_PASSWORD_HASH_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 16, default: 1 }),
+  /**
+   * scrypt's cost as log2 N for new password hashes (r = 8, p = 1): OWASP's 17 (128 MiB, ~0.3 s).
+   * Only the tests lower it (each hash then takes milliseconds); every stored hash records its own
+   * parameters, so hashes of either cost verify. Never lower it in production.
+   */
+  HATCH_PASSWORD_SCRYPT_LOG2N: Type.Integer({ minimum: 10, maximum: 20, default: 17 }),
   /** sign-ins waiting for a hash slot; past it 503 + Retry-After */
   HATCH_PASSWORD_HASH_QUEUE_MAX: Type.Integer({ minimum: 0, maximum: 1000, default: 32 }),
   TWILIO_ACCOUNT_SID: Type.Optional(Type.String({ pattern: '^AC[0-9a-fA-F]{32}$' })),

@@ -12,7 +12,7 @@ import { SEND_BATCHER_MAX_QUEUED } from './send-batcher.js';
 import { SMS_BODY_MAX } from '@hatch/contracts';
 import { GROUPED_WRITES_MAX_QUEUED } from '@hatch/service';
 import { BUS_PULL_BYTES, HUB_TICK_EVENTS } from './realtime/hub.js';
-import { SCRYPT_PARAMS, scryptMemory } from './passwords.js';
+import { configuredScryptParams, scryptMemory } from './passwords.js';
 
 const MiB = 1024 * 1024;
 
@@ -82,8 +82,8 @@ export function worstCaseMemory(config: GatewayConfig): { bytes: number; terms: 
       bytes: STATUS_WRITE_KINDS * GROUPED_WRITES_MAX_QUEUED * STATUS_WAITING_BYTES,
     },
     {
-      what: `password hashes (HATCH_PASSWORD_HASH_CONCURRENCY × ${scryptMemory(SCRYPT_PARAMS) / MiB} MiB scrypt)`,
-      bytes: config.HATCH_PASSWORD_HASH_CONCURRENCY * scryptMemory(SCRYPT_PARAMS),
+      what: `password hashes (HATCH_PASSWORD_HASH_CONCURRENCY × ${scryptMemory(configuredScryptParams(config)) / MiB} MiB scrypt)`,
+      bytes: config.HATCH_PASSWORD_HASH_CONCURRENCY * scryptMemory(configuredScryptParams(config)),
     },
   ];
   return { bytes: terms.reduce((sum, t) => sum + t.bytes, 0), terms };

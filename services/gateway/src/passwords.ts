@@ -25,6 +25,12 @@ export interface ScryptParams {
 
 /** OWASP Password Storage Cheat Sheet, scrypt: N = 2^17, r = 8, p = 1. */
 export const SCRYPT_PARAMS: ScryptParams = { ln: 17, r: 8, p: 1 };
+
+/** The parameters new hashes get: OWASP's, at the cost HATCH_PASSWORD_SCRYPT_LOG2N sets (17 unless a test lowers it). */
+export const configuredScryptParams = (config: { HATCH_PASSWORD_SCRYPT_LOG2N: number }): ScryptParams => ({
+  ...SCRYPT_PARAMS,
+  ln: config.HATCH_PASSWORD_SCRYPT_LOG2N,
+});
 const KEY_BYTES = 32;
 const SALT_BYTES = 16;
 

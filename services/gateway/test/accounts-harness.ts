@@ -12,7 +12,7 @@ import { createMetricsRegistry } from '@hatch/service';
 import { build, type BuildOptions } from '../src/app.js';
 import { parseGatewayConfig } from '../src/config.js';
 import { hashPassword } from '../src/passwords.js';
-import { listening, testGateway, TEST_TOKEN, type TestGateway } from './helpers.js';
+import { listening, testGateway, TEST_SCRYPT_LOG2N, TEST_TOKEN, type TestGateway } from './helpers.js';
 
 export const BOOTSTRAP = { authorization: `Bearer ${TEST_TOKEN}` };
 
@@ -36,7 +36,7 @@ export interface Answer {
 /** A gateway (or another replica of one, sharing its database and NATS names) listening on loopback. */
 export async function accountsGateway(
   t: Teardownable,
-  opts: { replicaOf?: TestGateway; build?: BuildOptions; env?: Record<string, string> } = {},
+  opts: { replicaOf?: TestGateway; build?: BuildOptions; env?: Record<string, string | undefined> } = {},
 ): Promise<AccountsGateway> {
   const lines: string[] = [];
   const clock = { now: Date.now() };
@@ -56,6 +56,7 @@ export async function accountsGateway(
     HATCH_NATS_PREFIX: base.nats.prefix,
     PUBLIC_URL: 'http://hatch.example.test',
     LOG_LEVEL: 'trace',
+    HATCH_PASSWORD_SCRYPT_LOG2N: TEST_SCRYPT_LOG2N,
     ...opts.env,
   });
   const log = createLogger({ service: 'gateway', level: 'trace', pretty: false, destination: sink });
@@ -96,7 +97,7 @@ export async function seedUser(
     email: u.email,
     role: u.role,
     name: u.name ?? u.email,
-    password_hash: await hashPassword(u.password, { ln: 14, r: 8, p: 1 }),
+    password_hash: await hashPassword(u.password, { ln: Number(TEST_SCRYPT_LOG2N), r: 8, p: 1 }),
   });
   return { id: row.id, email: u.email, password: u.password };
 }

@@ -8,7 +8,7 @@ import { AUDIT_KINDS } from '@hatch/contracts';
 import { findApiTokenByHash } from '@hatch/db';
 import { waitFor } from '@hatch/testing';
 import { sha256 } from '../src/auth.js';
-import { TEST_TOKEN } from './helpers.js';
+import { TEST_SCRYPT_LOG2N, TEST_TOKEN } from './helpers.js';
 import { rawRequest } from './raw-http.js';
 import { openSse } from './sse-client.js';
 import { accountsGateway, BOOTSTRAP, seedUser, signIn, type AccountsGateway } from './accounts-harness.js';
@@ -110,6 +110,8 @@ t.test('an invite is a one-time link that expires; a refused password leaves it 
   t.match(me.body, { name: 'Cy Young', role: 'agent' });
   t.equal((await accept(a, link, 'another long passphrase')).status, 401, 'used once only');
   t.equal((await signIn(a, 'cy@example.com', 'a good long passphrase')).length > 0, true, 'signs in with email (any case) and password');
+  const [cyRow] = await a.g.db.sql`SELECT password_hash FROM users WHERE email = 'Cy@Example.com'`;
+  t.match(cyRow?.password_hash, `$scrypt$ln=${TEST_SCRYPT_LOG2N},r=8,p=1$`, "hashed at the config's cost (HATCH_PASSWORD_SCRYPT_LOG2N)");
 
   const late = await a.call('POST', '/api/users', { headers: { cookie: adminCookie }, body: { email: 'dee@example.com', role: 'agent' } });
   a.clock.now += 72 * HOUR + 1;
@@ -483,7 +485,8 @@ t.test('audit rows for each kind, ids only; GET /api/audit filters by user and k
 });
 
 t.test('no password, token, session id or invite link in any log line, nor in any answer after creation', async (t) => {
-  const a = await accountsGateway(t);
+  // the production hash cost (the config's default), so the stored hash below is what production stores
+  const a = await accountsGateway(t, { env: { HATCH_PASSWORD_SCRYPT_LOG2N: undefined } });
   const { admin, agent, adminCookie, agentCookie } = await withPeople(a);
   const secrets = [admin.password, agent.password, TEST_TOKEN, adminCookie.split('=')[1] ?? '', agentCookie.split('=')[1] ?? ''];
   const pat = await a.call('POST', '/api/tokens', { headers: { cookie: agentCookie }, body: { name: 'logged?' } });

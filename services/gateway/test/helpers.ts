@@ -19,6 +19,12 @@ import { build, type BuildOptions } from '../src/app.js';
 import { parseGatewayConfig, type GatewayConfig } from '../src/config.js';
 
 export const TEST_TOKEN = 'test-token-0123456789abcdef';
+/**
+ * The scrypt cost (log2 N) test gateways hash passwords at: the lowest the config allows, so a
+ * hash takes milliseconds, not the production ~0.3 s. A test that checks the production cost sets
+ * HATCH_PASSWORD_SCRYPT_LOG2N: undefined (the config's default).
+ */
+export const TEST_SCRYPT_LOG2N = '10';
 
 export interface TestGateway {
   app: FastifyInstance;
@@ -34,7 +40,7 @@ export interface TestGateway {
 
 export async function testGateway(
   t: Teardownable,
-  env: Record<string, string> = {},
+  env: Record<string, string | undefined> = {},
   opts: {
     natsUrl?: string;
     build?: BuildOptions;
@@ -50,6 +56,7 @@ export async function testGateway(
     HATCH_NATS_PREFIX: nats.prefix,
     PUBLIC_URL: 'https://hatch.example.test',
     LOG_LEVEL: 'silent',
+    HATCH_PASSWORD_SCRYPT_LOG2N: TEST_SCRYPT_LOG2N,
     ...env,
   });
   const log = createLogger({ service: 'gateway', level: config.LOG_LEVEL, pretty: false });

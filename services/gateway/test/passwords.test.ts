@@ -1,6 +1,15 @@
 import t from 'tap';
-import { checkPassword, createPasswordHasher, hashPassword, needsRehash, SCRYPT_PARAMS, verifyPassword } from '../src/passwords.js';
+import {
+  checkPassword,
+  configuredScryptParams,
+  createPasswordHasher,
+  hashPassword,
+  needsRehash,
+  SCRYPT_PARAMS,
+  verifyPassword,
+} from '../src/passwords.js';
 import { HttpError } from '../src/errors.js';
+import { parseGatewayConfig } from '../src/config.js';
 
 t.test('hashes are scrypt with OWASP parameters, self-describing, and verify', async (t) => {
   const stored = await hashPassword('correct horse battery');
@@ -16,6 +25,21 @@ t.test('hashes are scrypt with OWASP parameters, self-describing, and verify', a
   t.notOk(needsRehash(stored));
   // a tampered row asking for a gigabyte is refused, not computed
   t.notOk(await verifyPassword('correct horse battery', stored.replace('ln=17', 'ln=23')));
+});
+
+t.test("the gateway's hash cost is OWASP's unless set; a lower one (tests) is recorded in the hash and verifies", async (t) => {
+  const env = { DATABASE_URL: 'postgres://x@127.0.0.1/x', HATCH_API_TOKEN: 'x'.repeat(32) };
+  const production = parseGatewayConfig(env);
+  t.equal(production.HATCH_PASSWORD_SCRYPT_LOG2N, 17);
+  t.same(configuredScryptParams(production), { ln: 17, r: 8, p: 1 }, 'the default is OWASP scrypt');
+  t.throws(() => parseGatewayConfig({ ...env, HATCH_PASSWORD_SCRYPT_LOG2N: '9' }), /HATCH_PASSWORD_SCRYPT_LOG2N/, 'no cost below 2^10');
+  const low = configuredScryptParams(parseGatewayConfig({ ...env, HATCH_PASSWORD_SCRYPT_LOG2N: '10' }));
+  const hasher = createPasswordHasher({ concurrency: 1, queueMax: 1, params: low });
+  const stored = await hasher.hash('correct horse battery');
+  t.match(stored, /^\$scrypt\$ln=10,r=8,p=1\$/);
+  t.ok(await hasher.verify('correct horse battery', stored));
+  t.ok(await verifyPassword('correct horse battery', stored), 'verifies whatever cost the verifier hashes at');
+  t.ok(needsRehash(stored), 'and is weaker than the OWASP default');
 });
 
 t.test('password rules: 12 characters, 1024 bytes, not the email; 400 naming body.password', (t) => {
