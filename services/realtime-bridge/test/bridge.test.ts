@@ -2,6 +2,7 @@ import t from 'tap';
 import postgres from 'postgres';
 import { randomUUID } from 'node:crypto';
 import { createTestDb, testNats, waitFor } from '@hatch/testing';
+import { POSITION_PERSIST_MS } from '../src/bridge.js';
 import { assertStrictlyIncreasing, insertChats, journalIds, readStream, seedConversation, startTestBridge } from './harness.js';
 
 t.test('the bridge relays every journal row once, in journal order, from concurrent writers', async (t) => {
@@ -123,4 +124,33 @@ t.test('one active bridge: a standby takes over from the persisted position when
   const info = await two.bus.jsm.streams.info(nats.names.streams.events, { subjects_filter: nats.names.subjects.eventFor('heartbeat') });
   // 10 events in a few batch messages, the rest heartbeats
   t.ok((info.state.subjects?.[nats.names.subjects.eventFor('heartbeat')] ?? 0) > 0, 'heartbeats are in the stream too');
+});
+
+t.test('the position is persisted at most once a second while relaying (not once per pass), and exactly at a clean stop', async (t) => {
+  const db = await createTestDb(t);
+  const nats = testNats(t);
+  const conv = await seedConversation(db);
+  // every write of a position, counted by the database itself
+  await db.sql`CREATE TABLE position_writes (last_id bigint NOT NULL)`;
+  await db.sql`CREATE FUNCTION count_position_write() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO position_writes VALUES (NEW.last_id); RETURN NEW; END $$`;
+  await db.sql`CREATE TRIGGER count_position_write AFTER UPDATE ON bridge_positions FOR EACH ROW EXECUTE FUNCTION count_position_write()`;
+  const b = await startTestBridge(t, db, nats.url, nats.names);
+  await waitFor(() => b.bridge.role() === 'active', { message: 'bridge active' });
+  const started = Date.now();
+  for (let i = 1; i <= 20; i++) {
+    await insertChats(db, conv, 1); // one commit, relayed in a pass of its own
+    await waitFor(() => b.bridge.position() === String(i), { message: `row ${i} relayed` });
+  }
+  const elapsedMs = Date.now() - started;
+  const [w] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM position_writes`;
+  const writes = w?.n ?? 0;
+  t.ok(writes < 10, `${writes} position writes for 20 passes: not one per pass`);
+  t.ok(
+    writes <= Math.ceil(elapsedMs / POSITION_PERSIST_MS) + 1,
+    `${writes} position writes in ${elapsedMs} ms: at most one per ${POSITION_PERSIST_MS} ms`,
+  );
+  await b.bridge.stop();
+  const [p] = await db.sql<{ last_id: string }[]>`SELECT last_id::text FROM bridge_positions WHERE name = 'default'`;
+  t.equal(p?.last_id, '20', 'a clean stop persists the last relayed row');
 });

@@ -1,12 +1,15 @@
 /**
  * One SSE client's queue (issue 16: apart from the hub that fans out to many): frames are
- * coalesced per client per tick (one socket write for every frame queued since the last one);
+ * coalesced per client per tick (one socket write for every frame queued since the last one, in
+ * one flush pass over every client with frames, which the owner schedules once per tick);
  * while the socket does not drain, frames queue, and past the client's bound it is cut off (it
  * resumes with Last-Event-ID). While the client is replayed from the journal its live frames are
  * held, within half that bound (HubClient.overrun). Every byte it holds is reported to its owner,
  * which sums them against the process budget (RealtimeHub.enforceBudget).
  */
 import { randomUUID } from 'node:crypto';
+import { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { BusChangeEvent } from '@hatch/contracts';
 
@@ -16,6 +19,8 @@ export interface QueueOwner {
   addBytes(delta: number): void;
   /** the client's socket stopped taking writes: it may now be cut for the budget */
   checkBudget(): void;
+  /** the client has frames to write: call its flush() once, at the end of this tick */
+  scheduleFlush(c: HubClient): void;
   /** `n` coalesced socket writes */
   countSent(n: number): void;
   /** cut as too slow */
@@ -55,6 +60,20 @@ export function formatControl(event: string, data: unknown, id?: string): string
   return `${id !== undefined ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
+/**
+ * The socket of an SSE response to write to directly, pre-framed, or undefined: write through the
+ * response. Direct only once the response's head went out with a first write through it, while
+ * the response is chunked, not ended, attached to its socket and holds nothing itself (its
+ * `writableLength` is all the socket's), so the bytes reach the socket in the order written. The
+ * response still ends the stream (its `0` chunk) and writes the heartbeat comments.
+ */
+function directSocket(out: Writable | ServerResponse): Socket | undefined {
+  if (!(out instanceof ServerResponse) || !out.chunkedEncoding || out.writableEnded) return undefined;
+  const sock = out.socket;
+  if (!sock || sock.destroyed || out.writableLength !== sock.writableLength) return undefined;
+  return sock;
+}
+
 export class HubClient {
   readonly id = randomUUID();
   private queue: string[] = [];
@@ -73,6 +92,8 @@ export class HubClient {
   private drainsAtOverrun = 0;
   private scheduled = false;
   private waitingDrain = false;
+  /** a first write went through the response (its head with it): later ones may go to its socket */
+  private headSent = false;
   private drainWaiters: Array<() => void> = [];
   /** bytes of `queue`, of `held`, and written to the socket but not yet taken by the kernel */
   private queueBytes = 0;
@@ -179,29 +200,24 @@ export class HubClient {
   private schedule(): void {
     if (this.scheduled || this.waitingDrain) return;
     this.scheduled = true;
-    setImmediate(() => this.flush());
+    this.hub.scheduleFlush(this);
   }
 
-  private flush(): void {
+  /** Writes everything queued as one socket write (the owner's flush pass; see schedule). */
+  flush(): void {
     this.scheduled = false;
     if (this.closed) return;
     if (this.queue.length > 0) {
       const chunk = this.queue.length === 1 ? (this.queue[0] as string) : this.queue.join('');
       this.queue = [];
-      // Still held (by the socket) until the write's callback: the kernel took all of it.
       const bytes = this.queueBytes;
       this.queueBytes = 0;
-      this.unflushedBytes += bytes;
       this.hub.countSent(1);
-      const written = () => {
-        if (this.closed) return; // close() already gave back everything
-        this.unflushedBytes -= bytes;
-        this.hub.addBytes(-bytes);
-      };
-      if (!this.out.write(chunk, written)) {
+      const target = this.write(chunk, bytes);
+      if (target) {
         this.waitingDrain = true;
         this.hub.checkBudget(); // a client that stopped reading may now be cut for the budget
-        this.out.once('drain', () => {
+        target.once('drain', () => {
           this.waitingDrain = false;
           this.drains++;
           if (this.queue.length > 0) this.schedule();
@@ -212,6 +228,38 @@ export class HubClient {
       this.drains++;
     }
     this.releaseWaiters();
+  }
+
+  /**
+   * One write of `chunk` (`bytes` of UTF-8). Its bytes stay counted until Node has handed all of
+   * it to the kernel. Straight to the socket (directSocket) it is one string, framed as one HTTP
+   * chunk, without a callback: when the socket took it at once (the usual case) nothing is held;
+   * otherwise an empty write queued behind it calls back once it is taken. Through a response or
+   * any other Writable, the write's own callback does. Returns the stream to wait on for `drain`
+   * when it refused more.
+   */
+  private write(chunk: string, bytes: number): Writable | undefined {
+    const sock = this.headSent ? directSocket(this.out) : undefined;
+    if (sock === undefined) {
+      this.headSent = true;
+      this.unflushedBytes += bytes;
+      return this.out.write(chunk, () => this.release(bytes)) ? undefined : this.out;
+    }
+    const ok = sock.write(`${bytes.toString(16)}\r\n${chunk}\r\n`);
+    if (sock.writableLength > 0) {
+      this.unflushedBytes += bytes;
+      sock.write('', () => this.release(bytes));
+    } else {
+      this.hub.addBytes(-bytes); // the kernel took it all
+    }
+    return ok ? undefined : sock;
+  }
+
+  /** The kernel took a write held since write(): its bytes are no longer held. */
+  private release(bytes: number): void {
+    if (this.closed) return; // close() already gave back everything
+    this.unflushedBytes -= bytes;
+    this.hub.addBytes(-bytes);
   }
 
   private releaseWaiters(): void {

@@ -94,6 +94,8 @@ export class RealtimeHub implements QueueOwner {
   /** bytes all clients hold (HubClient.bytes summed) */
   private totalBytes = 0;
   private budgetCheckScheduled = false;
+  /** clients with frames to write at the end of this tick (one flush pass for all: flushAll) */
+  private toFlush: HubClient[] = [];
   private readonly log: Logger;
   private readonly m: HubMetrics;
   private messages: ConsumerMessages | undefined;
@@ -206,6 +208,20 @@ export class RealtimeHub implements QueueOwner {
     if (n > 0) this.perPrincipal.set(c.principal, n);
     else this.perPrincipal.delete(c.principal);
   }
+
+  scheduleFlush(c: HubClient): void {
+    if (this.toFlush.push(c) === 1) setImmediate(this.flushAll);
+  }
+
+  /**
+   * One pass at the end of the tick writes every client's frames (each client's coalesced into
+   * one write): one immediate for all, not one per client (1,000 per event at 1k clients, bench P6).
+   */
+  private readonly flushAll = (): void => {
+    const due = this.toFlush;
+    this.toFlush = [];
+    for (const c of due) c.flush();
+  };
 
   /** A client's held bytes changed (HubClient keeps its own share; this is the sum). */
   addBytes(delta: number): void {
