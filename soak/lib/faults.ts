@@ -39,14 +39,24 @@ export interface FaultRecord {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function activeBridge(stack: Stack): Promise<Replica | undefined> {
-  return (async () => {
+/**
+ * How long the active bridge may take to show itself: after a fault that took the database away
+ * (pg-restart) the bridges retry its lock with a backoff that doubles up to 30 s (realtime-bridge
+ * MAX_LOCK_BACKOFF_MS), so right after the previous fault none may hold it yet (seen in a CI run:
+ * asked 1.7 s after PostgreSQL came back). No active bridge within this is a failure.
+ */
+const ACTIVE_BRIDGE_WAIT_MS = 45_000;
+
+async function activeBridge(stack: Stack): Promise<Replica | undefined> {
+  const deadline = Date.now() + ACTIVE_BRIDGE_WAIT_MS;
+  for (;;) {
     for (const r of stack.of('realtime-bridge')) {
       const body = await r.readiness();
       if (body?.role === 'active') return r;
     }
-    return undefined;
-  })();
+    if (Date.now() >= deadline) return undefined;
+    await sleep(250);
+  }
 }
 
 /** Runs one fault to its end (the target running again). */
@@ -114,7 +124,7 @@ export async function injectFault(kind: FaultKind, stack: Stack, rnd: Rng, log: 
       }
       case 'kill-active-bridge': {
         const r = await activeBridge(stack);
-        if (!r) throw new Error('no bridge reports itself active');
+        if (!r) throw new Error(`no bridge reports itself active within ${ACTIVE_BRIDGE_WAIT_MS / 1000} s`);
         rec.target = r.name;
         log(`fault ${kind}: kill -9 ${r.name} (active)`);
         await r.kill9();
