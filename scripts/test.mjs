@@ -52,41 +52,82 @@ if (!preflight() || helper('prepare') !== 0) {
 
 const tapBin = path.join(root, 'node_modules/.bin/tap');
 buildTapClass();
-const child = spawn(tapBin, ['--reporter=tap', ...tapArgs], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Files that mostly wait (faults held for seconds: stopped processes, restarts) run in a tap run
+ * of their own beside the rest, from the start: tap sorts files by path and runs them in that
+ * order, so these came last and the run waited for them alone (the short soak, ~130 s, was the
+ * last ~2 minutes of a CI run). Their output is printed after the main run's. Only for a whole
+ * run: with files named, one tap run as asked.
+ */
+const BESIDE = ['test/soak/short.test.ts'];
+const wholeRun = !tapArgs.some((a) => !a.startsWith('-'));
 
 let passed = 0;
 let failed = 0;
 let skipped = 0;
 let fileFailures = 0;
 const failures = [];
-let currentFile = [];
-const rl = readline.createInterface({ input: child.stdout });
-const rlClosed = new Promise((r) => rl.once('close', r));
-rl.on('line', (line) => {
-  if (coverage && line === '# No coverage generated') return; // tap's own collector, which is off; c8's report follows
-  process.stdout.write(`${line}\n`);
-  // Each file's own tests sit one level in (4 spaces) in tap's TAP stream.
-  const sub = /^ {4}(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\b.*| # time=.*)?$/.exec(line);
-  if (sub) {
-    if (sub[3]) skipped++;
-    else if (sub[1]) {
-      failed++;
-      currentFile.push(sub[2]);
-    } else passed++;
-    return;
-  }
-  const top = /^(not )?ok \d+ - (\S+)/.exec(line);
-  if (top) {
-    if (top[1]) {
-      if (currentFile.length === 0) fileFailures++;
-      failures.push(`${top[2]}${currentFile.length ? `: ${currentFile.join('; ')}` : ' (failed outside a test)'}`);
-    }
-    currentFile = [];
-  }
-});
 
-const code = await new Promise((resolve) => child.on('close', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
-await rlClosed;
+/** Counts one tap run's TAP stream, line by line (each line is also printed by the caller). */
+function tapCounter() {
+  let currentFile = [];
+  return (line) => {
+    // Each file's own tests sit one level in (4 spaces) in tap's TAP stream.
+    const sub = /^ {4}(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\b.*| # time=.*)?$/.exec(line);
+    if (sub) {
+      if (sub[3]) skipped++;
+      else if (sub[1]) {
+        failed++;
+        currentFile.push(sub[2]);
+      } else passed++;
+      return;
+    }
+    const top = /^(not )?ok \d+ - (\S+)/.exec(line);
+    if (top) {
+      if (top[1]) {
+        if (currentFile.length === 0) fileFailures++;
+        failures.push(`${top[2]}${currentFile.length ? `: ${currentFile.join('; ')}` : ' (failed outside a test)'}`);
+      }
+      currentFile = [];
+    }
+  };
+}
+
+/** One tap run; its lines go to `onLine`. Resolves with its exit code once its output is read. */
+function runTap(args, onLine) {
+  const child = spawn(tapBin, ['--reporter=tap', ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const rl = readline.createInterface({ input: child.stdout });
+  rl.on('line', onLine);
+  const closed = new Promise((r) => rl.once('close', r));
+  return new Promise((resolve) => child.on('close', (c, signal) => resolve(c ?? (signal ? 1 : 0)))).then(async (c) => {
+    await closed;
+    return c;
+  });
+}
+
+function printAndCount() {
+  const count = tapCounter();
+  return (line) => {
+    if (coverage && line === '# No coverage generated') return; // tap's own collector, which is off; c8's report follows
+    process.stdout.write(`${line}\n`);
+    count(line);
+  };
+}
+
+let code;
+if (wholeRun) {
+  // The UI build (tap's `before`) once, before both runs: two runs must not build it at once.
+  spawnSync(process.execPath, [...tsNode, path.join(root, 'web/test/build-ui.ts')], { cwd: root, env, stdio: 'inherit' });
+  const besideLines = [];
+  const beside = runTap(BESIDE, (line) => besideLines.push(line));
+  const main = await runTap([...BESIDE.map((f) => `--exclude=${f}`), ...tapArgs], printAndCount());
+  const besideCode = await beside;
+  process.stdout.write(`# beside the run above, from its start: ${BESIDE.join(', ')}\n`);
+  besideLines.forEach(printAndCount());
+  code = main !== 0 ? main : besideCode;
+} else {
+  code = await runTap(tapArgs, printAndCount());
+}
 const outlived = await processesLeftRunning(Number(process.env.HATCH_TEST_OUTLIVE_GRACE_MS) || 20_000);
 if (outlived.length) {
   process.stdout.write(
