@@ -57,10 +57,11 @@ buildTapClass();
  * of their own beside the rest, from the start: tap sorts files by path and runs them in that
  * order, so these came last and the run waited for them alone (the short soak, ~130 s, was the
  * last ~2 minutes of a CI run). Their output is printed after the main run's. Only for a whole
- * run: with files named, one tap run as asked.
+ * run (no tap argument): with files or options given, one tap run as asked.
  */
 const BESIDE = ['test/soak/short.test.ts'];
-const wholeRun = !tapArgs.some((a) => !a.startsWith('-'));
+/** no tap argument at all: with files or options (--grep, --exclude, --bail, …) one run applies them to every file */
+const wholeRun = tapArgs.length === 0;
 
 let passed = 0;
 let failed = 0;
@@ -117,7 +118,12 @@ function printAndCount() {
 let code;
 if (wholeRun) {
   // The UI build (tap's `before`) once, before both runs: two runs must not build it at once.
-  spawnSync(process.execPath, [...tsNode, path.join(root, 'web/test/build-ui.ts')], { cwd: root, env, stdio: 'inherit' });
+  const ui = spawnSync(process.execPath, [...tsNode, path.join(root, 'web/test/build-ui.ts')], { cwd: root, env, stdio: 'inherit' });
+  if (ui.status !== 0) {
+    helper('cleanup');
+    process.stdout.write('the web UI build failed (web/test/build-ui.ts, above): no test ran\n\n0 passed, 1 failed\n');
+    process.exit(1);
+  }
   const besideLines = [];
   const beside = runTap(BESIDE, (line) => besideLines.push(line));
   const main = await runTap([...BESIDE.map((f) => `--exclude=${f}`), ...tapArgs], printAndCount());

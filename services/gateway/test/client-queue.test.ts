@@ -205,3 +205,24 @@ t.test(
     t.equal(c.bytes, 0);
   },
 );
+
+t.test(
+  'over a real socket: a chunk is sized from its own text, not from the count it came with, and an empty write is no chunk at all (a 0-size chunk would end the response)',
+  async (t) => {
+    const { o, api, res, sock } = await overTcp(t);
+    const c = new HubClient(api, res, undefined, 1000, () => t.fail('not cut'));
+    c.goLive();
+    c.enqueue('retry: 500\n\n'); // the head goes out with this one, through the response
+    await c.drained();
+    c.enqueue('', 0);
+    await c.drained();
+    const frame = 'id: 5\ndata: "é"\n\n';
+    c.enqueue(frame, 3); // a wrong byte count
+    await c.drained();
+    t.equal(o.bytes, 0, 'every byte counted is given back');
+    res.end();
+    const { chunks, ended } = dechunk(t, await readUntil(sock, (raw) => raw.subarray(-5).toString('latin1') === '0\r\n\r\n'));
+    t.same(chunks, ['retry: 500\n\n', frame], 'both frames, each in a chunk of its own size');
+    t.ok(ended, 'the only 0-size chunk is the response end');
+  },
+);

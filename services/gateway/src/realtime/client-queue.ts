@@ -70,7 +70,7 @@ export function formatControl(event: string, data: unknown, id?: string): string
 function directSocket(out: Writable | ServerResponse): Socket | undefined {
   if (!(out instanceof ServerResponse) || !out.chunkedEncoding || out.writableEnded) return undefined;
   const sock = out.socket;
-  if (!sock || sock.destroyed || out.writableLength !== sock.writableLength) return undefined;
+  if (!sock || sock.destroyed || !sock.writable || out.writableLength !== sock.writableLength) return undefined;
   return sock;
 }
 
@@ -245,7 +245,14 @@ export class HubClient {
       this.unflushedBytes += bytes;
       return this.out.write(chunk, () => this.release(bytes)) ? undefined : this.out;
     }
-    const ok = sock.write(`${bytes.toString(16)}\r\n${chunk}\r\n`);
+    // The chunk's size measured from the string itself, never taken on trust: a wrong size breaks
+    // the HTTP framing, and a size of 0 is the chunk that ENDS the response.
+    const size = Buffer.byteLength(chunk);
+    if (size === 0) {
+      this.hub.addBytes(-bytes);
+      return undefined;
+    }
+    const ok = sock.write(`${size.toString(16)}\r\n${chunk}\r\n`);
     if (sock.writableLength > 0) {
       this.unflushedBytes += bytes;
       sock.write('', () => this.release(bytes));
