@@ -111,7 +111,8 @@ export const GatewayConfig = Type.Object({
   /**
    * scrypt's cost as log2 N for new password hashes (r = 8, p = 1): OWASP's 17 (128 MiB, ~0.3 s).
    * Only the tests lower it (each hash then takes milliseconds); every stored hash records its own
-   * parameters, so hashes of either cost verify. Never lower it in production.
+   * parameters, so hashes of either cost verify, and a weaker one is rehashed at this cost at the
+   * next sign-in (routes/session.ts). Never lower it in production: below 17 main.ts warns at start.
    */
   HATCH_PASSWORD_SCRYPT_LOG2N: Type.Integer({ minimum: 10, maximum: 20, default: 17 }),
   /** sign-ins waiting for a hash slot; past it 503 + Retry-After */

@@ -98,6 +98,8 @@ export interface PasswordHasherOptions {
 }
 
 export interface PasswordHasher {
+  /** the parameters `hash` uses (a stored hash weaker than these is rehashed at sign-in) */
+  readonly params: ScryptParams;
   hash(password: string): Promise<string>;
   verify(password: string, stored: string): Promise<boolean>;
   /** Verifies against a fixed hash: an unknown email costs what a known one does (no user enumeration by timing). */
@@ -127,6 +129,7 @@ export function createPasswordHasher(opts: PasswordHasherOptions): PasswordHashe
   }
 
   return {
+    params,
     hash: (password) => limited(() => hashPassword(password, params)),
     verify: (password, stored) => limited(() => verifyPassword(password, stored)),
     async verifyNobody(password) {

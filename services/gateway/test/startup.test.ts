@@ -37,4 +37,26 @@ t.test('the gateway starts, becomes ready, and exits 0 on SIGTERM', async (t) =>
     'logged a clean stop',
   );
   t.notMatch(p.output(), /x{32}/, 'the token never appears in the logs');
+  t.notMatch(p.output(), /HATCH_PASSWORD_SCRYPT_LOG2N/, "at OWASP's scrypt cost (the default) no warning about it");
+});
+
+t.test('started with HATCH_PASSWORD_SCRYPT_LOG2N below 17 the gateway starts and warns once that it is for tests', async (t) => {
+  const db = await createTestDb(t);
+  const nats = testNats(t);
+  const p = spawnService(t, 'gateway', {
+    DATABASE_URL: db.url,
+    NATS_URL: testNatsUrl(),
+    HATCH_NATS_PREFIX: nats.prefix,
+    HATCH_API_TOKEN: 'x'.repeat(32),
+    PORT: String(await freePort()),
+    LOG_LEVEL: 'info',
+    HATCH_PASSWORD_SCRYPT_LOG2N: '10',
+  });
+  await p.waitForLog((l) => l.msg === 'gateway ready');
+  const warns = p.logs().filter((l) => String(l.msg).includes('HATCH_PASSWORD_SCRYPT_LOG2N'));
+  t.equal(warns.length, 1, 'one line');
+  t.equal(warns[0]?.level, 40, 'at warn');
+  t.match(warns[0]?.msg, /for tests only/);
+  p.signal('SIGTERM');
+  t.equal(await p.exited, 0);
 });

@@ -85,6 +85,20 @@ export async function updateUser(
   return ex.updateTable('users').set(set).where('id', '=', id).returningAll().executeTakeFirst();
 }
 
+/**
+ * Replaces a user's password hash only while it is still `expected` (the one just verified): a
+ * rehash at sign-in never overwrites a password changed meanwhile. Whether it replaced it.
+ */
+export async function replacePasswordHash(ex: Executor, id: string, expected: string, next: string): Promise<boolean> {
+  const r = await ex
+    .updateTable('users')
+    .set({ password_hash: next })
+    .where('id', '=', id)
+    .where('password_hash', '=', expected)
+    .executeTakeFirst();
+  return r.numUpdatedRows > 0n;
+}
+
 // ---- sessions ----------------------------------------------------------------------------
 
 export async function insertSession(ex: Executor, s: NewSession): Promise<SessionRow> {

@@ -5,11 +5,20 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ErrorBody, IdParams, isUuid, SessionBody, SessionList, UserItemParams, Whoami, type SessionInfo } from '@hatch/contracts';
-import { deleteSession, deleteSessionByHash, findUser, findUserByEmail, listSessions, type Db, type SessionRow } from '@hatch/db';
+import {
+  deleteSession,
+  deleteSessionByHash,
+  findUser,
+  findUserByEmail,
+  listSessions,
+  replacePasswordHash,
+  type Db,
+  type SessionRow,
+} from '@hatch/db';
 import { clearSessionCookie, SESSION_COOKIE, setSessionCookie, sha256, tokenMatches, type Authenticator, type Caller } from '../auth.js';
 import { HttpError } from '../errors.js';
 import type { AuthFailureLimiter } from '../auth-failures.js';
-import type { PasswordHasher } from '../passwords.js';
+import { needsRehash, type PasswordHasher } from '../passwords.js';
 import type { Revocations } from '../revocations.js';
 import type { Audit } from '../audit.js';
 
@@ -59,6 +68,23 @@ function signInProblems(b: { email?: string; password?: string; token?: string }
 }
 
 /**
+ * After a password matched `stored`: when `stored` was made with weaker parameters than the
+ * hasher's (HATCH_PASSWORD_SCRYPT_LOG2N raised, or an old hash), hashes the password again at
+ * today's (through the hasher's bounded slots, like any hash) and stores it, only while the row
+ * still holds `stored` (a password changed meanwhile is never overwritten). Best effort: a
+ * failure is a warn line, never a failed sign-in.
+ */
+async function rehashIfWeak(req: FastifyRequest, deps: SessionRouteDeps, userId: string, password: string, stored: string): Promise<void> {
+  if (!needsRehash(stored, deps.hasher.params)) return;
+  try {
+    const replaced = await replacePasswordHash(deps.db.db, userId, stored, await deps.hasher.hash(password));
+    req.log.info({ userId, ln: deps.hasher.params.ln, replaced }, 'password rehashed at sign-in');
+  } catch (err) {
+    req.log.warn({ userId, err: { message: (err as Error).message } }, 'password rehash at sign-in failed; the old hash stays');
+  }
+}
+
+/**
  * POST /api/session: the web UI's sign-in, the one `/api` route outside the authenticating
  * plugin (app.ts registers it on the root instance). Email and password, or the bootstrap
  * token; sets an HttpOnly, SameSite=Strict session cookie.
@@ -104,6 +130,7 @@ export function loginRoute(app: FastifyInstance, deps: SessionRouteDeps): void {
           await deps.audit({ kind: 'sign_in_failed', actorLabel: email.slice(0, 320), actorId: user?.id ?? null, address: req.ip });
           throw await deps.failures.refuse(req.ip, new HttpError('UNAUTHORIZED', 'wrong email or password'));
         }
+        if (user.password_hash !== null) await rehashIfWeak(req, deps, user.id, password, user.password_hash);
         userId = user.id;
         label = user.email;
       } else {
