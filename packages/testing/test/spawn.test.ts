@@ -28,6 +28,24 @@ t.test('freePort returns distinct ports that can be bound on 127.0.0.1', async (
   t.pass('bound the returned port');
 });
 
+t.test(
+  'freePort returns ports below the kernel ephemeral range, where no listen(0) or outgoing connection of another test can take them',
+  async (t) => {
+    let range: string;
+    try {
+      range = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+    } catch {
+      t.pass('no /proc here: listen(0) ports, nothing to check');
+      return;
+    }
+    const low = Number(range.trim().split(/\s+/)[0]);
+    for (let i = 0; i < 20; i++) {
+      const p = await freePort();
+      t.ok(p >= 10_000 && p < low, `${p} in [10000, ${low})`);
+    }
+  },
+);
+
 t.test('startOnFreePort moves a first start whose port was taken to a fresh port, and gives up after its attempts', async (t) => {
   const listen = (srv: net.Server, port: number) =>
     new Promise<void>((resolve, reject) => srv.once('error', reject).listen({ port, host: '127.0.0.1', exclusive: true }, resolve));
